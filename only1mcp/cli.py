@@ -1,0 +1,101 @@
+"""``only1mcp``: start the gateway, validate, generate and import configs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib import resources
+
+from .cli_args import add_run_arguments
+from .config import ConfigErrors, load_settings
+from .config.importer import import_client_config
+from .spec import EXIT_CONFIG, EXIT_OK
+
+__all__ = ["main"]
+
+TEMPLATES = ("solo", "team", "enterprise")
+
+
+def _start(args: argparse.Namespace) -> int:
+    # Imported by name: the CLI is shared core and must not depend on the supervisor package at import.
+    supervisor_main = importlib.import_module("only1mcp.supervisor.main")
+    return int(supervisor_main.run(args))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        settings, doc = load_settings(args.file)
+    except ConfigErrors as exc:
+        print(exc, file=sys.stderr)
+        print(f"{args.file}: {len(exc.problems)} error(s)", file=sys.stderr)
+        return EXIT_CONFIG
+    names = ", ".join(f"{b.name} ({b.transport})" for b in settings.backends) or "none"
+    print(f"OK: {doc.source}: {len(settings.backends)} backend(s): {names}")
+    return EXIT_OK
+
+
+def template_text(name: str) -> str:
+    return resources.files("only1mcp.config").joinpath("templates", f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    sys.stdout.write(template_text(args.template))
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        text, notes = import_client_config(args.file)
+    except ConfigErrors as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="only1mcp", description="One MCP endpoint in front of many MCP servers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    start = commands.add_parser("start", help="run the gateway (same as only1mcp-supervisor)",
+                                description="Run the gateway: a supervisor and N workers sharing one port.")
+    add_run_arguments(start)
+    start.set_defaults(func=_start)
+
+    validate = commands.add_parser("validate", help="check a config file; print OK or every error",
+                                   description="Check a config file. Prints OK, or every error as "
+                                   "file:line:col (exit 1).")
+    validate.add_argument("file", help="config file (YAML, TOML or JSON)")
+    validate.set_defaults(func=_validate)
+
+    config = commands.add_parser("config", help="generate or import config files",
+                                 description="Generate or import config files.")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    generate = config_commands.add_parser("generate", help="print a commented example config",
+                                          description="Print a valid, commented config to start from.")
+    generate.add_argument("--template", choices=TEMPLATES, default="solo", help="which example (default solo)")
+    generate.set_defaults(func=_generate)
+    convert = config_commands.add_parser("import", help="convert a client's mcpServers/servers JSON to YAML",
+                                         description="Convert a Claude Desktop, Cursor, Claude Code "
+                                         "(mcpServers) or VS Code (servers) JSON file to native YAML.")
+    convert.add_argument("file", help="the client's MCP config (JSON)")
+    convert.add_argument("--output", "-o", help="write here instead of standard output")
+    convert.set_defaults(func=_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Every Only1MCP setting, with its default and its documentation, in one place.
+
+Sources, lowest to highest precedence: these defaults, the config file, ``ONLY1MCP_*`` environment
+variables (nested with ``__``, e.g. ``ONLY1MCP_SERVER__PORT``), command-line flags. ``loader.load_settings``
+assembles them; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "TRANSPORTS",
+    "Backend",
+    "BackendBase",
+    "HttpBackend",
+    "ProxySettings",
+    "RemoteReplica",
+    "ServerSettings",
+    "Settings",
+    "SseBackend",
+    "StdioBackend",
+    "Timeouts",
+    "WebSocketBackend",
+]
+
+# MCP tool names are 1-128 chars of [A-Za-z0-9_.-]; a backend name or prefix becomes part of them.
+_NAME_RE = r"^[A-Za-z0-9_.-]{1,64}$"
+_PREFIX_RE = r"^[A-Za-z0-9_.-]{0,64}$"
+TRANSPORTS = ("stdio", "http", "sse", "websocket")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hint(text: str) -> dict[str, Any]:
+    """Attach the 'what to write instead' text that config errors append."""
+    return {"hint": text}
+
+
+class ServerSettings(_Strict):
+    """The listening side and the process layout."""
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the workers bind. Loopback by default; set 0.0.0.0 only behind auth.",
+        json_schema_extra=_hint("write an IP address or host name, e.g. 127.0.0.1"),
+    )
+    port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="TCP port shared by every worker (SO_REUSEPORT). 0 lets the OS choose one.",
+        json_schema_extra=_hint("write a port number from 1 to 65535, or 0 to let the OS choose"),
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=512,
+        description="Number of worker processes; 0 means one per CPU.",
+        json_schema_extra=_hint("write a whole number of workers, e.g. 4, or 0 for one per CPU"),
+    )
+    drain_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds in-flight requests may run after SIGTERM before they are cancelled.",
+        json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 30"),
+    )
+    heartbeat_interval: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between a worker's heartbeats (sent from its event loop).",
+        json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 1"),
+    )
+    worker_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A worker silent for this many seconds is killed and replaced.",
+        json_schema_extra=_hint("write a number of seconds, larger than heartbeat_interval"),
+    )
+    runtime_dir: Path | None = Field(
+        None,
+        description="Directory for the state bus sockets (created 0700). Default: a new directory under "
+        "$XDG_RUNTIME_DIR or the system temp directory.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of the supervisor and the workers."
+    )
+
+    @model_validator(mode="after")
+    def _timeout_exceeds_heartbeat(self) -> ServerSettings:
+        if self.worker_timeout <= self.heartbeat_interval:
+            raise PydanticCustomError(
+                "timeout_order",
+                "worker_timeout ({timeout}) must be larger than heartbeat_interval ({interval}); "
+                "a worker would be killed between two heartbeats",
+                {"timeout": self.worker_timeout, "interval": self.heartbeat_interval},
+            )
+        return self
+
+
+class ProxySettings(_Strict):
+    """How the merged catalog is presented to clients."""
+
+    separator: Literal["_", ".", "-"] = Field(
+        "_",
+        description="Joins a backend's prefix and a tool or prompt name: <prefix><sep><name>.",
+        json_schema_extra=_hint("write one of _ . - (the characters MCP tool names allow)"),
+    )
+
+
+class Timeouts(_Strict):
+    """Per-backend time limits, in seconds."""
+
+    connect: float = Field(10.0, gt=0, le=600, json_schema_extra=_hint("write seconds > 0, e.g. 10"))
+    call: float = Field(60.0, gt=0, le=86400, json_schema_extra=_hint("write seconds > 0, e.g. 60"))
+    startup: float = Field(30.0, gt=0, le=600, json_schema_extra=_hint("write seconds > 0, e.g. 30"))
+
+
+class BackendBase(_Strict):
+    """Settings every backend has, whatever its transport."""
+
+    name: str = Field(
+        pattern=_NAME_RE,
+        description="Unique name of the backend; also its default tool prefix.",
+        json_schema_extra=_hint("use 1-64 characters of letters, digits, _ . -"),
+    )
+    prefix: str | None = Field(
+        None,
+        pattern=_PREFIX_RE,
+        description="Namespace for this backend's tools and prompts; default: its name; \"\" for none.",
+        json_schema_extra=_hint('use letters, digits, _ . - (or "" for no prefix)'),
+    )
+    enabled: bool = Field(True, description="A disabled backend is kept in config but not started.")
+    weight: int = Field(
+        1, ge=1, le=1000, description="Balancing weight of each replica of this backend.",
+        json_schema_extra=_hint("write a whole number from 1 to 1000"),
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
+
+    @property
+    def effective_prefix(self) -> str:
+        return self.name if self.prefix is None else self.prefix
+
+
+class StdioBackend(BackendBase):
+    """A local MCP server run as a child process speaking newline-delimited JSON-RPC."""
+
+    transport: Literal["stdio"] = "stdio"
+    command: str = Field(min_length=1, json_schema_extra=_hint("write the program to run, e.g. npx"))
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: Path | None = None
+    replicas: int = Field(
+        1, ge=1, le=64, description="Number of child processes to run for this backend.",
+        json_schema_extra=_hint("write a whole number of child processes from 1 to 64"),
+    )
+
+
+class RemoteReplica(_Strict):
+    """One replica of a remote backend."""
+
+    url: str
+    weight: int = Field(1, ge=1, le=1000)
+
+
+_SCHEMES: dict[str, tuple[str, ...]] = {
+    "http": ("http://", "https://"),
+    "sse": ("http://", "https://"),
+    "websocket": ("ws://", "wss://"),
+}
+
+
+def _check_scheme(url: str, transport: str) -> None:
+    if not url.startswith(_SCHEMES[transport]):
+        raise PydanticCustomError(
+            "url_scheme",
+            "url '{url}' does not fit transport '{transport}'; it must start with {schemes}",
+            {"url": url, "transport": transport, "schemes": " or ".join(_SCHEMES[transport])},
+        )
+
+
+class _RemoteBackend(BackendBase):
+    url: str | None = Field(None, description="Endpoint URL; or list several under `replicas`.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Sent on every request to this backend (e.g. Authorization)."
+    )
+    replicas: list[RemoteReplica] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replica_strings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("replicas"), list):
+            data = dict(data)
+            data["replicas"] = [{"url": r} if isinstance(r, str) else r for r in data["replicas"]]
+        return data
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> _RemoteBackend:
+        transport: str = self.transport
+        if self.url is None and not self.replicas:
+            raise PydanticCustomError(
+                "missing_url",
+                "backend '{name}' has no url; write `url: {example}` (or a `replicas:` list of urls)",
+                {"name": self.name, "example": _SCHEMES[transport][0] + "127.0.0.1:3000/mcp"},
+            )
+        if self.url is not None and self.replicas:
+            raise PydanticCustomError(
+                "url_and_replicas",
+                "backend '{name}' has both `url` and `replicas`; list every url under `replicas`",
+                {"name": self.name},
+            )
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: str | None) -> str | None:
+        if url is not None:
+            _check_scheme(url, cls.model_fields["transport"].default)
+        return url
+
+    @field_validator("replicas")
+    @classmethod
+    def _replica_schemes(cls, replicas: list[RemoteReplica]) -> list[RemoteReplica]:
+        for replica in replicas:
+            _check_scheme(replica.url, cls.model_fields["transport"].default)
+        return replicas
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url] if self.url is not None else [r.url for r in self.replicas]
+
+
+class HttpBackend(_RemoteBackend):
+    """A remote MCP server on Streamable HTTP."""
+
+    transport: Literal["http"] = "http"
+
+
+class SseBackend(_RemoteBackend):
+    """A remote MCP server on the legacy HTTP+SSE transport (2024-11-05)."""
+
+    transport: Literal["sse"] = "sse"
+
+
+class WebSocketBackend(_RemoteBackend):
+    """A remote MCP server over WebSocket (subprotocol `mcp`)."""
+
+    transport: Literal["websocket"] = "websocket"
+
+
+Backend = Annotated[
+    StdioBackend | HttpBackend | SseBackend | WebSocketBackend, Field(discriminator="transport")
+]
+
+
+def _unique_names(backends: list[Any]) -> list[Any]:
+    first: dict[str, int] = {}
+    for index, backend in enumerate(backends):
+        if backend.name in first:
+            raise PydanticCustomError(
+                "duplicate_name",
+                "duplicate backend name '{name}' (also backend #{first}); every backend needs its own "
+                "name, e.g. '{name}-2'",
+                {"name": backend.name, "first": first[backend.name] + 1, "index": index},
+            )
+        first[backend.name] = index
+    return backends
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one Only1MCP deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONLY1MCP_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    backends: Annotated[list[Backend], AfterValidator(_unique_names)] = Field(default_factory=list)
+
+    def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
+        return [b for b in self.backends if b.enabled]
+
+
+def valid_name(text: str) -> bool:
+    return re.fullmatch(_NAME_RE, text) is not None

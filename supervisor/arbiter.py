@@ -1,0 +1,318 @@
+"""The Supervisor: owns the process lifecycle of one Only1MCP instance.
+
+Signal handlers only queue the signal; the main loop dispatches each to ``handle_<name>``. The loop reads
+as three verbs: wait, ``murder_workers()`` (kill the silent), ``manage_workers()`` (fill empty slots).
+It is the single writer of shared state (config, and in later layers catalog and health), which workers
+receive over the state bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from only1mcp.bus import Endpoints, Envelope, Kind, ObservationSink, StatePublisher
+from only1mcp.bus.endpoints import create_runtime_dir
+from only1mcp.config import Settings
+from only1mcp.process import run_entry
+from only1mcp.spec import EXIT_CONFIG, EXIT_OK, EXIT_WORKER_BOOT, WORKER_ENTRY, WorkerSpec
+
+from .config_store import ConfigStore
+from .listener import ListenError, prepare_listener
+from .slots import WorkerSlot
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger("only1mcp.supervisor")
+
+_KILL_GRACE = 5.0  # seconds after the drain timeout before stragglers are killed
+_SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGHUP: "hup"}
+
+
+class Supervisor:
+    """Spawns N workers (``spawn`` start method) that share one port, watches them through their
+    sentinels and heartbeats, restarts the dead with backoff, reloads config on SIGHUP, drains on SIGTERM."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: str,
+        config_path: str | os.PathLike[str] | None,
+        overrides: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._source = source
+        self._config_path = config_path
+        self._overrides = overrides
+        self._environ = environ
+        count = settings.server.workers or os.cpu_count() or 1
+        self.slots = [WorkerSlot(index) for index in range(count)]
+        self._signals: asyncio.Queue[int] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._force_stop = False
+        self._exit_code = EXIT_OK
+        self._announced = False
+        self._started_at = time.time()
+        self._mp = multiprocessing.get_context("spawn")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._port_holder: socket.socket | None = None
+        self.port = settings.server.port
+        self.runtime_dir: Path | None = None
+        self._ctx: zmq.asyncio.Context | None = None
+        self._publisher: StatePublisher | None = None
+        self._sink: ObservationSink | None = None
+        self.config: ConfigStore | None = None
+        self._endpoints: Endpoints | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        loop = asyncio.get_running_loop()
+        try:
+            self._setup()
+        except (ListenError, ValueError, PermissionError) as exc:
+            log.error("cannot start: %s", exc)
+            self._teardown()
+            return EXIT_CONFIG
+        for sig in _SIGNAL_NAMES:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            for slot in self.slots:
+                self._spawn(slot)
+            while not self._stopping:
+                await self._wait()
+                await self._dispatch_signals()
+                self.murder_workers()
+                self.manage_workers()
+        finally:
+            await self._stop_workers()
+            for sig in _SIGNAL_NAMES:
+                loop.remove_signal_handler(sig)
+            self._teardown()
+        log.info("supervisor exiting with code %d", self._exit_code)
+        return self._exit_code
+
+    def _setup(self) -> None:
+        server = self.settings.server
+        self.port, self._port_holder = prepare_listener(server.host, server.port)
+        self.runtime_dir = create_runtime_dir(server.runtime_dir)
+        self._endpoints = Endpoints.in_dir(self.runtime_dir)
+        self._ctx = zmq.asyncio.Context()
+        self._publisher = StatePublisher(self._ctx, self._endpoints, status=self.status)
+        self._sink = ObservationSink(self._ctx, self._endpoints, self._on_report)
+        self.config = ConfigStore(self.settings, self._source, self._config_path, self._overrides,
+                                  self._environ, self._publisher)
+        self._tasks = [
+            asyncio.create_task(self._publisher.serve(), name="bus-serve"),
+            asyncio.create_task(self._publisher.run_heartbeats(server.heartbeat_interval), name="bus-heartbeat"),
+            asyncio.create_task(self._sink.serve(), name="bus-observe"),
+        ]
+        log.info("starting %d workers for %s:%d (config %s, runtime dir %s)", len(self.slots), server.host,
+                 self.port, self._source, self.runtime_dir)
+
+    def _teardown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for closable in (self._publisher, self._sink):
+            if closable is not None:
+                closable.close()
+        if self._ctx is not None:
+            self._ctx.term()
+        if self._port_holder is not None:
+            self._port_holder.close()
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    async def _wait(self) -> None:
+        timeout = self.settings.server.heartbeat_interval
+        due = [s.restart_at for s in self.slots if s.restart_at is not None]
+        if due:
+            timeout = max(0.0, min(timeout, min(due) - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    # ------------------------------------------------------------ signals
+
+    def _on_signal(self, sig: int) -> None:
+        if self._stopping and sig in (signal.SIGTERM, signal.SIGINT):
+            log.warning("second %s while draining: killing workers now", signal.Signals(sig).name)
+            self._force_stop = True
+        else:
+            self._signals.put_nowait(sig)
+        self._wake.set()
+
+    async def _dispatch_signals(self) -> None:
+        while not self._signals.empty():
+            sig = self._signals.get_nowait()
+            await getattr(self, f"handle_{_SIGNAL_NAMES[sig]}")()
+
+    async def handle_term(self) -> None:
+        log.info("SIGTERM: draining workers (up to %.0fs)", self.settings.server.drain_timeout)
+        self._stopping = True
+
+    async def handle_int(self) -> None:
+        log.info("SIGINT: draining workers (up to %.0fs); press Ctrl-C again to stop at once",
+                 self.settings.server.drain_timeout)
+        self._stopping = True
+
+    async def handle_hup(self) -> None:
+        assert self.config is not None
+        log.info("SIGHUP: reloading config")
+        if self.config.reload():
+            self.settings = self.config.settings
+
+    # ------------------------------------------------------------ workers
+
+    def _spawn(self, slot: WorkerSlot) -> None:
+        assert self._endpoints is not None
+        server = self.settings.server
+        spec = WorkerSpec(
+            slot=slot.index,
+            host=server.host,
+            port=self.port,
+            endpoints=self._endpoints,
+            heartbeat_interval=server.heartbeat_interval,
+            drain_timeout=server.drain_timeout,
+            log_level=server.log_level,
+            supervisor_pid=os.getpid(),
+        )
+        process = self._mp.Process(target=run_entry, args=(WORKER_ENTRY, spec), name=f"only1mcp-worker-{slot.index}")
+        process.start()
+        slot.started(process)
+        asyncio.get_running_loop().add_reader(process.sentinel, self._on_exit, slot, process)
+        log.info("worker %d started (pid %d)", slot.index, slot.pid)
+
+    def _on_exit(self, slot: WorkerSlot, process: multiprocessing.process.BaseProcess) -> None:
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        process.join(0)
+        code = process.exitcode
+        process.close()
+        if slot.process is not process:
+            return
+        uptime = time.monotonic() - slot.started_mono
+        slot.process = None
+        slot.ready = False
+        self._wake.set()
+        if self._stopping:
+            log.info("worker %d (pid %d) exited with code %s", slot.index, slot.pid, code)
+            return
+        if code == EXIT_WORKER_BOOT:
+            self._halt(EXIT_WORKER_BOOT, f"worker {slot.index} (pid {slot.pid}) failed to boot; stopping")
+            return
+        delay = slot.backoff.next_delay(uptime)
+        slot.restart_at = time.monotonic() + delay
+        log.error("worker %d (pid %d) died (%s) after %.1fs; restarting in %.2fs", slot.index, slot.pid,
+                  _describe_exit(code), uptime, delay)
+
+    def _on_report(self, envelope: Envelope) -> None:
+        index = int(envelope.key)
+        if not 0 <= index < len(self.slots):
+            log.warning("report from unknown worker slot %s", envelope.key)
+            return
+        slot = self.slots[index]
+        report = envelope.value if isinstance(envelope.value, dict) else {}
+        if report.get("pid") != slot.pid:
+            return  # a report from the previous occupant of this slot
+        slot.last_heartbeat = time.monotonic()
+        if "seq" in report:
+            slot.seq = int(report["seq"])
+        if "config_version" in report:
+            slot.config_version = int(report["config_version"])
+        if envelope.kind is Kind.WORKER_READY:
+            slot.ready = True
+            self._announce_if_ready()
+        elif envelope.kind is Kind.WORKER_BOOT_ERROR:
+            self._halt(EXIT_WORKER_BOOT, f"worker {index} (pid {slot.pid}) failed to boot: {report.get('error')}")
+
+    def _announce_if_ready(self) -> None:
+        if self._announced or not all(s.ready for s in self.slots):
+            return
+        self._announced = True
+        host = self.settings.server.host
+        shown = f"[{host}]" if ":" in host else host
+        log.info("ready url=http://%s:%d workers=%d", shown, self.port, len(self.slots))
+
+    def _halt(self, code: int, message: str) -> None:
+        if self._exit_code == EXIT_OK:
+            log.error("%s", message)
+            self._exit_code = code
+        self._stopping = True
+        self._wake.set()
+
+    def murder_workers(self) -> None:
+        """Kill workers whose event loop stopped heartbeating; their exit then refills the slot."""
+        limit = self.settings.server.worker_timeout
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.alive and now - slot.last_heartbeat > limit:
+                log.error("worker %d (pid %d) sent no heartbeat for %.1fs; killing it", slot.index, slot.pid,
+                          now - slot.last_heartbeat)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signal.SIGKILL)
+                slot.last_heartbeat = now  # one kill per timeout, even if the exit is slow to show
+
+    def manage_workers(self) -> None:
+        """Start a replacement in every empty slot whose backoff has passed."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if not slot.alive and slot.restart_at is not None and slot.restart_at <= now:
+                slot.restarts += 1
+                self._spawn(slot)
+
+    async def _stop_workers(self) -> None:
+        live = [s for s in self.slots if s.alive]
+        for slot in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.server.drain_timeout + _KILL_GRACE
+        while any(s.alive for s in self.slots) and time.monotonic() < deadline and not self._force_stop:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+        for slot in self.slots:
+            if slot.alive and slot.process is not None:
+                log.warning("worker %d (pid %d) did not stop in time; killing it", slot.index, slot.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signal.SIGKILL)
+                process = slot.process
+                await asyncio.to_thread(process.join)
+                if slot.process is process:
+                    self._on_exit(slot, process)
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """The supervisor's view, served to the admin API through the bus."""
+        assert self.config is not None
+        return {
+            "supervisor": {"pid": os.getpid(), "started_at": self._started_at,
+                           "uptime": round(time.time() - self._started_at, 3)},
+            "config": self.config.describe(),
+            "state_seq": self._publisher.seq if self._publisher else 0,
+            "workers": [slot.describe() for slot in self.slots],
+        }
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "unknown status"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"

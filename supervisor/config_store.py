@@ -1,0 +1,105 @@
+"""The running config: loaded, re-validated on reload, numbered, and published as shared state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from only1mcp.bus import StatePublisher
+from only1mcp.config import ConfigErrors, Settings, load_settings
+
+__all__ = ["RESTART_FIELDS", "ConfigStore"]
+
+log = logging.getLogger("only1mcp.supervisor")
+
+# Settings a running process layout cannot change; a reload reports them and keeps the running values.
+RESTART_FIELDS = ("host", "port", "workers", "runtime_dir", "heartbeat_interval")
+
+
+def _digest(settings: Settings) -> str:
+    text = json.dumps(settings.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ConfigStore:
+    """Owns the current Settings and its version; publishes ``config`` on the bus on every change."""
+
+    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "loaded_at", "reloads_failed",
+                 "reloads_ok", "settings", "source", "version")
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: str,
+        path: str | os.PathLike[str] | None,
+        overrides: Mapping[str, Any],
+        environ: Mapping[str, str] | None,
+        publisher: StatePublisher,
+    ) -> None:
+        self._path = path
+        self._overrides = overrides
+        self._environ = environ
+        self._publisher = publisher
+        self.settings = settings
+        self.source = source
+        self.version = 1
+        self.digest = _digest(settings)
+        self.loaded_at = time.time()
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self.publish()
+
+    def publish(self) -> None:
+        self._publisher.set("config", {
+            "version": self.version,
+            "digest": self.digest,
+            "source": self.source,
+            "loaded_at": self.loaded_at,
+            "settings": self.settings.model_dump(mode="json"),
+        })
+
+    def reload(self) -> bool:
+        """Validate the file again and publish it as a new version; on error keep running the old one."""
+        try:
+            settings, doc = load_settings(self._path, self._overrides, self._environ)
+        except ConfigErrors as exc:
+            self.reloads_failed += 1
+            log.error("config reload failed; still serving version %d:\n%s", self.version, exc)
+            return False
+        settings = self._keep_restart_fields(settings)
+        digest = _digest(settings)
+        self.reloads_ok += 1
+        if digest == self.digest:
+            log.info("config reloaded from %s: unchanged (version %d)", doc.source, self.version)
+            return True
+        self.settings, self.digest, self.source = settings, digest, doc.source
+        self.version += 1
+        self.loaded_at = time.time()
+        self.publish()
+        log.info("config reloaded from %s: now version %d", doc.source, self.version)
+        return True
+
+    def _keep_restart_fields(self, new: Settings) -> Settings:
+        changed = {name: getattr(new.server, name) for name in RESTART_FIELDS
+                   if getattr(new.server, name) != getattr(self.settings.server, name)}
+        if not changed:
+            return new
+        for name, value in changed.items():
+            log.warning("config: server.%s changed to %r; restart the supervisor to apply it (keeping %r)",
+                        name, value, getattr(self.settings.server, name))
+        kept = {name: getattr(self.settings.server, name) for name in changed}
+        return new.model_copy(update={"server": new.server.model_copy(update=kept)})
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "digest": self.digest,
+            "source": self.source,
+            "loaded_at": self.loaded_at,
+            "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
+        }

@@ -1,0 +1,69 @@
+"""One worker slot: the process in it, its health as the supervisor sees it, and its restart backoff."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+__all__ = ["Backoff", "WorkerSlot"]
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Capped exponential backoff with jitter; a worker that stayed up ``stable_after`` resets it."""
+
+    base: float = 0.1
+    cap: float = 30.0
+    stable_after: float = 10.0
+    failures: int = 0
+
+    def next_delay(self, uptime: float) -> float:
+        if uptime >= self.stable_after:
+            self.failures = 0
+        delay = min(self.cap, self.base * (2 ** self.failures))
+        self.failures += 1
+        return delay * random.uniform(0.5, 1.0)
+
+
+@dataclass(slots=True)
+class WorkerSlot:
+    index: int
+    process: BaseProcess | None = None
+    pid: int = 0
+    started_at: float = 0.0  # wall clock, for display
+    started_mono: float = 0.0
+    last_heartbeat: float = 0.0
+    ready: bool = False
+    seq: int = 0
+    config_version: int = 0
+    restarts: int = 0
+    restart_at: float | None = None  # monotonic time a replacement is due
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None
+
+    def started(self, process: BaseProcess) -> None:
+        self.process = process
+        self.pid = process.pid or 0
+        self.started_at = time.time()
+        self.started_mono = self.last_heartbeat = time.monotonic()
+        self.ready = False
+        self.seq = 0
+        self.restart_at = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "slot": self.index,
+            "pid": self.pid if self.alive else None,
+            "seq": self.seq,
+            "config_version": self.config_version,
+            "ready": self.ready and self.alive,
+            "started_at": self.started_at,
+            "restarts": self.restarts,
+            "heartbeat_age": round(time.monotonic() - self.last_heartbeat, 3) if self.alive else None,
+        }

@@ -1,0 +1,80 @@
+"""Health and admin endpoints served by every worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from only1mcp.bus import Kind
+
+from .context import WorkerContext
+from .keys import CONTEXT
+
+__all__ = ["health", "status", "wait"]
+
+log = logging.getLogger("only1mcp.worker")
+
+_STATUS_TIMEOUT = 2.0
+_MAX_WAIT = 60.0
+
+
+def _identity(context: WorkerContext) -> dict[str, Any]:
+    return {
+        "pid": context.pid,
+        "slot": context.spec.slot,
+        "seq": context.state.seq,
+        "config_version": context.config.get("version", 0),
+        "uptime": round(time.time() - context.started_at, 3),
+    }
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness of this worker and the state it holds."""
+    return web.json_response({"status": "ok", **_identity(request.app[CONTEXT])})
+
+
+async def status(request: web.Request) -> web.Response:
+    """The supervisor's view of every worker, fetched over the bus (not a hot path)."""
+    context = request.app[CONTEXT]
+    try:
+        reply = await context.replica.request(Kind.STATUS_REQUEST, timeout=_STATUS_TIMEOUT)
+    except TimeoutError:
+        log.warning("admin status: the supervisor did not answer within %.0fs", _STATUS_TIMEOUT)
+        return web.json_response(
+            {"error": f"the supervisor did not answer within {_STATUS_TIMEOUT:.0f}s; it may be overloaded or "
+                      "restarting"},
+            status=503,
+        )
+    body: dict[str, Any] = dict(reply.value or {})
+    body["served_by"] = _identity(context)
+    return web.json_response(body)
+
+
+def _number(request: web.Request, name: str, default: float | None, low: float, high: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise web.HTTPBadRequest(text=f"missing query parameter '{name}'")
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"query parameter '{name}' must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(text=f"query parameter '{name}' must be between {low:g} and {high:g}")
+    return value
+
+
+async def wait(request: web.Request) -> web.Response:
+    """Long-poll until this worker holds ``config_version`` (e.g. after a reload): 200, or 504 on timeout."""
+    context = request.app[CONTEXT]
+    version = int(_number(request, "config_version", None, 0, 2**53))
+    timeout = _number(request, "timeout", 10.0, 0, _MAX_WAIT)
+    reached = await context.wait_for_config(version, timeout)
+    body = {"reached": reached, **_identity(context)}
+    if not reached:
+        body["error"] = f"config version {version} did not arrive within {timeout:g}s"
+    return web.json_response(body, status=200 if reached else 504)

@@ -1,0 +1,50 @@
+"""What a worker's request handlers share: its identity, the state replica and change notification."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from only1mcp.bus import Replica, State
+from only1mcp.spec import WorkerSpec
+
+__all__ = ["WorkerContext"]
+
+
+class WorkerContext:
+    """Read by every handler; written only by the state replica's change callback."""
+
+    __slots__ = ("_changed", "pid", "replica", "spec", "started_at", "state")
+
+    def __init__(self, spec: WorkerSpec, replica: Replica) -> None:
+        self.spec = spec
+        self.replica = replica
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self.state = replica.state
+        self._changed = asyncio.Condition()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.state.get("config") or {}
+
+    def on_state(self, state: State) -> None:
+        self.state = state
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for_config(self, version: int, timeout: float) -> bool:
+        """Wait until this worker holds config ``version`` or later; False on timeout."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.config.get("version", 0) >= version), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
