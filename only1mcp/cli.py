@@ -1,4 +1,8 @@
-"""``only1mcp``: start the gateway, validate, generate and import configs."""
+"""``only1mcp``: start the gateway, validate, generate and import configs.
+
+Light at import (workers spawned by ``only1mcp start`` re-import this module): commands import what they
+need when they run.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ import sys
 from importlib import resources
 
 from .cli_args import add_run_arguments
-from .config import ConfigErrors, load_settings
-from .config.importer import import_client_config
-from .spec import EXIT_CONFIG, EXIT_OK
+
+EXIT_OK, EXIT_CONFIG = 0, 1  # as in only1mcp.spec, without importing the bus here
 
 __all__ = ["main"]
 
@@ -24,6 +27,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from .config import ConfigErrors, load_settings
     try:
         settings, doc = load_settings(args.file)
     except ConfigErrors as exc:
@@ -45,6 +49,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from .config import ConfigErrors
+    from .config.importer import import_client_config
     try:
         text, notes = import_client_config(args.file)
     except ConfigErrors as exc:

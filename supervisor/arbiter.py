@@ -200,8 +200,13 @@ class Supervisor:
         log.info("worker %d started (pid %d)", slot.index, slot.pid)
 
     def _on_exit(self, slot: WorkerSlot, process: multiprocessing.process.BaseProcess) -> None:
-        asyncio.get_running_loop().remove_reader(process.sentinel)
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(process.sentinel)
         process.join(0)
+        if process.exitcode is None:
+            # The sentinel closes a moment before the child can be reaped; look again shortly.
+            loop.call_later(0.005, self._on_exit, slot, process)
+            return
         code = process.exitcode
         process.close()
         if slot.process is not process:

@@ -13,7 +13,11 @@ __all__ = ["Backoff", "WorkerSlot"]
 
 @dataclass(slots=True)
 class Backoff:
-    """Capped exponential backoff with jitter; a worker that stayed up ``stable_after`` resets it."""
+    """Capped exponential backoff with jitter; a worker that stayed up ``stable_after`` resets it.
+
+    The first failure restarts at once (a one-off crash should cost no extra downtime); repeated failures
+    wait base, 2*base, 4*base ... up to cap, each scaled by a random 50-100% so slots do not restart in step.
+    """
 
     base: float = 0.1
     cap: float = 30.0
@@ -23,9 +27,11 @@ class Backoff:
     def next_delay(self, uptime: float) -> float:
         if uptime >= self.stable_after:
             self.failures = 0
-        delay = min(self.cap, self.base * (2 ** self.failures))
+        failures = self.failures
         self.failures += 1
-        return delay * random.uniform(0.5, 1.0)
+        if failures == 0:
+            return 0.0
+        return min(self.cap, self.base * (2 ** (failures - 1))) * random.uniform(0.5, 1.0)
 
 
 @dataclass(slots=True)

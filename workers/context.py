@@ -16,7 +16,7 @@ __all__ = ["WorkerContext"]
 class WorkerContext:
     """Read by every handler; written only by the state replica's change callback."""
 
-    __slots__ = ("_changed", "pid", "replica", "spec", "started_at", "state")
+    __slots__ = ("_changed", "in_flight", "pid", "replica", "spec", "started_at", "state")
 
     def __init__(self, spec: WorkerSpec, replica: Replica) -> None:
         self.spec = spec
@@ -24,6 +24,7 @@ class WorkerContext:
         self.pid = os.getpid()
         self.started_at = time.time()
         self.state = replica.state
+        self.in_flight = 0  # requests being handled now (drain and load visibility)
         self._changed = asyncio.Condition()
 
     @property
@@ -40,6 +41,8 @@ class WorkerContext:
 
     async def wait_for_config(self, version: int, timeout: float) -> bool:
         """Wait until this worker holds config ``version`` or later; False on timeout."""
+        if self.config.get("version", 0) >= version:
+            return True
         async with self._changed:
             try:
                 await asyncio.wait_for(

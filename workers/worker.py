@@ -75,7 +75,8 @@ class Worker:
         if isinstance(exc, TimeoutError):
             message = f"no state snapshot from the supervisor within {_BOOT_TIMEOUT:.0f}s"
         else:
-            message = f"cannot listen on {self.spec.host}:{self.spec.port}: {exc.strerror or exc}"
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+            message = f"cannot listen on {self.spec.host}:{self.spec.port}: {reason}"
         log.error("boot failed: %s", message)
         self._report(Kind.WORKER_BOOT_ERROR, error=message)
         return EXIT_WORKER_BOOT

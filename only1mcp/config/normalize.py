@@ -6,6 +6,7 @@ mappings and VS Code ``servers`` mappings, in any of YAML, TOML and JSON, mixed 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -130,6 +131,13 @@ def _transport(
             return "sse"
         return "http"
     label = entry.get("name", path[-1])
+    for key in entry:
+        close = difflib.get_close_matches(str(key), ["command", "url"], n=1, cutoff=0.6)
+        if close and key != close[0]:
+            problems.append(Problem(doc.source, f"unknown key '{key}'; did you mean '{close[0]}'? (backend "
+                                    f"'{label}' needs `command` or `url`)", doc.locate((*path, key), prefer_key=True),
+                                    dotted((*path, key), doc.data), scope))
+            return None
     problems.append(Problem(doc.source, f"backend '{label}' needs `command` (to run a local stdio server) or "
                             "`url` (for a remote server)", doc.locate(path, prefer_key=True),
                             dotted(path, doc.data), scope))

@@ -1,0 +1,228 @@
+"""The process architecture with real processes: a supervisor, its workers, one shared port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import stat
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from only1mcp.spec import EXIT_CONFIG, EXIT_WORKER_BOOT
+from tests.support.gateway import elapsed, pid_alive, session_members
+from tests.support.waiting import async_wait_until, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_four_workers_share_the_port(start_gateway) -> None:
+    gateway = start_gateway("--port", "0", "--workers", "4")
+    pids = set()
+    for _ in range(100):
+        code, body = gateway.get("/health")
+        assert code == 200 and body["status"] == "ok"
+        pids.add(body["pid"])
+    assert len(pids) >= 2, f"100 new connections all reached one worker: {pids}"
+    assert pids <= set(gateway.worker_pids())
+    status = gateway.status()
+    assert [w["slot"] for w in status["workers"]] == [0, 1, 2, 3]
+    assert all(w["ready"] and w["restarts"] == 0 and w["started_at"] > 0 for w in status["workers"])
+    assert status["config"]["version"] == 1 and status["supervisor"]["uptime"] > 0
+    assert status["served_by"]["pid"] in pids
+
+
+async def _hammer(url: str, stop: asyncio.Event, outcomes: dict[int | None, list[bool]]) -> None:
+    """Keep one keep-alive connection busy; record each request's outcome under the worker it reached."""
+    pid: int | None = None
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+        while not stop.is_set():
+            try:
+                async with session.get(url + "/health") as response:
+                    pid = (await response.json())["pid"]
+                    outcomes.setdefault(pid, []).append(response.status == 200)
+            except aiohttp.ClientError:
+                outcomes.setdefault(pid, []).append(False)  # charged to the worker it was talking to
+                return
+
+
+async def test_killed_worker_is_replaced_and_others_keep_serving(start_gateway) -> None:
+    gateway = start_gateway("--port", "0", "--workers", "4")
+    before = gateway.status()["workers"]
+    victim = before[1]["pid"]
+    survivors = {w["pid"] for w in before} - {victim}
+    stop = asyncio.Event()
+    outcomes: dict[int | None, list[bool]] = {}
+    tasks = [asyncio.create_task(_hammer(gateway.url, stop, outcomes)) for _ in range(8)]
+
+    async def survivors_busy() -> bool:
+        await asyncio.sleep(0.01)
+        return len(survivors & set(outcomes)) >= 2
+
+    await async_wait_until(survivors_busy, 10, "keep-alive load on at least two surviving workers")
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    async def replacement_serving() -> int | None:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(20):
+                try:
+                    async with session.get(gateway.url + "/health", headers={"Connection": "close"}) as response:
+                        body = await response.json()
+                except aiohttp.ClientError:
+                    continue  # a connection the kernel had queued on the killed worker's socket is reset
+                if body["slot"] == 1 and body["pid"] != victim:
+                    return body["pid"]
+        return None
+
+    replacement = await async_wait_until(replacement_serving, 2.0, "a replacement in slot 1 serving")
+    took = time.monotonic() - killed_at
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert took < 2.0
+    survivor_outcomes = {pid: oks for pid, oks in outcomes.items() if pid in survivors}
+    assert len(survivor_outcomes) >= 2
+    assert all(all(oks) for oks in survivor_outcomes.values()), "a request to a surviving worker failed"
+    status = gateway.status()
+    assert status["workers"][1]["pid"] == replacement and status["workers"][1]["restarts"] == 1
+
+
+async def test_sigterm_drains_in_flight_request(start_gateway) -> None:
+    gateway = start_gateway("--port", "0", "--workers", "2")
+    pids = gateway.worker_pids()
+    sid = gateway.process.pid
+    async with aiohttp.ClientSession() as session:
+        # A long-poll that stays in flight for 2 s: it must complete even though SIGTERM comes first.
+        started = time.monotonic()
+        slow = asyncio.create_task(session.get(gateway.url + "/api/v1/admin/wait?config_version=99&timeout=2"))
+
+        async def slow_request_in_flight() -> bool:  # the probe itself is one request in flight
+            async with aiohttp.ClientSession() as probe, probe.get(
+                gateway.url + "/health", headers={"Connection": "close"}
+            ) as response:
+                return (await response.json())["in_flight"] >= 2
+
+        await async_wait_until(slow_request_in_flight, 5, "the slow request to reach its worker")
+        gateway.signal(signal.SIGTERM)
+        response = await slow
+        body = await response.json()
+    assert response.status == 504 and body["reached"] is False  # the long-poll ran to its own end
+    assert elapsed(started) >= 1.5
+    assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5, "workers to be gone")
+    # multiprocessing's resource tracker leaves when it reads EOF, just after the supervisor exits.
+    wait_until(lambda: session_members(sid) == [], 5, "every child of the supervisor to exit")
+
+
+def test_sighup_reload_keeps_old_config_on_error_and_spreads_new_one(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server:\n  port: 0\n  workers: 4\nbackends: []\n")
+    gateway = start_gateway("--config", str(config))
+    assert {w["config_version"] for w in gateway.status()["workers"]} == {1}
+
+    config.write_text("server:\n  port: 0\n  workers: 4\nbackends:\n  - name: x\n    comand: y\n")
+    mark = len(gateway.lines)
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_log(rf"{config}:6:5: error: .*unknown key 'comand'; did you mean 'command'", after=mark)
+    gateway.wait_log(r"still serving version 1", after=mark)
+    assert gateway.status()["config"]["reloads"]["failed"] == 1
+    code, body = gateway.get("/health")
+    assert code == 200 and body["config_version"] == 1
+
+    config.write_text("server:\n  port: 0\n  workers: 4\nbackends:\n  - name: x\n    command: y\n")
+    gateway.signal(signal.SIGHUP)
+    sent = time.monotonic()
+    pids = set(gateway.worker_pids())
+    seen: dict[int, int] = {}
+
+    def all_workers_on_v2() -> bool:
+        code, body = gateway.get("/health")
+        assert code == 200
+        seen[body["pid"]] = body["config_version"]
+        return set(seen) == pids and all(v == 2 for v in seen.values())
+
+    wait_until(all_workers_on_v2, 1.0, "config version 2 on every worker")
+    assert elapsed(sent) < 1.0
+    assert {w["config_version"] for w in gateway.status()["workers"]} == {2}
+
+
+def test_reload_reports_settings_that_need_a_restart(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server:\n  port: 0\n  workers: 1\n")
+    gateway = start_gateway("--config", str(config))
+    config.write_text("server:\n  port: 0\n  workers: 3\n")
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_log(r"server.workers changed to 3; restart the supervisor to apply it")
+    assert len(gateway.status()["workers"]) == 1
+
+
+def test_port_in_use_refuses_to_start(start_gateway) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        gateway = start_gateway("--port", str(port), "--workers", "2", ready=False)
+        assert gateway.wait_exit() == EXIT_CONFIG
+    assert f"cannot listen on 127.0.0.1:{port}: another server is already listening there" in gateway.log
+
+
+def test_worker_boot_failure_stops_the_supervisor(start_gateway) -> None:
+    # Bound but not listening: the supervisor's probe finds no listener, so the workers' bind fails.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        gateway = start_gateway("--port", str(port), "--workers", "2", ready=False)
+        assert gateway.wait_exit() == EXIT_WORKER_BOOT
+    assert "failed to boot: cannot listen on 127.0.0.1" in gateway.log
+    assert "address already in use" in gateway.log.lower()
+    assert "restarting in" not in gateway.log
+    wait_until(lambda: session_members(gateway.process.pid) == [], 5, "every child of the supervisor to exit")
+
+
+def test_stuck_worker_is_killed_and_replaced(start_gateway) -> None:
+    gateway = start_gateway("--port", "0", "--workers", "2",
+                            env={"ONLY1MCP_SERVER__HEARTBEAT_INTERVAL": "0.2",
+                                 "ONLY1MCP_SERVER__WORKER_TIMEOUT": "1.5"})
+    stuck = gateway.status()["workers"][0]["pid"]
+    os.kill(stuck, signal.SIGSTOP)  # its event loop stops: no more heartbeats
+    gateway.wait_log(rf"worker 0 \(pid {stuck}\) sent no heartbeat", timeout=10)
+    wait_until(lambda: gateway.status()["workers"][0]["pid"] not in (None, stuck)
+               and gateway.status()["workers"][0]["ready"], 10, "a replacement in slot 0")
+    assert not pid_alive(stuck)
+
+
+def test_workers_exit_when_the_supervisor_dies(start_gateway) -> None:
+    gateway = start_gateway("--port", "0", "--workers", "2")
+    pids = gateway.worker_pids()
+    gateway.process.kill()
+    gateway.wait_exit()
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 10, "workers to exit after the supervisor died")
+
+
+def test_bus_runtime_dir_is_private(start_gateway, tmp_path: Path) -> None:
+    base = tmp_path / "run"
+    gateway = start_gateway("--port", "0", "--workers", "1", env={"ONLY1MCP_SERVER__RUNTIME_DIR": str(base)})
+    (runtime,) = list(base.iterdir())
+    assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
+    assert {p.name for p in runtime.iterdir()} == {"state.sock", "snapshot.sock", "observe.sock"}
+    gateway.signal(signal.SIGTERM)
+    assert gateway.wait_exit() == 0
+    assert not runtime.exists()
+
+
+def test_admin_wait_rejects_bad_parameters(start_gateway) -> None:
+    gateway = start_gateway("--port", "0", "--workers", "1")
+    code, _ = gateway.get("/api/v1/admin/wait?config_version=1&timeout=0")
+    assert code == 200
+    for query, expected in (("", "missing query parameter 'config_version'"),
+                            ("config_version=abc", "must be a number, got 'abc'"),
+                            ("config_version=1&timeout=999", "must be between 0 and 60")):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(gateway.url + "/api/v1/admin/wait?" + query, timeout=5)
+        assert caught.value.code == 400 and expected in caught.value.read().decode()
