@@ -122,9 +122,12 @@ class ProxySettings(_Strict):
 class Timeouts(_Strict):
     """Per-backend time limits, in seconds."""
 
-    connect: float = Field(10.0, gt=0, le=600, json_schema_extra=_hint("write seconds > 0, e.g. 10"))
-    call: float = Field(60.0, gt=0, le=86400, json_schema_extra=_hint("write seconds > 0, e.g. 60"))
-    startup: float = Field(30.0, gt=0, le=600, json_schema_extra=_hint("write seconds > 0, e.g. 30"))
+    connect: float = Field(10.0, gt=0, le=600, description="Opening a connection to the backend.",
+                           json_schema_extra=_hint("write seconds > 0, e.g. 10"))
+    call: float = Field(60.0, gt=0, le=86400, description="One request to the backend, start to final answer.",
+                        json_schema_extra=_hint("write seconds > 0, e.g. 60"))
+    startup: float = Field(30.0, gt=0, le=600, description="Starting the backend and its `initialize` handshake.",
+                           json_schema_extra=_hint("write seconds > 0, e.g. 30"))
 
 
 class BackendBase(_Strict):
@@ -142,11 +145,12 @@ class BackendBase(_Strict):
         json_schema_extra=_hint('use letters, digits, _ . - (or "" for no prefix)'),
     )
     enabled: bool = Field(True, description="A disabled backend is kept in config but not started.")
+    # `transport` is declared by each subclass as its discriminator.
     weight: int = Field(
         1, ge=1, le=1000, description="Balancing weight of each replica of this backend.",
         json_schema_extra=_hint("write a whole number from 1 to 1000"),
     )
-    timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="See backends[].timeouts.")  # type: ignore[arg-type]
 
     @property
     def effective_prefix(self) -> str:
@@ -157,10 +161,11 @@ class StdioBackend(BackendBase):
     """A local MCP server run as a child process speaking newline-delimited JSON-RPC."""
 
     transport: Literal["stdio"] = "stdio"
-    command: str = Field(min_length=1, json_schema_extra=_hint("write the program to run, e.g. npx"))
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: Path | None = None
+    command: str = Field(min_length=1, description="Program to run (looked up on PATH).",
+                         json_schema_extra=_hint("write the program to run, e.g. npx"))
+    args: list[str] = Field(default_factory=list, description="Its arguments.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the child.")
+    cwd: Path | None = Field(None, description="Working directory of the child; default: the gateway's.")
     replicas: int = Field(
         1, ge=1, le=64, description="Number of child processes to run for this backend.",
         json_schema_extra=_hint("write a whole number of child processes from 1 to 64"),
@@ -195,7 +200,9 @@ class _RemoteBackend(BackendBase):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Sent on every request to this backend (e.g. Authorization)."
     )
-    replicas: list[RemoteReplica] = Field(default_factory=list)
+    replicas: list[RemoteReplica] = Field(
+        default_factory=list, description="Several endpoints of the same server: urls, or {url, weight} mappings."
+    )
 
     @model_validator(mode="before")
     @classmethod

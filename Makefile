@@ -1,0 +1,33 @@
+# The two quick-start commands: `make run` starts the gateway on the built-in demo config,
+# `make test` runs the whole suite. Each creates or updates the local virtualenv first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else \
+		"Only1MCP needs Python >= 3.11, found %d.%d; run: make PYTHON=python3.11 ..." % v[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/only1mcp-supervisor $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.state_propagation
+	$(BIN)/python -m bench.supervisor_idle
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

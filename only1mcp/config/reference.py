@@ -1,0 +1,68 @@
+"""Render docs/configuration.md from the models, so the settings are documented in one place.
+
+    python -m only1mcp.config.reference > docs/configuration.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .models import HttpBackend, ProxySettings, ServerSettings, SseBackend, StdioBackend, Timeouts, WebSocketBackend
+
+__all__ = ["render"]
+
+_SECTIONS: list[tuple[str, type[BaseModel], str]] = [
+    ("server", ServerSettings, "The listening side and the process layout. Env: `ONLY1MCP_SERVER__<KEY>`."),
+    ("proxy", ProxySettings, "How the merged catalog is presented. Env: `ONLY1MCP_PROXY__<KEY>`."),
+    ("backends[] (stdio)", StdioBackend, "A local server run as a child process. Chosen when `command` is given."),
+    ("backends[] (http)", HttpBackend, "Streamable HTTP. Chosen for a `url` unless it ends in `/sse` or is ws(s)://."),
+    ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),
+    ("backends[] (websocket)", WebSocketBackend, "WebSocket. Chosen for a `ws://` or `wss://` url."),
+    ("backends[].timeouts", Timeouts, "Per-backend time limits in seconds."),
+]
+
+
+def _default(field: object) -> str:
+    default = getattr(field, "default", PydanticUndefined)
+    factory = getattr(field, "default_factory", None)
+    if default is PydanticUndefined and factory is None:
+        return "required"
+    if factory is not None:
+        value = factory()
+        return "see below" if isinstance(value, BaseModel) else f"`{json.dumps(value)}`"
+    return f"`{json.dumps(default, default=str)}`"
+
+
+def render() -> str:
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `only1mcp/config/models.py` by `python -m only1mcp.config.reference`; a test keeps it "
+        "current.",
+        "",
+        "Sources, lowest to highest precedence: these defaults, the config file, `ONLY1MCP_*` environment "
+        "variables (nested with `__`), command-line flags. Files may be YAML, TOML or JSON (comments and "
+        "trailing commas allowed); `mcpServers` (Claude Desktop, Cursor, Claude Code) and `servers` (VS Code) "
+        "mappings are read as backends. Strings may use `${VAR}`, `${env:VAR}`, `${VAR:-default}`; `$$` is a "
+        "literal `$`. In `mcpServers` entries, `type`/`transport`/`transportType` name the transport, "
+        "`disabled: true` means `enabled: false`, `timeout` means `timeouts.call`, and `autoApprove`, "
+        "`alwaysAllow`, `description`, `gallery`, `version` are ignored.",
+        "",
+    ]
+    for title, model, about in _SECTIONS:
+        lines += [f"## `{title}`", "", about, "", "| key | default | meaning |", "|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if name == "transport":
+                continue
+            doc = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{name}` | {_default(field)} | {doc} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

@@ -1,0 +1,126 @@
+"""The state bus with real ZeroMQ sockets: convergence, write storms, lost deltas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from only1mcp.bus import Endpoints, Kind, Replica, StatePublisher, decode
+from only1mcp.bus.endpoints import create_runtime_dir
+from tests.support.waiting import async_wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[tuple[zmq.asyncio.Context, Endpoints, StatePublisher]]:
+    ctx = zmq.asyncio.Context()
+    endpoints = Endpoints.in_dir(create_runtime_dir(tmp_path))
+    publisher = StatePublisher(ctx, endpoints)
+    serving = asyncio.create_task(publisher.serve())
+    yield ctx, endpoints, publisher
+    serving.cancel()
+    publisher.close()
+    ctx.destroy(0)
+
+
+def _converged(replica: Replica, publisher: StatePublisher):
+    async def check() -> bool:
+        return replica.state.seq == publisher.seq and dict(replica.state.data) == dict(publisher.data)
+
+    return check
+
+
+async def test_late_joiner_converges_after_1000_changes(bus) -> None:
+    ctx, endpoints, publisher = bus
+    for i in range(1000):
+        publisher.set(f"k{i % 97}", {"n": i, "tags": ["a", i]})
+        if i % 10 == 0:
+            publisher.set(f"k{(i * 7) % 97}", None)
+    replica = Replica(ctx, endpoints)
+    await replica.start()
+    await async_wait_until(_converged(replica, publisher), 5, "the late replica to converge")
+    assert replica.state.seq == publisher.seq > 1000
+    replica.close()
+
+
+async def test_replica_joining_during_a_write_storm_converges(bus) -> None:
+    ctx, endpoints, publisher = bus
+    storm_done = asyncio.Event()
+
+    async def storm() -> None:
+        for i in range(5000):
+            publisher.set(f"key{i % 300}", i)
+            if i % 50 == 0:
+                await asyncio.sleep(0)  # let the replica's snapshot request be served mid-storm
+        storm_done.set()
+
+    writer = asyncio.create_task(storm())
+    await asyncio.sleep(0)
+    replicas = [Replica(ctx, endpoints) for _ in range(3)]
+    first = await asyncio.gather(*(r.start() for r in replicas))
+    await writer
+    assert any(0 < state.seq < publisher.seq for state in first), "no replica joined during the storm"
+    publisher.heartbeat()  # a replica that lost the tail of the storm learns it from the heartbeat
+    for replica in replicas:
+        await async_wait_until(_converged(replica, publisher), 5, "a storm-time replica to converge")
+        replica.close()
+    assert storm_done.is_set()
+
+
+async def test_replica_that_misses_a_delta_resnapshots(bus, tmp_path: Path) -> None:
+    """Deltas reach the replica through a forwarder that drops exactly one of them."""
+    ctx, endpoints, publisher = bus
+    lossy = Endpoints(state=f"ipc://{tmp_path}/lossy.sock", snapshot=endpoints.snapshot, observe=endpoints.observe)
+    upstream = ctx.socket(zmq.SUB)
+    upstream.setsockopt(zmq.SUBSCRIBE, b"")
+    upstream.connect(endpoints.state)
+    downstream = ctx.socket(zmq.PUB)
+    downstream.bind(lossy.state)
+    forwarded = 0
+    dropped: list[int] = []
+
+    async def forward() -> None:
+        nonlocal forwarded
+        while True:
+            frame = await upstream.recv()
+            envelope = decode(frame)
+            if envelope.kind is Kind.DELTA and envelope.key == "drop-me" and not dropped:
+                dropped.append(envelope.seq)
+                continue
+            forwarded += 1
+            await downstream.send(frame)
+
+    forwarder = asyncio.create_task(forward())
+    replica = Replica(ctx, lossy)
+    await replica.start()
+    assert replica.snapshots == 1
+
+    # Make sure the forwarding path is live before the change that will be lost.
+    async def path_live() -> bool:
+        publisher.set("probe", publisher.seq)
+        await asyncio.sleep(0.01)
+        return replica.state.get("probe") is not None
+
+    await async_wait_until(path_live, 5, "deltas to flow through the forwarder")
+    publisher.set("drop-me", "lost in transit")
+    publisher.set("after", 1)  # arrives with a gap: the replica must re-snapshot
+    await async_wait_until(_converged(replica, publisher), 5, "the replica to recover the lost delta")
+    assert dropped and replica.state.get("drop-me") == "lost in transit"
+    assert replica.snapshots == 2
+
+    publisher.set("drop-me", None)
+    dropped.clear()
+    publisher.set("drop-me", "lost again")  # the last change is lost: only the heartbeat reveals it
+    publisher.heartbeat()
+    await async_wait_until(_converged(replica, publisher), 5, "the heartbeat to reveal the lost delta")
+    assert replica.snapshots == 3
+    forwarder.cancel()
+    replica.close()
+    upstream.close(0)
+    downstream.close(0)

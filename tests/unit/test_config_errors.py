@@ -1,0 +1,88 @@
+"""Every kind of bad config is refused with file:line:col and a hint, by `validate` and by the supervisor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from only1mcp.cli import main as cli_main
+
+# (file name, content, expected "line:col", expected text in the message)
+CASES = [
+    ("unknown.yaml", "server:\n  prot: 8080\n", "2:3", "unknown key 'prot'; did you mean 'port'?"),
+    ("wrong_type.yaml", "server:\n  workers: many\n", "2:12", "valid integer"),
+    ("missing_command.yaml", "backends:\n  - name: a\n    args: [x]\n", "2:5",
+     "needs `command` (to run a local stdio server) or `url`"),
+    ("missing_url.toml", '[[backends]]\nname = "a"\ntransport = "http"\n', "1:1", "has no url; write `url: http://"),
+    ("duplicate.yaml", "backends:\n  - name: a\n    command: x\n  - name: a\n    command: y\n", "4:11",
+     "duplicate backend name 'a' (first at line 2)"),
+    ("bad_port.json", '{\n  "server": {"port": 70000}\n}\n', "2:22", "less than or equal to 65535"),
+    ("invalid.yaml", "server:\n  port: 8080\n   host: x\n", "3:8", "invalid YAML"),
+    ("invalid.toml", "[server]\nport = = 1\n", "2:8", "invalid TOML"),
+    ("invalid.json", '{\n  "mcpServers": {\n    "a": {"command": "x"}\n    "b": {}\n  }\n}\n', "4:5",
+     "expected ',' or '}'"),
+    ("bad_transport.json", '{"mcpServers": {"a": {"url": "http://x/mcp", "type": "carrier-pigeon"}}}', "1:54",
+     "unknown transport 'carrier-pigeon'; write one of stdio, http, sse, websocket"),
+    ("bad_scheme.yaml", "backends:\n  - name: a\n    transport: websocket\n    url: http://x\n", "4:10",
+     "must start with ws:// or wss://"),
+    ("unset_env.yaml", "backends:\n  - name: a\n    command: ${NOT_SET_ANYWHERE_1234}\n", "3:14",
+     "environment variable NOT_SET_ANYWHERE_1234 is not set"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "where", "message"), CASES, ids=[c[0] for c in CASES])
+def test_validate_reports_position_and_hint(tmp_path: Path, capsys, name, content, where, message) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    assert cli_main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:{where}: error: " in err, err
+    assert message in err, err
+
+
+def test_unreadable_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "secret.yaml"
+    path.write_text("server: {}\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads anything: make the path unreadable another way
+        path.chmod(0o644)
+        path = tmp_path / "a-directory.yaml"
+        path.mkdir()
+    assert cli_main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:1:1: error: " in err and ("permission denied" in err or "is a directory" in err)
+
+
+def test_missing_file(capsys) -> None:
+    assert cli_main(["validate", "/nonexistent/only1mcp.yaml"]) == 1
+    assert "/nonexistent/only1mcp.yaml:1:1: error: no such file" in capsys.readouterr().err
+
+
+def test_all_errors_reported_at_once(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("server:\n  port: -1\n  wokers: 2\nbackends:\n  - name: a\n    comand: x\n")
+    assert cli_main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count(": error: ") == 3 and "3 error(s)" in err
+
+
+def test_supervisor_refuses_to_start_with_the_same_message(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.yaml"
+    path.write_text("server:\n  prot: 8080\n")
+    result = subprocess.run([sys.executable, "-m", "only1mcp.supervisor.main", "--config", str(path)],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert f"{path}:2:3: error: server.prot: unknown key 'prot'; did you mean 'port'?" in result.stderr
+    assert "refusing to start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_flag_is_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "only1mcp.supervisor.main", "--port", "99999"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert "command line: error: server.port: input should be less than or equal to 65535" in result.stderr
+    assert "Traceback" not in result.stderr
