@@ -27,7 +27,8 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .config import ConfigErrors, load_settings
+    from .config.document import ConfigErrors
+    from .config.loader import load_settings
     try:
         settings, doc = load_settings(args.file)
     except ConfigErrors as exc:
@@ -49,7 +50,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .config import ConfigErrors
+    from .config.document import ConfigErrors
     from .config.importer import import_client_config
     try:
         text, notes = import_client_config(args.file)

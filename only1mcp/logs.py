@@ -6,17 +6,17 @@ import logging
 import sys
 import time
 
-__all__ = ["setup_logging"]
+__all__ = ["set_role", "setup_logging"]
 
 
 class _Formatter(logging.Formatter):
     def __init__(self, role: str) -> None:
         super().__init__()
-        self._role = role
+        self.role = role
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = (f"{stamp}.{int(record.msecs):03d}Z {self._role}[{record.process}] {record.levelname} "
+        line = (f"{stamp}.{int(record.msecs):03d}Z {self.role}[{record.process}] {record.levelname} "
                 f"{record.getMessage()}")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -31,3 +31,10 @@ def setup_logging(role: str, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def set_role(role: str) -> None:
+    """Rename this process in its log lines (a standby worker becomes worker-N when it adopts slot N)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, _Formatter):
+            handler.formatter.role = role

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from .bus.endpoints import Endpoints
 
-__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_WORKER_BOOT", "WORKER_ENTRY", "WorkerSpec"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "EXIT_WORKER_BOOT",
+    "STDIO_HOST_ENTRY",
+    "WORKER_ENTRY",
+    "HostSpec",
+    "WorkerSpec",
+    "stdio_socket",
+]
 
 EXIT_OK = 0
 EXIT_CONFIG = 1  # the config is invalid; nothing was started
@@ -14,6 +25,13 @@ EXIT_WORKER_BOOT = 3  # a worker could not boot (e.g. its port is taken): halt, 
 
 # The worker process entry point, named rather than imported: the supervisor never imports the workers.
 WORKER_ENTRY = "only1mcp.workers.main:serve"
+STDIO_HOST_ENTRY = "only1mcp.supervisor.stdio_host:serve"
+
+
+def stdio_socket(runtime_dir: Path, backend: str, replica: int) -> Path:
+    """Where the stdio host serves one replica of a stdio backend (hashed: names can be long)."""
+    digest = hashlib.sha256(backend.encode()).hexdigest()[:10]
+    return runtime_dir / f"s-{digest}-{replica}.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,5 +42,17 @@ class WorkerSpec:
     endpoints: Endpoints
     heartbeat_interval: float
     drain_timeout: float
+    log_level: str
+    supervisor_pid: int
+    runtime_dir: str
+    standby: bool = False  # boot, follow state, bind nothing until the supervisor assigns a slot
+
+
+@dataclass(frozen=True, slots=True)
+class HostSpec:
+    """What the supervisor hands the stdio host process."""
+
+    endpoints: Endpoints
+    runtime_dir: str
     log_level: str
     supervisor_pid: int

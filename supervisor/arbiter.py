@@ -26,19 +26,33 @@ import zmq.asyncio
 
 from only1mcp.bus import Endpoints, Envelope, Kind, ObservationSink, StatePublisher
 from only1mcp.bus.endpoints import create_runtime_dir
-from only1mcp.config import Settings
+from only1mcp.bus.relay import BROADCAST, STANDBY, RelayPublisher, worker_topic
+from only1mcp.config.models import Settings
 from only1mcp.process import run_entry
-from only1mcp.spec import EXIT_CONFIG, EXIT_OK, EXIT_WORKER_BOOT, WORKER_ENTRY, WorkerSpec
+from only1mcp.spec import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_WORKER_BOOT,
+    STDIO_HOST_ENTRY,
+    WORKER_ENTRY,
+    HostSpec,
+    WorkerSpec,
+)
 
 from .config_store import ConfigStore
+from .discovery import CatalogBuilder
 from .listener import ListenError, prepare_listener
-from .slots import WorkerSlot
+from .mailbox import Mailboxes
+from .slots import Backoff, WorkerSlot
+from .standby import StandbyPool
 
 __all__ = ["Supervisor"]
 
 log = logging.getLogger("only1mcp.supervisor")
 
 _KILL_GRACE = 5.0  # seconds after the drain timeout before stragglers are killed
+_HOUSEKEEPING = 30.0  # seconds between expiring idle mailboxes and old revocations
+_FIRST_CATALOG_WAIT = 60.0  # at most this long before "ready" without every backend discovered
 _SIGNAL_NAMES = {signal.SIGTERM: "term", signal.SIGINT: "int", signal.SIGHUP: "hup"}
 
 
@@ -78,6 +92,17 @@ class Supervisor:
         self._sink: ObservationSink | None = None
         self.config: ConfigStore | None = None
         self._endpoints: Endpoints | None = None
+        self._relay: RelayPublisher | None = None
+        self._mailboxes: Mailboxes | None = None
+        self._catalog: CatalogBuilder | None = None
+        self._catalog_version = 0
+        self._catalog_ready = False
+        self._host: multiprocessing.process.BaseProcess | None = None
+        self._host_backoff = Backoff()
+        self._host_restart_at: float | None = None
+        self._host_started = 0.0
+        self._stdio_status: dict[str, dict[str, Any]] = {}
+        self._standby = StandbyPool(settings.server.standby_workers, self._spawn_standby, self._wake.set)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -95,6 +120,7 @@ class Supervisor:
         try:
             for slot in self.slots:
                 self._spawn(slot)
+            self._standby.fill(self._stopping)
             while not self._stopping:
                 await self._wait()
                 await self._dispatch_signals()
@@ -114,14 +140,27 @@ class Supervisor:
         self.runtime_dir = create_runtime_dir(server.runtime_dir)
         self._endpoints = Endpoints.in_dir(self.runtime_dir)
         self._ctx = zmq.asyncio.Context()
-        self._publisher = StatePublisher(self._ctx, self._endpoints, status=self.status)
+        self._relay = RelayPublisher(self._ctx, self._endpoints)
+        sessions = self.settings.sessions
+        self._mailboxes = Mailboxes(self._relay, sessions.event_buffer, sessions.ttl)
+        self._publisher = StatePublisher(self._ctx, self._endpoints, requests={
+            Kind.STATUS_REQUEST: (Kind.STATUS, lambda _request: self.status()),
+            Kind.REPLAY_REQUEST: (Kind.REPLAY, self._mailboxes.replay),
+        })
         self._sink = ObservationSink(self._ctx, self._endpoints, self._on_report)
+        # Sessions survive worker restarts; with a configured secret they also survive gateway restarts
+        # and are valid on every host that shares it.
+        secret = sessions.secret.encode() if sessions.secret else os.urandom(32)
+        self._publisher.set("sessions", {"secret": secret, "ttl": sessions.ttl})
         self.config = ConfigStore(self.settings, self._source, self._config_path, self._overrides,
                                   self._environ, self._publisher)
+        self._catalog = CatalogBuilder(self.runtime_dir, self._publish_catalog)
         self._tasks = [
             asyncio.create_task(self._publisher.serve(), name="bus-serve"),
             asyncio.create_task(self._publisher.run_heartbeats(server.heartbeat_interval), name="bus-heartbeat"),
             asyncio.create_task(self._sink.serve(), name="bus-observe"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self._first_catalog(), name="first-catalog"),
         ]
         log.info("starting %d workers for %s:%d (config %s, runtime dir %s)", len(self.slots), server.host,
                  self.port, self._source, self.runtime_dir)
@@ -129,7 +168,7 @@ class Supervisor:
     def _teardown(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for closable in (self._publisher, self._sink):
+        for closable in (self._publisher, self._sink, self._relay):
             if closable is not None:
                 closable.close()
         if self._ctx is not None:
@@ -173,18 +212,94 @@ class Supervisor:
         self._stopping = True
 
     async def handle_hup(self) -> None:
-        assert self.config is not None
+        assert self.config is not None and self._catalog is not None
         log.info("SIGHUP: reloading config")
         if self.config.reload():
             self.settings = self.config.settings
+            await self._catalog.apply(self.settings)
+            self._ensure_host()
+
+    # ------------------------------------------------------------ catalog, sessions, stdio host
+
+    async def _first_catalog(self) -> None:
+        assert self._catalog is not None
+        self._ensure_host()
+        await self._catalog.apply(self.settings)
+        await self._catalog.wait_first_round(_FIRST_CATALOG_WAIT)
+        self._catalog_ready = True
+        self._announce_if_ready()
+
+    def _publish_catalog(self, catalog: dict[str, Any]) -> None:
+        assert self._publisher is not None
+        current = self._publisher.data.get("catalog")
+        if current is not None and {**current, "version": 0} == {**catalog, "version": 0}:
+            return
+        self._catalog_version += 1
+        self._publisher.set("catalog", {**catalog, "version": self._catalog_version})
+
+    def _ensure_host(self) -> None:
+        """Run the stdio host while any stdio backend is configured."""
+        needed = any(b.transport == "stdio" for b in self.settings.enabled_backends())
+        if needed and self._host is None and self._host_restart_at is None and not self._stopping:
+            self._spawn_host()
+
+    def _spawn_host(self) -> None:
+        assert self._endpoints is not None and self.runtime_dir is not None
+        spec = HostSpec(self._endpoints, str(self.runtime_dir), self.settings.server.log_level, os.getpid())
+        process = self._mp.Process(target=run_entry, args=(STDIO_HOST_ENTRY, spec), name="only1mcp-stdio-host")
+        process.start()
+        self._host = process
+        self._host_started = time.monotonic()
+        self._host_restart_at = None
+        asyncio.get_running_loop().add_reader(process.sentinel, self._on_host_exit, process)
+        log.info("stdio host started (pid %d)", process.pid)
+
+    def _on_host_exit(self, process: multiprocessing.process.BaseProcess) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(process.sentinel)
+        process.join(0)
+        if process.exitcode is None:
+            loop.call_later(0.005, self._on_host_exit, process)
+            return
+        code = process.exitcode
+        process.close()
+        self._host = None
+        self._wake.set()
+        if self._stopping:
+            return
+        delay = self._host_backoff.next_delay(time.monotonic() - self._host_started)
+        self._host_restart_at = time.monotonic() + delay
+        log.error("stdio host died (%s); restarting in %.2fs", _describe_exit(code), delay)
+
+    async def _housekeeping(self) -> None:
+        assert self._mailboxes is not None and self._publisher is not None
+        while True:
+            await asyncio.sleep(_HOUSEKEEPING)
+            self._mailboxes.expire()
+            now = time.time()
+            for key, expires in list(self._publisher.data.items()):
+                if key.startswith("revoked/") and isinstance(expires, int | float) and expires < now:
+                    self._publisher.set(key, None)
 
     # ------------------------------------------------------------ workers
 
     def _spawn(self, slot: WorkerSlot) -> None:
+        process = self._start_process(slot.index, standby=False)
+        self._occupy(slot, process)
+        log.info("worker %d started (pid %d)", slot.index, slot.pid)
+
+    def _spawn_standby(self) -> multiprocessing.process.BaseProcess:
+        return self._start_process(-1, standby=True)
+
+    def _occupy(self, slot: WorkerSlot, process: multiprocessing.process.BaseProcess) -> None:
+        slot.started(process)
+        asyncio.get_running_loop().add_reader(process.sentinel, self._on_exit, slot, process)
+
+    def _start_process(self, index: int, standby: bool) -> multiprocessing.process.BaseProcess:
         assert self._endpoints is not None
         server = self.settings.server
         spec = WorkerSpec(
-            slot=slot.index,
+            slot=index,
             host=server.host,
             port=self.port,
             endpoints=self._endpoints,
@@ -192,12 +307,13 @@ class Supervisor:
             drain_timeout=server.drain_timeout,
             log_level=server.log_level,
             supervisor_pid=os.getpid(),
+            runtime_dir=str(self.runtime_dir),
+            standby=standby,
         )
-        process = self._mp.Process(target=run_entry, args=(WORKER_ENTRY, spec), name=f"only1mcp-worker-{slot.index}")
+        name = "only1mcp-standby" if standby else f"only1mcp-worker-{index}"
+        process = self._mp.Process(target=run_entry, args=(WORKER_ENTRY, spec), name=name)
         process.start()
-        slot.started(process)
-        asyncio.get_running_loop().add_reader(process.sentinel, self._on_exit, slot, process)
-        log.info("worker %d started (pid %d)", slot.index, slot.pid)
+        return process
 
     def _on_exit(self, slot: WorkerSlot, process: multiprocessing.process.BaseProcess) -> None:
         loop = asyncio.get_running_loop()
@@ -221,12 +337,57 @@ class Supervisor:
         if code == EXIT_WORKER_BOOT:
             self._halt(EXIT_WORKER_BOOT, f"worker {slot.index} (pid {slot.pid}) failed to boot; stopping")
             return
+        spare = self._standby.take()
+        if spare is not None:
+            assert self._relay is not None
+            log.error("worker %d (pid %d) died (%s) after %.1fs; standby pid %d takes its slot", slot.index,
+                      slot.pid, _describe_exit(code), uptime, spare.pid)
+            dead = slot.pid
+            slot.restarts += 1
+            self._occupy(slot, spare)
+            slot.last_heartbeat = time.monotonic()
+            self._relay.publish(STANDBY, Envelope(Kind.ADOPT, 0, str(spare.pid), {"slot": slot.index,
+                                                                                   "replaces": dead}))
+            return
         delay = slot.backoff.next_delay(uptime)
         slot.restart_at = time.monotonic() + delay
         log.error("worker %d (pid %d) died (%s) after %.1fs; restarting in %.2fs", slot.index, slot.pid,
                   _describe_exit(code), uptime, delay)
 
     def _on_report(self, envelope: Envelope) -> None:
+        kind, value = envelope.kind, envelope.value if isinstance(envelope.value, dict) else {}
+        if kind is Kind.RELAY:
+            assert self._relay is not None
+            target = value.get("target")
+            topic = BROADCAST if target == "*" else worker_topic(int(target or 0))
+            self._relay.publish(topic, Envelope(Kind.RELAYED, 0, envelope.key, value.get("payload")))
+            return
+        if kind is Kind.SESSION_SEND:
+            assert self._mailboxes is not None
+            self._mailboxes.send(str(value.get("sid")), value.get("message"))
+            return
+        if kind is Kind.SESSION_REVOKE:
+            assert self._publisher is not None and self._mailboxes is not None
+            self._publisher.set(f"revoked/{value.get('sid')}", float(value.get("expires") or time.time()))
+            self._mailboxes.drop(str(value.get("sid")))
+            return
+        if kind is Kind.BACKEND_CHANGED:
+            assert self._catalog is not None
+            self._catalog.backend_changed(str(value.get("backend")))
+            return
+        if envelope.key.startswith("standby-"):
+            if kind is Kind.STANDBY_READY:
+                self._standby.mark_ready(int(value.get("pid") or 0))
+            return
+        if kind is Kind.BACKEND_STATUS:
+            self._stdio_status[f"{value.get('backend')}#{value.get('replica', 0)}"] = value
+            if self._catalog is not None:
+                self._catalog.stdio_status(str(value.get("backend")), int(value.get("replica") or 0),
+                                           str(value.get("state")), str(value.get("last_error") or ""))
+            if value.get("state") == "removed":
+                for key in [k for k in self._stdio_status if k.startswith(f"{value.get('backend')}#")]:
+                    del self._stdio_status[key]
+            return
         index = int(envelope.key)
         if not 0 <= index < len(self.slots):
             log.warning("report from unknown worker slot %s", envelope.key)
@@ -247,7 +408,7 @@ class Supervisor:
             self._halt(EXIT_WORKER_BOOT, f"worker {index} (pid {slot.pid}) failed to boot: {report.get('error')}")
 
     def _announce_if_ready(self) -> None:
-        if self._announced or not all(s.ready for s in self.slots):
+        if self._announced or not self._catalog_ready or not all(s.ready for s in self.slots):
             return
         self._announced = True
         host = self.settings.server.host
@@ -274,20 +435,51 @@ class Supervisor:
                 slot.last_heartbeat = now  # one kill per timeout, even if the exit is slow to show
 
     def manage_workers(self) -> None:
-        """Start a replacement in every empty slot whose backoff has passed."""
+        """Start a replacement in every empty slot (and the stdio host) whose backoff has passed."""
         now = time.monotonic()
+        if self._host is None and self._host_restart_at is not None and self._host_restart_at <= now:
+            self._host_restart_at = None
+            self._ensure_host()
+        self._standby.fill(self._stopping)
         for slot in self.slots:
             if not slot.alive and slot.restart_at is not None and slot.restart_at <= now:
                 slot.restarts += 1
                 self._spawn(slot)
 
-    async def _stop_workers(self) -> None:
-        live = [s for s in self.slots if s.alive]
-        for slot in live:
+    async def _stop_host(self) -> None:
+        process = self._host
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while self._host is process and time.monotonic() < deadline:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+        if self._host is process:
+            log.warning("stdio host did not stop in time; killing it")
             with contextlib.suppress(ProcessLookupError):
-                os.kill(slot.pid, signal.SIGTERM)
+                os.kill(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(process.join)
+            self._on_host_exit(process)
+
+    async def _stop_workers(self) -> None:
+        await self._stop_slots()
+        await self._stop_host()
+        if self._catalog is not None:
+            await self._catalog.close()
+
+    async def _stop_slots(self) -> None:
+        self._standby.fill(stopping=True)
+        live = [s for s in self.slots if s.alive]
+        spares = self._standby.processes()
+        for pid in [s.pid for s in live] + [p.pid or 0 for p in spares]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.server.drain_timeout + _KILL_GRACE
-        while any(s.alive for s in self.slots) and time.monotonic() < deadline and not self._force_stop:
+        while (any(s.alive for s in self.slots) or self._standby.processes()) and time.monotonic() < deadline \
+                and not self._force_stop:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
@@ -312,7 +504,20 @@ class Supervisor:
             "config": self.config.describe(),
             "state_seq": self._publisher.seq if self._publisher else 0,
             "workers": [slot.describe() for slot in self.slots],
+            "standby": self._standby.describe(),
+            "catalog": self._catalog_summary(),
+            "stdio": sorted(self._stdio_status.values(), key=lambda s: (str(s.get("backend")), s.get("replica", 0))),
+            "sessions": {"mailboxes": len(self._mailboxes) if self._mailboxes else 0},
         }
+
+    def _catalog_summary(self) -> dict[str, Any]:
+        catalog = self._publisher.data.get("catalog") if self._publisher else None
+        if not catalog:
+            return {"version": 0}
+        return {"version": catalog["version"], "backends": catalog.get("backends", {}),
+                "tools": len(catalog.get("tools", [])), "prompts": len(catalog.get("prompts", [])),
+                "resources": len(catalog.get("resources", [])), "templates": len(catalog.get("templates", [])),
+                "collisions": catalog.get("collisions", [])}
 
 
 def _describe_exit(code: int | None) -> str:

@@ -11,14 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from only1mcp.bus import StatePublisher
-from only1mcp.config import ConfigErrors, Settings, load_settings
+from only1mcp.config.document import ConfigErrors
+from only1mcp.config.loader import load_settings
+from only1mcp.config.models import Settings
 
 __all__ = ["RESTART_FIELDS", "ConfigStore"]
 
 log = logging.getLogger("only1mcp.supervisor")
 
 # Settings a running process layout cannot change; a reload reports them and keeps the running values.
-RESTART_FIELDS = ("host", "port", "workers", "runtime_dir", "heartbeat_interval")
+RESTART_FIELDS = ("host", "port", "workers", "standby_workers", "runtime_dir", "heartbeat_interval")
 
 
 def _digest(settings: Settings) -> str:

@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     """Start the gateway from parsed run flags; returns the exit code."""
     import uvloop
 
-    from only1mcp.config import ConfigErrors, load_settings
+    from only1mcp.config.document import ConfigErrors
+    from only1mcp.config.loader import load_settings
     from only1mcp.logs import setup_logging
     from only1mcp.spec import EXIT_CONFIG
 

@@ -1,19 +1,28 @@
-"""One worker: follow shared state, bind the shared port, serve, heartbeat, drain on SIGTERM."""
+"""One worker: follow shared state, bind the shared port, serve, heartbeat, drain on SIGTERM.
+
+A standby worker does everything up to the bind (imports, state snapshot) and then waits for the
+supervisor to hand it the slot of a worker that died, so failover does not wait for a process to boot.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 
+import aiohttp
 import zmq.asyncio
 from aiohttp import web
 
-from only1mcp.bus import Kind, Replica, Reporter, State
+from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
+from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
+from only1mcp.logs import set_role
 from only1mcp.spec import EXIT_OK, EXIT_WORKER_BOOT, WorkerSpec
 
 from .context import WorkerContext
+from .gateway import Gateway
 from .web_app import build_app
 
 __all__ = ["Worker"]
@@ -26,30 +35,45 @@ _BOOT_TIMEOUT = 30.0
 class Worker:
     """Binds the port only after the first state snapshot, so it never serves a request without state."""
 
-    __slots__ = ("_ctx", "_reporter", "_stop", "context", "spec")
+    __slots__ = ("_adopted", "_ctx", "_reporter", "_stop", "context", "gateway", "spec")
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self._stop = asyncio.Event()
+        self._adopted: asyncio.Future[int] | None = None
         self._ctx: zmq.asyncio.Context | None = None
         self._reporter: Reporter | None = None
         self.context: WorkerContext | None = None
+        self.gateway: Gateway | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         self._ctx = zmq.asyncio.Context()
-        self._reporter = Reporter(self._ctx, self.spec.endpoints, self.spec.slot)
+        identity = f"standby-{os.getpid()}" if self.spec.standby else str(self.spec.slot)
+        self._reporter = Reporter(self._ctx, self.spec.endpoints, identity)
         heartbeat = asyncio.create_task(self._heartbeats(), name="heartbeat")
         replica: Replica | None = None
         runner: web.AppRunner | None = None
+        relay: RelaySubscriber | None = None
+        relay_task: asyncio.Task[None] | None = None
+        # Keep-alive pool for remote backends, shared by every session of this worker.
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=512,
+                                                                    keepalive_timeout=60))
         try:
             try:
                 replica = Replica(self._ctx, self.spec.endpoints, on_change=self._on_state)
                 self.context = WorkerContext(self.spec, replica)
                 await asyncio.wait_for(replica.start(), _BOOT_TIMEOUT)
-                runner = web.AppRunner(build_app(self.context), handle_signals=False, access_log=None,
-                                       shutdown_timeout=self.spec.drain_timeout)
+                if self.spec.standby and not await self._wait_for_slot():
+                    return EXIT_OK
+                self.gateway = Gateway(self.spec, replica, self._reporter, http)
+                self.gateway.on_state(replica.state)
+                relay = RelaySubscriber(self._ctx, self.spec.endpoints, [BROADCAST, worker_topic(self.spec.slot)],
+                                        self.gateway.on_relayed)
+                relay_task = asyncio.create_task(relay.serve(), name="relay")
+                runner = web.AppRunner(build_app(self.context, self.gateway), handle_signals=False,
+                                       access_log=None, shutdown_timeout=self.spec.drain_timeout)
                 await runner.setup()
                 site = web.TCPSite(runner, self.spec.host, self.spec.port, reuse_port=True, backlog=1024)
                 await site.start()
@@ -66,10 +90,47 @@ class Worker:
             heartbeat.cancel()
             if runner is not None:
                 await runner.cleanup()
+            if self.gateway is not None:
+                await self.gateway.close()
+            await http.close()
+            if relay_task is not None:
+                relay_task.cancel()
+            if relay is not None:
+                relay.close()
             if replica is not None:
                 replica.close()
             self._reporter.close()
             self._ctx.term()
+
+    async def _wait_for_slot(self) -> bool:
+        """Standby: report ready, then wait for an adoption order; False if told to stop instead."""
+        assert self._ctx is not None and self._reporter is not None
+        self._adopted = asyncio.get_running_loop().create_future()
+        orders = RelaySubscriber(self._ctx, self.spec.endpoints, [STANDBY], self._on_order)
+        listening = asyncio.create_task(orders.serve(), name="standby-orders")
+        self._report(Kind.STANDBY_READY)
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait([self._adopted, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            listening.cancel()
+            orders.close()
+            stopping.cancel()
+        if not self._adopted.done():
+            return False
+        slot = self._adopted.result()
+        self.spec = dataclasses.replace(self.spec, slot=slot, standby=False)
+        if self.context is not None:
+            self.context.spec = self.spec
+        self._reporter.identity = str(slot)
+        set_role(f"worker-{slot}")
+        log.info("standby worker adopted slot %d", slot)
+        return True
+
+    def _on_order(self, envelope: Envelope) -> None:
+        if envelope.kind is Kind.ADOPT and envelope.key == str(os.getpid()) and self._adopted is not None \
+                and not self._adopted.done():
+            self._adopted.set_result(int((envelope.value or {}).get("slot", 0)))
 
     def _boot_failed(self, exc: BaseException) -> int:
         if isinstance(exc, TimeoutError):
@@ -91,6 +152,8 @@ class Worker:
     def _on_state(self, state: State) -> None:
         if self.context is not None:
             self.context.on_state(state)
+        if self.gateway is not None:
+            self.gateway.on_state(state)
         self._report(Kind.STATE_APPLIED)
 
     async def _heartbeats(self) -> None:

@@ -12,6 +12,7 @@ __all__ = ["Endpoints", "create_runtime_dir"]
 
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_IPC_PATH = 107
+_LONGEST_NAME = len("s-0123456789-63.sock")  # stdio host sockets live in the same directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,16 +20,16 @@ class Endpoints:
     state: str  # PUB -> SUB: deltas and heartbeats
     snapshot: str  # ROUTER <- DEALER: snapshots and status requests
     observe: str  # PUSH -> PULL: worker reports
+    relay: str  # PUB -> SUB: cross-worker messages, topic-prefixed
 
     @classmethod
     def in_dir(cls, directory: Path) -> Endpoints:
-        paths = {name: directory / f"{name}.sock" for name in ("state", "snapshot", "observe")}
-        for path in paths.values():
-            if len(os.fsencode(path)) > _MAX_IPC_PATH:
-                raise ValueError(
-                    f"runtime directory {directory} is too long for a Unix socket path ({path}); "
-                    "set server.runtime_dir to a shorter directory"
-                )
+        paths = {name: directory / f"{name}.sock" for name in ("state", "snapshot", "observe", "relay")}
+        if len(os.fsencode(directory)) + 1 + _LONGEST_NAME > _MAX_IPC_PATH:
+            raise ValueError(
+                f"runtime directory {directory} is too long for Unix socket paths (at most "
+                f"{_MAX_IPC_PATH - 1 - _LONGEST_NAME} bytes); set server.runtime_dir to a shorter directory"
+            )
         return cls(**{name: f"ipc://{path}" for name, path in paths.items()})
 
 

@@ -22,11 +22,23 @@ class Kind(IntEnum):
     SNAPSHOT = 4  # seq = snapshot seq, value = the whole state mapping
     STATUS_REQUEST = 5
     STATUS = 6
-    # worker -> supervisor (PUSH/PULL)
+    REPLAY_REQUEST = 7  # value = {sid, after}: a session's buffered GET-stream events after an event id
+    REPLAY = 8  # value = [[n, message], ...]
+    # workers and the stdio host -> supervisor (PUSH/PULL); key = the reporter's identity
     WORKER_READY = 10
     WORKER_HEARTBEAT = 11
     WORKER_BOOT_ERROR = 12
     STATE_APPLIED = 13
+    BACKEND_STATUS = 14  # the stdio host: one child's state
+    BACKEND_CHANGED = 15  # a backend announced list changes: re-discover it
+    RELAY = 16  # value = {target: slot | "*", pid?, payload}: forwarded to that worker (or all)
+    SESSION_SEND = 17  # value = {sid, message}: append to the session's mailbox and deliver
+    SESSION_REVOKE = 18  # value = {sid, expires}: a client ended its session (DELETE)
+    STANDBY_READY = 19  # a standby worker is booted and current: it can adopt a slot at once
+    # supervisor -> workers on the relay PUB, topic-prefixed
+    RELAYED = 20  # value = payload of a RELAY
+    SESSION_EVENT = 21  # key = sid, seq = event number, value = message
+    ADOPT = 22  # key = the standby's pid, value = {slot}: take over that slot now
 
 
 class BusProtocolError(ValueError):

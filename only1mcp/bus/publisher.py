@@ -27,17 +27,17 @@ _HWM = 200_000
 class StatePublisher:
     """Numbers every change (``seq``), publishes it as a delta, serves snapshots, heartbeats its seq.
 
-    Also answers status requests from workers with whatever ``status`` returns, so the admin API can show
-    the supervisor's view of every worker without the supervisor being on the request path.
+    Also answers other requests on the same socket (``requests``: request kind -> (reply kind, handler)),
+    e.g. status for the admin API or a session's replay buffer, without being on the MCP request path.
     """
 
-    __slots__ = ("_data", "_pub", "_router", "_seq", "_status")
+    __slots__ = ("_data", "_pub", "_requests", "_router", "_seq")
 
     def __init__(
         self,
         ctx: zmq.asyncio.Context,
         endpoints: Endpoints,
-        status: Callable[[], Any] | None = None,
+        requests: dict[Kind, tuple[Kind, Callable[[Any], Any]]] | None = None,
     ) -> None:
         self._pub = ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.SNDHWM, _HWM)
@@ -48,7 +48,7 @@ class StatePublisher:
         self._router.bind(endpoints.snapshot)
         self._data: dict[str, Any] = {}
         self._seq = 0
-        self._status = status
+        self._requests = requests or {}
 
     @property
     def seq(self) -> int:
@@ -93,8 +93,14 @@ class StatePublisher:
                 continue
             if request.kind is Kind.SNAPSHOT_REQUEST:
                 reply = Envelope(Kind.SNAPSHOT, self._seq, request.key, dict(self._data))
-            elif request.kind is Kind.STATUS_REQUEST:
-                reply = Envelope(Kind.STATUS, self._seq, request.key, self._status() if self._status else None)
+            elif request.kind in self._requests:
+                reply_kind, handler = self._requests[request.kind]
+                try:
+                    value = handler(request.value)
+                except Exception:  # a failing handler must not stop the snapshot service
+                    log.exception("bus: %s handler failed", request.kind.name)
+                    continue
+                reply = Envelope(reply_kind, self._seq, request.key, value)
             else:
                 log.warning("bus: unexpected %s on the snapshot socket", request.kind.name)
                 continue

@@ -21,18 +21,18 @@ log = logging.getLogger("only1mcp.bus")
 class Reporter:
     """A worker's outbound reports. Never blocks: if the supervisor is not reading, a report is dropped."""
 
-    __slots__ = ("_push", "dropped", "slot")
+    __slots__ = ("_push", "dropped", "identity")
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, slot: int) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, identity: str) -> None:
         self._push = ctx.socket(zmq.PUSH)
         self._push.setsockopt(zmq.SNDHWM, 10_000)
         self._push.setsockopt(zmq.LINGER, 2000)  # a boot error must reach the supervisor before exit
         self._push.connect(endpoints.observe)
-        self.slot = slot
+        self.identity = identity  # a worker's slot number, or "stdio-host"
         self.dropped = 0
 
     def report(self, kind: Kind, value: Any, seq: int = 0) -> None:
-        if not send_now(self._push, Envelope(kind, seq, str(self.slot), value)):
+        if not send_now(self._push, Envelope(kind, seq, self.identity, value)):
             self.dropped += 1
 
     def close(self) -> None:
@@ -60,14 +60,10 @@ class ObservationSink:
             except BusProtocolError as exc:
                 log.warning("bus: %s", exc)
                 continue
-            if envelope.kind in (Kind.WORKER_READY, Kind.WORKER_HEARTBEAT, Kind.WORKER_BOOT_ERROR,
-                                 Kind.STATE_APPLIED):
-                try:
-                    self._handler(envelope)
-                except Exception:  # a bug in one handler must not stop every later report
-                    log.exception("bus: handling %s from worker %s failed", envelope.kind.name, envelope.key)
-            else:
-                log.warning("bus: unexpected %s on the observation socket", envelope.kind.name)
+            try:
+                self._handler(envelope)
+            except Exception:  # a bug in one handler must not stop every later report
+                log.exception("bus: handling %s from %s failed", envelope.kind.name, envelope.key)
 
     def close(self) -> None:
         self._pull.close(0)

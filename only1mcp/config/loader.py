@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from .document import ConfigError, ConfigErrors, Document, Path_, Position, Problem, dotted
@@ -79,6 +79,18 @@ class _DocumentSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+# The same fields as Settings, as a pydantic-settings class so ONLY1MCP_* variables are parsed into them.
+_SettingsSources = create_model(
+    "_SettingsSources",
+    __base__=BaseSettings,
+    __config__=None,
+    **{name: (field.annotation, field) for name, field in Settings.model_fields.items()},  # type: ignore[call-overload]
+)
+_SettingsSources.model_config = SettingsConfigDict(env_prefix="ONLY1MCP_", env_nested_delimiter="__",
+                                                   extra="forbid", frozen=True)
+_SettingsSources.model_rebuild(force=True)
+
+
 class _EnvSource(EnvSettingsSource):
     """``ONLY1MCP_*`` variables read from the mapping handed to ``load_settings``, not the process."""
 
@@ -109,7 +121,7 @@ def build_settings(
     cli = dict(overrides)
     problems = list(problems)
 
-    class _Bound(Settings):
+    class _Bound(_SettingsSources):
         @classmethod
         def settings_customise_sources(
             cls,
@@ -121,7 +133,7 @@ def build_settings(
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return init_settings, _EnvSource(settings_cls, environ), _DocumentSource(settings_cls, file_data)
 
-    bound: Settings | None = None
+    bound: BaseSettings | None = None
     try:
         bound = _Bound(**cli)
     except ValidationError as exc:

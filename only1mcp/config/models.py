@@ -2,7 +2,9 @@
 
 Sources, lowest to highest precedence: these defaults, the config file, ``ONLY1MCP_*`` environment
 variables (nested with ``__``, e.g. ``ONLY1MCP_SERVER__PORT``), command-line flags. ``loader.load_settings``
-assembles them; nothing else reads the environment.
+assembles them through pydantic-settings; nothing else reads the environment. The models here are plain
+pydantic models so that workers, which only re-validate the published config, do not import
+pydantic-settings (0.25 s of every worker's boot).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "TRANSPORTS",
@@ -23,6 +24,7 @@ __all__ = [
     "ProxySettings",
     "RemoteReplica",
     "ServerSettings",
+    "SessionSettings",
     "Settings",
     "SseBackend",
     "StdioBackend",
@@ -67,6 +69,13 @@ class ServerSettings(_Strict):
         description="Number of worker processes; 0 means one per CPU.",
         json_schema_extra=_hint("write a whole number of workers, e.g. 4, or 0 for one per CPU"),
     )
+    standby_workers: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Booted spare workers that take a dead worker's place at once (0 to disable).",
+        json_schema_extra=_hint("write a whole number from 0 to 16"),
+    )
     drain_timeout: float = Field(
         30.0,
         gt=0,
@@ -96,6 +105,25 @@ class ServerSettings(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the supervisor and the workers."
     )
+    max_body_size: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body accepted, in bytes; larger ones get HTTP 413.",
+        json_schema_extra=_hint("write a number of bytes, e.g. 4194304 for 4 MiB"),
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the endpoint (e.g. https://app.example.com). Requests with another "
+        "Origin header get 403. When bound to loopback, http(s)://localhost, 127.0.0.1 and [::1] on any port "
+        "are always allowed.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values accepted besides the bound address (DNS-rebinding protection). When bound "
+        "to loopback, localhost, 127.0.0.1 and [::1] on any port are always accepted; when bound to a wildcard "
+        "address and this list is empty, any Host is accepted.",
+    )
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> ServerSettings:
@@ -116,6 +144,41 @@ class ProxySettings(_Strict):
         "_",
         description="Joins a backend's prefix and a tool or prompt name: <prefix><sep><name>.",
         json_schema_extra=_hint("write one of _ . - (the characters MCP tool names allow)"),
+    )
+    page_size: int = Field(
+        100, ge=1, le=10_000,
+        description="Items per page of tools/list, prompts/list, resources/list and resources/templates/list.",
+        json_schema_extra=_hint("write a whole number from 1 to 10000"),
+    )
+    unavailable_backends: Literal["keep", "drop"] = Field(
+        "keep",
+        description="While a backend is down: `keep` serves its entries from the last catalog, `drop` leaves "
+        "them out until it is back.",
+    )
+    discovery_retry: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between attempts to reach a backend that is down (doubling, "
+        "up to 60 s).", json_schema_extra=_hint("write seconds > 0, e.g. 5"),
+    )
+
+
+class SessionSettings(_Strict):
+    """Client sessions: sealed tokens any worker (or any host sharing the secret) can validate."""
+
+    secret: str | None = Field(
+        None,
+        min_length=32,
+        description="HMAC secret sealing session ids. Default: random per start (sessions end at restart). Set "
+        "the same value on every host behind one load balancer, e.g. from ${ONLY1MCP_SESSION_SECRET}.",
+        json_schema_extra=_hint("write at least 32 random characters, e.g. from `openssl rand -hex 32`"),
+    )
+    ttl: float = Field(
+        86400.0, gt=0, description="Seconds a session id stays valid after it was issued.",
+        json_schema_extra=_hint("write seconds > 0, e.g. 86400 for a day"),
+    )
+    event_buffer: int = Field(
+        256, ge=0, le=100_000,
+        description="Events kept per session for Last-Event-ID replay of its GET stream.",
+        json_schema_extra=_hint("write a whole number of events, e.g. 256"),
     )
 
 
@@ -285,15 +348,14 @@ def _unique_names(backends: list[Any]) -> list[Any]:
     return backends
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """The whole configuration of one Only1MCP deployment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ONLY1MCP_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    sessions: SessionSettings = Field(default_factory=SessionSettings)  # type: ignore[arg-type]
     backends: Annotated[list[Backend], AfterValidator(_unique_names)] = Field(default_factory=list)
 
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:

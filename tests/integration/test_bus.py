@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -76,7 +77,7 @@ async def test_replica_joining_during_a_write_storm_converges(bus) -> None:
 async def test_replica_that_misses_a_delta_resnapshots(bus, tmp_path: Path) -> None:
     """Deltas reach the replica through a forwarder that drops exactly one of them."""
     ctx, endpoints, publisher = bus
-    lossy = Endpoints(state=f"ipc://{tmp_path}/lossy.sock", snapshot=endpoints.snapshot, observe=endpoints.observe)
+    lossy = dataclasses.replace(endpoints, state=f"ipc://{tmp_path}/lossy.sock")
     upstream = ctx.socket(zmq.SUB)
     upstream.setsockopt(zmq.SUBSCRIBE, b"")
     upstream.connect(endpoints.state)

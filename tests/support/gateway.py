@@ -84,6 +84,14 @@ class Gateway:
         assert code == 200, body
         return body
 
+    def try_status(self, timeout: float = 1.0) -> dict[str, Any] | None:
+        """The admin status, or None when this connection reached a worker that is stopped or dying."""
+        try:
+            code, body = self.get("/api/v1/admin/status", timeout)
+        except OSError:
+            return None
+        return body if code == 200 else None
+
     def worker_pids(self) -> list[int]:
         return [w["pid"] for w in self.status()["workers"] if w["pid"]]
 

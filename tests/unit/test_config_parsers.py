@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from only1mcp.config import ConfigErrors, Position
+from only1mcp.config.document import ConfigErrors, Position
 from only1mcp.config.parsers import parse_json, parse_toml, parse_yaml
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from only1mcp.cli import TEMPLATES, template_text
 from only1mcp.cli import main as cli_main
-from only1mcp.config import ConfigErrors, load_settings
+from only1mcp.config.document import ConfigErrors
 from only1mcp.config.importer import import_client_config
+from only1mcp.config.loader import load_settings
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
 from only1mcp.config.reference import render
 

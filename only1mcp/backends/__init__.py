@@ -1,0 +1,1 @@
+"""Backend transports (stdio, Streamable HTTP, …) behind one interface, and the MCP client session."""

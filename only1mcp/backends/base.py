@@ -1,0 +1,73 @@
+"""The interface every backend transport implements, and the errors callers see."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+
+__all__ = [
+    "BackendError",
+    "BackendRpcError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "Message",
+    "SessionExpired",
+    "Transport",
+]
+
+Message = dict[str, Any]
+# (message, id of the backend request whose response stream carried it, or None)
+MessageSink = Callable[[Message, Any], None]
+
+
+class Transport(Protocol):
+    """Moves JSON-RPC messages to and from one backend replica; knows nothing about MCP semantics.
+
+    ``send`` returns once the message is handed over (for HTTP: once the response headers are in);
+    everything the backend sends back arrives through ``on_message``. ``on_close`` fires once when the
+    transport can no longer carry messages.
+    """
+
+    on_message: MessageSink
+    on_close: Callable[[BaseException | None], None]
+
+    async def open(self) -> None: ...
+
+    async def send(self, message: Message) -> None: ...
+
+    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
+        """Called after a successful initialize (HTTP uses it to start its GET stream)."""
+
+    def reset(self) -> None:
+        """Forget the backend session (before re-initializing)."""
+
+    async def close(self) -> None: ...
+
+
+class BackendError(JsonRpcError):
+    """A call to a backend failed; the message names the backend and what happened."""
+
+
+class BackendUnavailable(BackendError):
+    def __init__(self, message: str) -> None:
+        super().__init__(Code.BACKEND_UNAVAILABLE, message)
+
+
+class BackendTimeout(BackendError):
+    def __init__(self, message: str) -> None:
+        super().__init__(Code.REQUEST_TIMEOUT, message)
+
+
+class BackendRpcError(BackendError):
+    """The backend answered with a JSON-RPC error: relayed to the client as it is."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        code = error.get("code", Code.INTERNAL_ERROR)
+        super().__init__(code if isinstance(code, int) else Code.INTERNAL_ERROR,
+                         str(error.get("message", "backend error")), error.get("data"))
+
+
+class SessionExpired(Exception):
+    """The backend no longer knows our session (HTTP 404, or 400 'unknown session'): re-initialize."""

@@ -1,0 +1,114 @@
+"""Newline-delimited JSON-RPC over a byte stream: a Unix socket (worker -> stdio host) or a child's pipes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+
+from .base import BackendUnavailable, Message
+
+__all__ = ["LineChannel", "UnixTransport"]
+
+log = logging.getLogger("only1mcp.backend")
+
+LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can be large
+
+
+class LineChannel:
+    """Reads JSON lines from ``reader`` into ``on_message``; writes messages as lines to ``writer``."""
+
+    __slots__ = ("_name", "_reader", "_task", "_writer", "closed", "on_close", "on_message")
+
+    def __init__(self, name: str, reader: asyncio.StreamReader, writer: Any) -> None:
+        self._name = name
+        self._reader = reader
+        self._writer = writer
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.on_message: Any = None
+        self.on_close: Any = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        error: BaseException | None = None
+        try:
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    data = loads(line)
+                except JSONDecodeError:
+                    log.warning("%s: skipped a line that is not JSON: %r", self._name, line[:120])
+                    continue
+                for item in data if isinstance(data, list) else [data]:
+                    if isinstance(item, dict):
+                        self.on_message(item, None)
+        except (OSError, ValueError) as exc:  # ValueError: a line over LINE_LIMIT
+            error = exc
+            log.warning("%s: read failed: %s", self._name, exc)
+        finally:
+            self.closed = True
+            if self.on_close is not None:
+                self.on_close(error)
+
+    def write(self, message: Message) -> None:
+        if self.closed:
+            raise BackendUnavailable(f"{self._name} is not connected")
+        self._writer.write(dumps(message) + b"\n")
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+        self._writer.close()
+
+
+class UnixTransport:
+    """A worker's (or the supervisor's) connection to the stdio host of one backend replica."""
+
+    __slots__ = ("_channel", "_name", "_path", "on_close", "on_message")
+
+    def __init__(self, name: str, path: str) -> None:
+        self._name = name
+        self._path = path
+        self._channel: LineChannel | None = None
+        self.on_message: Any = None
+        self.on_close: Any = None
+
+    async def open(self) -> None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(self._path, limit=LINE_LIMIT)
+        except OSError as exc:
+            raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
+                                     f"{exc.strerror})") from None
+        self._channel = LineChannel(f"backend '{self._name}'", reader, writer)
+        self._channel.on_message = self.on_message
+        self._channel.on_close = self.on_close
+        self._channel.start()
+
+    async def send(self, message: Message) -> None:
+        if self._channel is None:
+            raise BackendUnavailable(f"backend '{self._name}' is not connected")
+        self._channel.write(message)
+        await self._channel.drain()
+
+    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
+        """Nothing to do: the stdio host keeps the child's session."""
+
+    def reset(self) -> None:
+        """Stdio sessions do not expire."""
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()

@@ -1,0 +1,263 @@
+"""An MCP client session to one backend replica, shared by many callers.
+
+Callers' ids and progress tokens are replaced by the session's own, so any number of clients share one
+backend session; responses and progress are mapped back to the caller that asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from only1mcp import __version__
+from only1mcp.protocol import jsonrpc
+from only1mcp.protocol.versions import LATEST
+
+from .base import (
+    BackendRpcError,
+    BackendTimeout,
+    BackendUnavailable,
+    Message,
+    SessionExpired,
+    Transport,
+)
+
+__all__ = ["BackendSession", "Pending"]
+
+log = logging.getLogger("only1mcp.backend")
+
+CLIENT_INFO = {"name": "only1mcp", "version": __version__}
+RelatedSink = Callable[[Message], None]
+
+
+class Pending:
+    """One request in flight to the backend."""
+
+    __slots__ = ("client_token", "context", "future", "method", "on_related", "started")
+
+    def __init__(self, method: str, on_related: RelatedSink | None, context: Any, client_token: Any) -> None:
+        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.method = method
+        self.on_related = on_related
+        self.context = context
+        self.client_token = client_token
+        self.started = time.monotonic()
+
+
+class BackendSession:
+    """``call()`` sends a request and waits for its result; everything related to it (progress, logs,
+    requests the backend makes of the client) goes to that call's ``on_related``. Messages that belong to
+    no call go to ``on_request`` / ``on_notification``."""
+
+    __slots__ = ("_counter", "_idle", "_init_lock", "_pending", "_progress", "_reinitialized", "capabilities",
+                 "client_capabilities", "client_info", "closed", "instructions", "name", "on_closed", "on_notification",
+                 "on_request", "protocol_version", "server_info", "startup_timeout", "transport")
+
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        client_capabilities: dict[str, Any],
+        on_request: Callable[[Message, Pending | None], None] | None = None,
+        on_notification: Callable[[Message, Pending | None], None] | None = None,
+        startup_timeout: float = 30.0,
+        client_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.name = name
+        self.client_capabilities = client_capabilities
+        self.on_request = on_request
+        self.on_notification = on_notification
+        self.on_closed: Callable[[BaseException | None], None] | None = None
+        self.startup_timeout = startup_timeout
+        self.client_info = client_info or CLIENT_INFO
+        self._counter = itertools.count(1)
+        self._pending: dict[int, Pending] = {}
+        self._progress: dict[str, Pending] = {}
+        self._init_lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._reinitialized = 0
+        self.capabilities: dict[str, Any] = {}
+        self.server_info: dict[str, Any] = {}
+        self.instructions: str | None = None
+        self.protocol_version = LATEST
+        self.closed = False
+        transport.on_message = self._on_message
+        transport.on_close = self._on_transport_closed
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def pending_calls(self) -> list[Pending]:
+        return list(self._pending.values())
+
+    async def drained(self) -> None:
+        """Until no call is in flight (used before closing a session that config replaced)."""
+        await self._idle.wait()
+
+    def cancel_call(self, context: Any) -> bool:
+        """Cancel the call made with ``context``: its caller gets CancelledError, the backend a
+        notifications/cancelled. False when no such call is in flight."""
+        for pending in self._pending.values():
+            if pending.context is context and not pending.future.done():
+                pending.future.cancel()
+                return True
+        return False
+
+    async def start(self) -> dict[str, Any]:
+        """Open the transport and initialize; returns the backend's initialize result."""
+        await self.transport.open()
+        return await self._initialize()
+
+    async def _initialize(self) -> dict[str, Any]:
+        params = {"protocolVersion": LATEST, "capabilities": self.client_capabilities,
+                  "clientInfo": self.client_info}
+        result = await self._request("initialize", params, self.startup_timeout, None, None, retry=False)
+        if not isinstance(result, dict):
+            raise BackendUnavailable(f"backend '{self.name}' sent an invalid initialize result")
+        self.capabilities = result.get("capabilities") or {}
+        self.server_info = result.get("serverInfo") or {}
+        self.instructions = result.get("instructions")
+        self.protocol_version = str(result.get("protocolVersion") or LATEST)
+        await self.transport.send(jsonrpc.notification("notifications/initialized"))
+        self.transport.initialized(result, self.protocol_version)
+        return result
+
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        timeout: float,
+        on_related: RelatedSink | None = None,
+        context: Any = None,
+    ) -> Any:
+        """Send a request; returns its result or raises a BackendError naming this backend."""
+        return await self._request(method, params, timeout, on_related, context, retry=True)
+
+    async def _request(self, method: str, params: dict[str, Any] | None, timeout: float,
+                       on_related: RelatedSink | None, context: Any, retry: bool) -> Any:
+        if self.closed:
+            raise BackendUnavailable(f"backend '{self.name}' is not connected")
+        request_id = next(self._counter)
+        client_token = None
+        if params is not None:
+            meta = params.get("_meta")
+            if isinstance(meta, dict) and "progressToken" in meta:
+                client_token = meta["progressToken"]
+                # Tokens must be unique across the requests of one session: use our own.
+                params = {**params, "_meta": {**meta, "progressToken": f"o1p{request_id}"}}
+        pending = Pending(method, on_related, context, client_token)
+        self._pending[request_id] = pending
+        self._idle.clear()
+        if client_token is not None:
+            self._progress[f"o1p{request_id}"] = pending
+        message = jsonrpc.request(request_id, method, params)
+        generation = self._reinitialized
+        try:
+            try:
+                await self.transport.send(message)
+            except SessionExpired:
+                if not retry:
+                    raise BackendUnavailable(f"backend '{self.name}' rejected the session during initialize") \
+                        from None
+                await self._reinitialize(generation)
+                await self.transport.send(message)
+            return await asyncio.wait_for(pending.future, timeout)
+        except TimeoutError:
+            self._cancel_remote(request_id, f"timed out after {timeout:g}s")
+            raise BackendTimeout(f"backend '{self.name}' did not answer {method} within {timeout:g}s "
+                                 "(its timeouts.call)") from None
+        except asyncio.CancelledError:
+            if not pending.future.done() or pending.future.cancelled():
+                self._cancel_remote(request_id, "cancelled by the client")
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+            if not self._pending:
+                self._idle.set()
+            if client_token is not None:
+                self._progress.pop(f"o1p{request_id}", None)
+
+    async def _reinitialize(self, generation: int) -> None:
+        async with self._init_lock:
+            if self._reinitialized != generation:
+                return  # another caller already did it
+            log.info("backend '%s': session expired; initializing a new one", self.name)
+            self.transport.reset()
+            await self._initialize()
+            self._reinitialized += 1
+
+    def _cancel_remote(self, request_id: int, reason: str) -> None:
+        if self.closed:
+            return
+        message = jsonrpc.notification("notifications/cancelled", {"requestId": request_id, "reason": reason})
+        asyncio.get_running_loop().create_task(self._send_quietly(message))
+
+    async def _send_quietly(self, message: Message) -> None:
+        try:
+            await self.transport.send(message)
+        except (BackendUnavailable, SessionExpired, OSError) as exc:
+            log.debug("backend '%s': could not send %s: %s", self.name, message.get("method"), exc)
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        await self.transport.send(jsonrpc.notification(method, params))
+
+    async def respond(self, request_id: Any, result: Any = None, error: dict[str, Any] | None = None) -> None:
+        """Answer a request the backend made of us (sampling, elicitation, roots, ping)."""
+        message = ({"jsonrpc": "2.0", "id": request_id, "error": error} if error is not None
+                   else jsonrpc.response(request_id, result))
+        await self.transport.send(message)
+
+    def _on_message(self, message: Message, related_id: Any) -> None:
+        if "method" not in message:
+            pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+            if pending is None or pending.future.done():
+                log.debug("backend '%s': dropped a reply for unknown or finished request %r", self.name,
+                          message.get("id"))
+                return
+            if "error" in message:
+                pending.future.set_exception(BackendRpcError(message["error"] or {}))
+            else:
+                pending.future.set_result(message.get("result"))
+            return
+        related = self._pending.get(related_id) if related_id is not None else None
+        if "id" in message:
+            if message.get("method") == "ping":
+                asyncio.get_running_loop().create_task(self._answer_ping(message["id"]))
+            elif self.on_request is not None:
+                self.on_request(message, related)
+            return
+        if message.get("method") == "notifications/progress":
+            params = message.get("params") or {}
+            pending = self._progress.get(str(params.get("progressToken")))
+            if pending is not None and pending.on_related is not None:
+                pending.on_related({**message, "params": {**params, "progressToken": pending.client_token}})
+            return
+        if self.on_notification is not None:
+            self.on_notification(message, related)
+
+    async def _answer_ping(self, request_id: Any) -> None:
+        try:
+            await self.respond(request_id, {})
+        except (BackendUnavailable, SessionExpired, OSError) as exc:
+            log.debug("backend '%s': ping answer failed: %s", self.name, exc)
+
+    def _on_transport_closed(self, exc: BaseException | None) -> None:
+        self.closed = True
+        reason = f": {exc}" if exc else ""
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(BackendUnavailable(
+                    f"backend '{self.name}' closed the connection during {pending.method}{reason}"))
+        if self.on_closed is not None:
+            self.on_closed(exc)
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.transport.close()

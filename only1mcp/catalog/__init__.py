@@ -1,0 +1,1 @@
+"""The merged catalog: namespacing, collisions, resource URI mapping, pagination."""

@@ -1,0 +1,108 @@
+"""A worker's read-only view of one catalog version: pre-serialized pages and route lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+
+from .cursors import decode_cursor, encode_cursor
+from .uris import parse_explicit, template_regex
+
+__all__ = ["LIST_KEYS", "CatalogView"]
+
+# list method -> (catalog key, result key)
+LIST_KEYS = {
+    "tools/list": ("tools", "tools"),
+    "prompts/list": ("prompts", "prompts"),
+    "resources/list": ("resources", "resources"),
+    "resources/templates/list": ("templates", "resourceTemplates"),
+}
+
+
+class CatalogView:
+    """Built once per catalog version; every list page is serialized here, not per request."""
+
+    __slots__ = ("_exposed", "_pages", "_prompt_routes", "_resource_routes", "_templates", "_tool_routes",
+                 "backends",
+                 "capabilities", "catalog", "instructions", "resource_backends", "tools")
+
+    def __init__(self, catalog: dict[str, Any], page_size: int) -> None:
+        self.catalog = catalog
+        self.capabilities: dict[str, Any] = catalog.get("capabilities", {})
+        self.instructions: str = catalog.get("instructions", "")
+        self.backends: dict[str, Any] = catalog.get("backends", {})
+        self.tools: dict[str, dict[str, Any]] = {t["name"]: t for t in catalog.get("tools", [])}
+        routes = catalog.get("routes", {})
+        self._tool_routes: dict[str, tuple[str, str]] = {k: tuple(v) for k, v in routes.get("tools", {}).items()}
+        self._prompt_routes: dict[str, tuple[str, str]] = {
+            k: tuple(v) for k, v in routes.get("prompts", {}).items()}
+        self._resource_routes: dict[str, tuple[str, str]] = {
+            k: tuple(v) for k, v in routes.get("resources", {}).items()}
+        self._exposed = {route: exposed for exposed, route in self._resource_routes.items()}
+        self._templates = [(template_regex(exposed), backend, original, exposed)
+                           for exposed, backend, original in routes.get("templates", [])]
+        self.resource_backends = sorted({b for b, _ in self._resource_routes.values()}
+                                        | {t[1] for t in self._templates})
+        self._pages: dict[str, list[bytes]] = {}
+        for method, (key, result_key) in LIST_KEYS.items():
+            self._pages[method] = self._paginate(method, catalog.get(key, []), result_key, page_size)
+
+    @staticmethod
+    def _paginate(method: str, items: list[Any], result_key: str, size: int) -> list[bytes]:
+        pages: list[bytes] = []
+        for offset in range(0, max(1, len(items)), size):
+            result: dict[str, Any] = {result_key: items[offset:offset + size]}
+            if offset + size < len(items):
+                result["nextCursor"] = encode_cursor(method, offset + size)
+            pages.append(dumps(result))
+        return pages
+
+    def page(self, method: str, params: dict[str, Any] | None, page_size: int) -> bytes:
+        """The pre-serialized result for a list request; an unknown cursor is -32602."""
+        pages = self._pages[method]
+        cursor = (params or {}).get("cursor")
+        if cursor is None:
+            return pages[0]
+        offset = decode_cursor(method, cursor)
+        if offset is None or offset % page_size:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"invalid cursor {cursor!r} for {method}; pass the "
+                               "nextCursor of a previous page, or no cursor for the first page")
+        index = offset // page_size
+        if index >= len(pages):  # the list shrank since that page: the rest is empty
+            return pages[-1] if not pages else dumps({LIST_KEYS[method][1]: []})
+        return pages[index]
+
+    def tool(self, name: str) -> tuple[str, str] | None:
+        return self._tool_routes.get(name)
+
+    def prompt(self, name: str) -> tuple[str, str] | None:
+        return self._prompt_routes.get(name)
+
+    def exposed_uri(self, backend: str, uri: str) -> str:
+        """The uri clients know for a backend's own uri (they differ only after a collision)."""
+        return self._exposed.get((backend, uri), uri)
+
+    def template(self, exposed: str) -> tuple[str, str] | None:
+        """(backend, the backend's own template) for an exposed uri template."""
+        for _, backend, original, candidate in self._templates:
+            if candidate == exposed:
+                return backend, original
+        return None
+
+    def resource(self, uri: str) -> tuple[str, str] | None:
+        """(backend, the backend's own uri) for an exposed uri, per the rules in catalog.uris."""
+        route = self._resource_routes.get(uri)
+        if route is not None:
+            return route
+        explicit = parse_explicit(uri)
+        if explicit is not None and explicit[0] in self.backends:
+            return explicit
+        for regex, backend, _, exposed in self._templates:
+            if not exposed.startswith("only1mcp://") and regex.match(uri):
+                return backend, uri
+        if len(self.resource_backends) == 1:
+            return self.resource_backends[0], uri
+        return None
+

@@ -1,0 +1,114 @@
+"""JSON-RPC 2.0 message shapes and the error codes MCP uses."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "Code",
+    "JsonRpcError",
+    "error_message",
+    "is_notification",
+    "is_request",
+    "is_response",
+    "notification",
+    "request",
+    "response",
+    "shape_error",
+]
+
+Message = dict[str, Any]
+
+
+class Code(IntEnum):
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+    # Implementation-defined server errors (-32000 .. -32099)
+    REQUEST_TIMEOUT = -32001
+    RESOURCE_NOT_FOUND = -32002
+    BACKEND_UNAVAILABLE = -32003
+    UNSUPPORTED_VERSION = -32022
+
+
+class JsonRpcError(Exception):
+    """An error that becomes a JSON-RPC error response; ``message`` says what to fix."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": int(self.code), "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+def request(request_id: Any, method: str, params: dict[str, Any] | None = None) -> Message:
+    message: Message = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> Message:
+    message: Message = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def response(request_id: Any, result: Any) -> Message:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def error_message(request_id: Any, code: int, message: str, data: Any = None) -> Message:
+    error: dict[str, Any] = {"code": int(code), "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def is_request(message: Message) -> bool:
+    return "method" in message and "id" in message
+
+
+def is_notification(message: Message) -> bool:
+    return "method" in message and "id" not in message
+
+
+def is_response(message: Message) -> bool:
+    return "method" not in message and ("result" in message or "error" in message)
+
+
+def shape_error(message: Any) -> str | None:
+    """Why ``message`` is not a JSON-RPC 2.0 message, or None when it is one."""
+    if not isinstance(message, dict):
+        return f"expected a JSON-RPC message object, got {type(message).__name__}"
+    if message.get("jsonrpc") != "2.0":
+        return 'the "jsonrpc" member must be exactly "2.0"'
+    if "id" in message:
+        request_id = message["id"]
+        if request_id is None and "method" in message:
+            return 'a request "id" must be a string or a number, not null'
+        if isinstance(request_id, bool) or not isinstance(request_id, str | int | float | None):
+            return 'the "id" member must be a string or a number'
+    if "method" in message:
+        if not isinstance(message["method"], str) or not message["method"]:
+            return 'the "method" member must be a non-empty string'
+        if "params" in message and not isinstance(message["params"], dict | list):
+            return 'the "params" member must be an object'
+        return None
+    if "result" in message or "error" in message:
+        if "id" not in message:
+            return 'a response needs an "id"'
+        if "error" in message and not isinstance(message["error"], dict):
+            return 'the "error" member must be an object'
+        return None
+    return 'a message needs a "method" (request or notification) or a "result"/"error" (response)'

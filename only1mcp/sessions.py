@@ -1,0 +1,93 @@
+"""Sealed front-door sessions: any worker (or host sharing the secret) validates one with no lookup.
+
+A token is ``base64url(payload || mac)``: payload is msgpack ``[sid, version, capabilities, client,
+issued, principal]``, mac the first 16 bytes of HMAC-SHA256(secret, payload). It carries what the proxy
+must remember about a client (negotiated version, declared capabilities, who it is); it is not
+encrypted, so it holds nothing secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+__all__ = ["InvalidSession", "SessionInfo", "SessionSealer"]
+
+_MAC_BYTES = 16
+_CACHE = 8192
+
+
+class InvalidSession(Exception):
+    """The token is not one we issued (or no longer valid); the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    sid: str
+    version: str
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)
+    issued: int = 0
+    principal: str | None = None
+
+    def declares(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+class SessionSealer:
+    """Seals and opens session tokens with one secret; remembers recently opened tokens."""
+
+    __slots__ = ("_cache", "_secret", "_ttl")
+
+    def __init__(self, secret: bytes, ttl: float) -> None:
+        if len(secret) < 16:
+            raise ValueError("the session secret must be at least 16 bytes")
+        self._secret = secret
+        self._ttl = ttl
+        self._cache: OrderedDict[str, SessionInfo] = OrderedDict()
+
+    def new(self, version: str, capabilities: dict[str, Any], client: dict[str, Any],
+            principal: str | None = None) -> tuple[str, SessionInfo]:
+        info = SessionInfo(os.urandom(12).hex(), version, capabilities, client, int(time.time()), principal)
+        return self.seal(info), info
+
+    def seal(self, info: SessionInfo) -> str:
+        payload = msgpack.packb([info.sid, info.version, info.capabilities, info.client, info.issued,
+                                 info.principal], use_bin_type=True)
+        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+
+    def open(self, token: str) -> SessionInfo:
+        info = self._cache.get(token)
+        if info is None:
+            info = self._open(token)
+            self._cache[token] = info
+            if len(self._cache) > _CACHE:
+                self._cache.popitem(last=False)
+        if time.time() - info.issued > self._ttl:
+            raise InvalidSession("session expired; initialize a new one")
+        return info
+
+    def _open(self, token: str) -> SessionInfo:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidSession("malformed session id") from None
+        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
+            raise InvalidSession("unknown session id (not issued by this gateway, or issued before a restart)")
+        try:
+            sid, version, capabilities, client, issued, principal = msgpack.unpackb(payload, raw=False)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            raise InvalidSession("malformed session id") from None
+        return SessionInfo(sid, version, capabilities or {}, client or {}, issued, principal)

@@ -1,0 +1,111 @@
+"""This worker's sessions to the backends, started on first use and shared by all its clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from only1mcp.backends.base import BackendUnavailable, Message
+from only1mcp.backends.factory import AnyBackend, make_transport
+from only1mcp.backends.session import BackendSession, Pending
+from only1mcp.config.models import StdioBackend
+from only1mcp.sessions import SessionInfo
+
+__all__ = ["BackendPool", "RequestHandler"]
+
+log = logging.getLogger("only1mcp.worker")
+
+# (backend name, backend session, message, related call or None)
+RequestHandler = Callable[[str, BackendSession, Message, Pending | None], None]
+_RELAYED = ("sampling", "elicitation", "roots")
+
+
+def profile(session: SessionInfo) -> tuple[str, ...]:
+    """The client capabilities a backend session declares: exactly those this client declared."""
+    return tuple(name for name in _RELAYED if session.declares(name))
+
+
+class BackendPool:
+    """One session per (backend, replica, capability profile) for remote backends: a backend is offered
+    only what the client declared. Stdio backends have one shared child, reached through the stdio host,
+    so one session per replica serves every profile."""
+
+    __slots__ = ("_backends", "_http", "_on_notification", "_on_request", "_runtime_dir", "_sessions",
+                 "_starting")
+
+    def __init__(self, runtime_dir: Path, http: aiohttp.ClientSession, on_request: RequestHandler,
+                 on_notification: RequestHandler) -> None:
+        self._runtime_dir = runtime_dir
+        self._http = http
+        self._on_request = on_request
+        self._on_notification = on_notification
+        self._backends: dict[str, AnyBackend] = {}
+        self._sessions: dict[tuple[str, int, tuple[str, ...]], BackendSession] = {}
+        self._starting: dict[tuple[str, int, tuple[str, ...]], asyncio.Task[BackendSession]] = {}
+
+    def configure(self, backends: dict[str, AnyBackend]) -> None:
+        """Adopt a new config: sessions of removed or changed backends are closed (calls in flight finish
+        on them first, since closing waits for nothing but new calls go to new sessions)."""
+        for key, session in list(self._sessions.items()):
+            if backends.get(key[0]) != self._backends.get(key[0]):
+                del self._sessions[key]
+                asyncio.get_running_loop().create_task(self._close_when_idle(session))
+        self._backends = backends
+
+    def known(self, name: str) -> AnyBackend | None:
+        return self._backends.get(name)
+
+    async def session(self, name: str, client: SessionInfo | None, replica: int = 0) -> BackendSession:
+        backend = self._backends.get(name)
+        if backend is None:
+            raise BackendUnavailable(f"backend '{name}' is not configured (it may have been removed)")
+        key = (name, replica, () if isinstance(backend, StdioBackend) or client is None else profile(client))
+        session = self._sessions.get(key)
+        if session is not None and not session.closed:
+            return session
+        task = self._starting.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._start(backend, replica, key))
+            self._starting[key] = task
+            task.add_done_callback(lambda _t: self._starting.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _start(self, backend: AnyBackend, replica: int, key: tuple[str, int, tuple[str, ...]]) \
+            -> BackendSession:
+        transport = make_transport(backend, replica, self._runtime_dir, self._http)
+        capabilities: dict[str, Any] = {name: {} for name in key[2]}
+        if "elicitation" in capabilities:
+            capabilities["elicitation"] = {"form": {}, "url": {}}
+        session = BackendSession(transport, backend.name, capabilities, startup_timeout=backend.timeouts.startup)
+        name = backend.name
+        session.on_request = lambda message, related: self._on_request(name, session, message, related)
+        session.on_notification = lambda message, related: self._on_notification(name, session, message, related)
+        try:
+            await asyncio.wait_for(session.start(), backend.timeouts.startup)
+        except TimeoutError:
+            await session.close()
+            raise BackendUnavailable(f"backend '{name}' did not finish initialize within "
+                                     f"{backend.timeouts.startup:g}s (timeouts.startup)") from None
+        except BaseException:
+            await session.close()
+            raise
+        self._sessions[key] = session
+        return session
+
+    def sessions_of(self, name: str) -> list[BackendSession]:
+        return [s for k, s in self._sessions.items() if k[0] == name and not s.closed]
+
+    async def _close_when_idle(self, session: BackendSession) -> None:
+        await session.drained()
+        await session.close()
+
+    async def close(self) -> None:
+        for task in self._starting.values():
+            task.cancel()
+        await asyncio.gather(*(s.close() for s in self._sessions.values()), return_exceptions=True)
+        self._sessions.clear()

@@ -1,0 +1,130 @@
+"""A client's call in flight: where its related messages go, and requests relayed to its client."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.sse import encode_event
+from only1mcp.sessions import SessionInfo
+
+__all__ = ["SSE_HEADERS", "ClientCall", "Outstanding", "ReplyChannel"]
+
+log = logging.getLogger("only1mcp.worker")
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform",
+               "X-Accel-Buffering": "no"}
+
+
+class ReplyChannel:
+    """The answer to one POST: plain JSON, unless something related (progress, a log line, a request to
+    the client) arrives before the result, in which case the response becomes an SSE stream."""
+
+    __slots__ = ("_headers", "_pending", "_request", "_response", "_writer", "broken")
+
+    def __init__(self, request: web.Request, headers: dict[str, str]) -> None:
+        self._request = request
+        self._headers = headers
+        self._response: web.StreamResponse | None = None
+        self._pending: list[bytes] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.broken = False
+
+    @property
+    def streaming(self) -> bool:
+        return self._response is not None or self._writer is not None
+
+    def push(self, message: dict[str, Any]) -> None:
+        """Queue a related message (called from backend callbacks, so it must not block)."""
+        if self.broken:
+            return
+        self._pending.append(dumps(message))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            if self._response is None:
+                response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers})
+                await response.prepare(self._request)
+                self._response = response
+            while self._pending:
+                await self._response.write(encode_event(self._pending.pop(0)))
+        except (ConnectionError, RuntimeError) as exc:
+            # A dropped connection is not a cancellation: the call goes on, its output has nowhere to go.
+            log.debug("client stream closed while writing: %s", exc)
+            self.broken = True
+            self._pending.clear()
+
+    async def finish(self, final: bytes) -> web.StreamResponse:
+        """Send the final message: as the JSON body, or as the last event of the stream."""
+        while self._writer is not None and not self._writer.done():
+            await self._writer
+        if self._response is None:
+            return web.Response(body=final, headers={"Content-Type": "application/json", **self._headers})
+        if not self.broken:
+            try:
+                await self._response.write(encode_event(final))
+                await self._response.write_eof()
+            except (ConnectionError, RuntimeError) as exc:
+                log.debug("client stream closed before the result: %s", exc)
+        return self._response
+
+
+class ClientCall:
+    """What a backend callback needs to know about the client call it relates to."""
+
+    __slots__ = ("channel", "client_id", "method", "session")
+
+    def __init__(self, session: SessionInfo, client_id: Any, method: str, channel: ReplyChannel | None) -> None:
+        self.session = session
+        self.client_id = client_id
+        self.method = method
+        self.channel = channel
+
+
+class Outstanding:
+    """Requests this worker relayed to clients (sampling, elicitation, roots), by proxy-minted id.
+
+    The id names this worker (``o1.<slot>.<pid>.<n>``) so a client's answer posted to any worker can be
+    routed back here, and from here to the backend request that is waiting for it.
+    """
+
+    __slots__ = ("_counter", "_entries", "_prefix")
+
+    def __init__(self, slot: int, pid: int) -> None:
+        self._prefix = f"o1.{slot}.{pid}."
+        self._counter = itertools.count(1)
+        self._entries: dict[str, tuple[Any, Any, str]] = {}
+
+    def add(self, backend_session: Any, backend_id: Any, sid: str) -> str:
+        proxy_id = f"{self._prefix}{next(self._counter)}"
+        self._entries[proxy_id] = (backend_session, backend_id, sid)
+        return proxy_id
+
+    def pop(self, proxy_id: Any) -> tuple[Any, Any, str] | None:
+        return self._entries.pop(proxy_id, None) if isinstance(proxy_id, str) else None
+
+    def find(self, backend_session: Any, backend_id: Any) -> str | None:
+        for proxy_id, (session, request_id, _) in self._entries.items():
+            if session is backend_session and request_id == backend_id:
+                return proxy_id
+        return None
+
+    def mine(self, proxy_id: Any) -> bool:
+        return isinstance(proxy_id, str) and proxy_id.startswith(self._prefix)
+
+    @staticmethod
+    def owner(proxy_id: Any) -> tuple[int, int] | None:
+        """(slot, pid) named by a proxy-minted id, or None when it is not one of ours."""
+        if not isinstance(proxy_id, str) or not proxy_id.startswith("o1."):
+            return None
+        parts = proxy_id.split(".")
+        if len(parts) != 4 or not (parts[1].isdigit() and parts[2].isdigit()):
+            return None
+        return int(parts[1]), int(parts[2])

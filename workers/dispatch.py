@@ -1,0 +1,243 @@
+"""What the gateway does with each client message: answer it from the catalog or route it to a backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from only1mcp import __version__
+from only1mcp.backends.base import BackendError
+from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.protocol import jsonrpc
+from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+from only1mcp.protocol.versions import negotiate
+from only1mcp.sessions import SessionInfo
+
+from .calls import ClientCall, ReplyChannel
+from .gateway import Gateway
+
+__all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
+
+log = logging.getLogger("only1mcp.worker")
+
+SERVER_INFO = {"name": "only1mcp", "title": "Only1MCP gateway", "version": __version__}
+_REQUEST_CANCELLED = -32800
+Handler = Callable[[SessionInfo, Any, dict[str, Any], ReplyChannel | None], Awaitable[Any]]
+
+
+def result_bytes(request_id: Any, result: Any) -> bytes:
+    return dumps(jsonrpc.response(request_id, result))
+
+
+def error_bytes(request_id: Any, code: int, message: str, data: Any = None) -> bytes:
+    return dumps(jsonrpc.error_message(request_id, code, message, data))
+
+
+def _text(params: dict[str, Any], key: str, method: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise JsonRpcError(Code.INVALID_PARAMS, f"{method} needs a string '{key}' in params")
+    return value
+
+
+class Dispatcher:
+    __slots__ = ("_gateway", "_handlers")
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._handlers: dict[str, Handler] = {
+            "ping": self._ping,
+            "tools/call": self._tools_call,
+            "resources/read": self._resources_read,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
+            "prompts/get": self._prompts_get,
+            "completion/complete": self._complete,
+            "logging/setLevel": self._set_level,
+        }
+
+    @property
+    def view(self) -> CatalogView:
+        view = self._gateway.view
+        if view is None:
+            raise JsonRpcError(Code.INTERNAL_ERROR, "the gateway has no catalog yet; retry in a moment")
+        return view
+
+    def initialize(self, params: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """(result, negotiated version, the client capabilities worth remembering)."""
+        version = negotiate(params.get("protocolVersion"))
+        declared = params.get("capabilities")
+        capabilities = {k: v for k, v in (declared or {}).items()
+                        if k in ("sampling", "elicitation", "roots", "tasks") and isinstance(v, dict)}
+        view = self._gateway.view
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": view.capabilities if view is not None else {},
+            "serverInfo": SERVER_INFO,
+        }
+        if view is not None and view.instructions:
+            result["instructions"] = view.instructions
+        return result, version, capabilities
+
+    async def request(self, session: SessionInfo, message: dict[str, Any], channel: ReplyChannel | None) -> bytes:
+        """The serialized response to one client request."""
+        method, request_id = message["method"], message["id"]
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict):
+            return error_bytes(request_id, Code.INVALID_PARAMS, f"{method}: params must be an object")
+        try:
+            if method in LIST_KEYS:
+                page = self.view.page(method, params, self._gateway.settings.proxy.page_size)  # type: ignore[union-attr]
+                return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
+            handler = self._handlers.get(method)
+            if handler is None:
+                raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
+            return result_bytes(request_id, await handler(session, request_id, params or {}, channel))
+        except JsonRpcError as exc:
+            if not isinstance(exc, BackendError) or exc.code in (Code.BACKEND_UNAVAILABLE, Code.REQUEST_TIMEOUT):
+                log.info("%s %s failed: %s", method, request_id, exc.message)
+            return error_bytes(request_id, exc.code, exc.message, exc.data)
+
+    async def _forward(self, session: SessionInfo, request_id: Any, backend: str, method: str,
+                       params: dict[str, Any], channel: ReplyChannel | None) -> Any:
+        gateway = self._gateway
+        backend_session = await gateway.pool.session(backend, session)
+        config = gateway.pool.known(backend)
+        timeout = config.timeouts.call if config is not None else 60.0
+        call = ClientCall(session, request_id, method, channel)
+        key = (session.sid, request_id)
+        gateway.inflight[key] = (backend_session, call)
+        try:
+            return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the worker is stopping, not the client cancelling
+            raise JsonRpcError(_REQUEST_CANCELLED, f"{method} was cancelled by the client") from None
+        finally:
+            if gateway.inflight.get(key, (None, None))[1] is call:
+                del gateway.inflight[key]
+
+    def _related(self, call: ClientCall) -> Callable[[dict[str, Any]], None]:
+        gateway = self._gateway
+
+        def deliver(message: dict[str, Any]) -> None:
+            if call.channel is not None and not call.channel.broken:
+                call.channel.push(message)
+            else:
+                gateway.send_to_session(call.session.sid, message)
+
+        return deliver
+
+    # ------------------------------------------------------------ methods
+
+    async def _ping(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                    channel: ReplyChannel | None) -> Any:
+        return {}
+
+    async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                          channel: ReplyChannel | None) -> Any:
+        name = _text(params, "name", "tools/call")
+        route = self.view.tool(name)
+        if route is None:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown tool '{name}'; call tools/list for the tools "
+                               "this gateway offers")
+        backend, original = route
+        return await self._forward(session, request_id, backend, "tools/call", {**params, "name": original},
+                                   channel)
+
+    def _resource_route(self, uri: str) -> tuple[str, str]:
+        route = self.view.resource(uri)
+        if route is None:
+            raise JsonRpcError(Code.RESOURCE_NOT_FOUND, f"resource not found: no backend serves '{uri}'; call "
+                               "resources/list or resources/templates/list", {"uri": uri})
+        return route
+
+    async def _resources_read(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                              channel: ReplyChannel | None) -> Any:
+        uri = _text(params, "uri", "resources/read")
+        backend, original = self._resource_route(uri)
+        result = await self._forward(session, request_id, backend, "resources/read", {**params, "uri": original},
+                                     channel)
+        if original != uri and isinstance(result, dict):  # show the client the uri it asked for
+            result = {**result, "contents": [{**c, "uri": uri} if isinstance(c, dict) and c.get("uri") == original
+                                             else c for c in result.get("contents", [])]}
+        return result
+
+    async def _subscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                         channel: ReplyChannel | None) -> Any:
+        uri = _text(params, "uri", "resources/subscribe")
+        backend, original = self._resource_route(uri)
+        subscribers = self._gateway.subscriptions.setdefault((backend, original), set())
+        first = not subscribers
+        subscribers.add(session.sid)
+        if first:
+            try:
+                await self._forward(session, request_id, backend, "resources/subscribe", {**params, "uri": original},
+                                    None)
+            except JsonRpcError:
+                subscribers.discard(session.sid)
+                if not subscribers:
+                    self._gateway.subscriptions.pop((backend, original), None)
+                raise
+        return {}
+
+    async def _unsubscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                           channel: ReplyChannel | None) -> Any:
+        uri = _text(params, "uri", "resources/unsubscribe")
+        backend, original = self._resource_route(uri)
+        if not self._gateway.unsubscribe_local(session.sid, backend, original):
+            # Subscribed through another worker: that one holds the subscription.
+            self._gateway.relay("*", {"kind": "unsubscribe", "sid": session.sid, "backend": backend, "uri": original})
+        return {}
+
+    async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                           channel: ReplyChannel | None) -> Any:
+        name = _text(params, "name", "prompts/get")
+        route = self.view.prompt(name)
+        if route is None:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown prompt '{name}'; call prompts/list for the prompts "
+                               "this gateway offers")
+        backend, original = route
+        return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
+                                   channel)
+
+    async def _complete(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                        channel: ReplyChannel | None) -> Any:
+        ref = params.get("ref")
+        if not isinstance(ref, dict):
+            raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
+        if ref.get("type") == "ref/prompt":
+            name = _text(ref, "name", "completion/complete ref")
+            route = self.view.prompt(name)
+            if route is None:
+                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown prompt '{name}'")
+            backend, original = route
+            new_ref = {**ref, "name": original}
+        elif ref.get("type") == "ref/resource":
+            uri = _text(ref, "uri", "completion/complete ref")
+            route = self.view.template(uri) or self.view.resource(uri)
+            if route is None:
+                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
+            backend, original = route
+            new_ref = {**ref, "uri": original}
+        else:
+            raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete ref.type must be ref/prompt or ref/resource")
+        return await self._forward(session, request_id, backend, "completion/complete", {**params, "ref": new_ref},
+                                   channel)
+
+    async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                         channel: ReplyChannel | None) -> Any:
+        level = _text(params, "level", "logging/setLevel")
+        view = self.view
+        targets = [name for name, status in view.backends.items() if "logging" in (status.get("capabilities") or {})]
+        results = await asyncio.gather(*(self._forward(session, request_id, name, "logging/setLevel",
+                                                       {"level": level}, None) for name in targets),
+                                       return_exceptions=True)
+        for name, outcome in zip(targets, results, strict=True):
+            if isinstance(outcome, BaseException):
+                log.info("logging/setLevel on backend '%s' failed: %s", name, outcome)
+        return {}
