@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+INTEROP := tests/interop
+NODE_STAMP := $(INTEROP)/node_modules/.installed-stamp
 
 .PHONY: run test lint bench clean
 
@@ -16,13 +18,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
+# Pinned npm packages for interop tests: the conformance suite, a Node 22 for it, reference servers.
+$(NODE_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/only1mcp-supervisor $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -401,6 +401,8 @@ class Supervisor:
             slot.seq = int(report["seq"])
         if "config_version" in report:
             slot.config_version = int(report["config_version"])
+        if "requests" in report:
+            slot.requests = int(report["requests"])
         if envelope.kind is Kind.WORKER_READY:
             slot.ready = True
             self._announce_if_ready()

@@ -45,6 +45,7 @@ class WorkerSlot:
     ready: bool = False
     seq: int = 0
     config_version: int = 0
+    requests: int = 0  # as of the worker's last heartbeat
     restarts: int = 0
     restart_at: float | None = None  # monotonic time a replacement is due
     backoff: Backoff = field(default_factory=Backoff)
@@ -60,6 +61,7 @@ class WorkerSlot:
         self.started_mono = self.last_heartbeat = time.monotonic()
         self.ready = False
         self.seq = 0
+        self.requests = 0
         self.restart_at = None
 
     def describe(self) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class WorkerSlot:
             "pid": self.pid if self.alive else None,
             "seq": self.seq,
             "config_version": self.config_version,
+            "requests": self.requests,
             "ready": self.ready and self.alive,
             "started_at": self.started_at,
             "restarts": self.restarts,

@@ -16,7 +16,7 @@ __all__ = ["WorkerContext"]
 class WorkerContext:
     """Read by every handler; written only by the state replica's change callback."""
 
-    __slots__ = ("_changed", "in_flight", "pid", "replica", "spec", "started_at", "state")
+    __slots__ = ("_changed", "in_flight", "pid", "replica", "requests", "spec", "started_at", "state")
 
     def __init__(self, spec: WorkerSpec, replica: Replica) -> None:
         self.spec = spec
@@ -25,6 +25,7 @@ class WorkerContext:
         self.started_at = time.time()
         self.state = replica.state
         self.in_flight = 0  # requests being handled now (drain and load visibility)
+        self.requests = 0  # requests handled since start
         self._changed = asyncio.Condition()
 
     @property

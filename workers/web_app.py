@@ -24,6 +24,7 @@ _HARD_BODY_LIMIT = 1024**3 + 1
 async def _count_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
     context = request.app[CONTEXT]
     context.in_flight += 1
+    context.requests += 1
     try:
         return await handler(request)
     finally:

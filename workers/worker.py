@@ -146,7 +146,8 @@ class Worker:
         assert self._reporter is not None
         state = self.context.state if self.context is not None else State()
         config = state.get("config") or {}
-        self._reporter.report(kind, {"pid": os.getpid(), "seq": state.seq,
+        requests = self.context.requests if self.context is not None else 0
+        self._reporter.report(kind, {"pid": os.getpid(), "seq": state.seq, "requests": requests,
                                      "config_version": config.get("version", 0), **extra})
 
     def _on_state(self, state: State) -> None:
