@@ -1,0 +1,10 @@
+-- One JSON-RPC POST per request; body and session come from the environment.
+wrk.method = "POST"
+wrk.body = os.getenv("MCP_BODY")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
+local sid = os.getenv("MCP_SESSION")
+if sid ~= nil and sid ~= "" then
+  wrk.headers["Mcp-Session-Id"] = sid
+end
