@@ -53,7 +53,7 @@ async def main(port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(f"listening on http://127.0.0.1:{bound}/mcp", flush=True)
     await asyncio.Event().wait()
 
