@@ -14,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from only1mcp.backends.base import BackendError, Message
 from only1mcp.backends.factory import AnyBackend, make_transport
+from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.catalog.merge import Discovery, merge
 from only1mcp.config.models import Settings
@@ -63,14 +62,14 @@ class CatalogBuilder:
         self._publish = publish
         self._watches: dict[str, _Watch] = {}
         self._settings: Settings | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._http: Http1Pool | None = None
         self._first_round = asyncio.Event()
 
     async def apply(self, settings: Settings) -> None:
         """Start watching added backends, stop removed or changed ones, then republish."""
         self._settings = settings
         if self._http is None:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+            self._http = Http1Pool()
         wanted = {b.name: b for b in settings.enabled_backends()}
         for name, watch in list(self._watches.items()):
             if wanted.get(name) != watch.backend:
@@ -217,4 +216,4 @@ class CatalogBuilder:
         for watch in self._watches.values():
             await self._stop(watch)
         if self._http is not None:
-            await self._http.close()
+            self._http.close()

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from only1mcp.backends.base import BackendUnavailable, Message
 from only1mcp.backends.factory import AnyBackend, make_transport
+from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.config.models import StdioBackend
 from only1mcp.sessions import SessionInfo
@@ -38,7 +37,7 @@ class BackendPool:
     __slots__ = ("_backends", "_http", "_on_notification", "_on_request", "_runtime_dir", "_sessions",
                  "_starting")
 
-    def __init__(self, runtime_dir: Path, http: aiohttp.ClientSession, on_request: RequestHandler,
+    def __init__(self, runtime_dir: Path, http: Http1Pool, on_request: RequestHandler,
                  on_notification: RequestHandler) -> None:
         self._runtime_dir = runtime_dir
         self._http = http

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from only1mcp.bus import Replica, State
@@ -42,13 +43,16 @@ class WorkerContext:
 
     async def wait_for_config(self, version: int, timeout: float) -> bool:
         """Wait until this worker holds config ``version`` or later; False on timeout."""
-        if self.config.get("version", 0) >= version:
+        return await self.wait_for_state(lambda state: (state.get("config") or {}).get("version", 0) >= version,
+                                         timeout)
+
+    async def wait_for_state(self, predicate: Callable[[State], bool], timeout: float) -> bool:
+        """Wait until the state this worker holds satisfies ``predicate``; False on timeout."""
+        if predicate(self.state):
             return True
         async with self._changed:
             try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.config.get("version", 0) >= version), timeout
-                )
+                await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self.state)), timeout)
             except TimeoutError:
                 return False
         return True

@@ -20,6 +20,7 @@ from only1mcp.protocol.versions import BATCH_VERSIONS, SUPPORTED
 from only1mcp.sessions import InvalidSession, SessionInfo
 
 from .calls import ReplyChannel
+from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .gateway import Gateway
 from .origins import OriginPolicy
@@ -29,16 +30,19 @@ __all__ = ["FrontDoor"]
 log = logging.getLogger("only1mcp.worker")
 
 SESSION_HEADER = "Mcp-Session-Id"
+_REVOKE_WAIT = 2.0
 VERSION_HEADER = "MCP-Protocol-Version"
 
 
 class FrontDoor:
-    __slots__ = ("_dispatcher", "_gateway", "_policy")
+    __slots__ = ("_context", "_dispatcher", "_gateway", "_policy")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, policy: OriginPolicy) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, policy: OriginPolicy,
+                 context: WorkerContext) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
         self._policy = policy
+        self._context = context
 
     # ------------------------------------------------------------ refusals
 
@@ -193,6 +197,10 @@ class FrontDoor:
         self._gateway.reporter.report(Kind.SESSION_REVOKE, {"sid": session.sid, "expires": session.issued + ttl})
         self._gateway.revoked = self._gateway.revoked | {session.sid}  # at once here; other workers by the bus
         self._gateway.streams.end(session.sid)
+        # Answer once the revocation came back through the supervisor: every worker got it at the same time.
+        key = f"revoked/{session.sid}"
+        if not await self._context.wait_for_state(lambda state: key in state.data, _REVOKE_WAIT):
+            log.warning("revocation of a session was not confirmed by the supervisor within %.0fs", _REVOKE_WAIT)
         log.info("session of %s ended by the client at %s", session.client.get("name", "a client"),
                  time.strftime("%H:%M:%S"))
         return web.Response(status=200, body=dumps({}), content_type="application/json")

@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from only1mcp.backends.base import Message
+from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.catalog.view import CatalogView
@@ -34,7 +33,7 @@ _CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "e
 class Gateway:
     """Owns this worker's view of the shared state and routes what backends send to the right client."""
 
-    def __init__(self, spec: WorkerSpec, replica: Replica, reporter: Reporter, http: aiohttp.ClientSession) -> None:
+    def __init__(self, spec: WorkerSpec, replica: Replica, reporter: Reporter, http: Http1Pool) -> None:
         self.spec = spec
         self.pid = os.getpid()
         self.replica = replica

@@ -36,7 +36,7 @@ def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
     server = settings.server if settings is not None else None
     policy = OriginPolicy(context.spec.host, server.allowed_origins if server else [],
                           server.allowed_hosts if server else [])
-    door = FrontDoor(gateway, Dispatcher(gateway), policy)
+    door = FrontDoor(gateway, Dispatcher(gateway), policy, context)
     app = web.Application(middlewares=[_count_in_flight], client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
     app.router.add_post("/mcp", door.post)

@@ -12,10 +12,10 @@ import logging
 import os
 import signal
 
-import aiohttp
 import zmq.asyncio
 from aiohttp import web
 
+from only1mcp.backends.http1 import Http1Pool
 from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
 from only1mcp.logs import set_role
@@ -57,9 +57,7 @@ class Worker:
         runner: web.AppRunner | None = None
         relay: RelaySubscriber | None = None
         relay_task: asyncio.Task[None] | None = None
-        # Keep-alive pool for remote backends, shared by every session of this worker.
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=512,
-                                                                    keepalive_timeout=60))
+        http = Http1Pool()  # keep-alive connections to remote backends, shared by every session here
         try:
             try:
                 replica = Replica(self._ctx, self.spec.endpoints, on_change=self._on_state)
@@ -92,7 +90,7 @@ class Worker:
                 await runner.cleanup()
             if self.gateway is not None:
                 await self.gateway.close()
-            await http.close()
+            http.close()
             if relay_task is not None:
                 relay_task.cancel()
             if relay is not None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aiohttp
-
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
 from only1mcp.spec import stdio_socket
 
 from .base import BackendUnavailable, Transport
 from .http import HttpTransport
+from .http1 import Http1Pool
 from .lines import UnixTransport
 
 __all__ = ["AnyBackend", "make_transport", "replica_count"]
@@ -22,7 +21,7 @@ def replica_count(backend: AnyBackend) -> int:
     return backend.replicas if isinstance(backend, StdioBackend) else len(backend.urls)
 
 
-def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: aiohttp.ClientSession) -> Transport:
+def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: Http1Pool) -> Transport:
     if isinstance(backend, StdioBackend):
         return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
     if isinstance(backend, HttpBackend):

@@ -160,15 +160,17 @@ class BackendSession:
         message = jsonrpc.request(request_id, method, params)
         generation = self._reinitialized
         try:
-            try:
-                await self.transport.send(message)
-            except SessionExpired:
-                if not retry:
-                    raise BackendUnavailable(f"backend '{self.name}' rejected the session during initialize") \
-                        from None
-                await self._reinitialize(generation)
-                await self.transport.send(message)
-            return await asyncio.wait_for(pending.future, timeout)
+            # One deadline for the whole exchange: an HTTP transport may wait for the answer inside send().
+            async with asyncio.timeout(timeout):
+                try:
+                    await self.transport.send(message)
+                except SessionExpired:
+                    if not retry:
+                        raise BackendUnavailable(f"backend '{self.name}' rejected the session during "
+                                                 "initialize") from None
+                    await self._reinitialize(generation)
+                    await self.transport.send(message)
+                return await pending.future
         except TimeoutError:
             self._cancel_remote(request_id, f"timed out after {timeout:g}s")
             raise BackendTimeout(f"backend '{self.name}' did not answer {method} within {timeout:g}s "

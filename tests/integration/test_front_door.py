@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.support.rawmcp import RawMcp
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -104,10 +105,18 @@ async def test_session_errors(gateway) -> None:
 
         async with http.delete(mcp.url, headers=mcp.headers()) as response:
             assert response.status == 200
-        # Revoked on every worker: new connections spread over both, so try several.
-        for _ in range(10):
-            status, body, _ = await mcp.post_raw(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
-            assert status == 404 and "terminated" in body["error"]["message"]
+        # Revoked on every worker: new connections spread over both, so try several. DELETE answers once the
+        # revocation is back from the supervisor, which publishes it to all workers at once; allow the
+        # other worker that same moment.
+        async def revoked_everywhere() -> bool:
+            for _ in range(10):
+                status, body, _ = await mcp.post_raw(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
+                if status != 404:
+                    return False
+                assert "terminated" in body["error"]["message"]
+            return True
+
+        await async_wait_until(revoked_everywhere, 1.0, "the revocation on every worker")
 
 
 async def test_batches_only_for_2025_03_26(gateway) -> None:
