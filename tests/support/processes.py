@@ -19,8 +19,9 @@ _LISTENING = re.compile(r"listening on (http://\S+)")
 class FixtureServer:
     """``python -m tests.fixtures.<module> --transport http --port 0 …``; ``url`` is its /mcp endpoint."""
 
-    def __init__(self, module: str, *args: str) -> None:
-        command = [sys.executable, "-m", f"tests.fixtures.{module}", "--transport", "http", "--port", "0", *args]
+    def __init__(self, module: str, *args: str, port: int = 0) -> None:
+        command = [sys.executable, "-m", f"tests.fixtures.{module}", "--transport", "http", "--port", str(port),
+                   *args]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                         start_new_session=True)

@@ -11,13 +11,16 @@ ACCEPT = "application/json, text/event-stream"
 
 
 class RawMcp:
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, url: str, keep_alive: bool = False) -> None:
         self.http = http
         self.url = url.rstrip("/") + "/mcp"
         self.session_id: str | None = None
+        self.keep_alive = keep_alive
 
     def headers(self, **extra: str) -> dict[str, str]:
-        headers = {"Accept": ACCEPT, "Content-Type": "application/json", "Connection": "close"}
+        headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
+        if not self.keep_alive:
+            headers["Connection"] = "close"
         if self.session_id:
             headers["Mcp-Session-Id"] = self.session_id
         headers.update(extra)
@@ -50,3 +53,17 @@ class RawMcp:
         status, body, _ = await self.post_raw(json.dumps(message).encode(), **headers)
         assert status == 200, (status, body)
         return body[-1] if isinstance(body, list) else body
+
+
+async def pinned(url: str, want: int | None = None, avoid: int | None = None,
+                 attempts: int = 64) -> tuple[aiohttp.ClientSession, int]:
+    """A keep-alive connection held by one known worker: SO_REUSEPORT picks the worker per connection, so
+    open connections until one lands where wanted. Returns the session (one connection) and that pid."""
+    for _ in range(attempts):
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1, force_close=False))
+        async with http.get(url.rstrip("/") + "/health") as response:
+            pid = (await response.json())["pid"]
+        if (want is None or pid == want) and (avoid is None or pid != avoid):
+            return http, pid
+        await http.close()
+    raise AssertionError(f"no connection reached the wanted worker after {attempts} tries")
