@@ -16,6 +16,7 @@ from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.versions import negotiate
 from only1mcp.sessions import SessionInfo
 
+from . import tasks
 from .calls import ClientCall, ReplyChannel
 from .gateway import Gateway
 
@@ -57,6 +58,10 @@ class Dispatcher:
             "prompts/get": self._prompts_get,
             "completion/complete": self._complete,
             "logging/setLevel": self._set_level,
+            "tasks/get": self._task_call("tasks/get"),
+            "tasks/result": self._task_call("tasks/result"),
+            "tasks/cancel": self._task_call("tasks/cancel"),
+            "tasks/list": self._tasks_list,
         }
 
     @property
@@ -146,8 +151,13 @@ class Dispatcher:
             raise JsonRpcError(Code.INVALID_PARAMS, f"unknown tool '{name}'; call tools/list for the tools "
                                "this gateway offers")
         backend, original = route
-        return await self._forward(session, request_id, backend, "tools/call", {**params, "name": original},
-                                   channel)
+        result = await self._forward(session, request_id, backend, "tools/call", {**params, "name": original},
+                                     channel)
+        if isinstance(result, dict) and isinstance(result.get("task"), dict):  # a task was created
+            task = tasks.expose_task(backend, result["task"])
+            self._gateway.remember_task(backend, task["taskId"].split(":", 1)[1], session.sid)
+            result = {**result, "task": task}
+        return result
 
     def _resource_route(self, uri: str) -> tuple[str, str]:
         route = self.view.resource(uri)
@@ -241,3 +251,34 @@ class Dispatcher:
             if isinstance(outcome, BaseException):
                 log.info("logging/setLevel on backend '%s' failed: %s", name, outcome)
         return {}
+
+    # ------------------------------------------------------------ tasks (2025-11-25, passed through)
+
+    def _task_call(self, method: str) -> Handler:
+        """tasks/get, tasks/result and tasks/cancel: to the backend named in the task id."""
+
+        async def handle(session: SessionInfo, request_id: Any, params: dict[str, Any],
+                         channel: ReplyChannel | None) -> Any:
+            backend, original = tasks.route(_text(params, "taskId", method))
+            if self._gateway.pool.known(backend) is None:
+                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown task '{params['taskId']}'; task ids come from "
+                                   "tools/call or tasks/list")
+            result = await self._forward(session, request_id, backend, method, {**params, "taskId": original},
+                                         channel)
+            return tasks.expose_result(backend, result)
+
+        return handle
+
+    async def _tasks_list(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
+                          channel: ReplyChannel | None) -> Any:
+        backends = [name for name, status in self.view.backends.items()
+                    if (status.get("capabilities") or {}).get("tasks", {}).get("list") is not None]
+        results = await asyncio.gather(*(self._forward(session, request_id, name, "tasks/list", {}, None)
+                                         for name in backends), return_exceptions=True)
+        merged: list[dict[str, Any]] = []
+        for name, outcome in zip(backends, results, strict=True):
+            if isinstance(outcome, BaseException):
+                log.info("tasks/list on backend '%s' failed: %s", name, outcome)
+                continue
+            merged += [tasks.expose_task(name, t) for t in (outcome or {}).get("tasks", []) if isinstance(t, dict)]
+        return {"tasks": merged}

