@@ -6,7 +6,9 @@ and stdio host, from /proc), with 1 and 2 workers. Load comes from wrk (apt pack
 little CPU of its own. The stdio backend has no direct HTTP path; its row compares it with the HTTP
 backend through the same gateway.
 
-    python -m bench.proxy_overhead [--seconds 10] [--workers 1 2]
+    python -m bench.proxy_overhead [--seconds 10] [--workers 1 2] [--repeat 3]
+
+Each figure is the median of ``--repeat`` runs (this box is a VM whose speed varies with its host).
 
 On the 2-core box the single-worker gateway is pinned to core 0 and the backend and wrk to core 1, so the
 gateway's figures are not diluted by the load generator.
@@ -20,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,6 +78,19 @@ def _check_call(url: str, session: str | None, tool: str) -> None:
     body, _ = _post(url, {**CALL, "params": {**CALL["params"], "name": tool}}, session)
     if "result" not in body:
         raise RuntimeError(f"{tool} via {url} failed: {body}")
+
+
+def _median_run(measure: Any, repeat: int) -> dict[str, Any]:
+    """Run ``measure()`` ``repeat`` times; each numeric field is the median over the runs."""
+    runs = [measure() for _ in range(repeat)]
+    merged: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, int | float):
+            merged[key] = statistics.median(r[key] for r in runs)
+        else:
+            merged[key] = value
+    merged["runs"] = repeat
+    return merged
 
 
 def _wrk(url: str, session: str | None, tool: str, connections: int, seconds: float,
@@ -133,7 +149,7 @@ def _tree(root: int) -> list[int]:
     return found
 
 
-def run(seconds: float, worker_counts: list[int]) -> dict[str, Any]:
+def run(seconds: float, worker_counts: list[int], repeat: int) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     two_cores = (os.cpu_count() or 1) >= 2
@@ -145,10 +161,12 @@ def run(seconds: float, worker_counts: list[int]) -> dict[str, Any]:
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         direct_session = _session(backend_url)
         _check_call(backend_url, direct_session, "echo")
-        direct = {c: _wrk(backend_url, direct_session, "echo", c, seconds, backend_cpus) for c in (1, 32)}
+        direct = {c: _median_run(lambda c=c: _wrk(backend_url, direct_session, "echo", c, seconds, backend_cpus),
+                                 repeat) for c in (1, 32)}
         results["direct_http"] = direct
+        results["repeat"] = repeat
         for workers in worker_counts:
-            results["scenarios"].append(_gateway_run(backend_url, workers, seconds, direct, two_cores))
+            results["scenarios"].append(_gateway_run(backend_url, workers, seconds, direct, two_cores, repeat))
     finally:
         os.killpg(backend.pid, signal.SIGTERM)
         backend.wait(10)
@@ -156,7 +174,7 @@ def run(seconds: float, worker_counts: list[int]) -> dict[str, Any]:
 
 
 def _gateway_run(backend_url: str, workers: int, seconds: float, direct: dict[int, dict[str, float]],
-                 two_cores: bool) -> dict[str, Any]:
+                 two_cores: bool, repeat: int) -> dict[str, Any]:
     config = Path(tempfile.mkdtemp(prefix="only1mcp-bench-")) / "bench.yaml"
     config.write_text(
         f"server: {{port: 0, workers: {workers}, standby_workers: 0, log_level: warning}}\n"
@@ -177,10 +195,14 @@ def _gateway_run(backend_url: str, workers: int, seconds: float, direct: dict[in
             _check_call(url, session, tool)
             _wrk(url, session, tool, 32, min(2.0, seconds), load_cpus)  # warm up pools and caches
             for connections in (1, 32):
-                before = _gateway_cpu(gateway.pid)
-                measured = _wrk(url, session, tool, connections, seconds, load_cpus)
-                used = _gateway_cpu(gateway.pid) - before
-                measured["gateway_cpu_us_per_call"] = round(used / max(1, measured["requests"]) * 1e6, 1)
+                def measure(tool: str = tool, connections: int = connections) -> dict[str, Any]:
+                    before = _gateway_cpu(gateway.pid)
+                    measured = _wrk(url, session, tool, connections, seconds, load_cpus)
+                    used = _gateway_cpu(gateway.pid) - before
+                    measured["gateway_cpu_us_per_call"] = round(used / max(1, measured["requests"]) * 1e6, 1)
+                    return measured
+
+                measured = _median_run(measure, repeat)
                 if label == "http":
                     base = direct[connections]
                     measured["ratio_vs_direct"] = round(measured["rps"] / base["rps"], 3)
@@ -214,8 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    results = run(args.seconds, args.workers)
+    results = run(args.seconds, args.workers, args.repeat)
     path = save("proxy_overhead", results)
     _print(results)
     print(f"({path}; {RESULTS})")

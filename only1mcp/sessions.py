@@ -23,6 +23,7 @@ import msgpack
 __all__ = ["InvalidSession", "SessionInfo", "SessionSealer"]
 
 _MAC_BYTES = 16
+RELAYED = ("sampling", "elicitation", "roots")  # what a backend may ask of the client
 _CACHE = 8192
 
 
@@ -38,6 +39,12 @@ class SessionInfo:
     client: dict[str, Any] = field(default_factory=dict)
     issued: int = 0
     principal: str | None = None
+    # The client-to-server request capabilities this client declared, in a fixed order: the key of the
+    # backend sessions that may serve it (derived, not sealed).
+    profile: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profile", tuple(c for c in RELAYED if c in self.capabilities))
 
     def declares(self, capability: str) -> bool:
         return capability in self.capabilities

@@ -21,12 +21,6 @@ log = logging.getLogger("only1mcp.worker")
 
 # (backend name, backend session, message, related call or None)
 RequestHandler = Callable[[str, BackendSession, Message, Pending | None], None]
-_RELAYED = ("sampling", "elicitation", "roots")
-
-
-def profile(session: SessionInfo) -> tuple[str, ...]:
-    """The client capabilities a backend session declares: exactly those this client declared."""
-    return tuple(name for name in _RELAYED if session.declares(name))
 
 
 class BackendPool:
@@ -63,7 +57,7 @@ class BackendPool:
         backend = self._backends.get(name)
         if backend is None:
             raise BackendUnavailable(f"backend '{name}' is not configured (it may have been removed)")
-        key = (name, replica, () if isinstance(backend, StdioBackend) or client is None else profile(client))
+        key = (name, replica, () if isinstance(backend, StdioBackend) or client is None else client.profile)
         session = self._sessions.get(key)
         if session is not None and not session.closed:
             return session

@@ -32,7 +32,7 @@ class OriginPolicy:
     configured hosts (the bound address always), configured origins; requests without Origin (non-browser
     clients) always pass the Origin check."""
 
-    __slots__ = ("_any_host", "_hosts", "_local", "_origins")
+    __slots__ = ("_any_host", "_cache", "_hosts", "_local", "_origins")
 
     def __init__(self, bind_host: str, allowed_origins: list[str], allowed_hosts: list[str]) -> None:
         self._local = _is_loopback(bind_host)
@@ -42,9 +42,22 @@ class OriginPolicy:
             self._hosts |= _LOCAL_NAMES
         self._any_host = not self._local and bind_host in ("0.0.0.0", "::", "") and not allowed_hosts
         self._origins = {o.rstrip("/").lower() for o in allowed_origins}
+        # Clients send the same Host/Origin on every request: remember verdicts (bounded).
+        self._cache: dict[tuple[str | None, str | None], str | None] = {}
 
     def check(self, host: str | None, origin: str | None) -> str | None:
         """None when allowed, else why not (for a 403)."""
+        key = (host, origin)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        verdict = self._check(host, origin)
+        if len(self._cache) < 1024:
+            self._cache[key] = verdict
+        return verdict
+
+    def _check(self, host: str | None, origin: str | None) -> str | None:
         if not self._any_host:
             name = _host_only(host or "")
             if name not in self._hosts:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from . import admin
 from .context import WorkerContext
@@ -13,22 +14,32 @@ from .gateway import Gateway
 from .keys import CONTEXT
 from .origins import OriginPolicy
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "counted"]
 
 # Bodies are limited by server.max_body_size in the front door (it may change on reload); this is only
 # aiohttp's outer bound.
 _HARD_BODY_LIMIT = 1024**3 + 1
 
 
-@web.middleware
-async def _count_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    context = request.app[CONTEXT]
-    context.in_flight += 1
-    context.requests += 1
-    try:
-        return await handler(request)
-    finally:
-        context.in_flight -= 1
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def counted(context: WorkerContext, handler: Handler) -> Handler:
+    """Count the requests this worker serves and those in flight (for drains and load visibility).
+
+    A wrapper on the MCP routes rather than an aiohttp middleware: the middleware chain cost ~5% of a
+    proxied call's CPU.
+    """
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        context.in_flight += 1
+        context.requests += 1
+        try:
+            return await handler(request)
+        finally:
+            context.in_flight -= 1
+
+    return wrapped
 
 
 def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
@@ -37,14 +48,14 @@ def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
     policy = OriginPolicy(context.spec.host, server.allowed_origins if server else [],
                           server.allowed_hosts if server else [])
     door = FrontDoor(gateway, Dispatcher(gateway), policy, context)
-    app = web.Application(middlewares=[_count_in_flight], client_max_size=_HARD_BODY_LIMIT)
+    app = web.Application(client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
-    app.router.add_post("/mcp", door.post)
-    app.router.add_get("/mcp", door.get)
-    app.router.add_delete("/mcp", door.delete)
-    app.router.add_get("/health", admin.health)
-    app.router.add_get("/api/v1/admin/status", admin.status)
-    app.router.add_get("/api/v1/admin/wait", admin.wait)
+    app.router.add_post("/mcp", counted(context, door.post))
+    app.router.add_get("/mcp", counted(context, door.get))
+    app.router.add_delete("/mcp", counted(context, door.delete))
+    app.router.add_get("/health", counted(context, admin.health))
+    app.router.add_get("/api/v1/admin/status", counted(context, admin.status))
+    app.router.add_get("/api/v1/admin/wait", counted(context, admin.wait))
 
     async def end_streams(_app: web.Application) -> None:
         gateway.streams.close_all()  # GET streams never end by themselves; a drain must not wait for them
