@@ -33,8 +33,10 @@ test: lint $(NODE_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.state_propagation
 	$(BIN)/python -m bench.supervisor_idle
+	$(BIN)/python -m bench.proxy_overhead
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
