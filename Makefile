@@ -33,7 +33,7 @@ test: lint $(NODE_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	@command -v wrk >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk
 	$(BIN)/python -m bench.state_propagation
 	$(BIN)/python -m bench.supervisor_idle
 	$(BIN)/python -m bench.proxy_overhead
