@@ -52,6 +52,9 @@ class Client:
     async def elicitation(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept", content={"answer": "forty-two"})
 
+    async def roots(self, context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
+
     async def on_message(self, message: Any) -> None:
         if isinstance(message, types.ToolListChangedNotification):
             self.tool_list_changed.set()
@@ -66,7 +69,7 @@ async def connect(url: str, client: Client) -> AsyncIterator[ClientSession]:
                               timeout=httpx2.Timeout(30, read=300))
     async with http, streamable_http_client(url, http_client=http) as (read, write), ClientSession(
         read, write, sampling_callback=client.sampling, elicitation_callback=client.elicitation,
-        message_handler=client.on_message,
+        list_roots_callback=client.roots, message_handler=client.on_message,
     ) as session:
         await session.initialize()
         yield session
@@ -128,6 +131,8 @@ async def test_sdk_client_through_the_gateway(gateway) -> None:
         assert "sampled: limerick" in _text(await session.call_tool("local_ask_llm", {"prompt": "limerick"}))
         assert _text(await session.call_tool("web_ask_user", {"question": "answer?"})) == "accept: forty-two"
         assert _text(await session.call_tool("local_ask_user", {"question": "answer?"})) == "accept: forty-two"
+        # Roots are per client: relayed from an HTTP backend's session (shared stdio children get no roots).
+        assert "file:///work/project" in _text(await session.call_tool("web_list_roots", {}))
         result = await session.call_tool("everything_trigger-sampling-request", {"prompt": "sonnet", "maxTokens": 20})
         assert "sampled: " in _text(result) and "sonnet" in client.sampled[-1]
 
