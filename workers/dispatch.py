@@ -143,14 +143,18 @@ class Dispatcher:
                     channel: ReplyChannel | None) -> Any:
         return {}
 
+    @staticmethod
+    def _named(lookup: Callable[[str], tuple[str, str] | None], name: str, noun: str) -> tuple[str, str]:
+        """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown."""
+        route = lookup(name)
+        if route is None:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown {noun} '{name}'; call {noun}s/list for the {noun}s "
+                               "this gateway offers")
+        return route
+
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: ReplyChannel | None) -> Any:
-        name = _text(params, "name", "tools/call")
-        route = self.view.tool(name)
-        if route is None:
-            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown tool '{name}'; call tools/list for the tools "
-                               "this gateway offers")
-        backend, original = route
+        backend, original = self._named(self.view.tool, _text(params, "name", "tools/call"), "tool")
         result = await self._forward(session, request_id, backend, "tools/call", {**params, "name": original},
                                      channel)
         if isinstance(result, dict) and isinstance(result.get("task"), dict):  # a task was created
@@ -206,12 +210,7 @@ class Dispatcher:
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: ReplyChannel | None) -> Any:
-        name = _text(params, "name", "prompts/get")
-        route = self.view.prompt(name)
-        if route is None:
-            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown prompt '{name}'; call prompts/list for the prompts "
-                               "this gateway offers")
-        backend, original = route
+        backend, original = self._named(self.view.prompt, _text(params, "name", "prompts/get"), "prompt")
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
                                    channel)
 
@@ -221,11 +220,8 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
         if ref.get("type") == "ref/prompt":
-            name = _text(ref, "name", "completion/complete ref")
-            route = self.view.prompt(name)
-            if route is None:
-                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown prompt '{name}'")
-            backend, original = route
+            backend, original = self._named(self.view.prompt, _text(ref, "name", "completion/complete ref"),
+                                            "prompt")
             new_ref = {**ref, "name": original}
         elif ref.get("type") == "ref/resource":
             uri = _text(ref, "uri", "completion/complete ref")
