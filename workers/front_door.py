@@ -23,7 +23,6 @@ from .calls import ReplyChannel
 from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .gateway import Gateway
-from .origins import OriginPolicy
 
 __all__ = ["FrontDoor"]
 
@@ -35,13 +34,11 @@ VERSION_HEADER = "MCP-Protocol-Version"
 
 
 class FrontDoor:
-    __slots__ = ("_context", "_dispatcher", "_gateway", "_policy")
+    __slots__ = ("_context", "_dispatcher", "_gateway")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, policy: OriginPolicy,
-                 context: WorkerContext) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, context: WorkerContext) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
-        self._policy = policy
         self._context = context
 
     # ------------------------------------------------------------ refusals
@@ -53,7 +50,7 @@ class FrontDoor:
                             content_type="application/json")
 
     def _guard(self, request: web.Request) -> web.Response | None:
-        problem = self._policy.check(request.headers.get("Host"), request.headers.get("Origin"))
+        problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
         if problem is not None:
             return self._refuse(403, Code.INVALID_REQUEST, problem)
         version = request.headers.get(VERSION_HEADER)

@@ -22,6 +22,7 @@ from only1mcp.spec import WorkerSpec
 from . import tasks
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
+from .origins import OriginPolicy
 from .streams import SessionStreams
 
 __all__ = ["Gateway"]
@@ -41,6 +42,7 @@ class Gateway:
         self.replica = replica
         self.reporter = reporter
         self.settings: Settings | None = None
+        self.policy = OriginPolicy(spec.host, [], [])  # replaced with the configured one on every config
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
@@ -64,6 +66,8 @@ class Gateway:
         if config.get("version", 0) != self._config_version:
             self._config_version = config.get("version", 0)
             self.settings = Settings.model_validate(config.get("settings") or {})
+            server = self.settings.server
+            self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.pool.configure({b.name: b for b in self.settings.enabled_backends()})
             self.view = None  # page size may have changed
         sessions = state.get("sessions")

@@ -12,7 +12,6 @@ from .dispatch import Dispatcher
 from .front_door import FrontDoor
 from .gateway import Gateway
 from .keys import CONTEXT
-from .origins import OriginPolicy
 
 __all__ = ["build_app", "counted"]
 
@@ -43,11 +42,7 @@ def counted(context: WorkerContext, handler: Handler) -> Handler:
 
 
 def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
-    settings = gateway.settings
-    server = settings.server if settings is not None else None
-    policy = OriginPolicy(context.spec.host, server.allowed_origins if server else [],
-                          server.allowed_hosts if server else [])
-    door = FrontDoor(gateway, Dispatcher(gateway), policy, context)
+    door = FrontDoor(gateway, Dispatcher(gateway), context)
     app = web.Application(client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
     app.router.add_post("/mcp", counted(context, door.post))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -131,3 +132,26 @@ async def test_batches_only_for_2025_03_26(gateway) -> None:
         await new.initialize(version="2025-06-18")
         status, body, _ = await new.post_raw(batch)
         assert status == 400 and "batches are not allowed in protocol version 2025-06-18" in body["error"]["message"]
+
+
+async def test_allowed_origins_apply_on_reload(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\n")
+    gateway = start_gateway("--config", str(config))
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
+        ping = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+        status, _, _ = await mcp.post_raw(ping, Origin="https://app.example.com")
+        assert status == 403
+        config.write_text("server: {port: 0, workers: 2, allowed_origins: ['https://app.example.com']}\n")
+        gateway.signal(signal.SIGHUP)
+
+        async def allowed_everywhere() -> bool:
+            for _ in range(6):
+                status, _, _ = await mcp.post_raw(ping, Origin="https://app.example.com")
+                if status != 200:
+                    return False
+            return True
+
+        await async_wait_until(allowed_everywhere, 5, "the new allowed origin on every worker")
