@@ -1,0 +1,1 @@
+"""Choosing a backend replica: balancers, circuit breakers, health."""

@@ -1,0 +1,105 @@
+"""A circuit breaker per backend replica, decided by the supervisor from what workers observe.
+
+Closed → Open after ``failures`` consecutive failures, or when the error rate over the last ``window``
+seconds passes ``error_rate`` with at least ``min_calls`` calls. Open → Half-Open after a cooldown that
+doubles each time a trial fails (up to ``max_cooldown``). Half-Open lets a bounded number of trial calls
+through; a success closes it, a failure opens it again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Breaker", "BreakerPolicy", "State", "Transition"]
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    failures: int = 5
+    error_rate: float = 0.5
+    window: float = 30.0
+    min_calls: int = 10
+    cooldown: float = 5.0
+    max_cooldown: float = 300.0
+    half_open_calls: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: State
+    reason: str
+    retry_at: float | None  # when an open breaker lets trial calls through (monotonic-free: wall seconds)
+
+
+class Breaker:
+    __slots__ = ("_calls", "_consecutive", "_cooldown", "last_error", "opened_at", "policy", "retry_at", "state")
+
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self.policy = policy
+        self.state = State.CLOSED
+        self._consecutive = 0
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._cooldown = policy.cooldown
+        self.retry_at: float | None = None
+        self.opened_at: float | None = None
+        self.last_error = ""
+
+    def record(self, ok: bool, now: float, error: str = "") -> Transition | None:
+        """One call's outcome (or a probe's); returns the transition it caused, if any."""
+        if not ok:
+            self.last_error = error or self.last_error
+        if self.state is State.OPEN:
+            return None  # late outcomes of calls started before it opened change nothing
+        if self.state is State.HALF_OPEN:
+            if ok:
+                return self._close(now, "a trial call succeeded")
+            self._cooldown = min(self.policy.max_cooldown, self._cooldown * 2)
+            return self._open(now, f"a trial call failed ({self.last_error})")
+        self._calls.append((now, ok))
+        self._trim(now)
+        self._consecutive = 0 if ok else self._consecutive + 1
+        if self._consecutive >= self.policy.failures:
+            return self._open(now, f"{self._consecutive} consecutive failures ({self.last_error})")
+        if len(self._calls) >= self.policy.min_calls:
+            failed = sum(1 for _, good in self._calls if not good)
+            rate = failed / len(self._calls)
+            if rate > self.policy.error_rate:
+                return self._open(now, f"error rate {rate:.0%} over {len(self._calls)} calls in "
+                                       f"{self.policy.window:g}s ({self.last_error})")
+        return None
+
+    def tick(self, now: float) -> Transition | None:
+        """Time passing: an open breaker whose cooldown is over lets trial calls through."""
+        if self.state is State.OPEN and self.retry_at is not None and now >= self.retry_at:
+            self.state = State.HALF_OPEN
+            return Transition(State.HALF_OPEN, f"cooldown of {self._cooldown:g}s over; letting "
+                              f"{self.policy.half_open_calls} trial call(s) through", None)
+        return None
+
+    def _trim(self, now: float) -> None:
+        while self._calls and self._calls[0][0] < now - self.policy.window:
+            self._calls.popleft()
+
+    def _open(self, now: float, reason: str) -> Transition:
+        self.state = State.OPEN
+        self.opened_at = now
+        self.retry_at = now + self._cooldown
+        self._consecutive = 0
+        self._calls.clear()
+        return Transition(State.OPEN, reason, self.retry_at)
+
+    def _close(self, now: float, reason: str) -> Transition:
+        self.state = State.CLOSED
+        self.retry_at = None
+        self.opened_at = None
+        self._cooldown = self.policy.cooldown
+        self._calls.clear()
+        return Transition(State.CLOSED, reason, None)
