@@ -41,6 +41,7 @@ from only1mcp.spec import (
 
 from .config_store import ConfigStore
 from .discovery import CatalogBuilder
+from .health import HealthManager
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
 from .slots import Backoff, WorkerSlot
@@ -95,6 +96,7 @@ class Supervisor:
         self._relay: RelayPublisher | None = None
         self._mailboxes: Mailboxes | None = None
         self._catalog: CatalogBuilder | None = None
+        self._health: HealthManager | None = None
         self._catalog_version = 0
         self._catalog_ready = False
         self._host: multiprocessing.process.BaseProcess | None = None
@@ -155,6 +157,7 @@ class Supervisor:
         self.config = ConfigStore(self.settings, self._source, self._config_path, self._overrides,
                                   self._environ, self._publisher)
         self._catalog = CatalogBuilder(self.runtime_dir, self._publish_catalog)
+        self._health = HealthManager(self.runtime_dir, self._publisher.set)
         self._tasks = [
             asyncio.create_task(self._publisher.serve(), name="bus-serve"),
             asyncio.create_task(self._publisher.run_heartbeats(server.heartbeat_interval), name="bus-heartbeat"),
@@ -217,6 +220,8 @@ class Supervisor:
         if self.config.reload():
             self.settings = self.config.settings
             await self._catalog.apply(self.settings)
+            assert self._health is not None
+            await self._health.apply(self.settings)
             self._ensure_host()
 
     # ------------------------------------------------------------ catalog, sessions, stdio host
@@ -225,6 +230,8 @@ class Supervisor:
         assert self._catalog is not None
         self._ensure_host()
         await self._catalog.apply(self.settings)
+        assert self._health is not None
+        await self._health.apply(self.settings)
         await self._catalog.wait_first_round(_FIRST_CATALOG_WAIT)
         self._catalog_ready = True
         self._announce_if_ready()
@@ -371,6 +378,10 @@ class Supervisor:
             self._publisher.set(f"revoked/{value.get('sid')}", float(value.get("expires") or time.time()))
             self._mailboxes.drop(str(value.get("sid")))
             return
+        if kind is Kind.CALL_OUTCOMES:
+            assert self._health is not None
+            self._health.outcomes(value)
+            return
         if kind is Kind.BACKEND_CHANGED:
             assert self._catalog is not None
             self._catalog.backend_changed(str(value.get("backend")))
@@ -381,9 +392,12 @@ class Supervisor:
             return
         if kind is Kind.BACKEND_STATUS:
             self._stdio_status[f"{value.get('backend')}#{value.get('replica', 0)}"] = value
+            args = (str(value.get("backend")), int(value.get("replica") or 0), str(value.get("state")),
+                    str(value.get("last_error") or ""))
             if self._catalog is not None:
-                self._catalog.stdio_status(str(value.get("backend")), int(value.get("replica") or 0),
-                                           str(value.get("state")), str(value.get("last_error") or ""))
+                self._catalog.stdio_status(*args)
+            if self._health is not None:
+                self._health.stdio_status(*args)
             if value.get("state") == "removed":
                 for key in [k for k in self._stdio_status if k.startswith(f"{value.get('backend')}#")]:
                     del self._stdio_status[key]
@@ -471,6 +485,8 @@ class Supervisor:
         await self._stop_host()
         if self._catalog is not None:
             await self._catalog.close()
+        if self._health is not None:
+            await self._health.close()
 
     async def _stop_slots(self) -> None:
         self._standby.fill(stopping=True)
@@ -508,6 +524,7 @@ class Supervisor:
             "workers": [slot.describe() for slot in self.slots],
             "standby": self._standby.describe(),
             "catalog": self._catalog_summary(),
+            "routes": self._health.describe() if self._health else {},
             "stdio": sorted(self._stdio_status.values(), key=lambda s: (str(s.get("backend")), s.get("replica", 0))),
             "sessions": {"mailboxes": len(self._mailboxes) if self._mailboxes else 0},
         }

@@ -75,6 +75,7 @@ class BackendPool:
         if "elicitation" in capabilities:
             capabilities["elicitation"] = {"form": {}, "url": {}}
         session = BackendSession(transport, backend.name, capabilities, startup_timeout=backend.timeouts.startup)
+        session.replica = replica
         name = backend.name
         session.on_request = lambda message, related: self._on_request(name, session, message, related)
         session.on_notification = lambda message, related: self._on_notification(name, session, message, related)

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from only1mcp import __version__
-from only1mcp.backends.base import BackendError
+from only1mcp.backends.base import BackendError, BackendRpcError, BackendTimeout, BackendUnavailable
+from only1mcp.backends.session import BackendSession
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
@@ -107,11 +108,53 @@ class Dispatcher:
             return error_bytes(request_id, exc.code, exc.message, exc.data)
 
     async def _forward(self, session: SessionInfo, request_id: Any, backend: str, method: str,
-                       params: dict[str, Any], channel: ReplyChannel | None) -> Any:
+                       params: dict[str, Any], channel: ReplyChannel | None, *, idempotent: bool = False,
+                       replica: int | None = None, key: str | None = None) -> Any:
+        result, _ = await self._forward_to(session, request_id, backend, method, params, channel,
+                                           idempotent=idempotent, replica=replica, key=key)
+        return result
+
+    async def _forward_to(self, session: SessionInfo, request_id: Any, backend: str, method: str,
+                          params: dict[str, Any], channel: ReplyChannel | None, *, idempotent: bool = False,
+                          replica: int | None = None, key: str | None = None) -> tuple[Any, int]:
+        """Send to a replica the router picks (or ``replica``); an idempotent call that fails to reach its
+        backend is retried on another replica while the request deadline allows. Returns (result, replica)."""
         gateway = self._gateway
-        backend_session = await gateway.pool.session(backend, session)
+        router = gateway.routers.get(backend)
         config = gateway.pool.known(backend)
-        timeout = config.timeouts.call if config is not None else 60.0
+        if router is None or config is None:
+            raise BackendUnavailable(f"backend '{backend}' is not configured (it may have been removed)")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + gateway.request_timeout
+        attempts = 1 + (config.retries if idempotent and replica is None else 0)
+        tried: list[int] = []
+        while True:
+            chosen = replica if replica is not None else router.choose(key or session.sid, tried)
+            tried.append(chosen)
+            trial = router.started(chosen)
+            started = loop.time()
+            try:
+                backend_session = await gateway.pool.session(backend, session, chosen)
+                timeout = min(config.timeouts.call, max(0.001, deadline - started))
+                result = await self._call(backend_session, session, request_id, method, params, channel, timeout)
+            except (BackendUnavailable, BackendTimeout) as exc:
+                gateway.outcomes.record(backend, chosen, False, loop.time() - started, exc.message)
+                if len(tried) >= min(attempts, router.count) or loop.time() >= deadline:
+                    raise
+                log.info("%s on backend '%s' replica %d failed (%s); retrying on another", method, backend,
+                         chosen, exc.message)
+                continue
+            except BackendRpcError:
+                gateway.outcomes.record(backend, chosen, True, loop.time() - started)  # the backend answered
+                raise
+            finally:
+                router.finished(chosen, trial)
+            gateway.outcomes.record(backend, chosen, True, loop.time() - started)
+            return result, chosen
+
+    async def _call(self, backend_session: BackendSession, session: SessionInfo, request_id: Any, method: str,
+                    params: dict[str, Any], channel: ReplyChannel | None, timeout: float) -> Any:
+        gateway = self._gateway
         call = ClientCall(session, request_id, method, channel)
         key = (session.sid, request_id)
         gateway.inflight[key] = (backend_session, call)
@@ -154,14 +197,29 @@ class Dispatcher:
 
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: ReplyChannel | None) -> Any:
-        backend, original = self._named(self.view.tool, _text(params, "name", "tools/call"), "tool")
-        result = await self._forward(session, request_id, backend, "tools/call", {**params, "name": original},
-                                     channel)
+        name = _text(params, "name", "tools/call")
+        backend, original = self._named(self.view.tool, name, "tool")
+        router = self._gateway.routers.get(backend)
+        key = None
+        if router is not None and router.hash_argument is not None:
+            value = (params.get("arguments") or {}).get(router.hash_argument)
+            key = None if value is None else str(value)
+        result, replica = await self._forward_to(session, request_id, backend, "tools/call",
+                                                 {**params, "name": original}, channel,
+                                                 idempotent=self._idempotent_tool(backend, name, original), key=key)
         if isinstance(result, dict) and isinstance(result.get("task"), dict):  # a task was created
-            task = tasks.expose_task(backend, result["task"])
-            self._gateway.remember_task(backend, task["taskId"].split(":", 1)[1], session.sid)
+            task = tasks.expose_task(backend, replica, result["task"])
+            self._gateway.remember_task(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
+
+    def _idempotent_tool(self, backend: str, exposed: str, original: str) -> bool:
+        """Safe to retry elsewhere: configured so, or annotated idempotent or read-only by the backend."""
+        config = self._gateway.pool.known(backend)
+        if config is not None and original in config.idempotent_tools:
+            return True
+        annotations = (self.view.tools.get(exposed) or {}).get("annotations") or {}
+        return bool(annotations.get("idempotentHint") or annotations.get("readOnlyHint"))
 
     def _resource_route(self, uri: str) -> tuple[str, str]:
         route = self.view.resource(uri)
@@ -175,7 +233,7 @@ class Dispatcher:
         uri = _text(params, "uri", "resources/read")
         backend, original = self._resource_route(uri)
         result = await self._forward(session, request_id, backend, "resources/read", {**params, "uri": original},
-                                     channel)
+                                     channel, idempotent=True)
         if original != uri and isinstance(result, dict):  # show the client the uri it asked for
             result = {**result, "contents": [{**c, "uri": uri} if isinstance(c, dict) and c.get("uri") == original
                                              else c for c in result.get("contents", [])]}
@@ -212,7 +270,7 @@ class Dispatcher:
                            channel: ReplyChannel | None) -> Any:
         backend, original = self._named(self.view.prompt, _text(params, "name", "prompts/get"), "prompt")
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
-                                   channel)
+                                   channel, idempotent=True)
 
     async def _complete(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                         channel: ReplyChannel | None) -> Any:
@@ -233,7 +291,7 @@ class Dispatcher:
         else:
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete ref.type must be ref/prompt or ref/resource")
         return await self._forward(session, request_id, backend, "completion/complete", {**params, "ref": new_ref},
-                                   channel)
+                                   channel, idempotent=True)
 
     async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: ReplyChannel | None) -> Any:
@@ -255,26 +313,30 @@ class Dispatcher:
 
         async def handle(session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: ReplyChannel | None) -> Any:
-            backend, original = tasks.route(_text(params, "taskId", method))
-            if self._gateway.pool.known(backend) is None:
+            backend, replica, original = tasks.route(_text(params, "taskId", method))
+            router = self._gateway.routers.get(backend)
+            if router is None or replica >= router.count:
                 raise JsonRpcError(Code.INVALID_PARAMS, f"unknown task '{params['taskId']}'; task ids come from "
                                    "tools/call or tasks/list")
             result = await self._forward(session, request_id, backend, method, {**params, "taskId": original},
-                                         channel)
-            return tasks.expose_result(backend, result)
+                                         channel, replica=replica)
+            return tasks.expose_result(backend, replica, result)
 
         return handle
 
     async def _tasks_list(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: ReplyChannel | None) -> Any:
-        backends = [name for name, status in self.view.backends.items()
-                    if (status.get("capabilities") or {}).get("tasks", {}).get("list") is not None]
-        results = await asyncio.gather(*(self._forward(session, request_id, name, "tasks/list", {}, None)
-                                         for name in backends), return_exceptions=True)
+        targets = [(name, replica) for name, status in self.view.backends.items()
+                   if (status.get("capabilities") or {}).get("tasks", {}).get("list") is not None
+                   and name in self._gateway.routers for replica in range(self._gateway.routers[name].count)]
+        results = await asyncio.gather(*(self._forward(session, request_id, name, "tasks/list", {}, None,
+                                                       replica=replica) for name, replica in targets),
+                                       return_exceptions=True)
         merged: list[dict[str, Any]] = []
-        for name, outcome in zip(backends, results, strict=True):
+        for (name, replica), outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
-                log.info("tasks/list on backend '%s' failed: %s", name, outcome)
+                log.info("tasks/list on backend '%s' replica %d failed: %s", name, replica, outcome)
                 continue
-            merged += [tasks.expose_task(name, t) for t in (outcome or {}).get("tasks", []) if isinstance(t, dict)]
+            merged += [tasks.expose_task(name, replica, t) for t in (outcome or {}).get("tasks", [])
+                       if isinstance(t, dict)]
         return {"tasks": merged}

@@ -23,6 +23,7 @@ from . import tasks
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .origins import OriginPolicy
+from .routing import OutcomeBatcher, Router
 from .streams import SessionStreams
 
 __all__ = ["Gateway"]
@@ -43,6 +44,8 @@ class Gateway:
         self.reporter = reporter
         self.settings: Settings | None = None
         self.policy = OriginPolicy(spec.host, [], [])  # replaced with the configured one on every config
+        self.routers: dict[str, Router] = {}
+        self.outcomes = OutcomeBatcher(reporter)
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
@@ -58,6 +61,7 @@ class Gateway:
         self.task_owners: dict[tuple[str, str], str] = {}
         self._config_version = 0
         self._sessions_value: Any = None
+        self.request_timeout = 300.0
 
     # ------------------------------------------------------------ shared state
 
@@ -67,14 +71,21 @@ class Gateway:
             self._config_version = config.get("version", 0)
             self.settings = Settings.model_validate(config.get("settings") or {})
             server = self.settings.server
+            self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
-            self.pool.configure({b.name: b for b in self.settings.enabled_backends()})
+            backends = {b.name: b for b in self.settings.enabled_backends()}
+            # A router keeps its in-flight counts and balancer position while its backend is unchanged.
+            self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers
+                            else Router(backend) for name, backend in backends.items()}
+            self.pool.configure(backends)
             self.view = None  # page size may have changed
         sessions = state.get("sessions")
         if sessions is not None and sessions is not self._sessions_value:
             self._sessions_value = sessions
             self.sealer = SessionSealer(bytes(sessions["secret"]), float(sessions["ttl"]))
         self.revoked = frozenset(key[8:] for key in state.data if key.startswith("revoked/"))
+        for name, router in self.routers.items():
+            router.update(state.get(f"routes/{name}"))
         catalog = state.get("catalog")
         if catalog is not None and self.settings is not None and (
                 self.view is None or catalog.get("version") != self.catalog_version):
@@ -157,9 +168,9 @@ class Gateway:
         elif method == "notifications/resources/updated":
             self._resource_updated(backend, str(params.get("uri", "")), message)
         elif method == "notifications/tasks/status":
-            task_id = str(params.get("taskId", ""))
+            task_id = f"{session.replica}:{params.get('taskId', '')}"
             owner = self.task_owners.get((backend, task_id))
-            exposed = jsonrpc.notification(method, tasks.expose_task(backend, params))
+            exposed = jsonrpc.notification(method, tasks.expose_task(backend, session.replica, params))
             if call is not None:
                 self._to_client(call, call.session.sid, exposed)
             elif owner is not None:

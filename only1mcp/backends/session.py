@@ -54,9 +54,28 @@ class BackendSession:
     requests the backend makes of the client) goes to that call's ``on_related``. Messages that belong to
     no call go to ``on_request`` / ``on_notification``."""
 
-    __slots__ = ("_counter", "_idle", "_init_lock", "_pending", "_progress", "_reinitialized", "capabilities",
-                 "client_capabilities", "client_info", "closed", "instructions", "name", "on_closed", "on_notification",
-                 "on_request", "protocol_version", "server_info", "startup_timeout", "transport")
+    __slots__ = (
+        "_counter",
+        "_idle",
+        "_init_lock",
+        "_pending",
+        "_progress",
+        "_reinitialized",
+        "capabilities",
+        "client_capabilities",
+        "client_info",
+        "closed",
+        "instructions",
+        "name",
+        "on_closed",
+        "on_notification",
+        "on_request",
+        "protocol_version",
+        "replica",
+        "server_info",
+        "startup_timeout",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -76,6 +95,7 @@ class BackendSession:
         self.on_closed: Callable[[BaseException | None], None] | None = None
         self.startup_timeout = startup_timeout
         self.client_info = client_info or CLIENT_INFO
+        self.replica = 0  # which replica of its backend this session talks to (set by its owner)
         self._counter = itertools.count(1)
         self._pending: dict[int, Pending] = {}
         self._progress: dict[str, Pending] = {}

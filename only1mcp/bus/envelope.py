@@ -39,6 +39,8 @@ class Kind(IntEnum):
     RELAYED = 20  # value = payload of a RELAY
     SESSION_EVENT = 21  # key = sid, seq = event number, value = message
     ADOPT = 22  # key = the standby's pid, value = {slot}: take over that slot now
+    # worker -> supervisor, batched: {backend: {replica: {"ok": "1101", "error": str, "latency": s}}}
+    CALL_OUTCOMES = 24
 
 
 class BusProtocolError(ValueError):

@@ -155,6 +155,9 @@ class ProxySettings(_Strict):
         description="While a backend is down: `keep` serves its entries from the last catalog, `drop` leaves "
         "them out until it is back.",
     )
+    request_timeout: float = Field(
+        300.0, gt=0, le=86400, description="Deadline of one client request, retries included; each backend "
+        "call also stops at its own timeouts.call.", json_schema_extra=_hint("write seconds > 0, e.g. 300"))
     discovery_retry: float = Field(
         5.0, gt=0, le=3600, description="Seconds between attempts to reach a backend that is down (doubling, "
         "up to 60 s).", json_schema_extra=_hint("write seconds > 0, e.g. 5"),
@@ -193,6 +196,47 @@ class Timeouts(_Strict):
                            json_schema_extra=_hint("write seconds > 0, e.g. 30"))
 
 
+class HealthSettings(_Strict):
+    """Active health probes: an MCP ping over the replica's own transport."""
+
+    enabled: bool = Field(True, description="Probe each replica (MCP ping) on this interval.")
+    interval: float = Field(10.0, gt=0, le=3600, description="Seconds between probes of one replica.",
+                            json_schema_extra=_hint("write seconds > 0, e.g. 10"))
+    timeout: float = Field(5.0, gt=0, le=600, description="A probe not answered in this many seconds failed.",
+                           json_schema_extra=_hint("write seconds > 0, e.g. 5"))
+    healthy_threshold: int = Field(2, ge=1, le=100,
+                                   description="Successful probes in a row before an unhealthy replica is used "
+                                   "again.", json_schema_extra=_hint("write a whole number from 1 to 100"))
+    unhealthy_threshold: int = Field(3, ge=1, le=100,
+                                     description="Failed probes in a row before a replica is taken out.",
+                                     json_schema_extra=_hint("write a whole number from 1 to 100"))
+
+
+class BreakerSettings(_Strict):
+    """The circuit breaker of each replica, fed by the outcomes of real calls."""
+
+    failures: int = Field(5, ge=1, le=10_000, description="Consecutive failures that open the breaker.",
+                          json_schema_extra=_hint("write a whole number from 1 up"))
+    error_rate: float = Field(0.5, gt=0, le=1, description="Failure share over `window` that opens it "
+                              "(with at least `min_calls` calls).", json_schema_extra=_hint("write 0-1, e.g. 0.5"))
+    window: float = Field(30.0, gt=0, le=3600, description="Seconds of calls the error rate looks at.")
+    min_calls: int = Field(10, ge=1, le=100_000, description="Calls in the window before the rate counts.")
+    cooldown: float = Field(5.0, gt=0, le=3600, description="Seconds an open breaker waits before a trial "
+                            "call; doubles after each failed trial.")
+    max_cooldown: float = Field(300.0, gt=0, le=86400, description="Upper bound of the growing cooldown.")
+    half_open_calls: int = Field(1, ge=1, le=100, description="Trial calls each worker lets through while "
+                                 "half-open.")
+
+
+class StdioLimits(_Strict):
+    """Resource limits applied to a stdio child (and inherited by what it starts)."""
+
+    address_space_mb: int | None = Field(None, ge=16, description="RLIMIT_AS in MiB.")
+    cpu_seconds: int | None = Field(None, ge=1, description="RLIMIT_CPU: CPU seconds before the kernel stops "
+                                    "it (it is then restarted).")
+    open_files: int | None = Field(None, ge=16, description="RLIMIT_NOFILE.")
+
+
 class BackendBase(_Strict):
     """Settings every backend has, whatever its transport."""
 
@@ -214,6 +258,20 @@ class BackendBase(_Strict):
         json_schema_extra=_hint("write a whole number from 1 to 1000"),
     )
     timeouts: Timeouts = Field(default_factory=Timeouts, description="See backends[].timeouts.")  # type: ignore[arg-type]
+    balance: Literal["round_robin", "least_connections", "consistent_hash", "random", "weighted_random"] = Field(
+        "round_robin", description="How calls are spread over replicas (skipping unhealthy and open ones).")
+    hash_key: str = Field(
+        "session", pattern=r"^(session|argument:[A-Za-z0-9_.-]+)$",
+        description="For consistent_hash: `session` (the client's session) or `argument:<name>` (a tool "
+        "argument's value).", json_schema_extra=_hint("write session, or argument:<tool argument name>"),
+    )
+    idempotent_tools: list[str] = Field(
+        default_factory=list, description="Tools safe to retry on another replica (besides those whose "
+        "annotations say idempotentHint or readOnlyHint).")
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts on other replicas for idempotent "
+                         "calls that failed to reach a backend.")
+    health: HealthSettings = Field(default_factory=HealthSettings, description="See backends[].health.")  # type: ignore[arg-type]
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="See backends[].breaker.")  # type: ignore[arg-type]
 
     @property
     def effective_prefix(self) -> str:
@@ -233,6 +291,19 @@ class StdioBackend(BackendBase):
         1, ge=1, le=64, description="Number of child processes to run for this backend.",
         json_schema_extra=_hint("write a whole number of child processes from 1 to 64"),
     )
+    env_allow: list[str] | None = Field(
+        None, description="Names of the gateway's environment variables the child may see (plus `env`); "
+        "default: all of them.")
+    limits: StdioLimits = Field(default_factory=StdioLimits, description="See backends[].limits.")  # type: ignore[arg-type]
+    max_failures: int = Field(
+        5, ge=1, le=1000, description="Exits within `failure_window` after which the backend is marked failed "
+        "and retried only every `failed_retry` seconds.")
+    failure_window: float = Field(60.0, gt=0, le=86400, description="Seconds over which exits are counted.")
+    failed_retry: float = Field(300.0, gt=0, le=86400, description="Seconds between attempts while failed.")
+    lazy: bool = Field(False, description="Start the child on first use instead of at gateway start.")
+    idle_shutdown: float | None = Field(
+        None, gt=0, description="Stop the child after this many seconds without calls (it starts again on the "
+        "next one).")
 
 
 class RemoteReplica(_Strict):

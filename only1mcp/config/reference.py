@@ -12,12 +12,15 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from .models import (
+    BreakerSettings,
+    HealthSettings,
     HttpBackend,
     ProxySettings,
     ServerSettings,
     SessionSettings,
     SseBackend,
     StdioBackend,
+    StdioLimits,
     Timeouts,
     WebSocketBackend,
 )
@@ -33,6 +36,9 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),
     ("backends[] (websocket)", WebSocketBackend, "WebSocket. Chosen for a `ws://` or `wss://` url."),
     ("backends[].timeouts", Timeouts, "Per-backend time limits in seconds."),
+    ("backends[].health", HealthSettings, "Active health probes of each replica."),
+    ("backends[].breaker", BreakerSettings, "The circuit breaker of each replica."),
+    ("backends[].limits (stdio)", StdioLimits, "Resource limits of each stdio child."),
 ]
 
 

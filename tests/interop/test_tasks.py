@@ -31,7 +31,7 @@ async def test_task_lifecycle_through_the_gateway(start_gateway, tmp_path: Path)
                                                 "arguments": {"topic": "gateways", "ambiguous": False},
                                                 "task": {"ttl": 60000}})
         task = created["result"]["task"]
-        assert task["taskId"].startswith("ev:"), created
+        assert task["taskId"].startswith("ev:0:"), created
 
         async def finished() -> bool:
             body = await mcp.call("tasks/get", {"taskId": task["taskId"]})
@@ -44,4 +44,4 @@ async def test_task_lifecycle_through_the_gateway(start_gateway, tmp_path: Path)
         listed = await mcp.call("tasks/list", {})
         assert task["taskId"] in [t["taskId"] for t in listed["result"]["tasks"]]
         unknown = await mcp.call("tasks/get", {"taskId": "no-colon"})
-        assert unknown["error"]["code"] == -32602 and "'<backend>:<id>'" in unknown["error"]["message"]
+        assert unknown["error"]["code"] == -32602 and "'<backend>:<replica>:<id>'" in unknown["error"]["message"]

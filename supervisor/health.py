@@ -1,0 +1,195 @@
+"""Replica health and circuit breakers, decided here and published as ``routes/<backend>``.
+
+Active: each replica is pinged over its own transport on its backend's interval. Passive: workers report
+the outcome of every call (batched) and the breakers count them. Workers never decide; they route by what
+is published: a replica is used while its probes pass (healthy or degraded) and its breaker is closed, or
+half-open with trial calls left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from only1mcp.backends.base import BackendError
+from only1mcp.backends.factory import AnyBackend, make_transport, replica_count
+from only1mcp.backends.http1 import Http1Pool
+from only1mcp.backends.session import BackendSession
+from only1mcp.config.models import Settings
+from only1mcp.routing.breaker import Breaker, BreakerPolicy, State
+from only1mcp.routing.health import Health, HealthPolicy, HealthTracker
+
+__all__ = ["HealthManager"]
+
+log = logging.getLogger("only1mcp.health")
+
+PROBE_CLIENT = {"name": "only1mcp-probe", "version": "1"}
+_TICK = 0.25  # seconds between checks for breakers whose cooldown is over
+
+
+class _Replica:
+    __slots__ = ("breaker", "calls", "health", "latency", "probe_session", "task")
+
+    def __init__(self, backend: AnyBackend) -> None:
+        b, h = backend.breaker, backend.health
+        self.breaker = Breaker(BreakerPolicy(b.failures, b.error_rate, b.window, b.min_calls, b.cooldown,
+                                             b.max_cooldown, b.half_open_calls))
+        self.health = HealthTracker(HealthPolicy(h.interval, h.timeout, h.healthy_threshold,
+                                                 h.unhealthy_threshold))
+        self.probe_session: BackendSession | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.calls = 0
+        self.latency = 0.0  # moving average of call latency in seconds, for status
+
+    def describe(self) -> dict[str, Any]:
+        reason = self.health.last_error if self.health.state is not Health.HEALTHY else ""
+        if self.breaker.state is not State.CLOSED:
+            reason = self.breaker.last_error
+        return {"health": self.health.state.value, "breaker": self.breaker.state.value,
+                "retry_at": self.breaker.retry_at, "reason": reason,
+                "trials": self.breaker.policy.half_open_calls}
+
+
+class HealthManager:
+    """One probe loop per replica; breakers fed by probes' absence of calls and by workers' outcomes."""
+
+    def __init__(self, runtime_dir: Path, publish: Callable[[str, Any], None]) -> None:
+        self._runtime_dir = runtime_dir
+        self._publish = publish
+        self._backends: dict[str, AnyBackend] = {}
+        self._replicas: dict[str, list[_Replica]] = {}
+        self._http = Http1Pool()
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def apply(self, settings: Settings) -> None:
+        """Adopt a config: keep the state of unchanged backends, start over for changed ones."""
+        wanted = {b.name: b for b in settings.enabled_backends()}
+        for name in list(self._backends):
+            if wanted.get(name) != self._backends[name]:
+                await self._drop(name)
+        for name, backend in wanted.items():
+            if name not in self._backends:
+                self._backends[name] = backend
+                self._replicas[name] = [_Replica(backend) for _ in range(replica_count(backend))]
+                for index, replica in enumerate(self._replicas[name]):
+                    if backend.health.enabled:
+                        replica.task = asyncio.get_running_loop().create_task(
+                            self._probe_loop(backend, index, replica), name=f"probe-{name}-{index}")
+                self._publish_backend(name)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="breaker-ticks")
+
+    async def _drop(self, name: str) -> None:
+        for replica in self._replicas.pop(name, []):
+            if replica.task is not None:
+                replica.task.cancel()
+            if replica.probe_session is not None:
+                await replica.probe_session.close()
+        del self._backends[name]
+        self._publish(f"routes/{name}", None)
+
+    # ------------------------------------------------------------ probes
+
+    async def _probe_loop(self, backend: AnyBackend, index: int, replica: _Replica) -> None:
+        policy = backend.health
+        while True:
+            ok, error = await self._probe(backend, index, replica, policy.timeout)
+            changed = replica.health.probe(ok, error)
+            if changed is not None:
+                level = logging.INFO if changed is Health.HEALTHY else logging.WARNING
+                log.log(level, "backend '%s' replica %d is %s%s", backend.name, index, changed.value,
+                        f" ({error})" if error else "")
+                self._publish_backend(backend.name)
+            await asyncio.sleep(policy.interval)
+
+    async def _probe(self, backend: AnyBackend, index: int, replica: _Replica, timeout: float) -> tuple[bool, str]:
+        try:
+            if replica.probe_session is None or replica.probe_session.closed:
+                if replica.probe_session is not None:
+                    await replica.probe_session.close()
+                transport = make_transport(backend, index, self._runtime_dir, self._http)
+                session = BackendSession(transport, backend.name, {}, startup_timeout=timeout,
+                                         client_info=PROBE_CLIENT)
+                replica.probe_session = session
+                await asyncio.wait_for(session.start(), timeout)
+            await replica.probe_session.call("ping", None, timeout)
+        except BackendError as exc:
+            return False, exc.message
+        except (OSError, TimeoutError) as exc:
+            return False, str(exc) or "ping timed out"
+        return True, ""
+
+    def stdio_status(self, name: str, index: int, state: str, error: str) -> None:
+        """The stdio host saw its child exit: count it as a failed probe at once, not at the next interval."""
+        replicas = self._replicas.get(name)
+        if replicas is None or index >= len(replicas) or state == "running":
+            return
+        if replicas[index].health.probe(False, error or state) is not None:
+            log.warning("backend '%s' replica %d is %s (%s)", name, index, replicas[index].health.state.value,
+                        error or state)
+            self._publish_backend(name)
+
+    # ------------------------------------------------------------ call outcomes and breakers
+
+    def outcomes(self, report: dict[str, Any]) -> None:
+        """A worker's batch: {backend: {replica: {"ok": "1101", "error": str, "latency": seconds}}}."""
+        now = time.time()
+        for name, per_replica in report.items():
+            replicas = self._replicas.get(name)
+            if replicas is None or not isinstance(per_replica, dict):
+                continue
+            changed = False
+            for key, batch in per_replica.items():
+                index = int(key)
+                if index >= len(replicas):
+                    continue
+                replica = replicas[index]
+                outcomes = str(batch.get("ok", ""))
+                replica.calls += len(outcomes)
+                if outcomes and batch.get("latency") is not None:
+                    replica.latency = 0.8 * replica.latency + 0.2 * float(batch["latency"])
+                for flag in outcomes:
+                    transition = replica.breaker.record(flag == "1", now, str(batch.get("error") or ""))
+                    if transition is not None:
+                        self._log_transition(name, index, transition.state, transition.reason)
+                        changed = True
+            if changed:
+                self._publish_backend(name)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK)
+            now = time.time()
+            for name, replicas in self._replicas.items():
+                changed = False
+                for index, replica in enumerate(replicas):
+                    transition = replica.breaker.tick(now)
+                    if transition is not None:
+                        self._log_transition(name, index, transition.state, transition.reason)
+                        changed = True
+                if changed:
+                    self._publish_backend(name)
+
+    @staticmethod
+    def _log_transition(name: str, index: int, state: State, reason: str) -> None:
+        level = logging.WARNING if state is State.OPEN else logging.INFO
+        log.log(level, "backend '%s' replica %d breaker %s: %s", name, index, state.value, reason)
+
+    def _publish_backend(self, name: str) -> None:
+        replicas = self._replicas.get(name, [])
+        self._publish(f"routes/{name}", {"replicas": [r.describe() for r in replicas]})
+
+    def describe(self) -> dict[str, Any]:
+        return {name: [{**r.describe(), "calls": r.calls, "latency_ms": round(r.latency * 1000, 2)}
+                       for r in replicas] for name, replicas in self._replicas.items()}
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for name in list(self._backends):
+            await self._drop(name)
+        self._http.close()
