@@ -1,15 +1,18 @@
-"""Process-level helpers shared by the supervisor and the workers."""
+"""Process-level helpers shared by the supervisor, the workers and the stdio host."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import importlib
 import os
+import resource
 import signal
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["die_with_parent", "run_entry"]
+__all__ = ["child_setup", "die_with_parent", "run_entry"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -24,12 +27,35 @@ def run_entry(target: str, argument: Any) -> None:
     raise SystemExit(function(argument))
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once (finding libc runs ldconfig: never do that between fork and exec)."""
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name, use_errno=True).prctl if name else None
+
+
 def die_with_parent(expected_parent: int, sig: int = signal.SIGTERM) -> bool:
     """Ask Linux to send ``sig`` when our parent exits; False if the parent is already gone."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    prctl = _prctl()
+    if prctl is not None and prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     # The parent may have died before prctl took effect; then we were re-parented already.
     return os.getppid() == expected_parent
+
+
+def child_setup(parent: int, limits: dict[int, int]) -> Callable[[], None]:
+    """A ``preexec_fn`` for backend children: killed with their parent, and resource limits applied.
+
+    It runs between fork and exec, so it only makes system calls prepared here in the parent.
+    """
+    prctl = _prctl()
+
+    def setup() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)  # the host died before we could ask to die with it
+        for kind, value in limits.items():
+            resource.setrlimit(kind, (value, value))
+
+    return setup

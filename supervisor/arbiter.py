@@ -46,6 +46,7 @@ from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
 from .slots import Backoff, WorkerSlot
 from .standby import StandbyPool
+from .watcher import ConfigWatcher
 
 __all__ = ["Supervisor"]
 
@@ -97,6 +98,8 @@ class Supervisor:
         self._mailboxes: Mailboxes | None = None
         self._catalog: CatalogBuilder | None = None
         self._health: HealthManager | None = None
+        self._watcher: ConfigWatcher | None = None
+        self._reloading = asyncio.Lock()
         self._catalog_version = 0
         self._catalog_ready = False
         self._host: multiprocessing.process.BaseProcess | None = None
@@ -158,6 +161,8 @@ class Supervisor:
                                   self._environ, self._publisher)
         self._catalog = CatalogBuilder(self.runtime_dir, self._publish_catalog)
         self._health = HealthManager(self.runtime_dir, self._publisher.set)
+        if self._config_path is not None:
+            self._watcher = ConfigWatcher(self._config_path, self._file_changed)
         self._tasks = [
             asyncio.create_task(self._publisher.serve(), name="bus-serve"),
             asyncio.create_task(self._publisher.run_heartbeats(server.heartbeat_interval), name="bus-heartbeat"),
@@ -169,6 +174,8 @@ class Supervisor:
                  self.port, self._source, self.runtime_dir)
 
     def _teardown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
         for task in self._tasks:
             task.cancel()
         for closable in (self._publisher, self._sink, self._relay):
@@ -215,14 +222,25 @@ class Supervisor:
         self._stopping = True
 
     async def handle_hup(self) -> None:
-        assert self.config is not None and self._catalog is not None
         log.info("SIGHUP: reloading config")
-        if self.config.reload():
-            self.settings = self.config.settings
-            await self._catalog.apply(self.settings)
-            assert self._health is not None
-            await self._health.apply(self.settings)
-            self._ensure_host()
+        await self.reload()
+
+    async def _file_changed(self) -> None:
+        log.info("config file changed: reloading")
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Validate the config again; on success apply the difference (added backends start, removed ones
+        drain and stop, changed ones restart, the rest are untouched) and publish it."""
+        assert self.config is not None and self._catalog is not None and self._health is not None
+        async with self._reloading:
+            started = time.monotonic()
+            if self.config.reload():
+                self.settings = self.config.settings
+                await self._catalog.apply(self.settings)
+                await self._health.apply(self.settings)
+                self._ensure_host()
+                self.config.last_apply_ms = round((time.monotonic() - started) * 1000, 2)
 
     # ------------------------------------------------------------ catalog, sessions, stdio host
 

@@ -31,8 +31,8 @@ def _digest(settings: Settings) -> str:
 class ConfigStore:
     """Owns the current Settings and its version; publishes ``config`` on the bus on every change."""
 
-    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "loaded_at", "reloads_failed",
-                 "reloads_ok", "settings", "source", "version")
+    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "last_apply_ms", "loaded_at",
+                 "reloads_failed", "reloads_ok", "settings", "source", "version")
 
     def __init__(
         self,
@@ -54,6 +54,7 @@ class ConfigStore:
         self.loaded_at = time.time()
         self.reloads_ok = 0
         self.reloads_failed = 0
+        self.last_apply_ms: float | None = None  # how long the last reload took to apply, for status
         self.publish()
 
     def publish(self) -> None:
@@ -103,5 +104,5 @@ class ConfigStore:
             "digest": self.digest,
             "source": self.source,
             "loaded_at": self.loaded_at,
-            "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
+            "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed, "last_apply_ms": self.last_apply_ms},
         }

@@ -99,7 +99,7 @@ class CatalogBuilder:
         watch = self._watches.get(name)
         if watch is None or replica != 0:
             return
-        watch.host_running = state == "running"
+        watch.host_running = state in ("running", "idle")  # an idle on-demand child starts when asked
         watch.host_error = "" if watch.host_running else error
         watch.changed.set()
 

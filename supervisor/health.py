@@ -48,7 +48,7 @@ class _Replica:
     def describe(self) -> dict[str, Any]:
         reason = self.health.last_error if self.health.state is not Health.HEALTHY else ""
         if self.breaker.state is not State.CLOSED:
-            reason = self.breaker.last_error
+            reason = self.breaker.reason
         return {"health": self.health.state.value, "breaker": self.breaker.state.value,
                 "retry_at": self.breaker.retry_at, "reason": reason,
                 "trials": self.breaker.policy.half_open_calls}
@@ -126,7 +126,7 @@ class HealthManager:
     def stdio_status(self, name: str, index: int, state: str, error: str) -> None:
         """The stdio host saw its child exit: count it as a failed probe at once, not at the next interval."""
         replicas = self._replicas.get(name)
-        if replicas is None or index >= len(replicas) or state == "running":
+        if replicas is None or index >= len(replicas) or state in ("running", "idle"):
             return
         if replicas[index].health.probe(False, error or state) is not None:
             log.warning("backend '%s' replica %d is %s (%s)", name, index, replicas[index].health.state.value,

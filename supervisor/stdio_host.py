@@ -106,7 +106,7 @@ class StdioHost:
         for replica in range(backend.replicas):
             child = self._children.pop((name, replica), None)
             if child is not None:
-                await child.stop()
+                await child.stop(drain=backend.timeouts.call)
         self._report({"backend": name, "state": "removed"})
 
     def _report(self, status: dict[str, Any]) -> None:

@@ -13,17 +13,20 @@ import contextlib
 import itertools
 import logging
 import os
+import resource
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from only1mcp import __version__
+from only1mcp.backends.base import NOT_RUNNING
 from only1mcp.backends.lines import LINE_LIMIT, LineChannel
 from only1mcp.config.models import StdioBackend
-from only1mcp.process import die_with_parent
+from only1mcp.process import child_setup
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.versions import LATEST
@@ -37,6 +40,7 @@ log = logging.getLogger("only1mcp.stdio")
 # them (see SharedChild._route_server_request).
 CHILD_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}}
 _RESTART_CAP = 30.0
+_MAX_QUEUED = 1000  # calls waiting for an on-demand child to start
 
 
 @dataclass(slots=True, eq=False)
@@ -88,6 +92,17 @@ class SharedChild:
         self._server: asyncio.AbstractServer | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
+        self._idle = asyncio.Event()  # no call in flight
+        self._idle.set()
+        # On-demand children (lazy start, idle shutdown) start when a call needs them; calls wait for it.
+        self._on_demand = backend.lazy or backend.idle_shutdown is not None
+        self._wanted = asyncio.Event()
+        if not backend.lazy:
+            self._wanted.set()
+        self._idled = False
+        self._last_call = time.monotonic()
+        self._queued: list[tuple[Link, dict[str, Any]]] = []
+        self._watchdog: asyncio.Task[None] | None = None
         self.restarts = 0
         self.state = "starting"
         self.last_error = ""
@@ -100,9 +115,21 @@ class SharedChild:
         self._server = await asyncio.start_unix_server(self._accept, path=str(self.socket_path), limit=LINE_LIMIT)
         os.chmod(self.socket_path, 0o600)
         self._runner = asyncio.get_running_loop().create_task(self._run())
+        if self.backend.idle_shutdown is not None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_idle(self.backend.idle_shutdown))
+        if self.backend.lazy:
+            self._report("idle")
 
-    async def stop(self) -> None:
+    async def stop(self, drain: float = 0.0) -> None:
+        """Stop taking calls, let those in flight finish for up to ``drain`` seconds, then stop the child."""
         self._stopping = True
+        self._wanted.set()  # let the runner see it is stopping
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if drain and not self._idle.is_set():
+            log.info("backend '%s': waiting up to %gs for %d call(s) in flight", self._name, drain, len(self._calls))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain)
         if self._runner is not None:
             self._runner.cancel()
         if self._server is not None:
@@ -114,10 +141,15 @@ class SharedChild:
             self.socket_path.unlink()
 
     async def _run(self) -> None:
-        """Start the child, wait for it to exit, restart it with capped backoff."""
-        failures = 0
+        """Start the child when wanted; restart it when it exits (at once after a long run, backing off
+        while it keeps exiting); after ``max_failures`` exits within ``failure_window`` mark it failed and
+        try again only every ``failed_retry`` seconds; an idle shutdown waits for the next call."""
+        backend = self.backend
+        exits: deque[float] = deque()
         while not self._stopping:
+            await self._wanted.wait()
             started = time.monotonic()
+            self._idled = False
             try:
                 await self._spawn()
                 await self._initialize()
@@ -128,28 +160,58 @@ class SharedChild:
                 self.last_error = str(exc)
                 log.error("backend '%s': %s", self._name, exc)
             self._ready.clear()
+            if self._idled:
+                await self._kill()
+                self._report("idle")
+                log.info("backend '%s' stopped after %gs without calls; it starts again on the next call",
+                         self._name, backend.idle_shutdown or 0)
+                continue
             self._init_result = None
             self._fail_calls(f"backend '{self._name}' {self.last_error} during the call; it is being restarted")
             await self._kill()
             if self._stopping:
                 return
-            failures = 0 if time.monotonic() - started > 10 else failures + 1
-            delay = 0.0 if failures == 0 else min(_RESTART_CAP, 0.2 * 2 ** (failures - 1))
+            now = time.monotonic()
+            exits.append(now)
+            while exits and exits[0] < now - backend.failure_window:
+                exits.popleft()
             self.restarts += 1
+            if len(exits) >= backend.max_failures:
+                self._report("failed")
+                log.error("backend '%s' failed: %d exits within %gs (last: %s); next attempt in %gs", self._name,
+                          len(exits), backend.failure_window, self.last_error, backend.failed_retry)
+                exits.clear()
+                await asyncio.sleep(backend.failed_retry)
+                continue
+            delay = 0.0 if now - started > 10 else min(_RESTART_CAP, 0.2 * 2 ** (len(exits) - 1))
             self._report("restarting")
             log.warning("backend '%s' %s; restarting in %.1fs", self._name, self.last_error, delay)
             await asyncio.sleep(delay)
 
+    async def _watch_idle(self, limit: float) -> None:
+        """Stop the child after ``limit`` seconds without calls (on-demand backends)."""
+        while not self._stopping:
+            await asyncio.sleep(min(5.0, limit / 4))
+            if self._ready.is_set() and not self._calls and time.monotonic() - self._last_call >= limit:
+                self._idled = True
+                self._wanted.clear()
+                await self._kill()
+
     async def _spawn(self) -> None:
         backend = self.backend
-        env = {**os.environ, **backend.env}
-        host_pid = os.getpid()
+        allowed = backend.env_allow
+        inherited = os.environ if allowed is None else {k: v for k, v in os.environ.items() if k in allowed}
+        env = {**inherited, **backend.env}
+        limits = {kind: value for kind, value in (
+            (resource.RLIMIT_AS, backend.limits.address_space_mb and backend.limits.address_space_mb * 1024 * 1024),
+            (resource.RLIMIT_CPU, backend.limits.cpu_seconds),
+            (resource.RLIMIT_NOFILE, backend.limits.open_files)) if value}
         self._process = await asyncio.create_subprocess_exec(
             backend.command, *backend.args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=LINE_LIMIT,
             start_new_session=True,  # its own process group: npx-style launchers are killed with it
-            preexec_fn=lambda: die_with_parent(host_pid, signal.SIGKILL),
+            preexec_fn=child_setup(os.getpid(), limits),
         )
         assert self._process.stdout is not None and self._process.stdin is not None
         self._channel = LineChannel(f"backend '{self._name}'", self._process.stdout, self._process.stdin)
@@ -184,6 +246,9 @@ class SharedChild:
         self._channel.write(jsonrpc.notification("notifications/initialized"))
         self._init_result = result
         self._ready.set()
+        queued, self._queued = self._queued, []
+        for link, message in queued:  # calls that woke an on-demand child
+            self._forward_request(link, message)
         if self.restarts:  # the restarted child may offer different lists
             for kind in ("tools", "resources", "prompts"):
                 self._broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
@@ -211,6 +276,9 @@ class SharedChild:
                          "last_error": self.last_error})
 
     def _fail_calls(self, message: str) -> None:
+        queued, self._queued = self._queued, []
+        for link, request in queued:
+            link.send(jsonrpc.error_message(request["id"], Code.BACKEND_UNAVAILABLE, message))
         for child_id, call in list(self._calls.items()):
             call.link.send(jsonrpc.error_message(call.client_id, Code.BACKEND_UNAVAILABLE, message))
             self._forget(child_id)
@@ -272,7 +340,11 @@ class SharedChild:
 
     async def _answer_initialize(self, link: Link, message: dict[str, Any]) -> None:
         client = ((message.get("params") or {}).get("clientInfo") or {}).get("name", "")
-        link.answers_client_requests = client != "only1mcp-discovery"
+        link.answers_client_requests = client not in ("only1mcp-discovery", "only1mcp-probe")
+        if self._init_result is not None and not self._ready.is_set() and self._on_demand:
+            link.send(jsonrpc.response(message["id"], self._init_result))  # asleep, but we know what it offers
+            return
+        self._wanted.set()
         try:
             await asyncio.wait_for(self._ready.wait(), self.backend.timeouts.startup)
         except TimeoutError:
@@ -282,10 +354,21 @@ class SharedChild:
         link.send(jsonrpc.response(message["id"], self._init_result))
 
     def _forward_request(self, link: Link, message: dict[str, Any]) -> None:
-        if not self._ready.is_set():
+        if self._stopping:
             link.send(jsonrpc.error_message(message["id"], Code.BACKEND_UNAVAILABLE,
-                                            f"backend '{self._name}' is not running: {self.last_error or 'starting'}"))
+                                            f"backend '{self._name}' is being stopped (removed or changed)",
+                                            {"reason": NOT_RUNNING}))
             return
+        if not self._ready.is_set():
+            if self._on_demand and len(self._queued) < _MAX_QUEUED:
+                self._queued.append((link, message))
+                self._wanted.set()
+                return
+            link.send(jsonrpc.error_message(message["id"], Code.BACKEND_UNAVAILABLE,
+                                            f"backend '{self._name}' is not running: {self.last_error or 'starting'}",
+                                            {"reason": NOT_RUNNING}))
+            return
+        self._last_call = time.monotonic()
         child_id = next(self._ids)
         call = _Call(link, message["id"], str(message.get("method")))
         params = message.get("params")
@@ -295,6 +378,7 @@ class SharedChild:
             params = {**params, "_meta": {**params["_meta"], "progressToken": f"h{child_id}"}}
             self._tokens[f"h{child_id}"] = call
         self._calls[child_id] = call
+        self._idle.clear()
         self._by_client[(link.ident, message["id"])] = child_id
         link.last_request = time.monotonic()
         self._to_child({**message, "id": child_id, **({"params": params} if params is not None else {})})
@@ -331,6 +415,8 @@ class SharedChild:
 
     def _forget(self, child_id: int) -> None:
         call = self._calls.pop(child_id, None)
+        if not self._calls:
+            self._idle.set()
         if call is not None:
             self._by_client.pop((call.link.ident, call.client_id), None)
             if call.token is not None:

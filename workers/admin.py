@@ -27,6 +27,7 @@ def _identity(context: WorkerContext) -> dict[str, Any]:
         "slot": context.spec.slot,
         "seq": context.state.seq,
         "config_version": context.config.get("version", 0),
+        "catalog_version": (context.state.get("catalog") or {}).get("version", 0),
         "in_flight": context.in_flight,
         "uptime": round(time.time() - context.started_at, 3),
     }

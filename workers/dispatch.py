@@ -137,16 +137,21 @@ class Dispatcher:
                 backend_session = await gateway.pool.session(backend, session, chosen)
                 timeout = min(config.timeouts.call, max(0.001, deadline - started))
                 result = await self._call(backend_session, session, request_id, method, params, channel, timeout)
-            except (BackendUnavailable, BackendTimeout) as exc:
+            except (BackendUnavailable, BackendTimeout, BackendRpcError) as exc:
+                not_sent = (isinstance(exc, BackendUnavailable) and not exc.sent) or (
+                    isinstance(exc, BackendRpcError) and exc.not_sent)
+                if isinstance(exc, BackendRpcError) and not not_sent:
+                    gateway.outcomes.record(backend, chosen, True, loop.time() - started)  # the backend answered
+                    raise
                 gateway.outcomes.record(backend, chosen, False, loop.time() - started, exc.message)
-                if len(tried) >= min(attempts, router.count) or loop.time() >= deadline:
+                # A request that never reached a backend may always go elsewhere; one that did, only when
+                # repeating it is harmless.
+                allowed = router.count if not_sent and replica is None else min(attempts, router.count)
+                if len(tried) >= allowed or loop.time() >= deadline:
                     raise
                 log.info("%s on backend '%s' replica %d failed (%s); retrying on another", method, backend,
                          chosen, exc.message)
                 continue
-            except BackendRpcError:
-                gateway.outcomes.record(backend, chosen, True, loop.time() - started)  # the backend answered
-                raise
             finally:
                 router.finished(chosen, trial)
             gateway.outcomes.record(backend, chosen, True, loop.time() - started)

@@ -51,8 +51,12 @@ class BackendError(JsonRpcError):
 
 
 class BackendUnavailable(BackendError):
-    def __init__(self, message: str) -> None:
+    """The backend could not be reached. ``sent`` is False when the request certainly did not reach it
+    (connection refused, child not running), so even a call that is not idempotent may go elsewhere."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
         super().__init__(Code.BACKEND_UNAVAILABLE, message)
+        self.sent = sent
 
 
 class BackendTimeout(BackendError):
@@ -60,8 +64,16 @@ class BackendTimeout(BackendError):
         super().__init__(Code.REQUEST_TIMEOUT, message)
 
 
+NOT_RUNNING = "not_running"  # error data reason: the stdio host never handed the call to a child
+
+
 class BackendRpcError(BackendError):
     """The backend answered with a JSON-RPC error: relayed to the client as it is."""
+
+    @property
+    def not_sent(self) -> bool:
+        """The stdio host refused the call before any child saw it."""
+        return isinstance(self.data, dict) and self.data.get("reason") == NOT_RUNNING
 
     def __init__(self, error: dict[str, Any]) -> None:
         code = error.get("code", Code.INTERNAL_ERROR)

@@ -71,7 +71,7 @@ class HttpTransport:
         try:
             return await self._pool.request(method, self._target, block or self._block, body, self._connect_timeout)
         except ConnectError as exc:
-            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}") from None
+            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent) from None
 
     async def send(self, message: Message) -> None:
         if self.closed:

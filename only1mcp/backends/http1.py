@@ -16,11 +16,17 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectError", "Http1Pool", "HttpResponse", "Target"]
+__all__ = ["ConnectError", "Http1Pool", "HttpResponse", "NotConnected", "Target"]
 
 
 class ConnectError(OSError):
-    """The connection could not be made, or broke before an answer."""
+    """The connection could not be made (``sent`` False), or broke before an answer (``sent`` True)."""
+
+    sent = True
+
+
+class NotConnected(ConnectError):
+    sent = False
 
 
 class Target:
@@ -223,9 +229,9 @@ class Http1Pool:
                 lambda: _Connection(self, target.key), target.host, target.port, ssl=context,
                 server_hostname=target.host if target.tls else None), timeout)
         except TimeoutError:
-            raise ConnectError(f"timed out connecting to {target.host_header} after {timeout:g}s") from None
+            raise NotConnected(f"timed out connecting to {target.host_header} after {timeout:g}s") from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {target.host_header}: {exc.strerror or exc}") from None
+            raise NotConnected(f"cannot connect to {target.host_header}: {exc.strerror or exc}") from None
         return conn
 
     async def request(self, method: str, target: Target, headers: bytes, body: bytes = b"",

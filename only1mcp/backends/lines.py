@@ -91,7 +91,7 @@ class UnixTransport:
             reader, writer = await asyncio.open_unix_connection(self._path, limit=LINE_LIMIT)
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
-                                     f"{exc.strerror})") from None
+                                     f"{exc.strerror})", sent=False) from None
         self._channel = LineChannel(f"backend '{self._name}'", reader, writer)
         self._channel.on_message = self.on_message
         self._channel.on_close = self.on_close

@@ -40,7 +40,8 @@ class Transition:
 
 
 class Breaker:
-    __slots__ = ("_calls", "_consecutive", "_cooldown", "last_error", "opened_at", "policy", "retry_at", "state")
+    __slots__ = ("_calls", "_consecutive", "_cooldown", "last_error", "opened_at", "policy", "reason", "retry_at",
+                 "state")
 
     def __init__(self, policy: BreakerPolicy) -> None:
         self.policy = policy
@@ -51,6 +52,7 @@ class Breaker:
         self.retry_at: float | None = None
         self.opened_at: float | None = None
         self.last_error = ""
+        self.reason = ""  # why it is in its current state
 
     def record(self, ok: bool, now: float, error: str = "") -> Transition | None:
         """One call's outcome (or a probe's); returns the transition it caused, if any."""
@@ -80,8 +82,9 @@ class Breaker:
         """Time passing: an open breaker whose cooldown is over lets trial calls through."""
         if self.state is State.OPEN and self.retry_at is not None and now >= self.retry_at:
             self.state = State.HALF_OPEN
-            return Transition(State.HALF_OPEN, f"cooldown of {self._cooldown:g}s over; letting "
-                              f"{self.policy.half_open_calls} trial call(s) through", None)
+            self.reason = (f"cooldown of {self._cooldown:g}s over; letting {self.policy.half_open_calls} trial "
+                           "call(s) through")
+            return Transition(State.HALF_OPEN, self.reason, None)
         return None
 
     def _trim(self, now: float) -> None:
@@ -90,6 +93,7 @@ class Breaker:
 
     def _open(self, now: float, reason: str) -> Transition:
         self.state = State.OPEN
+        self.reason = reason
         self.opened_at = now
         self.retry_at = now + self._cooldown
         self._consecutive = 0
@@ -98,6 +102,7 @@ class Breaker:
 
     def _close(self, now: float, reason: str) -> Transition:
         self.state = State.CLOSED
+        self.reason = reason
         self.retry_at = None
         self.opened_at = None
         self._cooldown = self.policy.cooldown
