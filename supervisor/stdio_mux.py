@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp import __version__
-from only1mcp.backends.base import NOT_RUNNING
+from only1mcp.backends.base import NOT_RUNNING, BackendUnavailable
 from only1mcp.backends.lines import LINE_LIMIT, LineChannel
 from only1mcp.config.models import StdioBackend
 from only1mcp.process import child_setup
@@ -55,7 +55,10 @@ class Link:
 
     def send(self, message: dict[str, Any]) -> None:
         if not self.channel.closed:
-            self.channel.write(message)
+            try:
+                self.channel.write(message)
+            except BackendUnavailable:
+                log.debug("a link closed while a message was written to it; its drop handles the rest")
 
 
 @dataclass(slots=True)
@@ -115,6 +118,7 @@ class SharedChild:
         self._server = await asyncio.start_unix_server(self._accept, path=str(self.socket_path), limit=LINE_LIMIT)
         os.chmod(self.socket_path, 0o600)
         self._runner = asyncio.get_running_loop().create_task(self._run())
+        self._runner.add_done_callback(self._runner_ended)
         if self.backend.idle_shutdown is not None:
             self._watchdog = asyncio.get_running_loop().create_task(self._watch_idle(self.backend.idle_shutdown))
         if self.backend.lazy:
@@ -156,9 +160,8 @@ class SharedChild:
                 self._report("running")
                 code = await self._process.wait() if self._process else -1
                 self.last_error = f"exited with code {code}"
-            except (OSError, TimeoutError, _ChildError) as exc:
-                self.last_error = str(exc)
-                log.error("backend '%s': %s", self._name, exc)
+            except (OSError, TimeoutError, _ChildError, BackendUnavailable) as exc:
+                self.last_error = await self._describe_failure(exc)  # logged once, below, with what happens next
             self._ready.clear()
             if self._idled:
                 await self._kill()
@@ -188,6 +191,17 @@ class SharedChild:
             log.warning("backend '%s' %s; restarting in %.1fs", self._name, self.last_error, delay)
             await asyncio.sleep(delay)
 
+    async def _describe_failure(self, exc: BaseException) -> str:
+        """The error, with the child's exit code when it is exiting anyway."""
+        process = self._process
+        if isinstance(exc, _ChildError) and process is not None:
+            try:
+                code = await asyncio.wait_for(process.wait(), 1.0)
+            except TimeoutError:
+                return str(exc)
+            return f"exited with code {code} before answering initialize"
+        return str(exc)
+
     async def _watch_idle(self, limit: float) -> None:
         """Stop the child after ``limit`` seconds without calls (on-demand backends)."""
         while not self._stopping:
@@ -216,10 +230,24 @@ class SharedChild:
         assert self._process.stdout is not None and self._process.stdin is not None
         self._channel = LineChannel(f"backend '{self._name}'", self._process.stdout, self._process.stdin)
         self._channel.on_message = self._from_child
-        self._channel.on_close = lambda exc: None
+        self._channel.on_close = self._stdout_closed
         self._channel.start()
         asyncio.get_running_loop().create_task(self._stderr(self._process))
         log.info("backend '%s' started (pid %d): %s", self._name, self._process.pid, backend.command)
+
+    def _runner_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("backend '%s': its supervisor loop stopped on an unexpected error; it will not be restarted "
+                      "until the backend is reconfigured", self._name, exc_info=exc)
+            self.last_error = f"internal error: {exc}"
+            self._report("failed")
+
+    def _stdout_closed(self, exc: BaseException | None) -> None:
+        """The child closed its stdout (it is exiting): an initialize still waiting will never be answered."""
+        waiter, self._init_waiter = self._init_waiter, None
+        if waiter is not None and not waiter[1].done():
+            waiter[1].set_exception(_ChildError("exited before answering initialize"))
 
     async def _stderr(self, process: asyncio.subprocess.Process) -> None:
         assert process.stderr is not None
@@ -234,10 +262,14 @@ class SharedChild:
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._init_waiter = (request_id, future)
-        assert self._channel is not None
-        self._channel.write(jsonrpc.request(request_id, "initialize", {
-            "protocolVersion": LATEST, "capabilities": CHILD_CAPABILITIES,
-            "clientInfo": {"name": "only1mcp", "version": __version__}}))
+        if self._channel is None or self._channel.closed:
+            raise _ChildError("exited before answering initialize")
+        try:
+            self._channel.write(jsonrpc.request(request_id, "initialize", {
+                "protocolVersion": LATEST, "capabilities": CHILD_CAPABILITIES,
+                "clientInfo": {"name": "only1mcp", "version": __version__}}))
+        except BackendUnavailable:
+            raise _ChildError("exited before answering initialize") from None
         try:
             result = await asyncio.wait_for(future, self.backend.timeouts.startup)
         except TimeoutError:
@@ -411,7 +443,11 @@ class SharedChild:
 
     def _to_child(self, message: dict[str, Any]) -> None:
         if self._channel is not None and not self._channel.closed:
-            self._channel.write(message)
+            try:
+                self._channel.write(message)
+            except BackendUnavailable:
+                # The child is exiting; its exit fails every call in flight with an error naming it.
+                log.debug("backend '%s': input closed while writing %s", self._name, message.get("method"))
 
     def _forget(self, child_id: int) -> None:
         call = self._calls.pop(child_id, None)

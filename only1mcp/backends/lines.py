@@ -62,7 +62,11 @@ class LineChannel:
     def write(self, message: Message) -> None:
         if self.closed:
             raise BackendUnavailable(f"{self._name} is not connected")
-        self._writer.write(dumps(message) + b"\n")
+        try:
+            self._writer.write(dumps(message) + b"\n")
+        except (RuntimeError, OSError) as exc:  # uvloop raises RuntimeError once the pipe's handle is closed
+            self.closed = True
+            raise BackendUnavailable(f"{self._name} closed its input: {exc}") from None
 
     async def drain(self) -> None:
         await self._writer.drain()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import socket
 import statistics
@@ -14,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.support.processes import ROOT, FixtureServer, stdio_command
-from tests.support.rawmcp import RawMcp, pinned
+from tests.support.rawmcp import RawMcp
 from tests.support.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -53,19 +54,8 @@ async def test_breaker_opens_fails_fast_and_closes_again(start_gateway, tmp_path
             routes = gateway.status()["routes"]["web"][0]
             assert routes["breaker"] == "open" and "consecutive failures" in routes["reason"]
 
-            # Round trips on a keep-alive connection to each worker (no TCP handshake in the figure).
-            timings, messages = [], []
-            first, first_pid = await pinned(gateway.url)
-            second, _ = await pinned(gateway.url, avoid=first_pid)
-            for connection in (first, second):
-                caller = RawMcp(connection, gateway.url, keep_alive=True)
-                caller.session_id = mcp.session_id
-                for _ in range(10):
-                    started = time.perf_counter()
-                    body = await caller.call("tools/call", {"name": "web_whoami", "arguments": {}})
-                    timings.append(time.perf_counter() - started)
-                    messages.append(body["error"]["message"])
-                await connection.close()
+            # Round trips on a lean keep-alive client pinned to each worker, so the figure is the gateway's.
+            timings, messages = await asyncio.to_thread(_fail_fast_round_trips, gateway.url, mcp.session_id or "")
             assert statistics.median(timings) < 0.005, timings
             assert all(m.startswith("backend 'web' is unavailable: circuit ") and "next attempt in" in m
                        for m in messages), messages
@@ -85,6 +75,36 @@ async def test_breaker_opens_fails_fast_and_closes_again(start_gateway, tmp_path
         gateway.wait_log(r"backend 'web' replica 0 breaker closed: a trial call succeeded")
     finally:
         web.close()
+
+
+def _fail_fast_round_trips(url: str, session_id: str) -> tuple[list[float], list[str]]:
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "web_whoami", "arguments": {}}})
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "Mcp-Session-Id": session_id}
+    timings: list[float] = []
+    messages: list[str] = []
+    pids: set[int] = set()
+    for _ in range(64):  # until both workers were measured
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        connection.request("GET", "/health")
+        pid = json.loads(connection.getresponse().read())["pid"]
+        if pid in pids:
+            connection.close()
+            continue
+        pids.add(pid)
+        for _ in range(10):
+            started = time.perf_counter()
+            connection.request("POST", "/mcp", body, headers)
+            answer = json.loads(connection.getresponse().read())
+            timings.append(time.perf_counter() - started)
+            messages.append(answer["error"]["message"])
+        connection.close()
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2
+    return timings, messages
 
 
 async def _load(url: str, session_id: str, tool: str, stop: asyncio.Event, results: list[dict[str, Any]]) -> None:
