@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.state_propagation
 	$(BIN)/python -m bench.supervisor_idle
 	$(BIN)/python -m bench.proxy_overhead
+	$(BIN)/python -m bench.failover
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
