@@ -267,3 +267,35 @@ async def test_removing_a_backend_lets_its_call_in_flight_finish(start_gateway, 
         assert gateway.status()["catalog"]["version"] >= version
     # The stdio host reports the child gone once it has drained and stopped it.
     wait_until(lambda: json.dumps(gateway.status()["stdio"]).count('"local"') == 0, 10, "the child to be stopped")
+
+
+async def test_health_probes_take_an_idle_dead_replica_out_and_back(start_gateway, tmp_path: Path) -> None:
+    port = _free_port()
+    web = FixtureServer("feature_server", "--name", "web", port=port)
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: web\n    url: {web.url}\n"
+                      "    health: {interval: 0.2, timeout: 1, unhealthy_threshold: 2, healthy_threshold: 2}\n")
+    gateway = start_gateway("--config", str(config))
+    try:
+        web.close()  # no calls at all: only the probes can notice
+        wait_until(lambda: gateway.status()["routes"]["web"][0]["health"] == "unhealthy", 10, "unhealthy")
+        async with aiohttp.ClientSession() as http:
+            mcp = RawMcp(http, gateway.url)
+            await mcp.initialize()
+
+            async def skipped() -> bool:
+                body = await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})
+                return "failing health checks" in body.get("error", {}).get("message", "")
+
+            await async_wait_until(skipped, 5, "workers to skip the unhealthy replica")
+            web = FixtureServer("feature_server", "--name", "web", port=port)
+            wait_until(lambda: gateway.status()["routes"]["web"][0]["health"] == "healthy", 10, "healthy again")
+
+            async def served() -> bool:
+                return _text(await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})) == "web"
+
+            await async_wait_until(served, 5, "calls to reach it again")
+        gateway.wait_log(r"backend 'web' replica 0 is unhealthy")
+        gateway.wait_log(r"backend 'web' replica 0 is healthy")
+    finally:
+        web.close()

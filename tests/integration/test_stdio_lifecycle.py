@@ -140,3 +140,19 @@ async def test_no_child_survives_a_killed_gateway(start_gateway, tmp_path: Path)
     gateway.process.send_signal(signal.SIGKILL)
     gateway.wait_exit()
     wait_until(lambda: not any(pid_alive(p) for p in children), 10, "every stdio child to exit")
+
+
+async def test_killed_child_is_restarted_and_the_next_call_works(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\nbackends:\n" + _fixture("local"))
+    gateway = start_gateway("--config", str(config))
+    (first,) = [s["pid"] for s in _stdio(gateway, "local")]
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: [(s["state"], s["pid"] != first) for s in _stdio(gateway, "local")] == [("running", True)],
+               15, "the child to be restarted")
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
+        body = await mcp.call("tools/call", {"name": "local_whoami", "arguments": {}})
+        assert body["result"]["content"][0]["text"] == "local"
+    assert not pid_alive(first)
