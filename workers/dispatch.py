@@ -135,8 +135,10 @@ class Dispatcher:
             started = loop.time()
             try:
                 backend_session = await gateway.pool.session(backend, session, chosen)
-                timeout = min(config.timeouts.call, max(0.001, deadline - started))
-                result = await self._call(backend_session, session, request_id, method, params, channel, timeout)
+                remaining = max(0.001, deadline - started)
+                limit = "its timeouts.call" if config.timeouts.call <= remaining else "proxy.request_timeout"
+                result = await self._call(backend_session, session, request_id, method, params, channel,
+                                          min(config.timeouts.call, remaining), limit)
             except (BackendUnavailable, BackendTimeout, BackendRpcError) as exc:
                 not_sent = (isinstance(exc, BackendUnavailable) and not exc.sent) or (
                     isinstance(exc, BackendRpcError) and exc.not_sent)
@@ -158,13 +160,14 @@ class Dispatcher:
             return result, chosen
 
     async def _call(self, backend_session: BackendSession, session: SessionInfo, request_id: Any, method: str,
-                    params: dict[str, Any], channel: ReplyChannel | None, timeout: float) -> Any:
+                    params: dict[str, Any], channel: ReplyChannel | None, timeout: float, limit: str) -> Any:
         gateway = self._gateway
         call = ClientCall(session, request_id, method, channel)
         key = (session.sid, request_id)
         gateway.inflight[key] = (backend_session, call)
         try:
-            return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call)
+            return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call,
+                                              limit=limit)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

@@ -157,12 +157,15 @@ class BackendSession:
         timeout: float,
         on_related: RelatedSink | None = None,
         context: Any = None,
+        limit: str = "its timeouts.call",
     ) -> Any:
-        """Send a request; returns its result or raises a BackendError naming this backend."""
-        return await self._request(method, params, timeout, on_related, context, retry=True)
+        """Send a request; returns its result or raises a BackendError naming this backend (and, on a
+        timeout, ``limit``: which setting set it)."""
+        return await self._request(method, params, timeout, on_related, context, retry=True, limit=limit)
 
     async def _request(self, method: str, params: dict[str, Any] | None, timeout: float,
-                       on_related: RelatedSink | None, context: Any, retry: bool) -> Any:
+                       on_related: RelatedSink | None, context: Any, retry: bool,
+                       limit: str = "its timeouts.startup") -> Any:
         if self.closed:
             raise BackendUnavailable(f"backend '{self.name}' is not connected")
         request_id = next(self._counter)
@@ -199,7 +202,7 @@ class BackendSession:
             if pending.expired and task is not None and task.uncancel() == 0:
                 self._cancel_remote(request_id, f"timed out after {timeout:g}s")
                 raise BackendTimeout(f"backend '{self.name}' did not answer {method} within {timeout:g}s "
-                                     "(its timeouts.call)") from None
+                                     f"({limit})") from None
             if not pending.future.done() or pending.future.cancelled():
                 self._cancel_remote(request_id, "cancelled by the client")
             raise
