@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,22 +12,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.processes import ROOT, FixtureServer, free_port, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp, pinned
 from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def web_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture

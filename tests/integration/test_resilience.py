@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import socket
 import statistics
 import time
 from pathlib import Path
@@ -14,30 +13,29 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.processes import ROOT, FixtureServer, free_port, stdio_command
 from tests.support.rawmcp import RawMcp
 from tests.support.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _text(body: dict[str, Any]) -> str:
     return "".join(c.get("text", "") for c in body.get("result", {}).get("content", []))
 
 
-async def test_breaker_opens_fails_fast_and_closes_again(start_gateway, tmp_path: Path) -> None:
-    port = _free_port()
+def _web_gateway(start_gateway: Any, tmp_path: Path, settings: str) -> tuple[Any, FixtureServer, int]:
+    """A gateway (2 workers) in front of one HTTP fixture on a port it can come back on after a restart."""
+    port = free_port()
     web = FixtureServer("feature_server", "--name", "web", port=port)
     config = tmp_path / "only1mcp.yaml"
-    config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: web\n    url: {web.url}\n"
-                      "    breaker: {failures: 3, cooldown: 1, max_cooldown: 2}\n    health: {interval: 60}\n")
-    gateway = start_gateway("--config", str(config))
+    config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: web\n    url: {web.url}\n{settings}")
+    return start_gateway("--config", str(config)), web, port
+
+
+async def test_breaker_opens_fails_fast_and_closes_again(start_gateway, tmp_path: Path) -> None:
+    gateway, web, port = _web_gateway(start_gateway, tmp_path, "    breaker: {failures: 3, cooldown: 1, "
+                                      "max_cooldown: 2}\n    health: {interval: 60}\n")
     try:
         async with aiohttp.ClientSession() as http:
             mcp = RawMcp(http, gateway.url)
@@ -270,12 +268,8 @@ async def test_removing_a_backend_lets_its_call_in_flight_finish(start_gateway, 
 
 
 async def test_health_probes_take_an_idle_dead_replica_out_and_back(start_gateway, tmp_path: Path) -> None:
-    port = _free_port()
-    web = FixtureServer("feature_server", "--name", "web", port=port)
-    config = tmp_path / "only1mcp.yaml"
-    config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: web\n    url: {web.url}\n"
-                      "    health: {interval: 0.2, timeout: 1, unhealthy_threshold: 2, healthy_threshold: 2}\n")
-    gateway = start_gateway("--config", str(config))
+    gateway, web, port = _web_gateway(start_gateway, tmp_path, "    health: {interval: 0.2, timeout: 1, "
+                                      "unhealthy_threshold: 2, healthy_threshold: 2}\n")
     try:
         web.close()  # no calls at all: only the probes can notice
         wait_until(lambda: gateway.status()["routes"]["web"][0]["health"] == "unhealthy", 10, "unhealthy")

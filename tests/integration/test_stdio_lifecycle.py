@@ -52,6 +52,12 @@ def _stdio(gateway, name: str) -> list[dict]:
     return [s for s in gateway.status()["stdio"] if s["backend"] == name]
 
 
+def _wait_running(gateway, name: str, count: int) -> None:
+    """Until the stdio host reports ``count`` running children of ``name`` (each reports on its own)."""
+    wait_until(lambda: len({s["pid"] for s in _stdio(gateway, name) if s["state"] == "running"}) == count, 20,
+               f"{count} running children of '{name}'")
+
+
 async def test_child_that_exits_at_once_backs_off_then_fails_without_spinning(start_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 1}\nbackends:\n  - name: broken\n    command: sh\n"
@@ -80,8 +86,7 @@ async def test_child_count_is_bounded_by_config_not_sessions(start_gateway, tmp_
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 2}\nbackends:\n" + _fixture("local", "    replicas: 2\n"))
     gateway = start_gateway("--config", str(config))
-    wait_until(lambda: len({s["pid"] for s in _stdio(gateway, "local") if s["state"] == "running"}) == 2, 20,
-               "both replicas running")
+    _wait_running(gateway, "local", 2)
     pids = {s["pid"] for s in _stdio(gateway, "local")}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as http:
         async def session(i: int) -> str:
@@ -133,8 +138,7 @@ async def test_no_child_survives_a_killed_gateway(start_gateway, tmp_path: Path)
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 2}\nbackends:\n" + _fixture("local", "    replicas: 2\n"))
     gateway = start_gateway("--config", str(config))
-    wait_until(lambda: len({s["pid"] for s in _stdio(gateway, "local") if s["state"] == "running"}) == 2, 20,
-               "both replicas running")
+    _wait_running(gateway, "local", 2)
     children = [s["pid"] for s in _stdio(gateway, "local")]
     assert all(pid_alive(p) for p in children)
     gateway.process.send_signal(signal.SIGKILL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,3 +57,10 @@ class FixtureServer:
 def stdio_command(module: str, *args: str) -> list[str]:
     """A fixture's stdio command line, for a backend entry in a gateway config."""
     return [sys.executable, "-m", f"tests.fixtures.{module}", "--transport", "stdio", *args]
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a fixture that must come back on the same port after a restart."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
