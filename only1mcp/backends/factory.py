@@ -7,10 +7,12 @@ from pathlib import Path
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
 from only1mcp.spec import stdio_socket
 
-from .base import BackendUnavailable, Transport
+from .base import Transport
 from .http import HttpTransport
 from .http1 import Http1Pool
 from .lines import UnixTransport
+from .sse import SseTransport
+from .websocket import WebSocketTransport
 
 __all__ = ["AnyBackend", "make_transport", "replica_count"]
 
@@ -26,5 +28,6 @@ def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: H
         return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
     if isinstance(backend, HttpBackend):
         return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
-    raise BackendUnavailable(f"backend '{backend.name}': the {backend.transport} transport is not available in "
-                             "this version of Only1MCP yet; use stdio or http")
+    if isinstance(backend, SseBackend):
+        return SseTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
+    return WebSocketTransport(backend.name, backend.urls[replica], backend.headers, backend.timeouts.connect)

@@ -14,14 +14,14 @@ from pathlib import Path
 from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on ((?:http|ws)://\S+)")
 
 
 class FixtureServer:
     """``python -m tests.fixtures.<module> --transport http --port 0 …``; ``url`` is its /mcp endpoint."""
 
-    def __init__(self, module: str, *args: str, port: int = 0) -> None:
-        command = [sys.executable, "-m", f"tests.fixtures.{module}", "--transport", "http", "--port", str(port),
+    def __init__(self, module: str, *args: str, port: int = 0, transport: str = "http") -> None:
+        command = [sys.executable, "-m", f"tests.fixtures.{module}", "--transport", transport, "--port", str(port),
                    *args]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},

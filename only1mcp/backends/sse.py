@@ -1,0 +1,129 @@
+"""Legacy HTTP+SSE backend transport (protocol 2024-11-05): one GET stream, POSTs to the endpoint it names.
+
+Everything the backend sends arrives on the one stream, so nothing ties a message to the request that
+caused it: progress is matched by token and requests the backend makes go to its most recent call (as
+for stdio). If the stream ends the transport closes; the session is then started again on next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urljoin
+
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.sse import SseDecoder
+
+from .base import BackendUnavailable, Message
+from .http import _render
+from .http1 import ConnectError, Http1Pool, HttpResponse, Target
+
+__all__ = ["SseTransport"]
+
+log = logging.getLogger("only1mcp.backend")
+
+
+class SseTransport:
+    __slots__ = ("_endpoint", "_get_block", "_headers", "_name", "_pool", "_post_block", "_reader", "_ready",
+                 "_stream", "_target", "closed", "connect_timeout", "on_close", "on_message", "url")
+
+    def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool, connect_timeout: float) -> None:
+        self._name = name
+        self.url = url
+        self._target = Target(url)
+        self._headers = headers
+        self._pool = pool
+        self.connect_timeout = connect_timeout
+        self._get_block = _render({**headers, "Accept": "text/event-stream"})
+        self._post_block = _render({**headers, "Content-Type": "application/json",
+                                    "Accept": "application/json, text/event-stream"})
+        self._endpoint: Target | None = None
+        self._ready: asyncio.Future[Target] | None = None
+        self._stream: HttpResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.closed = False
+        self.on_message: Any = None
+        self.on_close: Any = None
+
+    async def open(self) -> None:
+        """GET the stream and wait for its `endpoint` event."""
+        try:
+            response = await self._pool.request("GET", self._target, self._get_block, b"", self.connect_timeout)
+        except ConnectError as exc:
+            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent) from None
+        if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
+            text = (await response.read()).decode("utf-8", "replace")[:200]
+            response.release()
+            raise BackendUnavailable(f"backend '{self._name}' answered HTTP {response.status} to its SSE GET: {text}",
+                                     sent=False)
+        self._stream = response
+        self._ready = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.get_running_loop().create_task(self._read(response))
+        try:
+            self._endpoint = await asyncio.wait_for(asyncio.shield(self._ready), self.connect_timeout)
+        except TimeoutError:
+            await self.close()
+            raise BackendUnavailable(f"backend '{self._name}' sent no endpoint event within "
+                                     f"{self.connect_timeout:g}s", sent=False) from None
+
+    async def _read(self, response: HttpResponse) -> None:
+        decoder = SseDecoder()
+        error: BaseException | None = None
+        try:
+            async for chunk in response.chunks():
+                for event in decoder.feed(chunk):
+                    if event.event == "endpoint":
+                        if self._ready is not None and not self._ready.done():
+                            self._ready.set_result(Target(urljoin(self.url, event.data.strip())))
+                        continue
+                    if event.event != "message" or not event.data:
+                        continue
+                    try:
+                        data = loads(event.data)
+                    except JSONDecodeError:
+                        log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
+                        continue
+                    for item in data if isinstance(data, list) else [data]:
+                        if isinstance(item, dict):
+                            self.on_message(item, None)
+        except ConnectError as exc:
+            error = exc
+        finally:
+            response.release()
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(BackendUnavailable(f"backend '{self._name}' closed its SSE stream",
+                                                             sent=False))
+            if not self.closed:
+                self.closed = True
+                log.info("backend '%s': SSE stream ended%s", self._name, f": {error}" if error else "")
+                if self.on_close is not None:
+                    self.on_close(error)
+
+    async def send(self, message: Message) -> None:
+        if self.closed or self._endpoint is None:
+            raise BackendUnavailable(f"backend '{self._name}' is not connected", sent=False)
+        try:
+            response = await self._pool.request("POST", self._endpoint, self._post_block, dumps(message),
+                                                self.connect_timeout)
+            body = await response.read()
+        except ConnectError as exc:
+            raise BackendUnavailable(f"cannot reach backend '{self._name}': {exc}", exc.sent) from None
+        response.release()
+        if response.status >= 400:
+            raise BackendUnavailable(f"backend '{self._name}' answered HTTP {response.status} to "
+                                     f"{message.get('method', 'a response')}: {body[:200].decode('utf-8', 'replace')}")
+
+    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
+        """Nothing to do: the stream is already open."""
+
+    def reset(self) -> None:
+        """Legacy SSE sessions end with their stream; there is nothing to reset."""
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._reader is not None:
+                self._reader.cancel()
+            if self.on_close is not None:
+                self.on_close(None)
