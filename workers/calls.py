@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -13,12 +14,34 @@ from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
-__all__ = ["SSE_HEADERS", "ClientCall", "Outstanding", "ReplyChannel"]
+__all__ = ["SSE_HEADERS", "Channel", "ClientCall", "Outstanding", "ReplyChannel", "SinkChannel"]
 
 log = logging.getLogger("only1mcp.worker")
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform",
                "X-Accel-Buffering": "no"}
+
+
+class Channel(Protocol):
+    """Where messages related to one client call go while it runs."""
+
+    broken: bool
+
+    def push(self, message: dict[str, Any]) -> None: ...
+
+
+class SinkChannel:
+    """For transports with one duplex stream per client (WebSocket, legacy SSE): related messages go
+    straight to the client's stream, like everything else."""
+
+    __slots__ = ("_sink", "broken")
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        self._sink = sink
+        self.broken = False
+
+    def push(self, message: dict[str, Any]) -> None:
+        self._sink(message)
 
 
 class ReplyChannel:
@@ -81,7 +104,7 @@ class ClientCall:
 
     __slots__ = ("channel", "client_id", "method", "session")
 
-    def __init__(self, session: SessionInfo, client_id: Any, method: str, channel: ReplyChannel | None) -> None:
+    def __init__(self, session: SessionInfo, client_id: Any, method: str, channel: Channel | None) -> None:
         self.session = session
         self.client_id = client_id
         self.method = method

@@ -18,7 +18,7 @@ from only1mcp.protocol.versions import negotiate
 from only1mcp.sessions import SessionInfo
 
 from . import tasks
-from .calls import ClientCall, ReplyChannel
+from .calls import Channel, ClientCall
 from .gateway import Gateway
 
 __all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
@@ -27,7 +27,7 @@ log = logging.getLogger("only1mcp.worker")
 
 SERVER_INFO = {"name": "only1mcp", "title": "Only1MCP gateway", "version": __version__}
 _REQUEST_CANCELLED = -32800
-Handler = Callable[[SessionInfo, Any, dict[str, Any], ReplyChannel | None], Awaitable[Any]]
+Handler = Callable[[SessionInfo, Any, dict[str, Any], Channel | None], Awaitable[Any]]
 
 
 def result_bytes(request_id: Any, result: Any) -> bytes:
@@ -88,7 +88,7 @@ class Dispatcher:
             result["instructions"] = view.instructions
         return result, version, capabilities
 
-    async def request(self, session: SessionInfo, message: dict[str, Any], channel: ReplyChannel | None) -> bytes:
+    async def request(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None) -> bytes:
         """The serialized response to one client request."""
         method, request_id = message["method"], message["id"]
         params = message.get("params")
@@ -107,15 +107,36 @@ class Dispatcher:
                 log.info("%s %s failed: %s", method, request_id, exc.message)
             return error_bytes(request_id, exc.code, exc.message, exc.data)
 
+    def notification(self, session: SessionInfo, message: dict[str, Any]) -> None:
+        """A client notification: a cancel goes to the call, wherever it runs; the rest need nothing."""
+        method = message["method"]
+        if method == "notifications/cancelled":
+            request_id = (message.get("params") or {}).get("requestId")
+            if not self._gateway.cancel_local(session.sid, request_id):
+                self._gateway.relay("*", {"kind": "cancel", "sid": session.sid, "requestId": request_id})
+        elif method not in ("notifications/initialized", "notifications/roots/list_changed"):
+            log.debug("ignored client notification %s", method)
+
+    async def handle(self, session: SessionInfo, message: dict[str, Any], channel: Any) -> bytes | None:
+        """Any message of an established session (shape already checked): the serialized answer to a
+        request, or None for a notification or a client's response."""
+        if "method" not in message:
+            self._gateway.client_response(message)
+            return None
+        if "id" not in message:
+            self.notification(session, message)
+            return None
+        return await self.request(session, message, channel)
+
     async def _forward(self, session: SessionInfo, request_id: Any, backend: str, method: str,
-                       params: dict[str, Any], channel: ReplyChannel | None, *, idempotent: bool = False,
+                       params: dict[str, Any], channel: Channel | None, *, idempotent: bool = False,
                        replica: int | None = None, key: str | None = None) -> Any:
         result, _ = await self._forward_to(session, request_id, backend, method, params, channel,
                                            idempotent=idempotent, replica=replica, key=key)
         return result
 
     async def _forward_to(self, session: SessionInfo, request_id: Any, backend: str, method: str,
-                          params: dict[str, Any], channel: ReplyChannel | None, *, idempotent: bool = False,
+                          params: dict[str, Any], channel: Channel | None, *, idempotent: bool = False,
                           replica: int | None = None, key: str | None = None) -> tuple[Any, int]:
         """Send to a replica the router picks (or ``replica``); an idempotent call that fails to reach its
         backend is retried on another replica while the request deadline allows. Returns (result, replica)."""
@@ -160,7 +181,7 @@ class Dispatcher:
             return result, chosen
 
     async def _call(self, backend_session: BackendSession, session: SessionInfo, request_id: Any, method: str,
-                    params: dict[str, Any], channel: ReplyChannel | None, timeout: float, limit: str) -> Any:
+                    params: dict[str, Any], channel: Channel | None, timeout: float, limit: str) -> Any:
         gateway = self._gateway
         call = ClientCall(session, request_id, method, channel)
         key = (session.sid, request_id)
@@ -191,7 +212,7 @@ class Dispatcher:
     # ------------------------------------------------------------ methods
 
     async def _ping(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                    channel: ReplyChannel | None) -> Any:
+                    channel: Channel | None) -> Any:
         return {}
 
     @staticmethod
@@ -204,7 +225,7 @@ class Dispatcher:
         return route
 
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                          channel: ReplyChannel | None) -> Any:
+                          channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
         backend, original = self._named(self.view.tool, name, "tool")
         router = self._gateway.routers.get(backend)
@@ -237,7 +258,7 @@ class Dispatcher:
         return route
 
     async def _resources_read(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                              channel: ReplyChannel | None) -> Any:
+                              channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/read")
         backend, original = self._resource_route(uri)
         result = await self._forward(session, request_id, backend, "resources/read", {**params, "uri": original},
@@ -248,7 +269,7 @@ class Dispatcher:
         return result
 
     async def _subscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                         channel: ReplyChannel | None) -> Any:
+                         channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/subscribe")
         backend, original = self._resource_route(uri)
         subscribers = self._gateway.subscriptions.setdefault((backend, original), set())
@@ -266,7 +287,7 @@ class Dispatcher:
         return {}
 
     async def _unsubscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                           channel: ReplyChannel | None) -> Any:
+                           channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/unsubscribe")
         backend, original = self._resource_route(uri)
         if not self._gateway.unsubscribe_local(session.sid, backend, original):
@@ -275,13 +296,13 @@ class Dispatcher:
         return {}
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                           channel: ReplyChannel | None) -> Any:
+                           channel: Channel | None) -> Any:
         backend, original = self._named(self.view.prompt, _text(params, "name", "prompts/get"), "prompt")
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
                                    channel, idempotent=True)
 
     async def _complete(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                        channel: ReplyChannel | None) -> Any:
+                        channel: Channel | None) -> Any:
         ref = params.get("ref")
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
@@ -302,7 +323,7 @@ class Dispatcher:
                                    channel, idempotent=True)
 
     async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                         channel: ReplyChannel | None) -> Any:
+                         channel: Channel | None) -> Any:
         level = _text(params, "level", "logging/setLevel")
         view = self.view
         targets = [name for name, status in view.backends.items() if "logging" in (status.get("capabilities") or {})]
@@ -320,7 +341,7 @@ class Dispatcher:
         """tasks/get, tasks/result and tasks/cancel: to the backend named in the task id."""
 
         async def handle(session: SessionInfo, request_id: Any, params: dict[str, Any],
-                         channel: ReplyChannel | None) -> Any:
+                         channel: Channel | None) -> Any:
             backend, replica, original = tasks.route(_text(params, "taskId", method))
             router = self._gateway.routers.get(backend)
             if router is None or replica >= router.count:
@@ -333,7 +354,7 @@ class Dispatcher:
         return handle
 
     async def _tasks_list(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                          channel: ReplyChannel | None) -> Any:
+                          channel: Channel | None) -> Any:
         targets = [(name, replica) for name, status in self.view.backends.items()
                    if (status.get("capabilities") or {}).get("tasks", {}).get("list") is not None
                    and name in self._gateway.routers for replica in range(self._gateway.routers[name].count)]

@@ -116,7 +116,7 @@ class FrontDoor:
             self._gateway.client_response(message)
             return web.Response(status=202)
         if "id" not in message:
-            self._notification(session, message)
+            self._dispatcher.notification(session, message)
             return web.Response(status=202)
         channel = ReplyChannel(request, {})
         return await channel.finish(await self._dispatcher.request(session, message, channel))
@@ -133,15 +133,6 @@ class FrontDoor:
         token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
         return web.Response(body=result_bytes(message["id"], result), content_type="application/json",
                             headers={SESSION_HEADER: token})
-
-    def _notification(self, session: SessionInfo, message: dict[str, Any]) -> None:
-        method = message["method"]
-        if method == "notifications/cancelled":
-            request_id = (message.get("params") or {}).get("requestId")
-            if not self._gateway.cancel_local(session.sid, request_id):
-                self._gateway.relay("*", {"kind": "cancel", "sid": session.sid, "requestId": request_id})
-        elif method not in ("notifications/initialized", "notifications/roots/list_changed"):
-            log.debug("ignored client notification %s", method)
 
     async def _batch(self, request: web.Request, messages: list[Any]) -> web.StreamResponse:
         if not messages:
@@ -161,7 +152,7 @@ class FrontDoor:
             elif "method" not in message:
                 self._gateway.client_response(message)
             elif "id" not in message:
-                self._notification(session, message)
+                self._dispatcher.notification(session, message)
             else:
                 replies.append(await self._dispatcher.request(session, message, None))
         if not replies:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ class Gateway:
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
         self._config_version = 0
+        # Set by the legacy SSE front door: handles a POST another worker relayed to the stream held here.
+        self.legacy_post: Callable[[str, dict[str, Any]], None] | None = None
         self._sessions_value: Any = None
         self.request_timeout = 300.0
 
@@ -208,6 +211,8 @@ class Gateway:
             self.client_response(payload.get("message") or {})
         elif kind == "cancel":
             self.cancel_local(str(payload.get("sid")), payload.get("requestId"))
+        elif kind == "legacy_post" and payload.get("pid") == self.pid and self.legacy_post is not None:
+            self.legacy_post(str(payload.get("token")), payload.get("message") or {})
         elif kind == "unsubscribe":
             self.unsubscribe_local(str(payload.get("sid")), str(payload.get("backend")), str(payload.get("uri")))
 

@@ -37,11 +37,19 @@ class SessionStreams:
     event is published to every worker, and one stream per session keeps it from being written twice here.
     """
 
-    __slots__ = ("_replay", "_streams")
+    __slots__ = ("_replay", "_sinks", "_streams")
 
     def __init__(self, replay: Replay) -> None:
         self._replay = replay
         self._streams: dict[str, _Stream] = {}
+        # Sessions whose client holds a duplex stream here (WebSocket, legacy SSE): messages go to it directly.
+        self._sinks: dict[str, Callable[[Any], None]] = {}
+
+    def attach(self, sid: str, sink: Callable[[Any], None]) -> None:
+        self._sinks[sid] = sink
+
+    def detach(self, sid: str) -> None:
+        self._sinks.pop(sid, None)
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -85,6 +93,10 @@ class SessionStreams:
             await response.write(encode_event(data, str(number) if number is not None else None))
 
     def deliver(self, sid: str, number: int, message: Any) -> bool:
+        sink = self._sinks.get(sid)
+        if sink is not None:
+            sink(message)
+            return True
         stream = self._streams.get(sid)
         if stream is None:
             return False
@@ -96,6 +108,8 @@ class SessionStreams:
         data = dumps(message)
         for stream in self._streams.values():
             stream.queue.put_nowait((None, data))
+        for sink in list(self._sinks.values()):
+            sink(message)
 
     def end(self, sid: str) -> None:
         stream = self._streams.pop(sid, None)

@@ -12,6 +12,8 @@ from .dispatch import Dispatcher
 from .front_door import FrontDoor
 from .gateway import Gateway
 from .keys import CONTEXT
+from .legacy_sse import LegacySseDoor
+from .websocket_door import WebSocketDoor
 
 __all__ = ["build_app", "counted"]
 
@@ -42,18 +44,26 @@ def counted(context: WorkerContext, handler: Handler) -> Handler:
 
 
 def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
-    door = FrontDoor(gateway, Dispatcher(gateway), context)
+    dispatcher = Dispatcher(gateway)
+    door = FrontDoor(gateway, dispatcher, context)
+    sockets = WebSocketDoor(gateway, dispatcher)
+    legacy = LegacySseDoor(gateway, dispatcher)
     app = web.Application(client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
     app.router.add_post("/mcp", counted(context, door.post))
     app.router.add_get("/mcp", counted(context, door.get))
     app.router.add_delete("/mcp", counted(context, door.delete))
+    app.router.add_get("/ws", counted(context, sockets.handle))
+    app.router.add_get("/sse", counted(context, legacy.stream))
+    app.router.add_post("/messages", counted(context, legacy.post))
     app.router.add_get("/health", counted(context, admin.health))
     app.router.add_get("/api/v1/admin/status", counted(context, admin.status))
     app.router.add_get("/api/v1/admin/wait", counted(context, admin.wait))
 
     async def end_streams(_app: web.Application) -> None:
         gateway.streams.close_all()  # GET streams never end by themselves; a drain must not wait for them
+        legacy.close_all()
+        await sockets.close_all()
 
     app.on_shutdown.append(end_streams)
     return app

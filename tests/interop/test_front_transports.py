@@ -1,0 +1,127 @@
+"""The legacy HTTP+SSE and WebSocket front doors, with the official SDK's sse_client and aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from mcp import ClientSession, types
+from mcp.client.sse import sse_client
+
+from tests.support.processes import ROOT, stdio_command
+from tests.support.rawmcp import pinned
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def gateway(start_gateway, tmp_path: Path):
+    local = stdio_command("feature_server", "--name", "local")
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
+                      f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n")
+    return start_gateway("--config", str(config))
+
+
+def _text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+async def test_sdk_sse_client_full_flow(gateway) -> None:
+    async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(role="assistant", model="m",
+                                         content=types.TextContent(type="text", text="from the sse client"))
+
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with sse_client(gateway.url + "/sse") as (read, write), ClientSession(
+        read, write, sampling_callback=sampling
+    ) as session:
+        init = await session.initialize()
+        assert init.server_info.name == "only1mcp"
+        tools = await session.list_tools()
+        assert "local_whoami" in [t.name for t in tools.tools]
+        assert _text(await session.call_tool("local_whoami", {})) == "local"
+        await session.call_tool("local_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
+        assert progress == [1, 2, 3]
+        assert "from the sse client" in _text(await session.call_tool("local_ask_llm", {"prompt": "p"}))
+
+
+async def _events(response: aiohttp.ClientResponse, count: int) -> list[tuple[str, str]]:
+    events: list[tuple[str, str]] = []
+    kind = "message"
+    async for raw in response.content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            events.append((kind, line[6:]))
+            kind = "message"
+            if len(events) == count:
+                return events
+    return events
+
+
+async def test_legacy_post_to_another_worker_reaches_the_stream(gateway) -> None:
+    near, near_pid = await pinned(gateway.url)
+    far, _ = await pinned(gateway.url, avoid=near_pid)
+    try:
+        async with near.get(gateway.url + "/sse", headers={"Accept": "text/event-stream"}) as stream:
+            (kind, endpoint), = await asyncio.wait_for(_events(stream, 1), 10)
+            assert kind == "endpoint" and endpoint.startswith("/messages?session_id=")
+            initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+            for message in (initialize, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}):
+                async with far.post(gateway.url + endpoint, json=message) as response:
+                    assert response.status == 202  # answered on the stream, by the worker that holds it
+            answers = [json.loads(data) for _, data in await asyncio.wait_for(_events(stream, 2), 10)]
+        assert answers[0]["result"]["protocolVersion"] == "2024-11-05"
+        assert "local_whoami" in [t["name"] for t in answers[1]["result"]["tools"]]
+        async with far.post(gateway.url + "/messages?session_id=not-a-session", json={
+                "jsonrpc": "2.0", "id": 3, "method": "ping"}) as response:
+            assert response.status == 404
+            assert "session" in (await response.json())["error"]["message"]
+    finally:
+        await near.close()
+        await far.close()
+
+
+async def test_websocket_front_door(gateway) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(gateway.url.replace("http", "ws") + "/ws",
+                                                                 protocols=("mcp",)) as socket:
+        assert socket.protocol == "mcp"
+
+        async def answer(request_id: int) -> dict[str, Any]:
+            while True:
+                message = json.loads((await asyncio.wait_for(socket.receive(), 10)).data)
+                if message.get("id") == request_id:
+                    return message
+                seen.append(message)
+
+        seen: list[dict[str, Any]] = []
+        await socket.send_str("this is not json")
+        error = await answer(None)  # type: ignore[arg-type]
+        assert error["error"]["code"] == -32700
+        await socket.send_json({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "ws", "version": "1"}}})
+        assert (await answer(1))["result"]["serverInfo"]["name"] == "only1mcp"
+        await socket.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await socket.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        assert "local_whoami" in [t["name"] for t in (await answer(2))["result"]["tools"]]
+        await socket.send_json({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "local_slow", "arguments": {"seconds": 0.3, "steps": 3}, "_meta": {"progressToken": "w"}}})
+        result = await answer(3)
+        assert result["result"]["content"][0]["text"].startswith("slept")
+        assert [m["params"]["progressToken"] for m in seen if m.get("method") == "notifications/progress"] == \
+            ["w"] * 3  # notifications arrive as frames before the result
+        await socket.send_bytes(b"\x00binary")
+        closing = await asyncio.wait_for(socket.receive(), 10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert socket.close_code == aiohttp.WSCloseCode.UNSUPPORTED_DATA

@@ -1,0 +1,152 @@
+"""The WebSocket endpoint (/ws, subprotocol `mcp`): one JSON-RPC message per text frame, both ways.
+
+Same sessions, checks and limits as /mcp: the socket is the session, created by `initialize`. A frame
+that is not JSON gets a -32700 error frame and the socket stays open; a binary frame closes it with
+1003 (unsupported data). Each request runs on its own, so a long call does not hold up the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from only1mcp.protocol import jsonrpc
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.jsonrpc import Code
+from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.sessions import SessionInfo
+
+from .calls import SinkChannel
+from .dispatch import Dispatcher, error_bytes, result_bytes
+from .gateway import Gateway
+
+__all__ = ["WebSocketDoor"]
+
+log = logging.getLogger("only1mcp.worker")
+
+_HEARTBEAT = 30.0  # seconds between WebSocket pings; a peer that stops answering is dropped
+
+
+class _Connection:
+    """One socket: its session once initialized, and the calls it has running."""
+
+    __slots__ = ("calls", "session", "socket")
+
+    def __init__(self, socket: web.WebSocketResponse) -> None:
+        self.socket = socket
+        self.session: SessionInfo | None = None
+        self.calls: set[asyncio.Task[None]] = set()
+
+    def send(self, data: bytes) -> None:
+        if not self.socket.closed:
+            task = asyncio.get_running_loop().create_task(self.socket.send_str(data.decode()))
+            task.add_done_callback(_quiet)
+
+    def push(self, message: Any) -> None:
+        self.send(dumps(message))
+
+
+def _quiet(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("WebSocket write failed: %s", task.exception())
+
+
+class WebSocketDoor:
+    __slots__ = ("_dispatcher", "_gateway", "_open")
+
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
+        self._gateway = gateway
+        self._dispatcher = dispatcher
+        self._open: set[web.WebSocketResponse] = set()
+
+    async def close_all(self) -> None:
+        """On shutdown: sockets never end by themselves, and a drain must not wait for them."""
+        await asyncio.gather(*(s.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
+                               for s in list(self._open)), return_exceptions=True)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
+        if problem is not None:
+            log.info("refused 403: %s", problem)
+            return web.Response(status=403, body=error_bytes(None, Code.INVALID_REQUEST, problem),
+                                content_type="application/json")
+        settings = self._gateway.settings
+        limit = settings.server.max_body_size if settings is not None else 4 * 1024 * 1024
+        socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=limit)
+        if not socket.can_prepare(request).ok:
+            return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
+        await socket.prepare(request)
+        connection = _Connection(socket)
+        self._open.add(socket)
+        try:
+            async for frame in socket:
+                if frame.type is WSMsgType.TEXT:
+                    self._frame(connection, frame.data)
+                elif frame.type is WSMsgType.BINARY:
+                    log.info("closed a WebSocket that sent a binary frame")
+                    await socket.close(code=WSCloseCode.UNSUPPORTED_DATA,
+                                       message=b"MCP messages are JSON text frames")
+                    break
+        finally:
+            self._open.discard(socket)
+            if connection.session is not None:
+                self._gateway.streams.detach(connection.session.sid)
+        return socket
+
+    def _frame(self, connection: _Connection, text: str) -> None:
+        try:
+            message = loads(text)
+        except JSONDecodeError as exc:
+            connection.send(error_bytes(None, Code.PARSE_ERROR, f"frame is not valid JSON: {exc}"))
+            return
+        if isinstance(message, list):
+            session = connection.session
+            if not message or session is None or session.version not in BATCH_VERSIONS:
+                connection.send(error_bytes(None, Code.INVALID_REQUEST, "batches need a session of protocol "
+                                            "2025-03-26 and at least one message"))
+                return
+            for item in message:
+                self._message(connection, item)
+            return
+        self._message(connection, message)
+
+    def _message(self, connection: _Connection, message: Any) -> None:
+        problem = jsonrpc.shape_error(message)
+        if problem is not None:
+            request_id = message.get("id") if isinstance(message, dict) else None
+            connection.send(error_bytes(request_id, Code.INVALID_REQUEST, problem))
+            return
+        if message.get("method") == "initialize":
+            self._initialize(connection, message)
+            return
+        session = connection.session
+        if session is None:
+            if "id" in message and "method" in message:
+                connection.send(error_bytes(message["id"], Code.INVALID_REQUEST, "initialize first"))
+            return
+        task = asyncio.get_running_loop().create_task(self._run(connection, session, message))
+        connection.calls.add(task)
+        task.add_done_callback(connection.calls.discard)
+
+    def _initialize(self, connection: _Connection, message: dict[str, Any]) -> None:
+        sealer = self._gateway.sealer
+        if "id" not in message or sealer is None:
+            connection.send(error_bytes(message.get("id"), Code.INVALID_REQUEST, "initialize must be a request"))
+            return
+        params = message.get("params") or {}
+        result, version, capabilities = self._dispatcher.initialize(params)
+        client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
+        _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        if connection.session is not None:
+            self._gateway.streams.detach(connection.session.sid)
+        connection.session = session
+        self._gateway.streams.attach(session.sid, connection.push)
+        connection.send(result_bytes(message["id"], result))
+
+    async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
+        answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push))
+        if answer is not None:
+            connection.send(answer)
