@@ -68,6 +68,35 @@ def _import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stdio(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .bridge import StdioBridge
+    from .logs import setup_logging
+
+    headers: dict[str, str] = {}
+    for header in args.header:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            print(f"only1mcp stdio: --header must look like 'Name: value', got {header!r}", file=sys.stderr)
+            return EXIT_CONFIG
+        headers[name.strip()] = value.strip()
+    setup_logging("stdio-bridge", args.log_level)  # the log goes to stderr; stdout carries MCP only
+    return asyncio.run(StdioBridge(args.url, headers).run())
+
+
+def _install(args: argparse.Namespace) -> int:
+    from .config.install import InstallError, install
+
+    try:
+        message = install(args.client, args.url, args.name, args.path, args.dry_run)
+    except InstallError as exc:
+        print(f"only1mcp config install: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(message)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="only1mcp", description="One MCP endpoint in front of many MCP servers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -76,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run the gateway: a supervisor and N workers sharing one port.")
     add_run_arguments(start)
     start.set_defaults(func=_start)
+
+    stdio = commands.add_parser("stdio", help="speak MCP on stdin/stdout and forward to a running gateway",
+                                description="Speak MCP on stdin/stdout and forward to a running gateway, for "
+                                "clients that only launch stdio servers.")
+    stdio.add_argument("--url", default="http://127.0.0.1:8080/mcp", help="the gateway's /mcp endpoint")
+    stdio.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                       help="an HTTP header for every request (repeatable), e.g. 'Authorization: Bearer …'")
+    stdio.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    stdio.set_defaults(func=_stdio)
 
     validate = commands.add_parser("validate", help="check a config file; print OK or every error",
                                    description="Check a config file. Prints OK, or every error as "
@@ -96,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("file", help="the client's MCP config (JSON)")
     convert.add_argument("--output", "-o", help="write here instead of standard output")
     convert.set_defaults(func=_import)
+    installer = config_commands.add_parser(
+        "install", help="add the gateway to a client's MCP config (backup first)",
+        description="Add an entry that runs `only1mcp stdio --url URL` to a client's MCP config file. The file "
+        "is backed up first; running it again changes nothing; --dry-run prints the change instead.")
+    installer.add_argument("--client", required=True, choices=["claude-desktop", "claude-code", "cursor", "vscode"])
+    installer.add_argument("--url", default="http://127.0.0.1:8080/mcp", help="the gateway's /mcp endpoint")
+    installer.add_argument("--name", default="only1mcp", help="the entry's name in the client (default only1mcp)")
+    installer.add_argument("--path", help="the client's config file, if not in the usual place")
+    installer.add_argument("--dry-run", action="store_true", help="print the change as a diff; write nothing")
+    installer.set_defaults(func=_install)
     return parser
 
 
