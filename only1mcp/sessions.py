@@ -25,6 +25,7 @@ __all__ = ["InvalidSession", "SessionInfo", "SessionSealer"]
 _MAC_BYTES = 16
 RELAYED = ("sampling", "elicitation", "roots")  # what a backend may ask of the client
 _CACHE = 8192
+_VALUE_DOMAIN = b"only1mcp-value:"
 
 
 class InvalidSession(Exception):
@@ -98,3 +99,29 @@ class SessionSealer:
         except (ValueError, TypeError, msgpack.UnpackException):
             raise InvalidSession("malformed session id") from None
         return SessionInfo(sid, version, capabilities or {}, client or {}, issued, principal)
+
+    # Other sealed values (a 2026-07-28 requestState): MACed under a derived key, so a session token can
+    # never pass as one of these or the other way round.
+
+    def seal_value(self, value: list[Any]) -> str:
+        payload = msgpack.packb(value, use_bin_type=True)
+        mac = hmac.new(self._secret, _VALUE_DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+
+    def open_value(self, token: str) -> list[Any]:
+        """The sealed list; InvalidSession when the token was not sealed here or was altered."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidSession("malformed token") from None
+        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        expected = hmac.new(self._secret, _VALUE_DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
+            raise InvalidSession("not issued by this gateway (or issued before a restart)")
+        try:
+            value = msgpack.unpackb(payload, raw=False)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            raise InvalidSession("malformed token") from None
+        if not isinstance(value, list):
+            raise InvalidSession("malformed token")
+        return value

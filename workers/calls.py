@@ -84,12 +84,14 @@ class ReplyChannel:
             self.broken = True
             self._pending.clear()
 
-    async def finish(self, final: bytes) -> web.StreamResponse:
-        """Send the final message: as the JSON body, or as the last event of the stream."""
+    async def finish(self, final: bytes, status: int = 200) -> web.StreamResponse:
+        """Send the final message: as the JSON body (with ``status``), or as the last event of the stream
+        (whose 200 was sent when it started)."""
         while self._writer is not None and not self._writer.done():
             await self._writer
         if self._response is None:
-            return web.Response(body=final, headers={"Content-Type": "application/json", **self._headers})
+            return web.Response(status=status, body=final,
+                                headers={"Content-Type": "application/json", **self._headers})
         if not self.broken:
             try:
                 await self._response.write(encode_event(final))

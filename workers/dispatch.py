@@ -96,16 +96,28 @@ class Dispatcher:
             return error_bytes(request_id, Code.INVALID_PARAMS, f"{method}: params must be an object")
         try:
             if method in LIST_KEYS:
-                page = self.view.page(method, params, self._gateway.settings.proxy.page_size)  # type: ignore[union-attr]
+                page = self.page(method, params)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
+            return result_bytes(request_id, await self.answer(session, method, request_id, params or {}, channel))
+        except JsonRpcError as exc:
+            return error_bytes(request_id, exc.code, exc.message, exc.data)
+
+    def page(self, method: str, params: dict[str, Any] | None) -> bytes:
+        """One serialized page of a list, answered from the catalog."""
+        return self.view.page(method, params, self._gateway.settings.proxy.page_size)  # type: ignore[union-attr]
+
+    async def answer(self, session: SessionInfo, method: str, request_id: Any, params: dict[str, Any],
+                     channel: Channel | None) -> Any:
+        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails."""
+        try:
             handler = self._handlers.get(method)
             if handler is None:
                 raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
-            return result_bytes(request_id, await handler(session, request_id, params or {}, channel))
+            return await handler(session, request_id, params, channel)
         except JsonRpcError as exc:
             if not isinstance(exc, BackendError) or exc.code in (Code.BACKEND_UNAVAILABLE, Code.REQUEST_TIMEOUT):
                 log.info("%s %s failed: %s", method, request_id, exc.message)
-            return error_bytes(request_id, exc.code, exc.message, exc.data)
+            raise
 
     def notification(self, session: SessionInfo, message: dict[str, Any]) -> None:
         """A client notification: a cancel goes to the call, wherever it runs; the rest need nothing."""

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.bus import Kind
-from only1mcp.protocol import jsonrpc
+from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.versions import BATCH_VERSIONS, SUPPORTED
@@ -23,6 +23,7 @@ from .calls import ReplyChannel
 from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .gateway import Gateway
+from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor"]
 
@@ -34,12 +35,14 @@ VERSION_HEADER = "MCP-Protocol-Version"
 
 
 class FrontDoor:
-    __slots__ = ("_context", "_dispatcher", "_gateway")
+    __slots__ = ("_context", "_dispatcher", "_gateway", "_stateless")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, context: WorkerContext) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, context: WorkerContext,
+                 stateless: StatelessDoor) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
         self._context = context
+        self._stateless = stateless
 
     # ------------------------------------------------------------ refusals
 
@@ -53,6 +56,9 @@ class FrontDoor:
         problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
         if problem is not None:
             return self._refuse(403, Code.INVALID_REQUEST, problem)
+        return self._version_guard(request)
+
+    def _version_guard(self, request: web.Request) -> web.Response | None:
         version = request.headers.get(VERSION_HEADER)
         if version is not None and version not in SUPPORTED:
             return self._refuse(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{version}'; this gateway "
@@ -78,9 +84,9 @@ class FrontDoor:
     # ------------------------------------------------------------ POST
 
     async def post(self, request: web.Request) -> web.StreamResponse:
-        refused = self._guard(request)
-        if refused is not None:
-            return refused
+        problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
+        if problem is not None:
+            return self._refuse(403, Code.INVALID_REQUEST, problem)
         accept = request.headers.get("Accept", "")
         if not ("*/*" in accept or ("application/json" in accept and "text/event-stream" in accept)):
             return self._refuse(406, Code.INVALID_REQUEST, "Accept must list both application/json and "
@@ -101,6 +107,11 @@ class FrontDoor:
             message = loads(body)
         except JSONDecodeError as exc:
             return self._refuse(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
+        if modern.is_modern(message, request.headers.get(VERSION_HEADER)):
+            return await self._stateless.post(request, message)  # checks its own version (-32022)
+        refused = self._version_guard(request)
+        if refused is not None:
+            return refused
         if isinstance(message, list):
             return await self._batch(request, message)
         problem = jsonrpc.shape_error(message)

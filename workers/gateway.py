@@ -63,6 +63,8 @@ class Gateway:
         self._config_version = 0
         # Set by the legacy SSE front door: handles a POST another worker relayed to the stream held here.
         self.legacy_post: Callable[[str, dict[str, Any]], None] | None = None
+        # Set by the 2026-07-28 door: a retry another worker relayed here, or the events of one relayed away.
+        self.stateless_relay: Callable[[dict[str, Any]], None] | None = None
         self._sessions_value: Any = None
         self.request_timeout = 300.0
 
@@ -195,7 +197,12 @@ class Gateway:
     def _resource_updated(self, backend: str, uri: str, message: Message) -> None:
         exposed = self.view.exposed_uri(backend, uri) if self.view is not None else uri
         for sid in self.subscriptions.get((backend, uri), ()):
-            self.send_to_session(sid, jsonrpc.notification(message["method"], {**message["params"], "uri": exposed}))
+            update = jsonrpc.notification(message["method"], {**message["params"], "uri": exposed})
+            sink = self.streams.sink(sid)
+            if sink is not None:
+                sink(update)  # the subscriber's stream is here (a WebSocket, a subscriptions/listen stream)
+            else:
+                self.send_to_session(sid, update)
 
     # ------------------------------------------------------------ relays from other workers
 
@@ -213,6 +220,9 @@ class Gateway:
             self.cancel_local(str(payload.get("sid")), payload.get("requestId"))
         elif kind == "legacy_post" and payload.get("pid") == self.pid and self.legacy_post is not None:
             self.legacy_post(str(payload.get("token")), payload.get("message") or {})
+        elif kind in ("modern_retry", "modern_event") and payload.get("pid") == self.pid \
+                and self.stateless_relay is not None:
+            self.stateless_relay(payload)
         elif kind == "unsubscribe":
             self.unsubscribe_local(str(payload.get("sid")), str(payload.get("backend")), str(payload.get("uri")))
 

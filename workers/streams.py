@@ -51,6 +51,10 @@ class SessionStreams:
     def detach(self, sid: str) -> None:
         self._sinks.pop(sid, None)
 
+    def sink(self, sid: str) -> Callable[[Any], None] | None:
+        """The duplex stream of a session held here, if any: messages for it need no mailbox."""
+        return self._sinks.get(sid)
+
     def __len__(self) -> int:
         return len(self._streams)
 

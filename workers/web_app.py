@@ -13,6 +13,7 @@ from .front_door import FrontDoor
 from .gateway import Gateway
 from .keys import CONTEXT
 from .legacy_sse import LegacySseDoor
+from .stateless import StatelessDoor
 from .websocket_door import WebSocketDoor
 
 __all__ = ["build_app", "counted"]
@@ -45,7 +46,8 @@ def counted(context: WorkerContext, handler: Handler) -> Handler:
 
 def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
     dispatcher = Dispatcher(gateway)
-    door = FrontDoor(gateway, dispatcher, context)
+    stateless = StatelessDoor(gateway, dispatcher)
+    door = FrontDoor(gateway, dispatcher, context, stateless)
     sockets = WebSocketDoor(gateway, dispatcher)
     legacy = LegacySseDoor(gateway, dispatcher)
     app = web.Application(client_max_size=_HARD_BODY_LIMIT)
@@ -63,6 +65,7 @@ def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
     async def end_streams(_app: web.Application) -> None:
         gateway.streams.close_all()  # GET streams never end by themselves; a drain must not wait for them
         legacy.close_all()
+        stateless.close()
         await sockets.close_all()
 
     app.on_shutdown.append(end_streams)

@@ -1,0 +1,266 @@
+"""The 2026-07-28 (stateless) era through the gateway, with handshake-era backends behind it.
+
+The official SDK's ``Client(url)`` in its default auto mode probes ``server/discover``; the gateway answers,
+so the client speaks 2026-07-28: no session, every request self-contained. A backend's sampling request
+mid-call comes back to the client as an ``input_required`` result, and the client's retry (on a fresh
+connection, so possibly another worker) reaches the backend call that waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx2
+import pytest
+from mcp import Client, types
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.rawmcp import ACCEPT, pinned
+
+pytestmark = pytest.mark.timeout(180)
+
+MODERN = "2026-07-28"
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+
+
+@pytest.fixture(scope="module")
+def web() -> AsyncIterator[FixtureServer]:
+    server = FixtureServer("feature_server", "--name", "web", "--tools", "3")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gateway(start_gateway, tmp_path: Path, web: FixtureServer):
+    local = stdio_command("feature_server", "--name", "local")
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(
+        "server: {port: 0, workers: 2}\n"
+        "backends:\n"
+        f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n"
+        f"  - name: web\n    url: {web.url}\n")
+    return start_gateway("--config", str(config))
+
+
+def _text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+class Callbacks:
+    def __init__(self) -> None:
+        self.sampled: list[str] = []
+
+    async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        prompt = params.messages[0].content
+        text = prompt.text if isinstance(prompt, types.TextContent) else str(prompt)
+        self.sampled.append(text)
+        return types.CreateMessageResult(role="assistant", model="test-model",
+                                         content=types.TextContent(type="text", text=f"sampled: {text}"))
+
+    async def elicitation(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"answer": "forty-two"})
+
+
+@asynccontextmanager
+async def auto_client(url: str, callbacks: Callbacks) -> AsyncIterator[Client]:
+    # No keep-alive: each request (and each input-required retry) is a new connection, spread over workers.
+    http = httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0),
+                              timeout=httpx2.Timeout(30, read=120))
+    async with http, Client(streamable_http_client(url, http_client=http), sampling_callback=callbacks.sampling,
+                            elicitation_callback=callbacks.elicitation) as client:
+        yield client
+
+
+async def test_sdk_auto_mode_negotiates_2026_and_calls_legacy_backends(gateway) -> None:
+    callbacks = Callbacks()
+    async with auto_client(gateway.url + "/mcp", callbacks) as client:
+        assert client.protocol_version == MODERN
+        assert client.session.discover_result is not None
+        assert client.session.initialize_result is None  # no handshake happened
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        assert {"local_whoami", "web_whoami", "local_ask_llm", "web_ask_llm"} <= set(names)
+        assert _text(await client.call_tool("local_whoami", {})) == "local"
+        assert _text(await client.call_tool("web_whoami", {})) == "web"
+        assert _text(await client.call_tool("web_echo", {"text": "héllo"})) == "héllo"
+        prompt = await client.get_prompt("local_greet", {"name": "Ada"})
+        assert "Ada" in str(prompt.messages[0].content)
+        # Sampling mid-call, over stdio and over HTTP: answered through input_required and a retry, many
+        # times over so retries land on both workers.
+        for index in range(6):
+            backend = ("local", "web")[index % 2]
+            result = await client.call_tool(f"{backend}_ask_llm", {"prompt": f"q{index}"})
+            assert _text(result) == f"sampled: q{index}", result
+        assert callbacks.sampled == [f"q{index}" for index in range(6)]
+        # Elicitation takes the same path.
+        assert "forty-two" in _text(await client.call_tool("local_ask_user", {"question": "answer?"}))
+
+
+async def test_sdk_auto_mode_progress_and_errors(gateway) -> None:
+    callbacks = Callbacks()
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with auto_client(gateway.url + "/mcp", callbacks) as client:
+        await client.call_tool("local_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
+        assert progress == [1, 2, 3]
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("nope_tool", {})
+        assert refused.value.error.code == -32602 and "unknown tool 'nope_tool'" in refused.value.error.message
+
+
+def _modern(method: str, params: dict[str, Any] | None = None, request_id: int = 1,
+            capabilities: dict[str, Any] | None = None, version: str = MODERN) -> dict[str, Any]:
+    params = dict(params or {})
+    params["_meta"] = {VERSION_KEY: version, CAPABILITIES_KEY: capabilities or {}}
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def _headers(message: dict[str, Any], version: str = MODERN) -> dict[str, str]:
+    headers = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": version,
+               "Mcp-Method": message["method"]}
+    name = message["params"].get("name", message["params"].get("uri"))
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return headers
+
+
+async def _post(http: aiohttp.ClientSession, url: str, message: Any, headers: dict[str, str]) -> tuple[int, Any]:
+    async with http.post(url + "/mcp", data=json.dumps(message), headers=headers) as response:
+        text = await response.text()
+        if response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            return response.status, [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+        return response.status, json.loads(text) if text else None
+
+
+async def test_retry_on_another_worker_reaches_the_waiting_backend_call(gateway) -> None:
+    first, first_pid = await pinned(gateway.url)
+    second, second_pid = await pinned(gateway.url, avoid=first_pid)
+    assert second_pid != first_pid
+    try:
+        call = _modern("tools/call", {"name": "web_ask_llm", "arguments": {"prompt": "cross"}},
+                       capabilities={"sampling": {}})
+        status, body = await _post(first, gateway.url, call, _headers(call))
+        assert status == 200, body
+        result = body["result"]
+        assert result["resultType"] == "input_required", result
+        [(key, request)] = result["inputRequests"].items()
+        assert request["method"] == "sampling/createMessage"
+        retry = _modern("tools/call", {"name": "web_ask_llm", "arguments": {"prompt": "cross"},
+                                       "requestState": result["requestState"],
+                                       "inputResponses": {key: {"role": "assistant", "model": "m", "content": {
+                                           "type": "text", "text": "answered elsewhere"}}}},
+                        request_id=2, capabilities={"sampling": {}})
+        status, body = await _post(second, gateway.url, retry, _headers(retry))
+        assert status == 200, body
+        assert body["id"] == 2
+        assert body["result"]["resultType"] == "complete"
+        assert "answered elsewhere" in json.dumps(body["result"]["content"])
+        # The call is over: its state cannot be replayed.
+        status, body = await _post(first, gateway.url, retry, _headers(retry))
+        assert status == 400 and body["error"]["code"] == -32602 and "call again" in body["error"]["message"]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_stateless_bad_input(gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = gateway.url
+        # Unknown version → -32022 naming every version the gateway speaks (both eras).
+        message = _modern("tools/list", version="2099-01-01")
+        status, body = await _post(http, url, message, _headers(message, "2099-01-01"))
+        assert status == 400 and body["error"]["code"] == -32022
+        assert MODERN in body["error"]["data"]["supported"] and "2025-06-18" in body["error"]["data"]["supported"]
+        # Header disagrees with the body → -32020.
+        message = _modern("tools/call", {"name": "local_whoami"})
+        headers = {**_headers(message), "Mcp-Name": "local_echo"}
+        status, body = await _post(http, url, message, headers)
+        assert status == 400 and body["error"]["code"] == -32020 and "Mcp-Name" in body["error"]["message"]
+        # Envelope missing under a 2026-07-28 header → -32602 naming the keys.
+        message = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}}
+        status, body = await _post(http, url, message, _headers({**message, "params": {}}))
+        assert status == 400 and body["error"]["code"] == -32602 and VERSION_KEY in body["error"]["message"]
+        # A handshake-era method → -32601 (HTTP 404) saying what replaced it.
+        message = _modern("ping")
+        status, body = await _post(http, url, message, _headers(message))
+        assert status == 404 and body["error"]["code"] == -32601 and "2026-07-28" in body["error"]["message"]
+        # A forged requestState → -32602.
+        message = _modern("tools/call", {"name": "local_whoami", "requestState": "Zm9yZ2Vk"})
+        status, body = await _post(http, url, message, _headers(message))
+        assert status == 400 and body["error"]["code"] == -32602 and "requestState" in body["error"]["message"]
+        # A batch → -32600.
+        message = _modern("tools/list")
+        status, body = await _post(http, url, [message], _headers(message))
+        assert status == 400 and body["error"]["code"] == -32600
+        # Both eras on one endpoint: a handshake-era session still works next to all this.
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        async with http.post(url + "/mcp", json=init, headers={"Accept": ACCEPT}) as response:
+            assert response.status == 200 and "Mcp-Session-Id" in response.headers
+
+
+async def test_discover_and_listen(gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        message = _modern("server/discover")
+        status, body = await _post(http, gateway.url, message, _headers(message))
+        assert status == 200, body
+        result = body["result"]
+        assert result["supportedVersions"][0] == MODERN and "2024-11-05" in result["supportedVersions"]
+        assert result["resultType"] == "complete" and "ttlMs" in result and "cacheScope" in result
+        assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "only1mcp"
+        assert "tools" in result["capabilities"]
+
+        listen = _modern("subscriptions/listen", {"notifications": {
+            "toolsListChanged": True, "resourceSubscriptions": ["feature://counter"]}}, request_id="listen-1")
+        async with http.post(gateway.url + "/mcp", data=json.dumps(listen), headers=_headers(listen)) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            events = _sse(response)
+            ack = await asyncio.wait_for(anext(events), 10)
+            assert ack["method"] == "notifications/subscriptions/acknowledged"
+            assert ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+            honored = ack["params"]["notifications"]
+            assert honored == {"toolsListChanged": True, "resourceSubscriptions": ["feature://counter"]}
+            # The subscribed resource changing at its backend reaches the listener.
+            touch = _modern("tools/call", {"name": "local_touch", "arguments": {"uri": "feature://counter"}},
+                            request_id=8)
+            status, body = await _post(http, gateway.url, touch, _headers(touch))
+            assert status == 200, body
+            event = await asyncio.wait_for(anext(events), 10)
+            assert event["method"] == "notifications/resources/updated"
+            assert event["params"]["uri"] == "feature://counter"
+            assert event["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+            # A backend adding a tool reaches the listener as a list change (prompts were not asked for).
+            call = _modern("tools/call", {"name": "local_add_tool", "arguments": {"name": "fresh"}}, request_id=9)
+            status, body = await _post(http, gateway.url, call, _headers(call))
+            assert status == 200, body
+            event = await asyncio.wait_for(anext(events), 10)
+            assert event["method"] == "notifications/tools/list_changed"
+            assert event["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+            # A stopping gateway ends the stream gracefully: the listen request's result, then the end.
+            gateway.signal(signal.SIGTERM)
+            final = await asyncio.wait_for(anext(events), 10)
+            assert final["id"] == "listen-1" and final["result"]["resultType"] == "complete"
+            assert final["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+            with pytest.raises(StopAsyncIteration):
+                await asyncio.wait_for(anext(events), 10)
+        assert gateway.wait_exit() == 0
+
+
+async def _sse(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    async for raw in response.content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("data: "):
+            yield json.loads(line[6:])

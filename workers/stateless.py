@@ -1,0 +1,396 @@
+"""The 2026-07-28 (stateless) era on /mcp: one self-contained request per POST, served by any worker.
+
+Backends still speak the handshake era, so the gateway translates. A backend's request to the client
+(sampling, elicitation, roots) cannot reach a 2026-07-28 client, which has no stream to receive it on;
+the client's call is answered instead with an ``input_required`` result carrying the request and a sealed
+``requestState``, while the backend call stays open in the worker that made it. The client answers by
+retrying its request with ``inputResponses``; the retry may land on any worker, so the state names the
+worker that holds the call and the retry is relayed there over the bus, its events and result relayed
+back. That worker hands the answers to the waiting backend request and goes on with the same call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from typing import Any
+
+from aiohttp import web
+
+from only1mcp.catalog.view import LIST_KEYS
+from only1mcp.protocol import jsonrpc, modern
+from only1mcp.protocol.codec import dumps, loads
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+from only1mcp.protocol.versions import ALL_VERSIONS
+from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
+
+from .calls import ReplyChannel
+from .dispatch import SERVER_INFO, Dispatcher
+from .gateway import Gateway
+from .listen import Listeners
+
+__all__ = ["StatelessDoor"]
+
+log = logging.getLogger("only1mcp.worker")
+
+_BUFFERED = 256  # related notifications kept for the next retry while a call waits for input
+_RELAY_MARGIN = 5.0  # seconds a relayed retry may take beyond the request deadline before we give up
+Outcome = tuple[dict[str, Any], int]  # (JSON-RPC message, HTTP status)
+
+
+class _Call:
+    """A backend call made for a 2026-07-28 request, alive across the client's input-required retries.
+
+    It is the call's Channel: notifications go to the exchange attached now (the POST being answered),
+    requests to the client are collected as input requests.
+    """
+
+    __slots__ = ("asked", "buffer", "expiry", "key", "log_level", "method", "name", "origin_id", "progress_token",
+                 "requests", "session", "sink", "task", "wake")
+
+    broken = False  # the call's own output never needs the session mailbox
+
+    def __init__(self, key: str, origin_id: Any, method: str, name: Any, session: SessionInfo,
+                 log_level: str | None, progress_token: Any) -> None:
+        self.key = key
+        self.origin_id = origin_id  # the id of the request that started the call (its in-flight key)
+        self.method = method
+        self.name = name
+        self.session = session
+        self.log_level = log_level
+        self.progress_token = progress_token
+        self.requests: dict[str, dict[str, Any]] = {}  # to ask the client in the next answer
+        self.asked: dict[str, dict[str, Any]] = {}  # asked, waiting for the client's retry
+        self.sink: ReplyChannel | _RelaySink | None = None
+        self.buffer: list[dict[str, Any]] = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[Any] | None = None
+        self.expiry: asyncio.TimerHandle | None = None
+
+    def push(self, message: dict[str, Any]) -> None:
+        if "id" in message and "method" in message:  # the backend asks the client something
+            self.requests[str(message["id"])] = {"method": message["method"], "params": message.get("params") or {}}
+            self.wake.set()
+            return
+        method = message.get("method")
+        params = message.get("params") or {}
+        if method == "notifications/message" and not modern.log_allowed(self.log_level, params.get("level")):
+            return
+        if method == "notifications/progress" and self.progress_token is not None:
+            # A retry is a new request with its own token: progress belongs to whichever request is open.
+            message = {**message, "params": {**params, "progressToken": self.progress_token}}
+        if self.sink is not None:
+            self.sink.push(message)
+        elif len(self.buffer) < _BUFFERED:
+            self.buffer.append(message)
+
+    def attach(self, sink: ReplyChannel | _RelaySink, progress_token: Any) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        self.sink = sink
+        if progress_token is not None:
+            self.progress_token = progress_token
+        for message in self.buffer:
+            sink.push(message)
+        self.buffer.clear()
+
+
+class _RelaySink:
+    """The events of a retry relayed to this worker, sent back to the worker holding the client's POST."""
+
+    __slots__ = ("_gateway", "_pid", "_slot", "_token")
+
+    def __init__(self, gateway: Gateway, slot: int, pid: int, token: str) -> None:
+        self._gateway = gateway
+        self._slot = slot
+        self._pid = pid
+        self._token = token
+
+    def push(self, message: dict[str, Any]) -> None:
+        self._gateway.relay(self._slot, {"kind": "modern_event", "pid": self._pid, "token": self._token,
+                                         "message": message})
+
+    def finish(self, outcome: Outcome) -> None:
+        self._gateway.relay(self._slot, {"kind": "modern_event", "pid": self._pid, "token": self._token,
+                                         "final": list(outcome)})
+
+
+class StatelessDoor:
+    """Serves 2026-07-28 requests: discover, lists, calls with the input-required flow, listen."""
+
+    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_remote", "listeners")
+
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
+        self._gateway = gateway
+        self._dispatcher = dispatcher
+        self.listeners = Listeners(gateway, dispatcher)
+        self._calls: dict[str, _Call] = {}
+        self._remote: dict[str, tuple[ReplyChannel, asyncio.Future[Outcome]]] = {}
+        self._counter = itertools.count(1)
+        gateway.stateless_relay = self._on_relayed
+
+    # ------------------------------------------------------------ the POST
+
+    async def post(self, request: web.Request, message: Any) -> web.StreamResponse:
+        if isinstance(message, list):
+            return _refuse(None, JsonRpcError(Code.INVALID_REQUEST, "2026-07-28 requests are single JSON-RPC "
+                                                                    "objects; batches are not allowed"))
+        problem = jsonrpc.shape_error(message)
+        if problem is not None:
+            return _refuse(message.get("id") if isinstance(message, dict) else None,
+                           JsonRpcError(Code.INVALID_REQUEST, problem))
+        if "method" not in message:
+            return _refuse(message.get("id"), JsonRpcError(
+                Code.INVALID_REQUEST, "a 2026-07-28 client does not post responses: answer input requests by "
+                "retrying the request with inputResponses and requestState"))
+        if "id" not in message:
+            # The stateless HTTP wire defines no client notifications (a client cancels by closing its
+            # response stream); accept and drop them as the transport allows.
+            log.debug("dropped a 2026-07-28 client notification %s", message["method"])
+            return web.Response(status=202)
+        request_id = message["id"]
+        try:
+            envelope = modern.classify(message, request.headers)
+        except JsonRpcError as exc:
+            return _refuse(request_id, exc)
+        method = message["method"]
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return _refuse(request_id, JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object"))
+        if method in modern.REMOVED:
+            return _refuse(request_id, JsonRpcError(Code.METHOD_NOT_FOUND, f"{method} is not part of 2026-07-28: "
+                                                    f"{modern.REMOVED[method]}"))
+        session = self._session(envelope)
+        try:
+            if method == "server/discover":
+                return _json(jsonrpc.response(request_id, self._complete(self._discover(), method)), 200)
+            if method == "subscriptions/listen":
+                return await self.listeners.serve(request, request_id, params, session)
+            if method in LIST_KEYS:
+                result = loads(self._dispatcher.page(method, modern.backend_params(params)))
+                return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
+        except JsonRpcError as exc:
+            return _refuse(request_id, exc)
+        channel = ReplyChannel(request, {})
+        if params.get("requestState") is not None:
+            outcome = await self._resume(message, params, channel)
+        else:
+            outcome = await self._start(message, params, envelope, session, channel)
+        body, status = outcome
+        return await channel.finish(dumps(body), status)
+
+    def _session(self, envelope: modern.Envelope) -> SessionInfo:
+        """What a session would have remembered, from this request's envelope; a fresh id, since there is
+        no session to name (it keys this request's calls and subscriptions in the worker)."""
+        capabilities = {k: v for k, v in envelope.capabilities.items() if k in (*RELAYED, "tasks")
+                        and isinstance(v, dict)}
+        client = {k: envelope.client[k] for k in ("name", "version") if k in envelope.client}
+        return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client)
+
+    def _discover(self) -> dict[str, Any]:
+        view = self._gateway.view
+        result: dict[str, Any] = {"supportedVersions": list(ALL_VERSIONS),
+                                  "capabilities": view.capabilities if view is not None else {}}
+        if view is not None and view.instructions:
+            result["instructions"] = view.instructions
+        return result
+
+    @staticmethod
+    def _complete(result: Any, method: str) -> dict[str, Any]:
+        return modern.complete(result, method, SERVER_INFO)
+
+    # ------------------------------------------------------------ calls and their input rounds
+
+    async def _start(self, message: dict[str, Any], params: dict[str, Any], envelope: modern.Envelope,
+                     session: SessionInfo, channel: ReplyChannel) -> Outcome:
+        method = message["method"]
+        meta = params.get("_meta") or {}
+        call = _Call(f"{next(self._counter)}", message["id"], method, _name_of(params), session,
+                     envelope.log_level, meta.get("progressToken"))
+        self._calls[call.key] = call
+        call.task = asyncio.get_running_loop().create_task(
+            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call))
+        call.task.add_done_callback(lambda _task: call.wake.set())
+        return await self._run(call, message["id"], channel, call.progress_token)
+
+    async def _run(self, call: _Call, request_id: Any, sink: ReplyChannel | _RelaySink,
+                   progress_token: Any) -> Outcome:
+        """Attach this exchange to the call; answer with its result, or with what it needs from the client."""
+        call.attach(sink, progress_token)
+        task = call.task
+        assert task is not None
+        while True:
+            if task.done():
+                self._drop(call)
+                return self._final(call, request_id, task)
+            if call.requests:
+                call.asked.update(call.requests)
+                state = self._seal(call)
+                result = modern.input_required(call.requests, state)
+                call.requests = {}
+                call.sink = None
+                call.expiry = asyncio.get_running_loop().call_later(self._gateway.request_timeout, self._expire,
+                                                                    call)
+                return jsonrpc.response(request_id, result), 200
+            call.wake.clear()
+            await call.wake.wait()
+
+    def _final(self, call: _Call, request_id: Any, task: asyncio.Task[Any]) -> Outcome:
+        try:
+            result = task.result()
+        except JsonRpcError as exc:
+            return jsonrpc.error_message(request_id, exc.code, exc.message, exc.data), modern.http_status(exc.code)
+        except asyncio.CancelledError:
+            return jsonrpc.error_message(request_id, Code.REQUEST_TIMEOUT, f"{call.method} was abandoned: the "
+                                         "client did not answer its input requests in time"), 200
+        except Exception as exc:  # a defect of ours: one error for this call, the worker goes on
+            log.exception("%s failed inside the gateway", call.method)
+            return jsonrpc.error_message(request_id, Code.INTERNAL_ERROR, f"internal error: {exc}"), 200
+        return jsonrpc.response(request_id, self._complete(result, call.method)), 200
+
+    def _seal(self, call: _Call) -> str:
+        sealer = self._gateway.sealer
+        assert sealer is not None  # a request got here, so the shared state (and its secret) arrived
+        return sealer.seal_value(["rs", self._gateway.spec.slot, self._gateway.pid, call.key, call.method,
+                                  call.name])
+
+    def _expire(self, call: _Call) -> None:
+        """The client never came back with its input: give up the backend call."""
+        if self._calls.pop(call.key, None) is None:
+            return
+        log.info("%s waited %.0fs for the client's input (proxy.request_timeout); cancelled", call.method,
+                 self._gateway.request_timeout)
+        if call.task is not None and not call.task.done() and \
+                not self._gateway.cancel_local(call.session.sid, call.origin_id):
+            call.task.cancel()  # not at a backend yet (still choosing or starting one)
+
+    def _drop(self, call: _Call) -> None:
+        if call.expiry is not None:
+            call.expiry.cancel()
+        self._calls.pop(call.key, None)
+
+    async def _resume(self, message: dict[str, Any], params: dict[str, Any], channel: ReplyChannel) -> Outcome:
+        request_id = message["id"]
+        try:
+            slot, pid, key = self._open_state(message, params)
+        except JsonRpcError as exc:
+            return jsonrpc.error_message(request_id, exc.code, exc.message), modern.http_status(exc.code)
+        if pid == self._gateway.pid:
+            return await self._resume_local(key, message, params, channel)
+        if not _alive(pid):
+            return _lost(request_id, "the worker that held it has exited")
+        token = f"{self._gateway.pid}.{next(self._counter)}"
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._remote[token] = (channel, future)
+        self._gateway.relay(slot, {"kind": "modern_retry", "pid": pid, "message": message,
+                                   "reply": [self._gateway.spec.slot, self._gateway.pid, token]})
+        try:
+            body, status = await asyncio.wait_for(future, self._gateway.request_timeout + _RELAY_MARGIN)
+        except TimeoutError:
+            return _lost(request_id, f"the worker that held it (pid {pid}) did not answer the relayed retry")
+        finally:
+            self._remote.pop(token, None)
+        return body, status
+
+    def _open_state(self, message: dict[str, Any], params: dict[str, Any]) -> tuple[int, int, str]:
+        sealer = self._gateway.sealer
+        state = params.get("requestState")
+        if sealer is None or not isinstance(state, str):
+            raise JsonRpcError(Code.INVALID_PARAMS, "requestState must be the string from an input_required result")
+        try:
+            value = sealer.open_value(state)
+        except InvalidSession as exc:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"requestState was {exc}; call again without it") from None
+        if len(value) != 6 or value[0] != "rs":
+            raise JsonRpcError(Code.INVALID_PARAMS, "requestState is not a request state of this gateway")
+        _, slot, pid, key, method, name = value
+        if method != message["method"] or name != _name_of(params):
+            raise JsonRpcError(Code.INVALID_PARAMS, f"requestState belongs to {method} of {name!r}; a retry must "
+                               "repeat the original request")
+        responses = params.get("inputResponses")
+        if responses is not None and not isinstance(responses, dict):
+            raise JsonRpcError(Code.INVALID_PARAMS, "inputResponses must be an object keyed like inputRequests")
+        return int(slot), int(pid), str(key)
+
+    async def _resume_local(self, key: str, message: dict[str, Any], params: dict[str, Any],
+                            sink: ReplyChannel | _RelaySink) -> Outcome:
+        call = self._calls.get(key)
+        if call is None:
+            return _lost(message["id"], "it has already ended (answered, failed, or timed out waiting)")
+        for input_key, answer in (params.get("inputResponses") or {}).items():
+            if call.asked.pop(input_key, None) is None:
+                log.debug("ignored an input response to %s, which the call did not ask", input_key)
+                continue
+            # The backend waits for this answer under the id the gateway gave its request.
+            self._gateway.client_response({"jsonrpc": "2.0", "id": input_key, "result": answer})
+        call.requests.update(call.asked)  # anything left unanswered is asked again
+        call.asked.clear()
+        meta = params.get("_meta") or {}
+        return await self._run(call, message["id"], sink, meta.get("progressToken"))
+
+    # ------------------------------------------------------------ relays between workers
+
+    def _on_relayed(self, payload: dict[str, Any]) -> None:
+        if payload.get("kind") == "modern_retry":
+            asyncio.get_running_loop().create_task(self._serve_relayed(payload))
+            return
+        waiting = self._remote.get(str(payload.get("token")))
+        if waiting is None:
+            log.debug("dropped an event for a relayed retry that is no longer waiting")
+            return
+        channel, future = waiting
+        if "final" in payload:
+            body, status = payload["final"]
+            if not future.done():
+                future.set_result((body, int(status)))
+        elif isinstance(payload.get("message"), dict):
+            channel.push(payload["message"])
+
+    async def _serve_relayed(self, payload: dict[str, Any]) -> None:
+        slot, pid, token = payload.get("reply") or (0, 0, "")
+        message = payload.get("message") or {}
+        sink = _RelaySink(self._gateway, int(slot), int(pid), str(token))
+        try:
+            _, _, key = self._open_state(message, message.get("params") or {})
+            outcome = await self._resume_local(key, message, message.get("params") or {}, sink)
+        except JsonRpcError as exc:
+            outcome = jsonrpc.error_message(message.get("id"), exc.code, exc.message), modern.http_status(exc.code)
+        sink.finish(outcome)
+
+    def close(self) -> None:
+        for call in list(self._calls.values()):
+            self._drop(call)
+        self.listeners.close_all()
+
+
+def _name_of(params: dict[str, Any]) -> Any:
+    return params.get("name", params.get("uri"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lost(request_id: Any, why: str) -> Outcome:
+    message = f"the call this requestState continues is gone: {why}; call again without requestState"
+    log.info("%s", message)
+    return jsonrpc.error_message(request_id, Code.INVALID_PARAMS, message), 400
+
+
+def _json(message: dict[str, Any], status: int) -> web.Response:
+    return web.Response(status=status, body=dumps(message), content_type="application/json")
+
+
+def _refuse(request_id: Any, exc: JsonRpcError) -> web.Response:
+    status = modern.http_status(exc.code)
+    log.info("refused %d: %s", status, exc.message)
+    return _json(jsonrpc.error_message(request_id, exc.code, exc.message, exc.data), status)
