@@ -58,6 +58,11 @@ class ReplyChannel:
         self._writer: asyncio.Task[None] | None = None
         self.broken = False
 
+    def alive(self) -> bool:
+        """Whether the client is still connected (a 2026-07-28 client cancels by disconnecting)."""
+        transport = self._request.transport
+        return not self.broken and transport is not None and not transport.is_closing()
+
     @property
     def streaming(self) -> bool:
         return self._response is not None or self._writer is not None

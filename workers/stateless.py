@@ -37,6 +37,8 @@ log = logging.getLogger("only1mcp.worker")
 
 _BUFFERED = 256  # related notifications kept for the next retry while a call waits for input
 _RELAY_MARGIN = 5.0  # seconds a relayed retry may take beyond the request deadline before we give up
+_WATCH = 0.5  # seconds between checks that a waiting client is still connected
+_CANCELLED = -32800
 Outcome = tuple[dict[str, Any], int]  # (JSON-RPC message, HTTP status)
 
 
@@ -101,13 +103,17 @@ class _Call:
 class _RelaySink:
     """The events of a retry relayed to this worker, sent back to the worker holding the client's POST."""
 
-    __slots__ = ("_gateway", "_pid", "_slot", "_token")
+    __slots__ = ("_gateway", "_pid", "_slot", "_token", "connected")
 
     def __init__(self, gateway: Gateway, slot: int, pid: int, token: str) -> None:
         self._gateway = gateway
         self._slot = slot
         self._pid = pid
         self._token = token
+        self.connected = True  # until the worker holding the POST says its client went away
+
+    def alive(self) -> bool:
+        return self.connected
 
     def push(self, message: dict[str, Any]) -> None:
         self._gateway.relay(self._slot, {"kind": "modern_event", "pid": self._pid, "token": self._token,
@@ -121,14 +127,15 @@ class _RelaySink:
 class StatelessDoor:
     """Serves 2026-07-28 requests: discover, lists, calls with the input-required flow, listen."""
 
-    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_remote", "listeners")
+    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_relayed", "_remote", "listeners")
 
     def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
         self.listeners = Listeners(gateway, dispatcher)
         self._calls: dict[str, _Call] = {}
-        self._remote: dict[str, tuple[ReplyChannel, asyncio.Future[Outcome]]] = {}
+        self._remote: dict[str, tuple[ReplyChannel, asyncio.Future[Outcome]]] = {}  # our POSTs, served elsewhere
+        self._relayed: dict[str, _RelaySink] = {}  # other workers' POSTs, served here
         self._counter = itertools.count(1)
         gateway.stateless_relay = self._on_relayed
 
@@ -236,7 +243,13 @@ class StatelessDoor:
                                                                     call)
                 return jsonrpc.response(request_id, result), 200
             call.wake.clear()
-            await call.wake.wait()
+            try:
+                await asyncio.wait_for(call.wake.wait(), _WATCH)
+            except TimeoutError:
+                if not sink.alive():
+                    self._abandon(call, "the client closed its response stream")
+                    return jsonrpc.error_message(request_id, _CANCELLED, f"{call.method} was cancelled: the "
+                                                 "client closed its response stream"), 200
 
     def _final(self, call: _Call, request_id: Any, task: asyncio.Task[Any]) -> Outcome:
         try:
@@ -259,10 +272,14 @@ class StatelessDoor:
 
     def _expire(self, call: _Call) -> None:
         """The client never came back with its input: give up the backend call."""
-        if self._calls.pop(call.key, None) is None:
-            return
-        log.info("%s waited %.0fs for the client's input (proxy.request_timeout); cancelled", call.method,
-                 self._gateway.request_timeout)
+        if call.key in self._calls:
+            self._abandon(call, f"the client did not answer its input requests within "
+                                f"{self._gateway.request_timeout:g}s (proxy.request_timeout)")
+
+    def _abandon(self, call: _Call, why: str) -> None:
+        """Stop a call nobody will read: the backend gets notifications/cancelled."""
+        self._drop(call)
+        log.info("%s cancelled: %s", call.method, why)
         if call.task is not None and not call.task.done() and \
                 not self._gateway.cancel_local(call.session.sid, call.origin_id):
             call.task.cancel()  # not at a backend yet (still choosing or starting one)
@@ -287,13 +304,22 @@ class StatelessDoor:
         self._remote[token] = (channel, future)
         self._gateway.relay(slot, {"kind": "modern_retry", "pid": pid, "message": message,
                                    "reply": [self._gateway.spec.slot, self._gateway.pid, token]})
+        deadline = asyncio.get_running_loop().time() + self._gateway.request_timeout + _RELAY_MARGIN
         try:
-            body, status = await asyncio.wait_for(future, self._gateway.request_timeout + _RELAY_MARGIN)
-        except TimeoutError:
-            return _lost(request_id, f"the worker that held it (pid {pid}) did not answer the relayed retry")
+            while not future.done():
+                await asyncio.wait([future], timeout=_WATCH)
+                if future.done():
+                    break
+                if not channel.alive():
+                    self._gateway.relay(slot, {"kind": "modern_retry", "pid": pid, "gone": token})
+                    return jsonrpc.error_message(request_id, _CANCELLED, "cancelled: the client closed its "
+                                                 "response stream"), 200
+                if asyncio.get_running_loop().time() > deadline:
+                    return _lost(request_id, f"the worker that held it (pid {pid}) did not answer the relayed "
+                                             "retry")
         finally:
             self._remote.pop(token, None)
-        return body, status
+        return future.result()
 
     def _open_state(self, message: dict[str, Any], params: dict[str, Any]) -> tuple[int, int, str]:
         sealer = self._gateway.sealer
@@ -335,7 +361,12 @@ class StatelessDoor:
 
     def _on_relayed(self, payload: dict[str, Any]) -> None:
         if payload.get("kind") == "modern_retry":
-            asyncio.get_running_loop().create_task(self._serve_relayed(payload))
+            if "gone" in payload:
+                sink = self._relayed.get(str(payload["gone"]))
+                if sink is not None:
+                    sink.connected = False
+            else:
+                asyncio.get_running_loop().create_task(self._serve_relayed(payload))
             return
         waiting = self._remote.get(str(payload.get("token")))
         if waiting is None:
@@ -353,11 +384,17 @@ class StatelessDoor:
         slot, pid, token = payload.get("reply") or (0, 0, "")
         message = payload.get("message") or {}
         sink = _RelaySink(self._gateway, int(slot), int(pid), str(token))
+        self._relayed[str(token)] = sink
         try:
             _, _, key = self._open_state(message, message.get("params") or {})
             outcome = await self._resume_local(key, message, message.get("params") or {}, sink)
         except JsonRpcError as exc:
             outcome = jsonrpc.error_message(message.get("id"), exc.code, exc.message), modern.http_status(exc.code)
+        except Exception as exc:  # a defect of ours: the other worker's client still gets its answer
+            log.exception("a relayed 2026-07-28 retry failed inside the gateway")
+            outcome = jsonrpc.error_message(message.get("id"), Code.INTERNAL_ERROR, f"internal error: {exc}"), 200
+        finally:
+            self._relayed.pop(str(token), None)
         sink.finish(outcome)
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.processes import ROOT, FixtureServer, stdio_command
 from tests.support.rawmcp import ACCEPT, pinned
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -173,6 +174,21 @@ async def test_retry_on_another_worker_reaches_the_waiting_backend_call(gateway)
     finally:
         await first.close()
         await second.close()
+
+
+async def test_closing_the_response_stream_cancels_the_backend_call(gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        slow = _modern("tools/call", {"name": "local_slow", "arguments": {"seconds": 30, "tag": "gone"}})
+        with pytest.raises(TimeoutError):  # the client gives up and closes the connection
+            await asyncio.wait_for(_post(http, gateway.url, slow, _headers(slow)), 1.0)
+
+        async def reached_backend() -> bool:
+            report = _modern("tools/call", {"name": "local_cancellations", "arguments": {}}, request_id=2)
+            status, body = await _post(http, gateway.url, report, _headers(report))
+            assert status == 200, body
+            return "gone" in json.dumps(body["result"])
+
+        await async_wait_until(reached_backend, 10, "the backend to see the cancellation", interval=0.2)
 
 
 async def test_stateless_bad_input(gateway) -> None:
