@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from only1mcp.protocol import modern
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.sse import SseDecoder
 
@@ -38,6 +39,8 @@ class StdioBridge:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._renewing: asyncio.Lock = asyncio.Lock()
+        self._modern: dict[str | int, asyncio.Task[None]] = {}  # 2026-07-28 requests in flight, by id
+        self._cancelled: set[str | int] = set()  # of those, the ones the client cancelled
 
     def _out(self, message: Any) -> None:
         sys.stdout.buffer.write(dumps(message) + b"\n")
@@ -78,9 +81,29 @@ class StdioBridge:
                     pass
         return 0
 
+    def _cancel_modern(self, message: Any) -> bool:
+        """A 2026-07-28 client cancels with notifications/cancelled on stdio, but over HTTP by closing the
+        request's response stream: abort that POST. True when the message was such a cancel."""
+        if not (isinstance(message, dict) and message.get("method") == "notifications/cancelled"):
+            return False
+        request_id = (message.get("params") or {}).get("requestId")
+        task = self._modern.get(request_id) if isinstance(request_id, str | int) else None
+        if task is None:
+            return False
+        self._cancelled.add(request_id)
+        task.cancel()
+        return True
+
     async def _forward(self, message: Any) -> None:
         if isinstance(message, dict) and message.get("method") == "initialize":
             self._initialize = message
+        if self._cancel_modern(message):
+            return
+        modern_id = message.get("id") if isinstance(message, dict) and modern.http_headers(message) else None
+        if isinstance(modern_id, str | int):
+            task = asyncio.current_task()
+            assert task is not None
+            self._modern[modern_id] = task
         try:
             status = await self._post(message)
             if status == 404 and self._session_id and self._initialize is not None:
@@ -94,10 +117,23 @@ class StdioBridge:
             if isinstance(message, dict) and "id" in message and "method" in message:
                 self._out({"jsonrpc": "2.0", "id": message["id"], "error": {
                     "code": -32003, "message": f"the Only1MCP gateway at {self.url} is unreachable: {exc}"}})
+        except asyncio.CancelledError:
+            if modern_id not in self._cancelled:
+                raise
+            log.debug("request %r cancelled by the client", modern_id)  # the client expects no answer
+        finally:
+            if modern_id is not None:
+                self._modern.pop(modern_id, None)
+                self._cancelled.discard(modern_id)
 
     async def _post(self, message: Any, echo: bool = True) -> int:
         assert self._http is not None
-        async with self._http.post(self.url, data=dumps(message), headers=self._request_headers()) as response:
+        mirrored = modern.http_headers(message) if isinstance(message, dict) else {}
+        if mirrored:  # 2026-07-28: no session; the headers repeat the envelope
+            headers = {**self._headers, "Accept": _ACCEPT, "Content-Type": "application/json", **mirrored}
+        else:
+            headers = self._request_headers()
+        async with self._http.post(self.url, data=dumps(message), headers=headers) as response:
             if isinstance(message, dict) and message.get("method") == "initialize" and response.status == 200:
                 self._session_id = response.headers.get("Mcp-Session-Id") or self._session_id
             if response.status == 404 and self._session_id:

@@ -32,6 +32,8 @@ __all__ = [
     "classify",
     "complete",
     "decode_header_value",
+    "encode_header_value",
+    "http_headers",
     "http_status",
     "input_required",
     "is_modern",
@@ -108,6 +110,28 @@ def decode_header_value(value: str | None) -> str | None:
         return base64.b64decode(match.group(1), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
+
+
+def encode_header_value(value: str) -> str:
+    """The inverse of ``decode_header_value``: printable ASCII as it is, anything else base64-wrapped."""
+    if value.isascii() and value.isprintable() and value == value.strip() and not _BASE64_VALUE.fullmatch(value):
+        return value
+    return f"=?base64?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
+
+
+def http_headers(message: dict[str, Any]) -> dict[str, str]:
+    """The headers an HTTP client sends with a 2026-07-28 request (they mirror the body), or {} when the
+    message carries no 2026-07-28 envelope."""
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get(VERSION_KEY), str):
+        return {}
+    method = str(message.get("method", ""))
+    headers = {"MCP-Protocol-Version": meta[VERSION_KEY], "Mcp-Method": method}
+    name_param = _NAME_PARAM.get(method)
+    if name_param is not None and isinstance(params, dict) and isinstance(params.get(name_param), str):
+        headers["Mcp-Name"] = encode_header_value(params[name_param])
+    return headers
 
 
 def classify(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client, types
+from mcp import Client, ClientSession, StdioServerParameters, stdio_client, types
+from mcp.shared.exceptions import MCPError
 
 from tests.support.processes import ROOT, stdio_command
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,3 +49,36 @@ async def test_stdio_bridge_list_call_and_sampling(start_gateway, tmp_path: Path
         assert "through the bridge" in _text(await s.call_tool("local_ask_llm", {"prompt": "p"}))
         await s.call_tool("local_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
         assert progress == [1, 2, 3]
+
+
+async def test_stdio_bridge_carries_2026_07_28(start_gateway, tmp_path: Path) -> None:
+    """The SDK's Client in auto mode over stdio: the bridge mirrors the envelope into HTTP headers, so the
+    client negotiates 2026-07-28 through it, and sampling comes back as input_required rounds."""
+    local = stdio_command("feature_server", "--name", "local")
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
+                      f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n")
+    gateway = start_gateway("--config", str(config))
+
+    async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(role="assistant", model="m",
+                                         content=types.TextContent(type="text", text="modern bridge"))
+
+    bridge = StdioServerParameters(command=sys.executable, args=["-m", "only1mcp.cli", "stdio", "--url",
+                                                                 gateway.url + "/mcp"],
+                                   env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
+    async with Client(bridge, sampling_callback=sampling) as client:
+        assert client.protocol_version == "2026-07-28"
+        assert "local_whoami" in [t.name for t in (await client.list_tools()).tools]
+        assert _text(await client.call_tool("local_whoami", {})) == "local"
+        assert "modern bridge" in _text(await client.call_tool("local_ask_llm", {"prompt": "p"}))
+        # A call the client abandons: its notifications/cancelled becomes an aborted POST, which the
+        # gateway turns into a cancel at the backend.
+        with pytest.raises(MCPError):
+            await client.call_tool("local_slow", {"seconds": 30, "tag": "abandoned"}, read_timeout_seconds=0.5)
+
+        async def reached_backend() -> bool:
+            report = await client.call_tool("local_cancellations", {})
+            return "abandoned" in json.dumps(report.structured_content)
+
+        await async_wait_until(reached_backend, 10, "the backend to see the cancellation", interval=0.2)
