@@ -144,3 +144,16 @@ def test_sealed_values_round_trip_and_refuse_tampering() -> None:
         sealer.open_value(session_token)
     with pytest.raises(InvalidSession):
         sealer.open(token)
+
+
+def test_header_values_round_trip_and_mirror_the_body() -> None:
+    for value in ("plain", "héllo", " padded ", "=?base64?eA==?=", "tab\there"):
+        encoded = modern.encode_header_value(value)
+        assert encoded.isascii() and modern.decode_header_value(encoded) == value
+    assert modern.encode_header_value("plain") == "plain"
+    assert modern.http_headers(_request(name="tøol")) == {
+        "MCP-Protocol-Version": V, "Mcp-Method": "tools/call", "Mcp-Name": modern.encode_header_value("tøol")}
+    assert modern.http_headers({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) == {}
+    # What a client mirrors, the gateway accepts.
+    message = _request(name="tøol")
+    modern.classify(message, {k.lower(): v for k, v in modern.http_headers(message).items()})
