@@ -181,6 +181,10 @@ class StatelessDoor:
                 return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
         except JsonRpcError as exc:
             return _refuse(request_id, exc)
+        if method == "tools/call":
+            refused = self._param_headers(request, request_id, params)
+            if refused is not None:
+                return refused
         channel = ReplyChannel(request, {})
         if params.get("requestState") is not None:
             outcome = await self._resume(message, params, channel)
@@ -188,6 +192,18 @@ class StatelessDoor:
             outcome = await self._start(message, params, envelope, session, channel)
         body, status = outcome
         return await channel.finish(dumps(body), status)
+
+    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any]) -> web.Response | None:
+        """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
+        view = self._gateway.view
+        tool = view.tools.get(params.get("name")) if view is not None else None  # type: ignore[arg-type]
+        if not isinstance(tool, dict):
+            return None  # an unknown tool gets its own, clearer error from the dispatcher
+        problem = modern.param_header_problem(tool.get("inputSchema"), params.get("arguments") or {},
+                                              request.headers)
+        if problem is None:
+            return None
+        return _refuse(request_id, JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')"))
 
     def _session(self, envelope: modern.Envelope) -> SessionInfo:
         """What a session would have remembered, from this request's envelope; a fresh id, since there is

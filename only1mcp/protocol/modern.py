@@ -38,6 +38,7 @@ __all__ = [
     "input_required",
     "is_modern",
     "log_allowed",
+    "param_header_problem",
 ]
 
 VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
@@ -74,6 +75,8 @@ _STATUS = {int(Code.PARSE_ERROR): 400, int(Code.INVALID_REQUEST): 400, int(Code.
 
 _LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _BASE64_VALUE = re.compile(r"^=\?base64\?(.*)\?=$")
+_DECIMAL = re.compile(r"^-?[0-9]+(\.0+)?$")
+_HEADER_TYPES = ("string", "integer", "boolean")  # the property types x-mcp-header may annotate
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +220,56 @@ def backend_params(params: dict[str, Any]) -> dict[str, Any]:
         else:
             del clean["_meta"]
     return clean
+
+
+def _annotated(schema: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str, dict[str, Any]]]:
+    """(argument path, header token, property schema) of every property a tool marks ``x-mcp-header``,
+    reachable from the root through ``properties`` only (the only places the annotation counts)."""
+    found: list[tuple[tuple[str, ...], str, dict[str, Any]]] = []
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return found
+    for name, sub in properties.items():
+        if not isinstance(sub, dict):
+            continue
+        token = sub.get("x-mcp-header")
+        if isinstance(token, str) and token and sub.get("type") in _HEADER_TYPES:
+            found.append(((*path, name), token, sub))
+        found += _annotated(sub, (*path, name))
+    return found
+
+
+def _rendered(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, str | int | float) else None
+
+
+def param_header_problem(schema: Any, arguments: Any, headers: Mapping[str, str]) -> str | None:
+    """Why a tools/call's ``Mcp-Param-*`` headers disagree with its arguments, or None. A tool marks an
+    argument ``x-mcp-header`` so intermediaries can route on it without reading the body; a server must
+    refuse a request whose header and argument differ (-32020), or one could be routed on a lie."""
+    for path, token, prop in _annotated(schema):
+        header_name = f"Mcp-Param-{token}"
+        header = headers.get(header_name)
+        value: Any = arguments
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        argument = ".".join(path)
+        rendered = None if value is None else _rendered(value)
+        if rendered is None:
+            if header is not None:
+                return f"the {header_name} header is present but argument '{argument}' is absent"
+            continue
+        if header is None:
+            return f"the {header_name} header is missing; it must repeat argument '{argument}'"
+        decoded = decode_header_value(header)
+        if decoded is None:
+            return f"the {header_name} header has a malformed =?base64?…?= value"
+        if prop.get("type") == "integer" and isinstance(value, int | float) and not isinstance(value, bool) \
+                and _DECIMAL.fullmatch(decoded):
+            if float(decoded) != float(value):
+                return f"the {header_name} header ({decoded}) does not match argument '{argument}' ({value})"
+        elif decoded != rendered:
+            return f"the {header_name} header ({decoded!r}) does not match argument '{argument}' ({rendered!r})"
+    return None

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from only1mcp.protocol import modern
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
@@ -157,3 +158,31 @@ def test_header_values_round_trip_and_mirror_the_body() -> None:
     # What a client mirrors, the gateway accepts.
     message = _request(name="tøol")
     modern.classify(message, {k.lower(): v for k, v in modern.http_headers(message).items()})
+
+
+_ROUTED = {"type": "object", "properties": {
+    "region": {"type": "string", "x-mcp-header": "Region"},
+    "count": {"type": "integer", "x-mcp-header": "Count"},
+    "dry": {"type": "boolean", "x-mcp-header": "Dry"},
+    "nested": {"type": "object", "properties": {"zone": {"type": "string", "x-mcp-header": "Zone"}}},
+    "ratio": {"type": "number", "x-mcp-header": "Ratio"},  # numbers may not be headers: ignored
+    "plain": {"type": "string"},
+}}
+
+
+def test_param_headers_must_repeat_the_annotated_arguments() -> None:
+    headers = CIMultiDict({"Mcp-Param-Region": "eu-west", "Mcp-Param-Count": "3", "Mcp-Param-Dry": "true",
+                           "Mcp-Param-Zone": modern.encode_header_value("zöne")})
+    arguments = {"region": "eu-west", "count": 3, "dry": True, "nested": {"zone": "zöne"}, "ratio": 0.5}
+    assert modern.param_header_problem(_ROUTED, arguments, headers) is None
+    assert modern.param_header_problem(_ROUTED, {**arguments, "count": 3.0}, headers) is None
+    assert "Mcp-Param-Region" in str(modern.param_header_problem(_ROUTED, {**arguments, "region": "us"}, headers))
+    missing = CIMultiDict({k: v for k, v in headers.items() if k != "Mcp-Param-Dry"})
+    assert "missing" in str(modern.param_header_problem(_ROUTED, arguments, missing))
+    absent = {k: v for k, v in arguments.items() if k != "count"}
+    assert "absent" in str(modern.param_header_problem(_ROUTED, absent, headers))
+    # Header names are case-insensitive, as HTTP says.
+    lower = CIMultiDict({k.lower(): v for k, v in headers.items()})
+    assert modern.param_header_problem(_ROUTED, arguments, lower) is None
+    # A tool without annotations constrains nothing.
+    assert modern.param_header_problem({"type": "object"}, {"a": 1}, CIMultiDict()) is None
