@@ -170,6 +170,10 @@ class StatelessDoor:
         if method in modern.REMOVED:
             return _refuse(request_id, JsonRpcError(Code.METHOD_NOT_FOUND, f"{method} is not part of 2026-07-28: "
                                                     f"{modern.REMOVED[method]}"))
+        if self._gateway.sealer is None:  # the shared state (and its secret) has not arrived yet
+            log.info("refused 503: a 2026-07-28 request before the gateway finished starting")
+            return _json(jsonrpc.error_message(request_id, Code.INTERNAL_ERROR, "the gateway is starting; retry "
+                                               "in a moment"), 503)
         session = self._session(envelope)
         try:
             if method == "server/discover":
@@ -282,7 +286,7 @@ class StatelessDoor:
 
     def _seal(self, call: _Call) -> str:
         sealer = self._gateway.sealer
-        assert sealer is not None  # a request got here, so the shared state (and its secret) arrived
+        assert sealer is not None  # post() refuses requests until the shared state (and its secret) arrived
         return sealer.seal_value(["rs", self._gateway.spec.slot, self._gateway.pid, call.key, call.method,
                                   call.name])
 
