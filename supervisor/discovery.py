@@ -19,7 +19,7 @@ from only1mcp.backends.factory import AnyBackend, make_transport
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.catalog.merge import Discovery, merge
-from only1mcp.config.models import Settings
+from only1mcp.config.models import Settings, StdioBackend
 
 __all__ = ["CatalogBuilder"]
 
@@ -32,13 +32,14 @@ _LISTS = (("tools", "tools/list", "tools"), ("prompts", "prompts/list", "prompts
 _CAPABILITY = {"tools": "tools", "prompts": "prompts", "resources": "resources", "templates": "resources"}
 _MAX_RETRY = 60.0
 _MAX_PAGES = 1000
+_LONG_SESSION = 10.0  # seconds: a discovery session that lasted this long is reopened at once when it closes
 
 
 class _Watch:
     """Discovery state of one backend."""
 
-    __slots__ = ("backend", "changed", "discovery", "error", "host_error", "host_running", "session", "since",
-                 "state", "task")
+    __slots__ = ("backend", "changed", "discovery", "error", "host_error", "host_running", "hosted", "session",
+                 "since", "state", "task")
 
     def __init__(self, backend: AnyBackend) -> None:
         self.backend = backend
@@ -49,7 +50,9 @@ class _Watch:
         self.since = time.time()
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        # stdio only: what the stdio host last reported about replica 0's child
+        # shared stdio only: what the stdio host last reported about replica 0's child (a per_worker
+        # backend's discovery runs its own child, through its transport)
+        self.hosted = isinstance(backend, StdioBackend) and not backend.per_worker
         self.host_running = False
         self.host_error = ""
 
@@ -106,8 +109,9 @@ class CatalogBuilder:
     async def _watch(self, watch: _Watch) -> None:
         delay = self._settings.proxy.discovery_retry if self._settings else 5.0
         retry = delay
+        opened = 0.0
         while True:
-            if watch.backend.transport == "stdio" and not watch.host_running:
+            if watch.hosted and not watch.host_running:
                 if watch.host_error:
                     self._set_state(watch, "down", watch.host_error)
                 watch.changed.clear()
@@ -116,12 +120,21 @@ class CatalogBuilder:
             try:
                 if watch.session is None or watch.session.closed:
                     watch.session = await self._connect(watch)
+                    opened = time.monotonic()
                 watch.discovery = await self._discover(watch.backend, watch.session)
                 self._set_state(watch, "ok", "")
                 retry = delay
                 watch.changed.clear()
-                await self._wait_for_change(watch)
-                continue
+                if await self._wait_for_change(watch):
+                    continue
+                # Its session closed (a per_worker child exited, a stream ended). After a long run, connect
+                # again at once; a session that keeps closing soon after it opened is retried with backoff.
+                if time.monotonic() - opened > _LONG_SESSION:
+                    await watch.session.close()
+                    watch.session = None
+                    log.info("backend '%s': discovery session closed; connecting again", watch.backend.name)
+                    continue
+                raise BackendError(-32003, f"backend '{watch.backend.name}' closed its connection")
             except BackendError as exc:
                 self._set_state(watch, "down", exc.message)
             except (OSError, TimeoutError) as exc:
@@ -134,8 +147,9 @@ class CatalogBuilder:
                 await asyncio.wait_for(watch.changed.wait(), retry)
             retry = min(_MAX_RETRY, retry * 2)
 
-    async def _wait_for_change(self, watch: _Watch) -> None:
-        """Until the backend announces a list change (then debounce briefly) or its session closes."""
+    async def _wait_for_change(self, watch: _Watch) -> bool:
+        """Until the backend announces a list change (then debounce briefly: True) or its session closes
+        (False)."""
         session = watch.session
         assert session is not None
         closed = asyncio.Event()
@@ -143,8 +157,7 @@ class CatalogBuilder:
         await watch.changed.wait()
         await asyncio.sleep(0.05)  # several list_changed at once (tools, prompts) cost one rediscovery
         watch.changed.clear()
-        if closed.is_set():
-            raise BackendError(-32003, f"backend '{watch.backend.name}' closed its connection")
+        return not closed.is_set()
 
     async def _connect(self, watch: _Watch) -> BackendSession:
         assert self._http is not None

@@ -77,7 +77,8 @@ class StdioHost:
         settings = (state.get("config") or {}).get("settings") or {}
         wanted: dict[str, StdioBackend] = {}
         for raw in settings.get("backends", []):
-            if raw.get("transport") == "stdio" and raw.get("enabled", True):
+            # per_worker backends run in each worker (and the supervisor's discovery), not here
+            if raw.get("transport") == "stdio" and raw.get("enabled", True) and not raw.get("per_worker"):
                 backend = StdioBackend.model_validate(raw)
                 wanted[backend.name] = backend
         async with self._reconciling:

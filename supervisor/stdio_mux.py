@@ -13,10 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
-import resource
-import signal
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,22 +21,17 @@ from typing import Any
 
 from only1mcp import __version__
 from only1mcp.backends.base import NOT_RUNNING, BackendUnavailable
+from only1mcp.backends.child import CHILD_CAPABILITIES, RestartPolicy, spawn_child, stop_child
 from only1mcp.backends.lines import LINE_LIMIT, LineChannel
 from only1mcp.config.models import StdioBackend
-from only1mcp.process import child_setup
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.versions import LATEST
 
-__all__ = ["CHILD_CAPABILITIES", "Link", "SharedChild"]
+__all__ = ["Link", "SharedChild"]
 
 log = logging.getLogger("only1mcp.stdio")
 
-# What the gateway declares to a shared child. Roots are per client and a shared child serves many
-# clients, so roots are not offered; sampling and elicitation are relayed to the client whose call caused
-# them (see SharedChild._route_server_request).
-CHILD_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}}
-_RESTART_CAP = 30.0
 _MAX_QUEUED = 1000  # calls waiting for an on-demand child to start
 
 
@@ -149,7 +141,7 @@ class SharedChild:
         while it keeps exiting); after ``max_failures`` exits within ``failure_window`` mark it failed and
         try again only every ``failed_retry`` seconds; an idle shutdown waits for the next call."""
         backend = self.backend
-        exits: deque[float] = deque()
+        policy = RestartPolicy.of(backend)
         while not self._stopping:
             await self._wanted.wait()
             started = time.monotonic()
@@ -174,19 +166,14 @@ class SharedChild:
             await self._kill()
             if self._stopping:
                 return
-            now = time.monotonic()
-            exits.append(now)
-            while exits and exits[0] < now - backend.failure_window:
-                exits.popleft()
             self.restarts += 1
-            if len(exits) >= backend.max_failures:
+            delay, failed = policy.exited(started, time.monotonic())
+            if failed:
                 self._report("failed")
                 log.error("backend '%s' failed: %d exits within %gs (last: %s); next attempt in %gs", self._name,
-                          len(exits), backend.failure_window, self.last_error, backend.failed_retry)
-                exits.clear()
-                await asyncio.sleep(backend.failed_retry)
+                          backend.max_failures, backend.failure_window, self.last_error, delay)
+                await asyncio.sleep(delay)
                 continue
-            delay = 0.0 if now - started > 10 else min(_RESTART_CAP, 0.2 * 2 ** (len(exits) - 1))
             self._report("restarting")
             log.warning("backend '%s' %s; restarting in %.1fs", self._name, self.last_error, delay)
             await asyncio.sleep(delay)
@@ -212,28 +199,12 @@ class SharedChild:
                 await self._kill()
 
     async def _spawn(self) -> None:
-        backend = self.backend
-        allowed = backend.env_allow
-        inherited = os.environ if allowed is None else {k: v for k, v in os.environ.items() if k in allowed}
-        env = {**inherited, **backend.env}
-        limits = {kind: value for kind, value in (
-            (resource.RLIMIT_AS, backend.limits.address_space_mb and backend.limits.address_space_mb * 1024 * 1024),
-            (resource.RLIMIT_CPU, backend.limits.cpu_seconds),
-            (resource.RLIMIT_NOFILE, backend.limits.open_files)) if value}
-        self._process = await asyncio.create_subprocess_exec(
-            backend.command, *backend.args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=LINE_LIMIT,
-            start_new_session=True,  # its own process group: npx-style launchers are killed with it
-            preexec_fn=child_setup(os.getpid(), limits),
-        )
+        self._process = await spawn_child(self.backend, self._name)
         assert self._process.stdout is not None and self._process.stdin is not None
         self._channel = LineChannel(f"backend '{self._name}'", self._process.stdout, self._process.stdin)
         self._channel.on_message = self._from_child
         self._channel.on_close = self._stdout_closed
         self._channel.start()
-        asyncio.get_running_loop().create_task(self._stderr(self._process))
-        log.info("backend '%s' started (pid %d): %s", self._name, self._process.pid, backend.command)
 
     def _runner_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -248,15 +219,6 @@ class SharedChild:
         waiter, self._init_waiter = self._init_waiter, None
         if waiter is not None and not waiter[1].done():
             waiter[1].set_exception(_ChildError("exited before answering initialize"))
-
-    async def _stderr(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stderr is not None
-        while True:
-            line = await process.stderr.readline()
-            if not line:
-                return
-            log.info("backend '%s' [%d] stderr: %s", self._name, process.pid,
-                     line.decode("utf-8", "replace").rstrip())
 
     async def _initialize(self) -> None:
         request_id = next(self._ids)
@@ -290,16 +252,7 @@ class SharedChild:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 3)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await stop_child(process)
 
     def _report(self, state: str) -> None:
         self.state = state

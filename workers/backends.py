@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import BackendUnavailable, Message
+from only1mcp.backends.child import CHILD_CAPABILITIES
 from only1mcp.backends.factory import AnyBackend, make_transport
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.config.models import StdioBackend
 from only1mcp.sessions import SessionInfo
+
+from .children import ChildKeeper
 
 __all__ = ["BackendPool", "RequestHandler"]
 
@@ -26,10 +29,11 @@ RequestHandler = Callable[[str, BackendSession, Message, Pending | None], None]
 class BackendPool:
     """One session per (backend, replica, capability profile) for remote backends: a backend is offered
     only what the client declared. Stdio backends have one shared child, reached through the stdio host,
-    so one session per replica serves every profile."""
+    so one session per replica serves every profile; a per_worker stdio backend has a child of this
+    worker per replica, kept running by the ``ChildKeeper``."""
 
-    __slots__ = ("_backends", "_http", "_on_notification", "_on_request", "_runtime_dir", "_sessions",
-                 "_starting")
+    __slots__ = ("_backends", "_children", "_http", "_on_notification", "_on_request", "_runtime_dir",
+                 "_sessions", "_starting")
 
     def __init__(self, runtime_dir: Path, http: Http1Pool, on_request: RequestHandler,
                  on_notification: RequestHandler) -> None:
@@ -40,6 +44,7 @@ class BackendPool:
         self._backends: dict[str, AnyBackend] = {}
         self._sessions: dict[tuple[str, int, tuple[str, ...]], BackendSession] = {}
         self._starting: dict[tuple[str, int, tuple[str, ...]], asyncio.Task[BackendSession]] = {}
+        self._children = ChildKeeper(lambda name, replica: self.session(name, None, replica))
 
     def configure(self, backends: dict[str, AnyBackend]) -> None:
         """Adopt a new config: sessions of removed or changed backends are closed (calls in flight finish
@@ -49,6 +54,8 @@ class BackendPool:
                 del self._sessions[key]
                 asyncio.get_running_loop().create_task(self._close_when_idle(session))
         self._backends = backends
+        self._children.configure({name: b for name, b in backends.items()
+                                  if isinstance(b, StdioBackend) and b.per_worker})
 
     def known(self, name: str) -> AnyBackend | None:
         return self._backends.get(name)
@@ -63,6 +70,9 @@ class BackendPool:
             return session
         task = self._starting.get(key)
         if task is None:
+            refusal = self._children.refusal(name, replica) if isinstance(backend, StdioBackend) else None
+            if refusal is not None:
+                raise BackendUnavailable(refusal, sent=False)
             task = asyncio.get_running_loop().create_task(self._start(backend, replica, key))
             self._starting[key] = task
             task.add_done_callback(lambda _t: self._starting.pop(key, None))
@@ -71,9 +81,12 @@ class BackendPool:
     async def _start(self, backend: AnyBackend, replica: int, key: tuple[str, int, tuple[str, ...]]) \
             -> BackendSession:
         transport = make_transport(backend, replica, self._runtime_dir, self._http)
+        own_child = isinstance(backend, StdioBackend) and backend.per_worker
         capabilities: dict[str, Any] = {name: {} for name in key[2]}
         if "elicitation" in capabilities:
             capabilities["elicitation"] = {"form": {}, "url": {}}
+        if own_child:  # what the stdio host declares to a shared child, for the same reasons
+            capabilities = CHILD_CAPABILITIES
         session = BackendSession(transport, backend.name, capabilities, startup_timeout=backend.timeouts.startup)
         session.replica = replica
         name = backend.name
@@ -89,6 +102,8 @@ class BackendPool:
             await session.close()
             raise
         self._sessions[key] = session
+        if isinstance(backend, StdioBackend) and backend.per_worker:
+            self._children.started(backend, replica, session)
         return session
 
     def sessions_of(self, name: str) -> list[BackendSession]:
@@ -99,6 +114,7 @@ class BackendPool:
         await session.close()
 
     async def close(self) -> None:
+        await self._children.close()
         for task in self._starting.values():
             task.cancel()
         await asyncio.gather(*(s.close() for s in self._sessions.values()), return_exceptions=True)

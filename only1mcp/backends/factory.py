@@ -1,4 +1,5 @@
-"""Build the transport for one replica of a configured backend."""
+"""Build the transport for one replica of a configured backend (a ``per_worker`` stdio backend: a child of
+the calling process; a shared one: a connection to the stdio host)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSoc
 from only1mcp.spec import stdio_socket
 
 from .base import Transport
+from .child import ChildTransport
 from .http import HttpTransport
 from .http1 import Http1Pool
 from .lines import UnixTransport
@@ -25,6 +27,8 @@ def replica_count(backend: AnyBackend) -> int:
 
 def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: Http1Pool) -> Transport:
     if isinstance(backend, StdioBackend):
+        if backend.per_worker:
+            return ChildTransport(backend, replica)
         return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
     if isinstance(backend, HttpBackend):
         return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)

@@ -304,6 +304,21 @@ class StdioBackend(BackendBase):
     idle_shutdown: float | None = Field(
         None, gt=0, description="Stop the child after this many seconds without calls (it starts again on the "
         "next one).")
+    per_worker: bool = Field(
+        False, description="Each worker runs its own child (`replicas` of them) and talks to it over its pipes, "
+        "for stateless servers: no hop through the shared stdio host. The supervisor runs one more for "
+        "discovery. Default: one shared child per replica, reached by every worker.")
+
+    @model_validator(mode="after")
+    def _per_worker_keeps_children(self) -> StdioBackend:
+        if self.per_worker and self.idle_shutdown is not None:
+            raise PydanticCustomError(
+                "per_worker_idle",
+                "backend '{name}': idle_shutdown applies to shared children only; with per_worker: true each "
+                "worker keeps its child while it runs (use lazy: true to start it on first use instead)",
+                {"name": self.name},
+            )
+        return self
 
 
 class RemoteReplica(_Strict):

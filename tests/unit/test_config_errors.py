@@ -29,6 +29,8 @@ CASES = [
      "unknown transport 'carrier-pigeon'; write one of stdio, http, sse, websocket"),
     ("bad_scheme.yaml", "backends:\n  - name: a\n    transport: websocket\n    url: http://x\n", "4:10",
      "must start with ws:// or wss://"),
+    ("per_worker_idle.yaml", "backends:\n  - name: a\n    command: x\n    per_worker: true\n    idle_shutdown: 5\n",
+     "2:5", "idle_shutdown applies to shared children only; with per_worker: true each worker keeps its child"),
     ("unset_env.yaml", "backends:\n  - name: a\n    command: ${NOT_SET_ANYWHERE_1234}\n", "3:14",
      "environment variable NOT_SET_ANYWHERE_1234 is not set"),
 ]

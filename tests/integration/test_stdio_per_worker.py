@@ -1,0 +1,149 @@
+"""stdio backends with `per_worker: true`: each worker runs its own child, restarts it, and takes it along
+when it stops; the stdio host runs none of them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import ClientSession, types
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.support.gateway import pid_alive
+from tests.support.processes import ROOT, stdio_command
+from tests.support.rawmcp import RawMcp, pinned
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+NAME = "perworker"
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _own_children() -> dict[int, int]:
+    """Live children of this test's backend: pid -> parent pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"tests.fixtures.feature_server" in command and NAME.encode() in command:
+                    found[int(entry.name)] = _parent(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def _children_of(parent: int) -> list[int]:
+    return [pid for pid, ppid in _own_children().items() if ppid == parent]
+
+
+def _text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+@pytest.fixture
+def gateway(start_gateway, tmp_path: Path):
+    command = stdio_command("feature_server", "--name", NAME)
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
+                      f"  - name: {NAME}\n    command: {command[0]}\n    args: {command[1:]}\n    cwd: {ROOT}\n"
+                      "    per_worker: true\n")
+    return start_gateway("--config", str(config))
+
+
+async def test_each_worker_runs_its_own_child(gateway) -> None:
+    workers = gateway.worker_pids()
+    assert len(workers) == 2
+    # One child per worker, plus the supervisor's discovery child; the stdio host runs none.
+    wait_until(lambda: sorted(_own_children().values()) == sorted([*workers, gateway.process.pid]), 20,
+               "one child under each worker and one under the supervisor")
+    assert gateway.status()["stdio"] == []  # nothing of it reported by the stdio host
+
+    async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(role="assistant", model="m",
+                                         content=types.TextContent(type="text", text="sampled by the client"))
+
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    # No keep-alive: the calls of this session spread over both workers.
+    http = httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0), timeout=httpx2.Timeout(30))
+    async with http, streamable_http_client(gateway.url + "/mcp", http_client=http) as (read, write), \
+            ClientSession(read, write, sampling_callback=sampling) as session:
+        await session.initialize()
+        tools = [tool.name for tool in (await session.list_tools()).tools]
+        assert f"{NAME}_whoami" in tools and f"{NAME}_ask_llm" in tools
+        assert _text(await session.call_tool(f"{NAME}_echo", {"text": "hi"})) == "hi"
+        assert "sampled by the client" in _text(await session.call_tool(f"{NAME}_ask_llm", {"prompt": "p"}))
+        await session.call_tool(f"{NAME}_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
+        assert progress == [1, 2, 3]
+
+    # Both workers answer from their own child.
+    for pid in workers:
+        http, _ = await pinned(gateway.url, want=pid)
+        async with http:
+            mcp = RawMcp(http, gateway.url, keep_alive=True)
+            await mcp.initialize()
+            body = await mcp.call("tools/call", {"name": f"{NAME}_whoami", "arguments": {}})
+            assert body["result"]["content"][0]["text"] == NAME
+
+
+async def test_a_crash_fails_that_call_only_and_the_child_is_restarted(gateway) -> None:
+    first, second = gateway.worker_pids()
+    wait_until(lambda: len(_children_of(first)) == 1 and len(_children_of(second)) == 1, 20,
+               "a child under each worker")
+    (crashing,) = _children_of(first)
+    near, _ = await pinned(gateway.url, want=first)
+    far, _ = await pinned(gateway.url, want=second)
+    async with near, far:
+        near_mcp, far_mcp = RawMcp(near, gateway.url, keep_alive=True), RawMcp(far, gateway.url, keep_alive=True)
+        await near_mcp.initialize()
+        await far_mcp.initialize()
+        # The child of the first worker dies in the middle of a call, while the other worker's serves one.
+        other = asyncio.create_task(far_mcp.call("tools/call", {"name": f"{NAME}_slow",
+                                                                "arguments": {"seconds": 1, "steps": 2}}))
+        crashed = await near_mcp.call("tools/call", {"name": f"{NAME}_crash", "arguments": {}})
+        assert crashed["error"]["code"] == -32003, crashed
+        assert f"backend '{NAME}'" in crashed["error"]["message"]
+        assert "exited with code 1" in crashed["error"]["message"]
+        assert "error" not in await other
+        gateway.wait_log(rf"worker-\d\[{first}\] WARNING backend '{NAME}' child \(pid {crashing}\) exited with "
+                         r"code 1; restarting in 0\.\d+s")
+        body = await near_mcp.call("tools/call", {"name": f"{NAME}_whoami", "arguments": {}})
+        assert body["result"]["content"][0]["text"] == NAME
+        (restarted,) = _children_of(first)
+        assert restarted != crashing and not pid_alive(crashing)
+
+        # kill -9 the other worker's child while idle: the worker starts another without waiting for a call.
+        (killed,) = _children_of(second)
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: [p for p in _children_of(second) if p != killed], 10, "a new child of the second worker")
+        body = await far_mcp.call("tools/call", {"name": f"{NAME}_whoami", "arguments": {}})
+        assert body["result"]["content"][0]["text"] == NAME
+
+
+async def test_children_go_with_their_worker_and_the_gateway(gateway) -> None:
+    workers = gateway.worker_pids()
+    wait_until(lambda: all(len(_children_of(pid)) == 1 for pid in workers), 20, "a child under each worker")
+    (orphaned,) = _children_of(workers[0])
+    os.kill(workers[0], signal.SIGKILL)  # its child dies with it; the worker that replaces it starts its own
+    wait_until(lambda: not pid_alive(orphaned), 10, "the killed worker's child to exit")
+    wait_until(lambda: len(gateway.worker_pids()) == 2 and workers[0] not in gateway.worker_pids()
+               and all(len(_children_of(pid)) == 1 for pid in gateway.worker_pids()), 20,
+               "the replacement worker's own child")
+    children = list(_own_children())
+    assert len(children) == 3  # two workers' and the supervisor's
+    gateway.signal(signal.SIGTERM)
+    assert gateway.wait_exit() == 0
+    assert not any(pid_alive(pid) for pid in children)
