@@ -1,10 +1,11 @@
 """tools/call through the gateway vs directly to the same backend, measured side by side in one run.
 
-For an HTTP backend (bench.fast_backend) and a stdio backend (the built-in demo server): requests per
-second, latency p50/p99 at concurrency 1 and 32, and the gateway's CPU per request (supervisor, workers
-and stdio host, from /proc), with 1 and 2 workers. Load comes from wrk (apt package `wrk`), which costs
-little CPU of its own. The stdio backend has no direct HTTP path; its row compares it with the HTTP
-backend through the same gateway.
+For an HTTP backend (bench.fast_backend) and a stdio backend (the built-in demo server, as a shared child
+in the stdio host and as a `per_worker` child of each worker): requests per second, latency p50/p99 at
+concurrency 1 and 32, and the gateway's CPU per request (supervisor, workers and stdio host, from /proc;
+the stdio children are backend cost and left out), with 1 and 2 workers. Load comes from wrk (apt package
+`wrk`), which costs little CPU of its own. The stdio backend has no direct HTTP path; its rows compare
+with the HTTP backend through the same gateway.
 
     python -m bench.proxy_overhead [--seconds 10] [--workers 1 2] [--repeat 3]
 
@@ -26,8 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ from .stats import RESULTS, cpu_seconds, save
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "wrk_post.lua"
+# backend kind -> the tool called: an HTTP backend, a shared stdio child, a per_worker stdio child
+LABELS = (("http", "h_echo"), ("stdio", "s_echo"), ("stdio_pw", "p_echo"))
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "", "arguments": {"text": "hello"}}}
 
 
@@ -42,6 +47,14 @@ def _spawn(command: list[str], cpus: str | None, **kwargs: Any) -> subprocess.Po
     if cpus is not None and shutil.which("taskset"):
         command = ["taskset", "-c", cpus, *command]
     return subprocess.Popen(command, text=True, start_new_session=True, **kwargs)
+
+
+def _drain(process: subprocess.Popen[str]) -> deque[str]:
+    """Keep reading the process's output (a full pipe would block its logging) and keep the last lines."""
+    assert process.stdout is not None
+    tail: deque[str] = deque(maxlen=200)
+    threading.Thread(target=lambda: tail.extend(process.stdout or ()), daemon=True).start()
+    return tail
 
 
 def _wait_line(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> re.Match[str]:
@@ -180,18 +193,20 @@ def _gateway_run(backend_url: str, workers: int, seconds: float, direct: dict[in
         f"server: {{port: 0, workers: {workers}, standby_workers: 0, log_level: warning}}\n"
         f"backends:\n  - name: h\n    url: {backend_url}\n"
         f"  - name: s\n    command: {sys.executable}\n    args: [-m, only1mcp.demo_server]\n"
+        f"  - name: p\n    command: {sys.executable}\n    args: [-m, only1mcp.demo_server]\n    per_worker: true\n"
     )
     gateway_cpus = "0" if two_cores and workers == 1 else None
     load_cpus = "1" if two_cores and workers == 1 else None
     gateway = _spawn([sys.executable, "-m", "only1mcp.supervisor.main", "--config", str(config),
                       "--log-level", "info"], gateway_cpus, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     gateway.stdout = gateway.stderr  # read the log for the ready line
+    log: deque[str] = deque()
     try:
         url = _wait_line(gateway, r"ready url=(\S+)").group(1) + "/mcp"
-        os.set_blocking(gateway.stderr.fileno(), False)  # type: ignore[union-attr]
+        log = _drain(gateway)
         session = _session(url)
         rows: dict[str, Any] = {"workers": workers}
-        for label, tool in (("http", "h_echo"), ("stdio", "s_echo")):
+        for label, tool in LABELS:
             _check_call(url, session, tool)
             _wrk(url, session, tool, 32, min(2.0, seconds), load_cpus)  # warm up pools and caches
             for connections in (1, 32):
@@ -212,8 +227,13 @@ def _gateway_run(backend_url: str, workers: int, seconds: float, direct: dict[in
         return rows
     finally:
         os.killpg(gateway.pid, signal.SIGTERM)
-        gateway.wait(30)
-        shutil.rmtree(config.parent, ignore_errors=True)
+        try:
+            gateway.wait(30)
+        except subprocess.TimeoutExpired:
+            print("gateway did not stop within 30 s of SIGTERM; its last log lines:", *log, sep="\n", file=sys.stderr)
+            raise
+        finally:
+            shutil.rmtree(config.parent, ignore_errors=True)
 
 
 def _print(results: dict[str, Any]) -> None:
@@ -221,12 +241,12 @@ def _print(results: dict[str, Any]) -> None:
     print(f"direct HTTP backend: c1 {direct[1]['rps']:.0f} req/s p50 {direct[1]['p50_ms']:.3f} ms; "
           f"c32 {direct[32]['rps']:.0f} req/s p50 {direct[32]['p50_ms']:.3f} ms p99 {direct[32]['p99_ms']:.3f} ms")
     for row in results["scenarios"]:
-        for label in ("http", "stdio"):
+        for label, _tool in LABELS:
             for connections in (1, 32):
                 m = row[f"{label}_c{connections}"]
                 extra = (f" ratio {m['ratio_vs_direct']:.2f} added p50 {m['added_p50_ms']:.3f} ms "
                          f"p99 {m['added_p99_ms']:.3f} ms" if label == "http" else "")
-                print(f"{row['workers']} worker(s) {label:5} c{connections:<2}: {m['rps']:.0f} req/s "
+                print(f"{row['workers']} worker(s) {label:8} c{connections:<2}: {m['rps']:.0f} req/s "
                       f"p50 {m['p50_ms']:.3f} ms p99 {m['p99_ms']:.3f} ms, gateway CPU "
                       f"{m['gateway_cpu_us_per_call']:.0f} us/call{extra}"
                       f"{'  NON-2XX ' + str(m['non_2xx']) if m['non_2xx'] else ''}")
