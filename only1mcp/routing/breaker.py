@@ -39,15 +39,23 @@ class Transition:
     retry_at: float | None  # when an open breaker lets trial calls through (monotonic-free: wall seconds)
 
 
+_BUCKETS = 30  # the error-rate window is counted in this many slices: memory and time per call stay constant
+
+
 class Breaker:
-    __slots__ = ("_calls", "_consecutive", "_cooldown", "last_error", "opened_at", "policy", "reason", "retry_at",
-                 "state")
+    __slots__ = ("_buckets", "_consecutive", "_cooldown", "_failed", "_total", "_width", "last_error",
+                 "opened_at", "policy", "reason", "retry_at", "state")
 
     def __init__(self, policy: BreakerPolicy) -> None:
         self.policy = policy
         self.state = State.CLOSED
         self._consecutive = 0
-        self._calls: deque[tuple[float, bool]] = deque()
+        # The window's outcomes as [slice start, calls, failures], with running totals: a busy replica
+        # reports thousands of outcomes a second, and each must cost O(1), not a pass over the window.
+        self._buckets: deque[list[float]] = deque()
+        self._width = policy.window / _BUCKETS
+        self._total = 0
+        self._failed = 0
         self._cooldown = policy.cooldown
         self.retry_at: float | None = None
         self.opened_at: float | None = None
@@ -65,18 +73,31 @@ class Breaker:
                 return self._close(now, "a trial call succeeded")
             self._cooldown = min(self.policy.max_cooldown, self._cooldown * 2)
             return self._open(now, f"a trial call failed ({self.last_error})")
-        self._calls.append((now, ok))
-        self._trim(now)
+        self._count(ok, now)
         self._consecutive = 0 if ok else self._consecutive + 1
         if self._consecutive >= self.policy.failures:
             return self._open(now, f"{self._consecutive} consecutive failures ({self.last_error})")
-        if len(self._calls) >= self.policy.min_calls:
-            failed = sum(1 for _, good in self._calls if not good)
-            rate = failed / len(self._calls)
+        if self._failed and self._total >= self.policy.min_calls:
+            rate = self._failed / self._total
             if rate > self.policy.error_rate:
-                return self._open(now, f"error rate {rate:.0%} over {len(self._calls)} calls in "
+                return self._open(now, f"error rate {rate:.0%} over {self._total} calls in "
                                        f"{self.policy.window:g}s ({self.last_error})")
         return None
+
+    def _count(self, ok: bool, now: float) -> None:
+        buckets = self._buckets
+        if not buckets or now - buckets[-1][0] >= self._width:
+            buckets.append([now, 0, 0])
+        bucket = buckets[-1]
+        bucket[1] += 1
+        self._total += 1
+        if not ok:
+            bucket[2] += 1
+            self._failed += 1
+        while buckets[0][0] < now - self.policy.window:
+            _start, calls, failed = buckets.popleft()
+            self._total -= int(calls)
+            self._failed -= int(failed)
 
     def tick(self, now: float) -> Transition | None:
         """Time passing: an open breaker whose cooldown is over lets trial calls through."""
@@ -87,17 +108,13 @@ class Breaker:
             return Transition(State.HALF_OPEN, self.reason, None)
         return None
 
-    def _trim(self, now: float) -> None:
-        while self._calls and self._calls[0][0] < now - self.policy.window:
-            self._calls.popleft()
-
     def _open(self, now: float, reason: str) -> Transition:
         self.state = State.OPEN
         self.reason = reason
         self.opened_at = now
         self.retry_at = now + self._cooldown
         self._consecutive = 0
-        self._calls.clear()
+        self._forget()
         return Transition(State.OPEN, reason, self.retry_at)
 
     def _close(self, now: float, reason: str) -> Transition:
@@ -106,5 +123,10 @@ class Breaker:
         self.retry_at = None
         self.opened_at = None
         self._cooldown = self.policy.cooldown
-        self._calls.clear()
+        self._forget()
         return Transition(State.CLOSED, reason, None)
+
+    def _forget(self) -> None:
+        self._buckets.clear()
+        self._total = 0
+        self._failed = 0

@@ -115,6 +115,17 @@ def test_breaker_window_forgets_old_failures() -> None:
     assert breaker.state is State.CLOSED
 
 
+def test_breaker_counts_a_busy_window_exactly() -> None:
+    # 2,000 outcomes a second: the error rate is over every call in the window, not a sample.
+    breaker = Breaker(BreakerPolicy(failures=10**6, error_rate=0.5, window=30, min_calls=10))
+    for i in range(20_000):
+        assert breaker.record(True, i / 2000) is None
+    for i in range(20_000):
+        assert breaker.record(False, 10 + i / 2000) is None  # exactly half failed: not over the rate
+    opened = breaker.record(False, 20.0)
+    assert opened is not None and opened.reason.startswith("error rate 50% over 40001 calls in 30s"), opened
+
+
 def test_health_hysteresis() -> None:
     tracker = HealthTracker(HealthPolicy(healthy_threshold=2, unhealthy_threshold=3))
     assert tracker.probe(False, "timeout") is Health.DEGRADED
