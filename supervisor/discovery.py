@@ -170,7 +170,11 @@ class CatalogBuilder:
 
         session = BackendSession(transport, backend.name, {}, on_notification=on_notification,
                                  startup_timeout=backend.timeouts.startup, client_info=DISCOVERY_CLIENT)
-        await asyncio.wait_for(session.start(), backend.timeouts.startup + 1)
+        try:
+            await asyncio.wait_for(session.start(), backend.timeouts.startup + 1)
+        except BaseException:
+            await session.close()  # closes its connection, or stops the child a per_worker transport started
+            raise
         return session
 
     async def _discover(self, backend: AnyBackend, session: BackendSession) -> Discovery:

@@ -9,6 +9,7 @@ half-open with trial calls left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ _TICK = 0.25  # seconds between checks for breakers whose cooldown is over
 
 
 class _Replica:
-    __slots__ = ("breaker", "calls", "health", "latency", "probe_session", "task")
+    __slots__ = ("breaker", "calls", "health", "hosted", "latency", "probe_session", "task")
 
     def __init__(self, backend: AnyBackend) -> None:
         b, h = backend.breaker, backend.health
@@ -44,6 +45,10 @@ class _Replica:
         self.task: asyncio.Task[None] | None = None
         self.calls = 0
         self.latency = 0.0  # moving average of call latency in seconds, for status
+        # A shared stdio child is probed once the stdio host has reported on it (it may still be starting).
+        self.hosted = asyncio.Event()
+        if not isinstance(backend, StdioBackend):
+            self.hosted.set()
 
     def describe(self) -> dict[str, Any]:
         reason = self.health.last_error if self.health.state is not Health.HEALTHY else ""
@@ -102,6 +107,8 @@ class HealthManager:
 
     async def _probe_loop(self, backend: AnyBackend, index: int, replica: _Replica) -> None:
         policy = backend.health
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(replica.hosted.wait(), backend.timeouts.startup)
         while True:
             ok, error = await self._probe(backend, index, replica, policy.timeout)
             changed = replica.health.probe(ok, error)
@@ -114,15 +121,21 @@ class HealthManager:
 
     async def _probe(self, backend: AnyBackend, index: int, replica: _Replica, timeout: float) -> tuple[bool, str]:
         try:
-            if replica.probe_session is None or replica.probe_session.closed:
-                if replica.probe_session is not None:
-                    await replica.probe_session.close()
+            session = replica.probe_session
+            if session is None or session.closed:
+                replica.probe_session = None
+                if session is not None:
+                    await session.close()
                 transport = make_transport(backend, index, self._runtime_dir, self._http)
                 session = BackendSession(transport, backend.name, {}, startup_timeout=timeout,
                                          client_info=PROBE_CLIENT)
+                try:
+                    await asyncio.wait_for(session.start(), timeout)
+                except BaseException:
+                    await session.close()  # a session that never started is not reused: the next probe opens anew
+                    raise
                 replica.probe_session = session
-                await asyncio.wait_for(session.start(), timeout)
-            await replica.probe_session.call("ping", None, timeout)
+            await session.call("ping", None, timeout)
         except BackendError as exc:
             return False, exc.message
         except (OSError, TimeoutError) as exc:
@@ -132,7 +145,10 @@ class HealthManager:
     def stdio_status(self, name: str, index: int, state: str, error: str) -> None:
         """The stdio host saw its child exit: count it as a failed probe at once, not at the next interval."""
         replicas = self._replicas.get(name)
-        if replicas is None or index >= len(replicas) or state in ("running", "idle"):
+        if replicas is None or index >= len(replicas):
+            return
+        replicas[index].hosted.set()
+        if state in ("running", "idle"):
             return
         if replicas[index].health.probe(False, error or state) is not None:
             log.warning("backend '%s' replica %d is %s (%s)", name, index, replicas[index].health.state.value,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,37 @@ async def test_children_go_with_their_worker_and_the_gateway(gateway) -> None:
     gateway.signal(signal.SIGTERM)
     assert gateway.wait_exit() == 0
     assert not any(pid_alive(pid) for pid in children)
+
+
+async def test_a_child_that_keeps_exiting_fails_in_its_worker_without_spinning(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 1}\nbackends:\n  - name: broken\n    command: sh\n"
+                      "    args: ['-c', 'exit 3']\n    per_worker: true\n    max_failures: 3\n"
+                      "    failure_window: 60\n    failed_retry: 300\n")
+    gateway = start_gateway("--config", str(config))
+    gateway.wait_log(r"worker-0\[\d+\] WARNING backend 'broken' .*; restarting in 0\.2s")
+    gateway.wait_log(r"worker-0\[\d+\] ERROR backend 'broken' failed in this worker: 3 exits within 60s "
+                     r"\(last: .*\); next attempt in 300s", timeout=20)
+    assert gateway.status()["catalog"]["backends"]["broken"]["state"] == "down"
+    (worker,) = gateway.worker_pids()
+    before, started = _cpu(worker), time.monotonic()
+    await asyncio.sleep(2)  # the window being measured, not a wait for a condition
+    assert (_cpu(worker) - before) / (time.monotonic() - started) < 0.05  # failed: no restart loop
+    assert not _children_of_any(worker)
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_of_any(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if _parent(int(entry.name)) == parent:
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
