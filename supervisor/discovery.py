@@ -38,8 +38,8 @@ _LONG_SESSION = 10.0  # seconds: a discovery session that lasted this long is re
 class _Watch:
     """Discovery state of one backend."""
 
-    __slots__ = ("backend", "changed", "discovery", "error", "host_error", "host_running", "hosted", "session",
-                 "since", "state", "task")
+    __slots__ = ("backend", "changed", "discovery", "error", "host_error", "host_running", "hosted", "own_child",
+                 "session", "since", "state", "task")
 
     def __init__(self, backend: AnyBackend) -> None:
         self.backend = backend
@@ -51,7 +51,8 @@ class _Watch:
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         # shared stdio only: what the stdio host last reported about replica 0's child (a per_worker
-        # backend's discovery runs its own child, through its transport)
+        # backend's discovery runs a child of its own for as long as it takes, through its transport)
+        self.own_child = isinstance(backend, StdioBackend) and backend.per_worker
         self.hosted = isinstance(backend, StdioBackend) and not backend.per_worker
         self.host_running = False
         self.host_error = ""
@@ -125,9 +126,18 @@ class CatalogBuilder:
                 self._set_state(watch, "ok", "")
                 retry = delay
                 watch.changed.clear()
-                if await self._wait_for_change(watch):
+                if watch.own_child:
+                    # A per_worker backend's child here would serve no call: stop it, and discover again
+                    # when a worker's child announces a list change (reported over the bus).
+                    await watch.session.close()
+                    watch.session = None
+                    await watch.changed.wait()
+                    log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
                     continue
-                # Its session closed (a per_worker child exited, a stream ended). After a long run, connect
+                if await self._wait_for_change(watch):
+                    log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
+                    continue
+                # Its session closed (a stream ended, a connection dropped). After a long run, connect
                 # again at once; a session that keeps closing soon after it opened is retried with backoff.
                 if time.monotonic() - opened > _LONG_SESSION:
                     await watch.session.close()

@@ -99,12 +99,19 @@ async def _log_stderr(process: asyncio.subprocess.Process, label: str) -> None:
         log.info("backend '%s' [%d] stderr: %s", label, process.pid, line.decode("utf-8", "replace").rstrip())
 
 
-async def stop_child(process: asyncio.subprocess.Process | None) -> None:
-    """SIGTERM the child's process group, SIGKILL it after 3 s."""
-    if process is None or process.returncode is not None:
+async def stop_child(process: asyncio.subprocess.Process | None, grace: float = 0.5) -> None:
+    """Stop a child whose stdin the caller closed: as MCP's stdio transport asks, give it ``grace``
+    seconds to exit on its own, then SIGTERM its process group (also whatever it left running there),
+    then SIGKILL after 3 s."""
+    if process is None:
         return
+    if process.returncode is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), grace)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
+    if process.returncode is not None:
+        return
     try:
         await asyncio.wait_for(process.wait(), 3)
     except TimeoutError:

@@ -64,9 +64,10 @@ def gateway(start_gateway, tmp_path: Path):
 async def test_each_worker_runs_its_own_child(gateway) -> None:
     workers = gateway.worker_pids()
     assert len(workers) == 2
-    # One child per worker, plus the supervisor's discovery child; the stdio host runs none.
-    wait_until(lambda: sorted(_own_children().values()) == sorted([*workers, gateway.process.pid]), 20,
-               "one child under each worker and one under the supervisor")
+    # One child per worker; the supervisor stopped the one it discovered the lists with; the stdio host
+    # runs none.
+    wait_until(lambda: sorted(_own_children().values()) == sorted(workers), 20, "one child under each worker")
+    assert gateway.status()["catalog"]["backends"][NAME]["state"] == "ok"
     assert gateway.status()["stdio"] == []  # nothing of it reported by the stdio host
 
     async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
@@ -89,6 +90,13 @@ async def test_each_worker_runs_its_own_child(gateway) -> None:
         assert "sampled by the client" in _text(await session.call_tool(f"{NAME}_ask_llm", {"prompt": "p"}))
         await session.call_tool(f"{NAME}_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
         assert progress == [1, 2, 3]
+        # A worker's child announces a list change: the supervisor discovers again with a child of its own,
+        # which it stops once done.
+        mark = len(gateway.lines)
+        await session.call_tool(f"{NAME}_add_tool", {"name": "extra"})
+        gateway.wait_log(rf"backend '{NAME}' announced a list change; discovering again", after=mark)
+        wait_until(lambda: sorted(_own_children().values()) == sorted(workers), 20,
+                   "the supervisor's discovery child to stop")
 
     # Both workers answer from their own child.
     for pid in workers:
@@ -144,7 +152,7 @@ async def test_children_go_with_their_worker_and_the_gateway(gateway) -> None:
                and all(len(_children_of(pid)) == 1 for pid in gateway.worker_pids()), 20,
                "the replacement worker's own child")
     children = list(_own_children())
-    assert len(children) == 3  # two workers' and the supervisor's
+    assert len(children) == 2
     gateway.signal(signal.SIGTERM)
     assert gateway.wait_exit() == 0
     assert not any(pid_alive(pid) for pid in children)
