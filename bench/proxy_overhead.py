@@ -174,8 +174,16 @@ def run(seconds: float, worker_counts: list[int], repeat: int) -> dict[str, Any]
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         direct_session = _session(backend_url)
         _check_call(backend_url, direct_session, "echo")
-        direct = {c: _median_run(lambda c=c: _wrk(backend_url, direct_session, "echo", c, seconds, backend_cpus),
-                                 repeat) for c in (1, 32)}
+        def measure_direct(connections: int) -> dict[str, Any]:
+            # The backend is itself a small aiohttp server: its CPU per request is the floor any aiohttp
+            # front door pays on this box, measured in the same run as the gateway.
+            before = cpu_seconds(backend.pid)
+            measured = _wrk(backend_url, direct_session, "echo", connections, seconds, backend_cpus)
+            used = cpu_seconds(backend.pid) - before
+            measured["backend_cpu_us_per_call"] = round(used / max(1, measured["requests"]) * 1e6, 1)
+            return measured
+
+        direct = {c: _median_run(lambda c=c: measure_direct(c), repeat) for c in (1, 32)}
         results["direct_http"] = direct
         results["repeat"] = repeat
         for workers in worker_counts:
@@ -211,10 +219,14 @@ def _gateway_run(backend_url: str, workers: int, seconds: float, direct: dict[in
             _wrk(url, session, tool, 32, min(2.0, seconds), load_cpus)  # warm up pools and caches
             for connections in (1, 32):
                 def measure(tool: str = tool, connections: int = connections) -> dict[str, Any]:
-                    before = _gateway_cpu(gateway.pid)
+                    before, supervisor_before = _gateway_cpu(gateway.pid), cpu_seconds(gateway.pid)
                     measured = _wrk(url, session, tool, connections, seconds, load_cpus)
                     used = _gateway_cpu(gateway.pid) - before
-                    measured["gateway_cpu_us_per_call"] = round(used / max(1, measured["requests"]) * 1e6, 1)
+                    calls = max(1, measured["requests"])
+                    measured["gateway_cpu_us_per_call"] = round(used / calls * 1e6, 1)
+                    # the supervisor's part of it (breakers fed by every call's outcome, bus)
+                    measured["supervisor_cpu_us_per_call"] = round(
+                        (cpu_seconds(gateway.pid) - supervisor_before) / calls * 1e6, 1)
                     return measured
 
                 measured = _median_run(measure, repeat)
@@ -239,7 +251,8 @@ def _gateway_run(backend_url: str, workers: int, seconds: float, direct: dict[in
 def _print(results: dict[str, Any]) -> None:
     direct = results["direct_http"]
     print(f"direct HTTP backend: c1 {direct[1]['rps']:.0f} req/s p50 {direct[1]['p50_ms']:.3f} ms; "
-          f"c32 {direct[32]['rps']:.0f} req/s p50 {direct[32]['p50_ms']:.3f} ms p99 {direct[32]['p99_ms']:.3f} ms")
+          f"c32 {direct[32]['rps']:.0f} req/s p50 {direct[32]['p50_ms']:.3f} ms p99 {direct[32]['p99_ms']:.3f} ms, "
+          f"backend CPU {direct[32]['backend_cpu_us_per_call']:.0f} us/call")
     for row in results["scenarios"]:
         for label, _tool in LABELS:
             for connections in (1, 32):
@@ -248,7 +261,8 @@ def _print(results: dict[str, Any]) -> None:
                          f"p99 {m['added_p99_ms']:.3f} ms" if label == "http" else "")
                 print(f"{row['workers']} worker(s) {label:8} c{connections:<2}: {m['rps']:.0f} req/s "
                       f"p50 {m['p50_ms']:.3f} ms p99 {m['p99_ms']:.3f} ms, gateway CPU "
-                      f"{m['gateway_cpu_us_per_call']:.0f} us/call{extra}"
+                      f"{m['gateway_cpu_us_per_call']:.0f} us/call (supervisor {m['supervisor_cpu_us_per_call']:.1f})"
+                      f"{extra}"
                       f"{'  NON-2XX ' + str(m['non_2xx']) if m['non_2xx'] else ''}")
 
 

@@ -420,6 +420,9 @@ class Supervisor:
                 for key in [k for k in self._stdio_status if k.startswith(f"{value.get('backend')}#")]:
                     del self._stdio_status[key]
             return
+        self._worker_report(envelope)
+
+    def _worker_report(self, envelope: Envelope) -> None:
         index = int(envelope.key)
         if not 0 <= index < len(self.slots):
             log.warning("report from unknown worker slot %s", envelope.key)
@@ -435,6 +438,8 @@ class Supervisor:
             slot.config_version = int(report["config_version"])
         if "requests" in report:
             slot.requests = int(report["requests"])
+        if isinstance(report.get("children"), dict):
+            slot.children = report["children"]
         if envelope.kind is Kind.WORKER_READY:
             slot.ready = True
             self._announce_if_ready()

@@ -49,6 +49,7 @@ class WorkerSlot:
     restarts: int = 0
     restart_at: float | None = None  # monotonic time a replacement is due
     backoff: Backoff = field(default_factory=Backoff)
+    children: dict[str, Any] = field(default_factory=dict)  # its per_worker stdio children, as last reported
 
     @property
     def alive(self) -> bool:
@@ -63,6 +64,7 @@ class WorkerSlot:
         self.seq = 0
         self.requests = 0
         self.restart_at = None
+        self.children = {}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -75,4 +77,5 @@ class WorkerSlot:
             "started_at": self.started_at,
             "restarts": self.restarts,
             "heartbeat_age": round(time.monotonic() - self.last_heartbeat, 3) if self.alive else None,
+            "children": self.children if self.alive else {},  # its own per_worker stdio children
         }

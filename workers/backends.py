@@ -106,6 +106,10 @@ class BackendPool:
             self._children.started(backend, replica, session)
         return session
 
+    def children(self) -> dict[str, dict[str, object]]:
+        """This worker's own children of per_worker stdio backends (for admin status)."""
+        return self._children.describe()
+
     def sessions_of(self, name: str) -> list[BackendSession]:
         return [s for k, s in self._sessions.items() if k[0] == name and not s.closed]
 

@@ -31,7 +31,7 @@ class ChildKeeper:
     restarts); while a backend is failed they are refused at once instead of spawning a child each.
     """
 
-    __slots__ = ("_backends", "_failed", "_policies", "_start", "_tasks")
+    __slots__ = ("_backends", "_failed", "_pids", "_policies", "_start", "_tasks")
 
     def __init__(self, start: Starter) -> None:
         self._start = start
@@ -39,6 +39,7 @@ class ChildKeeper:
         self._policies: dict[_Key, RestartPolicy] = {}
         self._tasks: dict[_Key, asyncio.Task[None]] = {}  # pending (re)starts
         self._failed: dict[_Key, tuple[float, str]] = {}  # -> (next attempt at, last error)
+        self._pids: dict[_Key, int] = {}  # children running now
 
     def configure(self, backends: dict[str, StdioBackend]) -> None:
         """Adopt the per_worker backends of a new config; start the children of added, eager ones."""
@@ -58,6 +59,17 @@ class ChildKeeper:
             task.cancel()
         self._policies.pop(key, None)
         self._failed.pop(key, None)
+        self._pids.pop(key, None)
+
+    def describe(self) -> dict[str, dict[str, object]]:
+        """This worker's children, for admin status: ``backend#replica`` -> pid and state."""
+        described: dict[str, dict[str, object]] = {}
+        for key, policy in self._policies.items():
+            pid = self._pids.get(key)
+            state = ("failed" if key in self._failed else "running" if pid is not None
+                     else "restarting" if key in self._tasks else "idle")
+            described[f"{key[0]}#{key[1]}"] = {"pid": pid, "state": state, "recent_exits": policy.recent_exits}
+        return described
 
     def refusal(self, name: str, replica: int) -> str | None:
         """Why a call may not start a child now (the backend failed in this worker), or None."""
@@ -75,10 +87,14 @@ class ChildKeeper:
         if key not in self._policies or self._backends.get(backend.name) != backend:
             return  # a config change raced the start; the pool closes that session
         began = time.monotonic()
+        pid = getattr(session.transport, "pid", None)
+        if isinstance(pid, int):
+            self._pids[key] = pid
         session.on_closed = lambda exc: self._exited(backend, replica, began, str(exc) if exc else "exited")
 
     def _exited(self, backend: StdioBackend, replica: int, began: float, error: str) -> None:
         key = (backend.name, replica)
+        self._pids.pop(key, None)
         policy = self._policies.get(key)
         if policy is None:
             return  # removed or changed: not restarted
@@ -108,7 +124,7 @@ class ChildKeeper:
         try:
             await self._start(backend.name, replica)  # the pool calls started() on success
         except BackendError as exc:
-            self._exited(backend, replica, began, exc.message)
+            self._exited(backend, replica, began, exc.message.removeprefix(f"backend '{backend.name}' "))
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())

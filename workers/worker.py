@@ -145,8 +145,9 @@ class Worker:
         state = self.context.state if self.context is not None else State()
         config = state.get("config") or {}
         requests = self.context.requests if self.context is not None else 0
+        children = self.gateway.pool.children() if self.gateway is not None else {}
         self._reporter.report(kind, {"pid": os.getpid(), "seq": state.seq, "requests": requests,
-                                     "config_version": config.get("version", 0), **extra})
+                                     "config_version": config.get("version", 0), "children": children, **extra})
 
     def _on_state(self, state: State) -> None:
         if self.context is not None:

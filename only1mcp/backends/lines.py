@@ -69,7 +69,11 @@ class LineChannel:
             raise BackendUnavailable(f"{self._name} closed its input: {exc}") from None
 
     async def drain(self) -> None:
-        await self._writer.drain()
+        try:
+            await self._writer.drain()
+        except OSError as exc:  # the peer is gone (a child exited, the host closed the socket)
+            self.closed = True
+            raise BackendUnavailable(f"{self._name} closed its input: {exc}") from None
 
     def close(self) -> None:
         self.closed = True

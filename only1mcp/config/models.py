@@ -306,8 +306,9 @@ class StdioBackend(BackendBase):
         "next one).")
     per_worker: bool = Field(
         False, description="Each worker runs its own child (`replicas` of them) and talks to it over its pipes, "
-        "for stateless servers: no hop through the shared stdio host. The supervisor runs one more for "
-        "discovery. Default: one shared child per replica, reached by every worker.")
+        "for stateless servers: no hop through the shared stdio host (each child keeps its own state). The "
+        "supervisor starts one only while it discovers the lists. Default: one shared child per replica, "
+        "reached by every worker.")
 
     @model_validator(mode="after")
     def _per_worker_keeps_children(self) -> StdioBackend:

@@ -69,6 +69,10 @@ async def test_each_worker_runs_its_own_child(gateway) -> None:
     wait_until(lambda: sorted(_own_children().values()) == sorted(workers), 20, "one child under each worker")
     assert gateway.status()["catalog"]["backends"][NAME]["state"] == "ok"
     assert gateway.status()["stdio"] == []  # nothing of it reported by the stdio host
+    # Admin status lists each worker's own children (reported with its heartbeats).
+    expected = {pid: {"pid": _children_of(pid)[0], "state": "running", "recent_exits": 0} for pid in workers}
+    wait_until(lambda: {w["pid"]: w["children"].get(f"{NAME}#0") for w in gateway.status()["workers"]} == expected,
+               10, "admin status to show each worker's child")
 
     async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         return types.CreateMessageResult(role="assistant", model="m",
