@@ -20,7 +20,7 @@ import zmq.asyncio
 from only1mcp.bus import Kind, Replica, Reporter, State
 from only1mcp.config.models import StdioBackend
 from only1mcp.logs import setup_logging
-from only1mcp.process import die_with_parent
+from only1mcp.process import die_with_parent, tune_gc
 from only1mcp.spec import EXIT_OK, HostSpec, stdio_socket
 
 from .stdio_mux import SharedChild
@@ -53,6 +53,7 @@ class StdioHost:
         try:
             state = await replica.start()
             await self._reconcile(state)
+            tune_gc()  # it relays every call to a shared child
             watchdog = loop.create_task(self._watch_parent())
             await self._stop.wait()
             watchdog.cancel()

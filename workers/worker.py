@@ -19,6 +19,7 @@ from only1mcp.backends.http1 import Http1Pool
 from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
 from only1mcp.logs import set_role
+from only1mcp.process import tune_gc
 from only1mcp.spec import EXIT_OK, EXIT_WORKER_BOOT, WorkerSpec
 
 from .context import WorkerContext
@@ -77,6 +78,7 @@ class Worker:
                 await site.start()
             except (OSError, TimeoutError) as exc:
                 return self._boot_failed(exc)
+            tune_gc()
             self._report(Kind.WORKER_READY)
             log.info("serving on %s:%d", self.spec.host, self.spec.port)
             await self._stop.wait()
