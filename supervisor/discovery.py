@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import BackendError, Message
-from only1mcp.backends.factory import AnyBackend, make_transport
+from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.catalog.merge import Discovery, merge
@@ -52,8 +52,8 @@ class _Watch:
         self.task: asyncio.Task[None] | None = None
         # shared stdio only: what the stdio host last reported about replica 0's child (a per_worker
         # backend's discovery runs a child of its own for as long as it takes, through its transport)
-        self.own_child = isinstance(backend, StdioBackend) and backend.per_worker
-        self.hosted = isinstance(backend, StdioBackend) and not backend.per_worker
+        self.own_child = runs_per_worker(backend)
+        self.hosted = isinstance(backend, StdioBackend) and not self.own_child
         self.host_running = False
         self.host_error = ""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import BackendError
-from only1mcp.backends.factory import AnyBackend, make_transport, replica_count
+from only1mcp.backends.factory import AnyBackend, make_transport, replica_count, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession
 from only1mcp.config.models import Settings, StdioBackend
@@ -59,12 +59,6 @@ class _Replica:
                 "trials": self.breaker.policy.half_open_calls}
 
 
-def _own_children(backend: AnyBackend) -> bool:
-    """Each worker runs its own child of a per_worker backend: a probe from here would test another
-    process, so such replicas are judged by the outcomes of the workers' calls alone."""
-    return isinstance(backend, StdioBackend) and backend.per_worker
-
-
 class HealthManager:
     """One probe loop per replica; breakers fed by probes' absence of calls and by workers' outcomes."""
 
@@ -87,7 +81,9 @@ class HealthManager:
                 self._backends[name] = backend
                 self._replicas[name] = [_Replica(backend) for _ in range(replica_count(backend))]
                 for index, replica in enumerate(self._replicas[name]):
-                    if backend.health.enabled and not _own_children(backend):
+                    # Each worker runs its own child of a per_worker backend: a probe from here would test
+                    # another process, so such replicas are judged by the outcomes of the workers' calls.
+                    if backend.health.enabled and not runs_per_worker(backend):
                         replica.task = asyncio.get_running_loop().create_task(
                             self._probe_loop(backend, index, replica), name=f"probe-{name}-{index}")
                 self._publish_backend(name)

@@ -10,7 +10,7 @@ from typing import Any
 
 from only1mcp.backends.base import BackendUnavailable, Message
 from only1mcp.backends.child import CHILD_CAPABILITIES
-from only1mcp.backends.factory import AnyBackend, make_transport
+from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.config.models import StdioBackend
@@ -54,8 +54,7 @@ class BackendPool:
                 del self._sessions[key]
                 asyncio.get_running_loop().create_task(self._close_when_idle(session))
         self._backends = backends
-        self._children.configure({name: b for name, b in backends.items()
-                                  if isinstance(b, StdioBackend) and b.per_worker})
+        self._children.configure({name: b for name, b in backends.items() if runs_per_worker(b)})
 
     def known(self, name: str) -> AnyBackend | None:
         return self._backends.get(name)
@@ -70,7 +69,7 @@ class BackendPool:
             return session
         task = self._starting.get(key)
         if task is None:
-            refusal = self._children.refusal(name, replica) if isinstance(backend, StdioBackend) else None
+            refusal = self._children.refusal(name, replica) if runs_per_worker(backend) else None
             if refusal is not None:
                 raise BackendUnavailable(refusal, sent=False)
             task = asyncio.get_running_loop().create_task(self._start(backend, replica, key))
@@ -81,11 +80,10 @@ class BackendPool:
     async def _start(self, backend: AnyBackend, replica: int, key: tuple[str, int, tuple[str, ...]]) \
             -> BackendSession:
         transport = make_transport(backend, replica, self._runtime_dir, self._http)
-        own_child = isinstance(backend, StdioBackend) and backend.per_worker
         capabilities: dict[str, Any] = {name: {} for name in key[2]}
         if "elicitation" in capabilities:
             capabilities["elicitation"] = {"form": {}, "url": {}}
-        if own_child:  # what the stdio host declares to a shared child, for the same reasons
+        if runs_per_worker(backend):  # what the stdio host declares to a shared child, for the same reasons
             capabilities = CHILD_CAPABILITIES
         session = BackendSession(transport, backend.name, capabilities, startup_timeout=backend.timeouts.startup)
         session.replica = replica
@@ -102,7 +100,7 @@ class BackendPool:
             await session.close()
             raise
         self._sessions[key] = session
-        if isinstance(backend, StdioBackend) and backend.per_worker:
+        if runs_per_worker(backend):
             self._children.started(backend, replica, session)
         return session
 

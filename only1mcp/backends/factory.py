@@ -4,6 +4,7 @@ the calling process; a shared one: a connection to the stdio host)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeGuard
 
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
 from only1mcp.spec import stdio_socket
@@ -16,7 +17,7 @@ from .lines import UnixTransport
 from .sse import SseTransport
 from .websocket import WebSocketTransport
 
-__all__ = ["AnyBackend", "make_transport", "replica_count"]
+__all__ = ["AnyBackend", "make_transport", "replica_count", "runs_per_worker"]
 
 AnyBackend = StdioBackend | HttpBackend | SseBackend | WebSocketBackend
 
@@ -25,10 +26,15 @@ def replica_count(backend: AnyBackend) -> int:
     return backend.replicas if isinstance(backend, StdioBackend) else len(backend.urls)
 
 
+def runs_per_worker(backend: AnyBackend) -> TypeGuard[StdioBackend]:
+    """A stdio backend whose children each worker runs itself (not the shared stdio host)."""
+    return isinstance(backend, StdioBackend) and backend.per_worker
+
+
 def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: Http1Pool) -> Transport:
+    if runs_per_worker(backend):
+        return ChildTransport(backend, replica)
     if isinstance(backend, StdioBackend):
-        if backend.per_worker:
-            return ChildTransport(backend, replica)
         return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
     if isinstance(backend, HttpBackend):
         return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
