@@ -13,15 +13,14 @@ import logging
 import os
 import resource
 import signal
-import time
 from collections import deque
 from typing import Any
 
 from only1mcp.config.models import StdioBackend
 from only1mcp.process import child_setup
 
-from .base import BackendUnavailable, Message
-from .lines import LINE_LIMIT, LineChannel
+from .base import BackendUnavailable
+from .lines import LINE_LIMIT, LineChannel, LineTransport
 
 __all__ = ["CHILD_CAPABILITIES", "ChildTransport", "RestartPolicy", "spawn_child", "stop_child"]
 
@@ -120,23 +119,20 @@ async def stop_child(process: asyncio.subprocess.Process | None, grace: float = 
         await process.wait()
 
 
-class ChildTransport:
+class ChildTransport(LineTransport):
     """This process's own child of a stdio backend, spoken to over its stdin/stdout.
 
     ``open`` starts the child; when it exits, ``on_close`` fires with its exit code (the session fails
     the calls in flight with it) and the owner decides when to start another; ``close`` stops it.
     """
 
-    __slots__ = ("_backend", "_channel", "_label", "_process", "on_close", "on_message", "started")
+    __slots__ = ("_backend", "_label", "_process")
 
     def __init__(self, backend: StdioBackend, replica: int) -> None:
+        super().__init__(backend.name)
         self._backend = backend
         self._label = backend.name if backend.replicas == 1 else f"{backend.name}#{replica}"
         self._process: asyncio.subprocess.Process | None = None
-        self._channel: LineChannel | None = None
-        self.started = 0.0
-        self.on_message: Any = None
-        self.on_close: Any = None
 
     @property
     def pid(self) -> int | None:
@@ -148,7 +144,6 @@ class ChildTransport:
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._backend.name}' could not be started: {exc}",
                                      sent=False) from None
-        self.started = time.monotonic()
         assert self._process.stdout is not None and self._process.stdin is not None
         self._channel = LineChannel(f"backend '{self._label}'", self._process.stdout, self._process.stdin)
         self._channel.on_message = self.on_message
@@ -170,18 +165,6 @@ class ChildTransport:
                 reason = f"child (pid {process.pid}) closed its stdout"
         if self.on_close is not None:
             self.on_close(BackendUnavailable(reason))
-
-    async def send(self, message: Message) -> None:
-        if self._channel is None:
-            raise BackendUnavailable(f"backend '{self._label}' is not running", sent=False)
-        self._channel.write(message)
-        await self._channel.drain()
-
-    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
-        """Nothing to do: the session lives as long as the child."""
-
-    def reset(self) -> None:
-        """A stdio session does not expire."""
 
     async def close(self) -> None:
         if self._channel is not None:

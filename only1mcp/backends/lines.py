@@ -10,7 +10,7 @@ from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 
 from .base import BackendUnavailable, Message
 
-__all__ = ["LineChannel", "UnixTransport"]
+__all__ = ["LineChannel", "LineTransport", "UnixTransport"]
 
 log = logging.getLogger("only1mcp.backend")
 
@@ -82,17 +82,41 @@ class LineChannel:
         self._writer.close()
 
 
-class UnixTransport:
-    """A worker's (or the supervisor's) connection to the stdio host of one backend replica."""
+class LineTransport:
+    """Newline-delimited JSON-RPC to a stdio backend, over whatever ``open`` connects ``_channel`` to.
 
-    __slots__ = ("_channel", "_name", "_path", "on_close", "on_message")
+    A stdio session never expires and needs nothing after initialize, so only opening and closing
+    differ between the stdio host's socket and a child's own pipes."""
 
-    def __init__(self, name: str, path: str) -> None:
+    __slots__ = ("_channel", "_name", "on_close", "on_message")
+
+    def __init__(self, name: str) -> None:
         self._name = name
-        self._path = path
         self._channel: LineChannel | None = None
         self.on_message: Any = None
         self.on_close: Any = None
+
+    async def send(self, message: Message) -> None:
+        if self._channel is None:
+            raise BackendUnavailable(f"backend '{self._name}' is not connected")
+        self._channel.write(message)
+        await self._channel.drain()
+
+    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
+        """Nothing to do: the stdio session lasts as long as the connection."""
+
+    def reset(self) -> None:
+        """Stdio sessions do not expire."""
+
+
+class UnixTransport(LineTransport):
+    """A worker's (or the supervisor's) connection to the stdio host of one backend replica."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, name: str, path: str) -> None:
+        super().__init__(name)
+        self._path = path
 
     async def open(self) -> None:
         try:
@@ -104,18 +128,6 @@ class UnixTransport:
         self._channel.on_message = self.on_message
         self._channel.on_close = self.on_close
         self._channel.start()
-
-    async def send(self, message: Message) -> None:
-        if self._channel is None:
-            raise BackendUnavailable(f"backend '{self._name}' is not connected")
-        self._channel.write(message)
-        await self._channel.drain()
-
-    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
-        """Nothing to do: the stdio host keeps the child's session."""
-
-    def reset(self) -> None:
-        """Stdio sessions do not expire."""
 
     async def close(self) -> None:
         if self._channel is not None:
