@@ -132,19 +132,17 @@ class CatalogBuilder:
                     await watch.session.close()
                     watch.session = None
                     await watch.changed.wait()
-                    log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
-                    continue
-                if await self._wait_for_change(watch):
-                    log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
-                    continue
-                # Its session closed (a stream ended, a connection dropped). After a long run, connect
-                # again at once; a session that keeps closing soon after it opened is retried with backoff.
-                if time.monotonic() - opened > _LONG_SESSION:
+                elif not await self._wait_for_change(watch):
+                    # Its session closed (a stream ended, a connection dropped). After a long run, connect
+                    # again at once; a session that keeps closing soon after it opened is retried with backoff.
+                    if time.monotonic() - opened <= _LONG_SESSION:
+                        raise BackendError(-32003, f"backend '{watch.backend.name}' closed its connection")
                     await watch.session.close()
                     watch.session = None
                     log.info("backend '%s': discovery session closed; connecting again", watch.backend.name)
                     continue
-                raise BackendError(-32003, f"backend '{watch.backend.name}' closed its connection")
+                log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
+                continue
             except BackendError as exc:
                 self._set_state(watch, "down", exc.message)
             except (OSError, TimeoutError) as exc:
