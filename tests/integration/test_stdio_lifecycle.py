@@ -15,32 +15,11 @@ import pytest
 
 from tests.support.gateway import pid_alive
 from tests.support.processes import ROOT, stdio_command
+from tests.support.procfs import children, cpu_seconds, parent
 from tests.support.rawmcp import RawMcp
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def _children(parent: int, marker: bytes = b"") -> list[int]:
-    """Live pids whose parent is ``parent`` and whose command line contains ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if _parent(int(entry.name)) == parent and marker in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except (OSError, IndexError):
-                continue
-    return found
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fixture(name: str, extra: str = "") -> str:
@@ -69,12 +48,12 @@ async def test_child_that_exits_at_once_backs_off_then_fails_without_spinning(st
     status = gateway.status()
     assert status["catalog"]["backends"]["broken"]["state"] == "down"
     # While failed it is not restarted in a loop: the supervisor (and the host) stay nearly idle.
-    host = _parent(_stdio(gateway, "fine")[0]["pid"])
-    before, host_before, started = _cpu(gateway.process.pid), _cpu(host), time.monotonic()
+    host = parent(_stdio(gateway, "fine")[0]["pid"])
+    before, host_before, started = cpu_seconds(gateway.process.pid), cpu_seconds(host), time.monotonic()
     await asyncio.sleep(3)  # the window being measured, not a wait for a condition
     elapsed = time.monotonic() - started
-    assert (_cpu(gateway.process.pid) - before) / elapsed < 0.05
-    assert (_cpu(host) - host_before) / elapsed < 0.05
+    assert (cpu_seconds(gateway.process.pid) - before) / elapsed < 0.05
+    assert (cpu_seconds(host) - host_before) / elapsed < 0.05
     async with aiohttp.ClientSession() as http:  # the other backend is unaffected
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -100,9 +79,9 @@ async def test_child_count_is_bounded_by_config_not_sessions(start_gateway, tmp_
         results = await asyncio.gather(*(session(i) for i in range(1000)))
     assert results == [str(i) for i in range(1000)]
     assert {s["pid"] for s in _stdio(gateway, "local")} == pids  # the same two children served everyone
-    hosts = {_parent(p) for p in pids}
+    hosts = {parent(p) for p in pids}
     assert len(hosts) == 1
-    assert sorted(_children(hosts.pop(), b"feature_server")) == sorted(pids)
+    assert sorted(children(hosts.pop(), b"feature_server")) == sorted(pids)
 
 
 async def test_environment_allow_list_and_limits(start_gateway, tmp_path: Path) -> None:

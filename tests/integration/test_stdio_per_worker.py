@@ -17,16 +17,13 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.gateway import pid_alive
 from tests.support.processes import ROOT, stdio_command
+from tests.support.procfs import children, cpu_seconds, parent
 from tests.support.rawmcp import RawMcp, pinned
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 NAME = "perworker"
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _own_children() -> dict[int, int]:
@@ -37,14 +34,14 @@ def _own_children() -> dict[int, int]:
             try:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
                 if b"tests.fixtures.feature_server" in command and NAME.encode() in command:
-                    found[int(entry.name)] = _parent(int(entry.name))
+                    found[int(entry.name)] = parent(int(entry.name))
             except (OSError, IndexError):
                 continue
     return found
 
 
-def _children_of(parent: int) -> list[int]:
-    return [pid for pid, ppid in _own_children().items() if ppid == parent]
+def _children_of(of: int) -> list[int]:
+    return [pid for pid, ppid in _own_children().items() if ppid == of]
 
 
 def _text(result: types.CallToolResult) -> str:
@@ -173,24 +170,7 @@ async def test_a_child_that_keeps_exiting_fails_in_its_worker_without_spinning(s
                      r"\(last: .*\); next attempt in 300s", timeout=20)
     assert gateway.status()["catalog"]["backends"]["broken"]["state"] == "down"
     (worker,) = gateway.worker_pids()
-    before, started = _cpu(worker), time.monotonic()
+    before, started = cpu_seconds(worker), time.monotonic()
     await asyncio.sleep(2)  # the window being measured, not a wait for a condition
-    assert (_cpu(worker) - before) / (time.monotonic() - started) < 0.05  # failed: no restart loop
-    assert not _children_of_any(worker)
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_of_any(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if _parent(int(entry.name)) == parent:
-                    found.append(int(entry.name))
-            except (OSError, IndexError):
-                continue
-    return found
+    assert (cpu_seconds(worker) - before) / (time.monotonic() - started) < 0.05  # failed: no restart loop
+    assert not children(worker)
