@@ -8,11 +8,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aiohttp import web
-
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
+
+from .exchange import Answer, Exchange
 
 __all__ = ["SSE_HEADERS", "Channel", "ClientCall", "Outstanding", "ReplyChannel", "SinkChannel"]
 
@@ -48,24 +48,23 @@ class ReplyChannel:
     """The answer to one POST: plain JSON, unless something related (progress, a log line, a request to
     the client) arrives before the result, in which case the response becomes an SSE stream."""
 
-    __slots__ = ("_headers", "_pending", "_request", "_response", "_writer", "broken")
+    __slots__ = ("_exchange", "_headers", "_pending", "_started", "_writer", "broken")
 
-    def __init__(self, request: web.Request, headers: dict[str, str]) -> None:
-        self._request = request
+    def __init__(self, exchange: Exchange, headers: dict[str, str]) -> None:
+        self._exchange = exchange
         self._headers = headers
-        self._response: web.StreamResponse | None = None
+        self._started = False
         self._pending: list[bytes] = []
         self._writer: asyncio.Task[None] | None = None
         self.broken = False
 
     def alive(self) -> bool:
         """Whether the client is still connected (a 2026-07-28 client cancels by disconnecting)."""
-        transport = self._request.transport
-        return not self.broken and transport is not None and not transport.is_closing()
+        return not self.broken and self._exchange.alive()
 
     @property
     def streaming(self) -> bool:
-        return self._response is not None or self._writer is not None
+        return self._started or self._writer is not None
 
     def push(self, message: dict[str, Any]) -> None:
         """Queue a related message (called from backend callbacks, so it must not block)."""
@@ -77,33 +76,31 @@ class ReplyChannel:
 
     async def _flush(self) -> None:
         try:
-            if self._response is None:
-                response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers})
-                await response.prepare(self._request)
-                self._response = response
+            if not self._started:
+                self._started = True
+                await self._exchange.open_stream({**SSE_HEADERS, **self._headers})
             while self._pending:
-                await self._response.write(encode_event(self._pending.pop(0)))
+                await self._exchange.write(encode_event(self._pending.pop(0)))
         except (ConnectionError, RuntimeError) as exc:
             # A dropped connection is not a cancellation: the call goes on, its output has nowhere to go.
             log.debug("client stream closed while writing: %s", exc)
             self.broken = True
             self._pending.clear()
 
-    async def finish(self, final: bytes, status: int = 200) -> web.StreamResponse:
+    async def finish(self, final: bytes, status: int = 200) -> Answer:
         """Send the final message: as the JSON body (with ``status``), or as the last event of the stream
         (whose 200 was sent when it started)."""
         while self._writer is not None and not self._writer.done():
             await self._writer
-        if self._response is None:
-            return web.Response(status=status, body=final,
-                                headers={"Content-Type": "application/json", **self._headers})
+        if not self._started:
+            return Answer(status, final, {"Content-Type": "application/json", **self._headers})
         if not self.broken:
             try:
-                await self._response.write(encode_event(final))
-                await self._response.write_eof()
+                await self._exchange.write(encode_event(final))
+                await self._exchange.close_stream()
             except (ConnectionError, RuntimeError) as exc:
                 log.debug("client stream closed before the result: %s", exc)
-        return self._response
+        return Answer(200, streamed=True)
 
 
 class ClientCall:

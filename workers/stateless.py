@@ -28,6 +28,7 @@ from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
 
 from .calls import ReplyChannel
 from .dispatch import SERVER_INFO, Dispatcher
+from .exchange import AiohttpExchange
 from .gateway import Gateway
 from .listen import Listeners
 
@@ -189,13 +190,14 @@ class StatelessDoor:
             refused = self._param_headers(request, request_id, params)
             if refused is not None:
                 return refused
-        channel = ReplyChannel(request, {})
+        exchange = AiohttpExchange(request)
+        channel = ReplyChannel(exchange, {})
         if params.get("requestState") is not None:
             outcome = await self._resume(message, params, channel)
         else:
             outcome = await self._start(message, params, envelope, session, channel)
         body, status = outcome
-        return await channel.finish(dumps(body), status)
+        return exchange.respond(await channel.finish(dumps(body), status))
 
     def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any]) -> web.Response | None:
         """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""

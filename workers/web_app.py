@@ -44,7 +44,8 @@ def counted(context: WorkerContext, handler: Handler) -> Handler:
     return wrapped
 
 
-def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
+def build_app(context: WorkerContext, gateway: Gateway) -> tuple[web.Application, FrontDoor]:
+    """The aiohttp application, and the front door that the fast path (workers/fast_http.py) shares."""
     dispatcher = Dispatcher(gateway)
     stateless = StatelessDoor(gateway, dispatcher)
     door = FrontDoor(gateway, dispatcher, context, stateless)
@@ -69,4 +70,4 @@ def build_app(context: WorkerContext, gateway: Gateway) -> web.Application:
         await sockets.close_all()
 
     app.on_shutdown.append(end_streams)
-    return app
+    return app, door

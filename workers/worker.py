@@ -23,6 +23,7 @@ from only1mcp.process import tune_gc
 from only1mcp.spec import EXIT_OK, EXIT_WORKER_BOOT, WorkerSpec
 
 from .context import WorkerContext
+from .fast_http import FastHttp, FastSite
 from .gateway import Gateway
 from .web_app import build_app
 
@@ -71,10 +72,12 @@ class Worker:
                 relay = RelaySubscriber(self._ctx, self.spec.endpoints, [BROADCAST, worker_topic(self.spec.slot)],
                                         self.gateway.on_relayed)
                 relay_task = asyncio.create_task(relay.serve(), name="relay")
-                runner = web.AppRunner(build_app(self.context, self.gateway), handle_signals=False,
-                                       access_log=None, shutdown_timeout=self.spec.drain_timeout)
+                app, door = build_app(self.context, self.gateway)
+                runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                       shutdown_timeout=self.spec.drain_timeout)
                 await runner.setup()
-                site = web.TCPSite(runner, self.spec.host, self.spec.port, reuse_port=True, backlog=1024)
+                site = FastSite(runner, lambda server: FastHttp(door, server), self.spec.host, self.spec.port,
+                                backlog=1024, drain_timeout=self.spec.drain_timeout)
                 await site.start()
             except (OSError, TimeoutError) as exc:
                 return self._boot_failed(exc)
