@@ -159,7 +159,7 @@ class FastConnection(asyncio.Protocol):
     """One client connection, until it is closed or handed over to aiohttp."""
 
     __slots__ = ("_backlog", "_body", "_can_write", "_chunks", "_fast", "_handed", "_head_size", "_headers",
-                 "_parser", "_size", "_transport", "_url", "done", "idle_since", "lost")
+                 "_parser", "_size", "_task", "_transport", "_url", "done", "idle_since", "lost")
 
     def __init__(self, fast: FastHttp) -> None:
         self._fast = fast
@@ -173,6 +173,7 @@ class FastConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._url = b""
         self._can_write: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
         self.done: asyncio.Future[None] | None = None  # set while a request is being answered
         self.idle_since = 0.0
         self.lost = False
@@ -275,7 +276,7 @@ class FastConnection(asyncio.Protocol):
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = _Request(self, self._headers, self._parser.should_keep_alive())
         self.done = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().create_task(self._serve(request, body, request_bytes))
+        self._task = asyncio.get_running_loop().create_task(self._serve(request, body, request_bytes))
         if rest:
             self._backlog.insert(0, rest)
             raise _Pause
