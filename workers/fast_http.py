@@ -256,10 +256,13 @@ class FastConnection(asyncio.Protocol):
         headers = self._headers
         parser = self._parser
         self._head_size = self._size
+        length = headers.get("content-length")
         if (url != b"/mcp" or parser.get_method() != b"POST" or parser.get_http_version() != "1.1"
-                or parser.should_upgrade() or "content-length" not in headers or "transfer-encoding" in headers
+                or parser.should_upgrade() or length is None or not length.isdigit() or "transfer-encoding" in headers
                 or "expect" in headers):
             raise _Handoff
+        if int(length) > self._fast.door.body_limit():
+            raise _Handoff  # aiohttp refuses it (413) without reading the body
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -289,17 +292,23 @@ class FastConnection(asyncio.Protocol):
         context.in_flight += 1
         context.requests += 1
         try:
-            answer = await self._answer(door, request, body)
-            if answer is None:  # a 2026-07-28 message: aiohttp's stateless door serves it
-                self._chunks = [request_bytes]
-                self._size = len(request_bytes)
-                self._finish_request(hand_over=True)
-                return
+            answer = door.refuse_early(request, len(body), door.body_limit())
+            if answer is None:
+                message = door.parse(body)
+                if isinstance(message, Answer):
+                    answer = message
+                elif door.is_modern(request, message):  # aiohttp's stateless door serves it
+                    self._chunks = [request_bytes]
+                    self._finish_request(hand_over=True)
+                    return
+                else:
+                    answer = await door.answer(request, message)
             keep_alive = request.keep_alive and not self._fast.stopping
             if not answer.streamed:
                 self.write_head(answer.status, answer.headers, answer.body, keep_alive)
             elif not request.streaming:
                 keep_alive = False
+            await self.writable()  # read no further requests while the client is not reading answers
             self._finish_request(close=not keep_alive)
         except Exception:
             log.exception("fast path: unexpected failure answering POST /mcp")
@@ -308,17 +317,6 @@ class FastConnection(asyncio.Protocol):
             self._finish_request(close=True)
         finally:
             context.in_flight -= 1
-
-    async def _answer(self, door: FrontDoor, request: _Request, body: bytes) -> Answer | None:
-        refused = door.refuse_early(request, len(body), door.body_limit())
-        if refused is not None:
-            return refused
-        message = door.parse(body)
-        if isinstance(message, Answer):
-            return message
-        if door.is_modern(request, message):
-            return None
-        return await door.answer(request, message)
 
     def _finish_request(self, close: bool = False, hand_over: bool = False) -> None:
         done, self.done = self.done, None

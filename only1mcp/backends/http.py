@@ -71,12 +71,19 @@ class HttpTransport:
         try:
             return await self._pool.request(method, self._target, block or self._block, body, self._connect_timeout)
         except ConnectError as exc:
-            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent) from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: ConnectError) -> BackendUnavailable:
+        return BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent)
 
     async def send(self, message: Message) -> None:
         if self.closed:
             raise BackendUnavailable(f"backend '{self._name}' transport is closed")
-        response = await self._request("POST", dumps(message))
+        try:  # the pool directly, not _request(): one coroutine less on every call
+            response = await self._pool.request("POST", self._target, self._block, dumps(message),
+                                                self._connect_timeout)
+        except ConnectError as exc:
+            raise self._unreachable(exc) from None
         try:
             await self._handle(response, message)
         except ConnectError as exc:

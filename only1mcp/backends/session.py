@@ -139,7 +139,8 @@ class BackendSession:
     async def _initialize(self) -> dict[str, Any]:
         params = {"protocolVersion": LATEST, "capabilities": self.client_capabilities,
                   "clientInfo": self.client_info}
-        result = await self._request("initialize", params, self.startup_timeout, None, None, retry=False)
+        result = await self.call("initialize", params, self.startup_timeout, limit="its timeouts.startup",
+                                 retry=False)
         if not isinstance(result, dict):
             raise BackendUnavailable(f"backend '{self.name}' sent an invalid initialize result")
         self.capabilities = result.get("capabilities") or {}
@@ -158,14 +159,11 @@ class BackendSession:
         on_related: RelatedSink | None = None,
         context: Any = None,
         limit: str = "its timeouts.call",
+        retry: bool = True,
     ) -> Any:
         """Send a request; returns its result or raises a BackendError naming this backend (and, on a
-        timeout, ``limit``: which setting set it)."""
-        return await self._request(method, params, timeout, on_related, context, retry=True, limit=limit)
-
-    async def _request(self, method: str, params: dict[str, Any] | None, timeout: float,
-                       on_related: RelatedSink | None, context: Any, retry: bool,
-                       limit: str = "its timeouts.startup") -> Any:
+        timeout, ``limit``: which setting set it). ``retry``: re-initialize and resend once when the
+        backend says the session expired."""
         if self.closed:
             raise BackendUnavailable(f"backend '{self.name}' is not connected")
         request_id = next(self._counter)
