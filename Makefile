@@ -34,9 +34,11 @@ test: lint $(NODE_STAMP)
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk
+	@command -v valgrind >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q valgrind
 	$(BIN)/python -m bench.state_propagation
 	$(BIN)/python -m bench.supervisor_idle
 	$(BIN)/python -m bench.proxy_overhead
+	$(BIN)/python -m bench.instructions
 	$(BIN)/python -m bench.failover
 
 clean:
