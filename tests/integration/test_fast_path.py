@@ -6,13 +6,16 @@ server answered a request.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.rawhttp import INITIALIZE, RawConnection, rpc
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -193,3 +196,28 @@ async def test_broken_http_is_refused_and_harms_no_one(gateway) -> None:
         assert set(gateway.worker_pids()) == worker
     finally:
         await bystander.close()
+
+
+async def test_sigterm_lets_a_fast_path_call_finish_then_closes(gateway) -> None:
+    busy = await RawConnection.open(gateway.url)
+    idle = await RawConnection.open(gateway.url)
+    try:
+        session = await _session(busy)
+        await _session(idle)
+        slow = rpc(4, "tools/call", {"name": "demo_countdown", "arguments": {"n": 10, "interval": 0.1}})
+        await busy.send(busy.post_bytes(slow, session=session))
+
+        async def slow_call_in_flight() -> bool:  # the /health probe is itself one request in flight
+            return (await asyncio.to_thread(gateway.get, "/health"))[1]["in_flight"] >= 2
+
+        await async_wait_until(slow_call_in_flight, 10, "the slow call to be in flight")
+        gateway.signal(signal.SIGTERM)
+        assert await idle.closed_by_server()  # an idle keep-alive connection is closed at once
+        response = await busy.response()
+        assert response.status == 200 and response.headers["connection"] == "close" and _fast(response.headers)
+        assert "counted down from 10" in response.json()["result"]["content"][0]["text"]
+        assert await busy.closed_by_server()
+        assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
+    finally:
+        await busy.close()
+        await idle.close()
