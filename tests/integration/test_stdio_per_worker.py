@@ -149,6 +149,9 @@ async def test_children_go_with_their_worker_and_the_gateway(gateway) -> None:
     (orphaned,) = _children_of(workers[0])
     os.kill(workers[0], signal.SIGKILL)  # its child dies with it; the worker that replaces it starts its own
     wait_until(lambda: not pid_alive(orphaned), 10, "the killed worker's child to exit")
+    # The child can see its stdin close before the dying worker's listening socket is closed; a status
+    # request queued on that socket would be reset. Once the worker is a zombie, all its sockets are closed.
+    wait_until(lambda: not pid_alive(workers[0]), 10, "the killed worker to be gone")
     wait_until(lambda: len(gateway.worker_pids()) == 2 and workers[0] not in gateway.worker_pids()
                and all(len(_children_of(pid)) == 1 for pid in gateway.worker_pids()), 20,
                "the replacement worker's own child")
