@@ -10,7 +10,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-__all__ = ["AiohttpExchange", "Answer", "Exchange", "media_type"]
+__all__ = ["AiohttpExchange", "Answer", "Exchange", "media_type", "web_response"]
 
 
 class Answer:
@@ -43,6 +43,11 @@ class Exchange(Protocol):
 
     async def close_stream(self) -> None:
         """End the streamed body."""
+
+
+def web_response(answer: Answer) -> web.Response:
+    """aiohttp's response for a whole (not streamed) Answer."""
+    return web.Response(status=answer.status, body=answer.body or None, headers=answer.headers)
 
 
 def media_type(content_type: str | None) -> str:
@@ -84,4 +89,4 @@ class AiohttpExchange:
     def respond(self, answer: Answer) -> web.StreamResponse:
         if answer.streamed and self._response is not None:
             return self._response
-        return web.Response(status=answer.status, body=answer.body or None, headers=answer.headers)
+        return web_response(answer)

@@ -22,7 +22,7 @@ from only1mcp.sessions import InvalidSession, SessionInfo
 from .calls import ReplyChannel
 from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
-from .exchange import AiohttpExchange, Answer, Exchange, media_type
+from .exchange import AiohttpExchange, Answer, Exchange, media_type, web_response
 from .gateway import Gateway
 from .stateless import StatelessDoor
 
@@ -63,16 +63,14 @@ class FrontDoor:
 
     @classmethod
     def _refuse(cls, status: int, code: int, message: str, request_id: Any = None) -> web.Response:
-        answer = cls._refusal(status, code, message, request_id)
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        return web_response(cls._refusal(status, code, message, request_id))
 
     def _guard(self, request: web.Request) -> web.Response | None:
         problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
         if problem is not None:
             return self._refuse(403, Code.INVALID_REQUEST, problem)
         refused = self._version_refusal(request.headers.get(VERSION_HEADER))
-        return None if refused is None else web.Response(status=refused.status, body=refused.body,
-                                                         headers=refused.headers)
+        return None if refused is None else web_response(refused)
 
     def _version_refusal(self, version: str | None) -> Answer | None:
         if version is not None and version not in SUPPORTED:
@@ -97,9 +95,7 @@ class FrontDoor:
 
     def _web_session(self, request: web.Request) -> SessionInfo | web.Response:
         session = self._session(request.headers.get(SESSION_HEADER))
-        if isinstance(session, Answer):
-            return web.Response(status=session.status, body=session.body, headers=session.headers)
-        return session
+        return web_response(session) if isinstance(session, Answer) else session
 
     # ------------------------------------------------------------ POST
 
