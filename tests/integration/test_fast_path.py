@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rawhttp import INITIALIZE, RawConnection, rpc
+from tests.support.rawhttp import INITIALIZE, RawConnection, connect, rpc
 from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,8 +59,7 @@ def _echo(request_id: int, text: str) -> bytes:
 
 
 async def test_one_connection_moves_to_aiohttp_for_other_requests(gateway) -> None:
-    connection = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as connection:
         session = await _session(connection)
         await connection.send(connection.post_bytes(_echo(1, "fast"), session=session))
         response = await connection.response()
@@ -78,13 +77,10 @@ async def test_one_connection_moves_to_aiohttp_for_other_requests(gateway) -> No
         response = await connection.response()
         assert response.status == 200 and not _fast(response.headers)
         assert response.json()["result"]["content"][0]["text"] == "after"
-    finally:
-        await connection.close()
 
 
 async def test_pipelined_requests_are_answered_in_order(gateway) -> None:
-    connection = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as connection:
         session = await _session(connection)
         slow = rpc(1, "tools/call", {"name": "demo_countdown", "arguments": {"n": 3, "interval": 0.1}})
         await connection.send(connection.post_bytes(slow, session=session)
@@ -97,13 +93,10 @@ async def test_pipelined_requests_are_answered_in_order(gateway) -> None:
         assert third.json() == {"jsonrpc": "2.0", "id": 3, "result": {}}
         assert all(_fast(r.headers) for r in (first, second, third))
         assert health.status == 200 and not _fast(health.headers)
-    finally:
-        await connection.close()
 
 
 async def test_chunked_body_is_served_by_aiohttp(gateway) -> None:
-    connection = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as connection:
         session = await _session(connection)
         body = _echo(5, "chunked")
         head = (f"POST /mcp HTTP/1.1\r\nHost: {connection.host}\r\nAccept: application/json, text/event-stream\r\n"
@@ -112,13 +105,10 @@ async def test_chunked_body_is_served_by_aiohttp(gateway) -> None:
         response = await connection.response()
         assert response.status == 200 and not _fast(response.headers)
         assert response.json()["result"]["content"][0]["text"] == "chunked"
-    finally:
-        await connection.close()
 
 
 async def test_progress_turns_the_answer_into_a_chunked_event_stream(gateway) -> None:
-    connection = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as connection:
         session = await _session(connection)
         call = rpc(7, "tools/call", {"name": "demo_countdown", "arguments": {"n": 3, "interval": 0.05},
                                      "_meta": {"progressToken": "tok-7"}})
@@ -135,24 +125,18 @@ async def test_progress_turns_the_answer_into_a_chunked_event_stream(gateway) ->
         # The stream ended cleanly, so the connection serves the next request.
         await connection.send(connection.post_bytes(rpc(8, "ping"), session=session))
         assert (await connection.response()).json() == {"jsonrpc": "2.0", "id": 8, "result": {}}
-    finally:
-        await connection.close()
 
 
 async def test_connection_close_is_honoured(gateway) -> None:
-    connection = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as connection:
         await connection.send(connection.post_bytes(INITIALIZE, Connection="close"))
         response = await connection.response()
         assert response.status == 200 and response.headers["connection"] == "close" and _fast(response.headers)
         assert await connection.closed_by_server()
-    finally:
-        await connection.close()
 
 
 async def test_a_2026_message_is_handed_to_the_stateless_door(gateway) -> None:
-    connection = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as connection:
         discover = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {
             "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
                       "io.modelcontextprotocol/clientCapabilities": {}}}}).encode()
@@ -161,47 +145,37 @@ async def test_a_2026_message_is_handed_to_the_stateless_door(gateway) -> None:
         response = await connection.response()
         assert response.status == 200 and not _fast(response.headers), response.body
         assert response.json()["result"]["supportedVersions"][0] == MODERN
-    finally:
-        await connection.close()
 
 
 async def test_broken_http_is_refused_and_harms_no_one(gateway) -> None:
     worker = set(gateway.worker_pids())
-    bystander = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as bystander:
         session = await _session(bystander)
 
-        garbage = await RawConnection.open(gateway.url)
-        await garbage.send(b"POST /mcp HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
-        response = await garbage.response()
-        assert response.status == 400 and b"malformed HTTP request" in response.body
-        assert await garbage.closed_by_server()
-        await garbage.close()
+        async with connect(gateway.url) as garbage:
+            await garbage.send(b"POST /mcp HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+            response = await garbage.response()
+            assert response.status == 400 and b"malformed HTTP request" in response.body
+            assert await garbage.closed_by_server()
 
-        huge = await RawConnection.open(gateway.url)
-        await huge.send(b"POST /mcp HTTP/1.1\r\nX-Filler: " + b"x" * 70000)
-        response = await huge.response()
-        assert response.status == 431 and b"request head over" in response.body
-        await huge.close()
+        async with connect(gateway.url) as huge:
+            await huge.send(b"POST /mcp HTTP/1.1\r\nX-Filler: " + b"x" * 70000)
+            response = await huge.response()
+            assert response.status == 431 and b"request head over" in response.body
 
-        big = await RawConnection.open(gateway.url)
-        await big.send(big.post_bytes(_echo(1, "x" * 70000), session=session))
-        response = await big.response()
-        assert response.status == 413 and "65536-byte limit" in response.json()["error"]["message"]
-        await big.close()
+        async with connect(gateway.url) as big:
+            await big.send(big.post_bytes(_echo(1, "x" * 70000), session=session))
+            response = await big.response()
+            assert response.status == 413 and "65536-byte limit" in response.json()["error"]["message"]
 
         await bystander.send(bystander.post_bytes(_echo(9, "still here"), session=session))
         response = await bystander.response()
         assert response.json()["result"]["content"][0]["text"] == "still here" and _fast(response.headers)
         assert set(gateway.worker_pids()) == worker
-    finally:
-        await bystander.close()
 
 
 async def test_sigterm_lets_a_fast_path_call_finish_then_closes(gateway) -> None:
-    busy = await RawConnection.open(gateway.url)
-    idle = await RawConnection.open(gateway.url)
-    try:
+    async with connect(gateway.url) as busy, connect(gateway.url) as idle:
         session = await _session(busy)
         await _session(idle)
         slow = rpc(4, "tools/call", {"name": "demo_countdown", "arguments": {"n": 10, "interval": 0.1}})
@@ -218,6 +192,3 @@ async def test_sigterm_lets_a_fast_path_call_finish_then_closes(gateway) -> None
         assert "counted down from 10" in response.json()["result"]["content"][0]["text"]
         assert await busy.closed_by_server()
         assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
-    finally:
-        await busy.close()
-        await idle.close()

@@ -5,10 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 ACCEPT = "application/json, text/event-stream"
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str) -> AsyncIterator[RawConnection]:
+    """A raw connection to ``url``'s host and port, closed on the way out."""
+    connection = await RawConnection.open(url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 class RawResponse:
