@@ -141,24 +141,24 @@ class _Request:
         self._connection.write_head(200, headers, None, self.keep_alive)
 
     async def write(self, data: bytes) -> None:
-        connection = self._connection
-        if connection.lost:
-            raise ConnectionResetError("the client closed the connection")
-        connection.write(b"%x\r\n%b\r\n" % (len(data), data))
-        await connection.writable()
+        await self._send(b"%x\r\n%b\r\n" % (len(data), data))
 
     async def close_stream(self) -> None:
+        await self._send(b"0\r\n\r\n")
+
+    async def _send(self, chunk: bytes) -> None:
+        """One piece of the chunked body; waits while the client is slow to read."""
         connection = self._connection
         if connection.lost:
             raise ConnectionResetError("the client closed the connection")
-        connection.write(b"0\r\n\r\n")
+        connection.write(chunk)
         await connection.writable()
 
 
 class FastConnection(asyncio.Protocol):
     """One client connection, until it is closed or handed over to aiohttp."""
 
-    __slots__ = ("_backlog", "_body", "_can_write", "_chunks", "_fast", "_handed", "_head_size", "_headers",
+    __slots__ = ("_backlog", "_body", "_can_write", "_chunks", "_fast", "_handed", "_head_done", "_headers",
                  "_parser", "_size", "_task", "_transport", "_url", "done", "idle_since", "lost")
 
     def __init__(self, fast: FastHttp) -> None:
@@ -167,7 +167,7 @@ class FastConnection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._chunks: list[bytes] = []  # the bytes of the request being parsed, from its first byte
         self._size = 0
-        self._head_size = 0
+        self._head_done = False  # the current request's head is parsed (the 431 bound no longer applies)
         self._backlog: list[bytes] = []  # bytes that arrived while a request was being answered
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -231,7 +231,7 @@ class FastConnection(asyncio.Protocol):
             return
         if self._handed:
             return
-        if self._head_size == 0 and self._size > _MAX_HEAD and self.done is None:
+        if not self._head_done and self._size > _MAX_HEAD and self.done is None:
             self._reject(431, f"request head over {_MAX_HEAD} bytes")
 
     # ------------------------------------------------------------ llhttp callbacks
@@ -239,7 +239,7 @@ class FastConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._headers = {}
         self._body = []
-        self._head_size = 0
+        self._head_done = False
         self.idle_since = 0.0
 
     def on_url(self, url: bytes) -> None:
@@ -255,7 +255,7 @@ class FastConnection(asyncio.Protocol):
         url, self._url = self._url, b""
         headers = self._headers
         parser = self._parser
-        self._head_size = self._size
+        self._head_done = True
         length = headers.get("content-length")
         if (url != b"/mcp" or parser.get_method() != b"POST" or parser.get_http_version() != "1.1"
                 or parser.should_upgrade() or length is None or not length.isdigit() or "transfer-encoding" in headers
