@@ -21,9 +21,13 @@ import time
 import uvloop
 import zmq.asyncio
 
-from only1mcp.bus import Endpoints, Envelope, Kind, ObservationSink, StatePublisher
+from only1mcp.bus import Endpoints, Envelope, Kind, MessageRouter, Namespace, ReportSink, Role, Sender, StatePublisher
 from only1mcp.bus.endpoints import create_runtime_dir
+from only1mcp.bus.messages import ProcessReport
+from only1mcp.bus.state import BackendRoutes, ConfigState, ReplicaRoute
 from only1mcp.process import run_entry
+from only1mcp.routing.breaker import State as BreakerState
+from only1mcp.routing.health import Health
 from only1mcp.spec import WORKER_ENTRY, WorkerSpec
 
 from .stats import percentile, save
@@ -38,24 +42,29 @@ async def measure(workers: int, changes: int) -> dict[str, object]:
     progress = asyncio.Event()
 
     def on_report(envelope: Envelope) -> None:
-        slot = int(envelope.key)
-        if envelope.kind is Kind.WORKER_READY:
+        slot = envelope.sender.slot
+        if envelope.kind is Kind.READY:
             ready.add(slot)
-        applied[slot] = max(applied.get(slot, 0), int(envelope.value.get("seq", 0)))
+        if isinstance(envelope.payload, ProcessReport):
+            applied[slot] = max(applied.get(slot, 0), envelope.payload.seq)
         progress.set()
 
-    publisher = StatePublisher(ctx, endpoints)
-    sink = ObservationSink(ctx, endpoints, on_report)
+    reports = MessageRouter("bench reports")
+    for kind in (Kind.READY, Kind.PROCESS_HEARTBEAT, Kind.STATE_APPLIED):
+        reports.register(kind, on_report)
+    publisher = StatePublisher(ctx, endpoints, Sender(Role.SUPERVISOR, -1, os.getpid()))
+    sink = ReportSink(ctx, endpoints, reports)
     tasks = [asyncio.create_task(publisher.serve()), asyncio.create_task(sink.serve()),
              asyncio.create_task(publisher.run_heartbeats(1.0))]
-    publisher.set("config", {"version": 1})
+    publisher.set(Namespace.CONFIG, "", ConfigState(1, "bench", "bench", time.time(), {}))
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     holder.bind(("127.0.0.1", 0))
     mp = multiprocessing.get_context("spawn")
     processes = []
     for slot in range(workers):
-        spec = WorkerSpec(slot, "127.0.0.1", holder.getsockname()[1], endpoints, 1.0, 5.0, "warning", os.getpid())
+        spec = WorkerSpec(slot, "127.0.0.1", holder.getsockname()[1], endpoints, 1.0, 5.0, "warning", os.getpid(),
+                          str(runtime))
         process = mp.Process(target=run_entry, args=(WORKER_ENTRY, spec))
         process.start()
         processes.append(process)
@@ -69,7 +78,8 @@ async def measure(workers: int, changes: int) -> dict[str, object]:
     latencies = []
     for index in range(changes):
         started = time.perf_counter()
-        seq = publisher.set(f"bench/{index % 50}", {"index": index, "payload": "x" * 64})
+        seq = publisher.set(Namespace.ROUTES, f"bench{index % 50}", BackendRoutes(
+            (ReplicaRoute(Health.HEALTHY, BreakerState.CLOSED, None, f"change {index}", 1),)))
         await until(lambda seq=seq: len(applied) == workers and min(applied.values()) >= seq)
         latencies.append((time.perf_counter() - started) * 1e3)
 

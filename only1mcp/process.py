@@ -10,8 +10,12 @@ import importlib
 import os
 import resource
 import signal
+import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
+
+from .exits import EXIT_BOOT
 
 __all__ = ["child_setup", "die_with_parent", "run_entry", "tune_gc"]
 
@@ -22,10 +26,16 @@ _GC_GEN0 = 20_000  # allocations between gen-0 collections while serving (Python
 def run_entry(target: str, argument: Any) -> None:
     """Spawn target: import ``module:function`` in the child and call it, then exit with its return code.
 
-    Lets the supervisor start a worker by name without importing the worker package itself.
+    Lets the supervisor start a worker by name without importing the worker package itself. A failure to
+    import it (a broken install, a missing dependency) is a boot error: exit code 3 tells the supervisor
+    to stop rather than restart the process forever.
     """
     module_name, _, function_name = target.partition(":")
-    function = getattr(importlib.import_module(module_name), function_name)
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except Exception:  # noqa: BLE001 -- this process can never serve: said once on stderr, exit 3
+        print(f"only1mcp: cannot load {target}:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BOOT) from None
     raise SystemExit(function(argument))
 
 

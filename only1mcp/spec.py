@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bus.endpoints import Endpoints
+from .exits import EXIT_BOOT, EXIT_CONFIG, EXIT_OK
 
 __all__ = [
+    "EXIT_BOOT",
     "EXIT_CONFIG",
     "EXIT_OK",
-    "EXIT_WORKER_BOOT",
     "STDIO_HOST_ENTRY",
     "WORKER_ENTRY",
     "HostSpec",
@@ -19,9 +20,6 @@ __all__ = [
     "stdio_socket",
 ]
 
-EXIT_OK = 0
-EXIT_CONFIG = 1  # the config is invalid; nothing was started
-EXIT_WORKER_BOOT = 3  # a worker could not boot (e.g. its port is taken): halt, do not restart forever
 
 # The worker process entry point, named rather than imported: the supervisor never imports the workers.
 WORKER_ENTRY = "only1mcp.workers.main:serve"
@@ -56,3 +54,4 @@ class HostSpec:
     runtime_dir: str
     log_level: str
     supervisor_pid: int
+    heartbeat_interval: float

@@ -10,7 +10,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from only1mcp.bus import StatePublisher
+from only1mcp.bus import Namespace, StatePublisher
+from only1mcp.bus.state import ConfigState
 from only1mcp.config.document import ConfigErrors
 from only1mcp.config.loader import load_settings
 from only1mcp.config.models import Settings
@@ -58,13 +59,8 @@ class ConfigStore:
         self.publish()
 
     def publish(self) -> None:
-        self._publisher.set("config", {
-            "version": self.version,
-            "digest": self.digest,
-            "source": self.source,
-            "loaded_at": self.loaded_at,
-            "settings": self.settings.model_dump(mode="json"),
-        })
+        self._publisher.set(Namespace.CONFIG, "", ConfigState(self.version, self.digest, self.source, self.loaded_at,
+                                                             self.settings.model_dump(mode="json")))
 
     def reload(self) -> bool:
         """Validate the file again and publish it as a new version; on error keep running the old one."""

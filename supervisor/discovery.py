@@ -18,6 +18,8 @@ from only1mcp.backends.base import BackendError, Message
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
+from only1mcp.background import Background
+from only1mcp.bus.messages import ChildState, ChildStatus
 from only1mcp.catalog.merge import Discovery, merge
 from only1mcp.config.models import Settings, StdioBackend
 
@@ -68,6 +70,7 @@ class CatalogBuilder:
         self._settings: Settings | None = None
         self._http: Http1Pool | None = None
         self._first_round = asyncio.Event()
+        self._tasks = Background("discovery")
 
     async def apply(self, settings: Settings) -> None:
         """Start watching added backends, stop removed or changed ones, then republish."""
@@ -83,7 +86,7 @@ class CatalogBuilder:
             if name not in self._watches:
                 watch = _Watch(backend)
                 self._watches[name] = watch
-                watch.task = asyncio.get_running_loop().create_task(self._watch(watch), name=f"discover-{name}")
+                watch.task = self._tasks.spawn(self._watch(watch), f"discover-{name}")
         self._rebuild()
         if not wanted:
             self._first_round.set()
@@ -98,13 +101,14 @@ class CatalogBuilder:
         if watch is not None:
             watch.changed.set()
 
-    def stdio_status(self, name: str, replica: int, state: str, error: str) -> None:
+    def stdio_status(self, status: ChildStatus) -> None:
         """The stdio host's report on a child: discovery of stdio backends follows it."""
-        watch = self._watches.get(name)
-        if watch is None or replica != 0:
+        watch = self._watches.get(status.backend)
+        if watch is None or status.replica != 0 or status.state is ChildState.STARTING:
             return
-        watch.host_running = state in ("running", "idle")  # an idle on-demand child starts when asked
-        watch.host_error = "" if watch.host_running else error
+        # an idle on-demand child starts when asked
+        watch.host_running = status.state in (ChildState.RUNNING, ChildState.IDLE)
+        watch.host_error = "" if watch.host_running else status.last_error or status.state.value
         watch.changed.set()
 
     async def _watch(self, watch: _Watch) -> None:
@@ -240,5 +244,6 @@ class CatalogBuilder:
     async def close(self) -> None:
         for watch in self._watches.values():
             await self._stop(watch)
+        await self._tasks.close()
         if self._http is not None:
             self._http.close()

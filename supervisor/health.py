@@ -20,6 +20,10 @@ from only1mcp.backends.base import BackendError
 from only1mcp.backends.factory import AnyBackend, make_transport, replica_count, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession
+from only1mcp.background import Background
+from only1mcp.bus import Envelope, Kind, MessageRouter
+from only1mcp.bus.messages import CallOutcomes, ChildState, ChildStatus
+from only1mcp.bus.state import BackendRoutes, ReplicaRoute
 from only1mcp.config.models import Settings, StdioBackend
 from only1mcp.routing.breaker import Breaker, BreakerPolicy, State
 from only1mcp.routing.health import Health, HealthPolicy, HealthTracker
@@ -50,25 +54,34 @@ class _Replica:
         if not isinstance(backend, StdioBackend):
             self.hosted.set()
 
-    def describe(self) -> dict[str, Any]:
+    def route(self) -> ReplicaRoute:
         reason = self.health.last_error if self.health.state is not Health.HEALTHY else ""
         if self.breaker.state is not State.CLOSED:
             reason = self.breaker.reason
-        return {"health": self.health.state.value, "breaker": self.breaker.state.value,
-                "retry_at": self.breaker.retry_at, "reason": reason,
-                "trials": self.breaker.policy.half_open_calls}
+        return ReplicaRoute(self.health.state, self.breaker.state, self.breaker.retry_at, reason,
+                            self.breaker.policy.half_open_calls)
+
+    def describe(self) -> dict[str, Any]:
+        route = self.route()
+        return {"health": route.health.value, "breaker": route.breaker.value, "retry_at": route.retry_at,
+                "reason": route.reason, "trials": route.trials, "calls": self.calls,
+                "latency_ms": round(self.latency * 1000, 2)}
 
 
 class HealthManager:
     """One probe loop per replica; breakers fed by probes' absence of calls and by workers' outcomes."""
 
-    def __init__(self, runtime_dir: Path, publish: Callable[[str, Any], None]) -> None:
+    def __init__(self, runtime_dir: Path, publish: Callable[[str, BackendRoutes | None], None]) -> None:
         self._runtime_dir = runtime_dir
         self._publish = publish
         self._backends: dict[str, AnyBackend] = {}
         self._replicas: dict[str, list[_Replica]] = {}
         self._http = Http1Pool()
+        self._tasks = Background("health")
         self._ticker: asyncio.Task[None] | None = None
+
+    def register(self, router: MessageRouter) -> None:
+        router.register(Kind.CALL_OUTCOMES, self._outcomes)
 
     async def apply(self, settings: Settings) -> None:
         """Adopt a config: keep the state of unchanged backends, start over for changed ones."""
@@ -84,11 +97,11 @@ class HealthManager:
                     # Each worker runs its own child of a per_worker backend: a probe from here would test
                     # another process, so such replicas are judged by the outcomes of the workers' calls.
                     if backend.health.enabled and not runs_per_worker(backend):
-                        replica.task = asyncio.get_running_loop().create_task(
-                            self._probe_loop(backend, index, replica), name=f"probe-{name}-{index}")
+                        replica.task = self._tasks.spawn(self._probe_loop(backend, index, replica),
+                                                         f"probe-{name}-{index}")
                 self._publish_backend(name)
         if self._ticker is None:
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="breaker-ticks")
+            self._ticker = self._tasks.spawn(self._tick_loop(), "breaker-ticks")
 
     async def _drop(self, name: str) -> None:
         for replica in self._replicas.pop(name, []):
@@ -97,7 +110,7 @@ class HealthManager:
             if replica.probe_session is not None:
                 await replica.probe_session.close()
         del self._backends[name]
-        self._publish(f"routes/{name}", None)
+        self._publish(name, None)
 
     # ------------------------------------------------------------ probes
 
@@ -138,45 +151,46 @@ class HealthManager:
             return False, str(exc) or "ping timed out"
         return True, ""
 
-    def stdio_status(self, name: str, index: int, state: str, error: str) -> None:
+    def stdio_status(self, status: ChildStatus) -> None:
         """The stdio host saw its child exit: count it as a failed probe at once, not at the next interval."""
+        name, index = status.backend, status.replica
         replicas = self._replicas.get(name)
-        if replicas is None or index >= len(replicas):
+        if replicas is None or not 0 <= index < len(replicas):
             return
         replicas[index].hosted.set()
-        if state in ("running", "idle"):
+        if status.state in (ChildState.RUNNING, ChildState.IDLE, ChildState.STARTING):
             return
-        if replicas[index].health.probe(False, error or state) is not None:
-            log.warning("backend '%s' replica %d is %s (%s)", name, index, replicas[index].health.state.value,
-                        error or state)
+        error = status.last_error or status.state.value
+        if replicas[index].health.probe(False, error) is not None:
+            log.warning("backend '%s' replica %d is %s (%s)", name, index, replicas[index].health.state.value, error)
             self._publish_backend(name)
 
     # ------------------------------------------------------------ call outcomes and breakers
 
-    def outcomes(self, report: dict[str, Any]) -> None:
-        """A worker's batch: {backend: {replica: {"ok": "1101", "error": str, "latency": seconds}}}."""
+    def _outcomes(self, envelope: Envelope) -> None:
+        report = envelope.payload
+        assert isinstance(report, CallOutcomes)
+        self.outcomes(report)
+
+    def outcomes(self, report: CallOutcomes) -> None:
+        """A worker's batch of call outcomes, per backend replica."""
         now = time.time()
-        for name, per_replica in report.items():
-            replicas = self._replicas.get(name)
-            if replicas is None or not isinstance(per_replica, dict):
+        changed: set[str] = set()
+        for batch in report.batches:
+            replicas = self._replicas.get(batch.backend)
+            if replicas is None or not 0 <= batch.replica < len(replicas):
                 continue
-            changed = False
-            for key, batch in per_replica.items():
-                index = int(key)
-                if index >= len(replicas):
-                    continue
-                replica = replicas[index]
-                outcomes = str(batch.get("ok", ""))
-                replica.calls += len(outcomes)
-                if outcomes and batch.get("latency") is not None:
-                    replica.latency = 0.8 * replica.latency + 0.2 * float(batch["latency"])
-                for flag in outcomes:
-                    transition = replica.breaker.record(flag == "1", now, str(batch.get("error") or ""))
-                    if transition is not None:
-                        self._log_transition(name, index, transition.state, transition.reason)
-                        changed = True
-            if changed:
-                self._publish_backend(name)
+            replica = replicas[batch.replica]
+            replica.calls += len(batch.outcomes)
+            if batch.outcomes:
+                replica.latency = 0.8 * replica.latency + 0.2 * batch.latency
+            for flag in batch.outcomes:
+                transition = replica.breaker.record(flag == "1", now, batch.error)
+                if transition is not None:
+                    self._log_transition(batch.backend, batch.replica, transition.state, transition.reason)
+                    changed.add(batch.backend)
+        for name in changed:
+            self._publish_backend(name)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -199,15 +213,13 @@ class HealthManager:
 
     def _publish_backend(self, name: str) -> None:
         replicas = self._replicas.get(name, [])
-        self._publish(f"routes/{name}", {"replicas": [r.describe() for r in replicas]})
+        self._publish(name, BackendRoutes(tuple(r.route() for r in replicas)))
 
     def describe(self) -> dict[str, Any]:
-        return {name: [{**r.describe(), "calls": r.calls, "latency_ms": round(r.latency * 1000, 2)}
-                       for r in replicas] for name, replicas in self._replicas.items()}
+        return {name: [r.describe() for r in replicas] for name, replicas in self._replicas.items()}
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
         for name in list(self._backends):
             await self._drop(name)
+        await self._tasks.close()
         self._http.close()

@@ -1,8 +1,9 @@
-"""The stdio host process: runs every stdio backend's children and serves each on a Unix socket.
+"""The stdio host process: runs every shared stdio backend's children and serves each on a Unix socket.
 
-Spawned and watched by the supervisor like a worker, but it never serves clients: workers (and the
-supervisor's discovery) connect to it. It follows the config over the state bus and reconciles: start
-added backends, stop removed ones, restart changed ones, leave the rest running.
+Spawned and watched by the supervisor like a worker (it heartbeats from its event loop; a hung host is
+killed and replaced, its children with it), but it never serves clients: workers (and the supervisor's
+discovery and probes) connect to it. It follows the config over the state bus and reconciles: start added
+backends, stop removed ones, restart changed ones, leave the rest running.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import uvloop
 import zmq.asyncio
 
-from only1mcp.bus import Kind, Replica, Reporter, State
+from only1mcp.background import Background
+from only1mcp.bus import Kind, Replica, Reporter, Role, Sender, State
+from only1mcp.bus.messages import BackendRemoved, BootError, ChildState, ChildStatus, ProcessReport
 from only1mcp.config.models import StdioBackend
 from only1mcp.logs import setup_logging
 from only1mcp.process import die_with_parent, tune_gc
-from only1mcp.spec import EXIT_OK, HostSpec, stdio_socket
+from only1mcp.spec import EXIT_BOOT, EXIT_OK, HostSpec, stdio_socket
 
 from .stdio_mux import SharedChild
 
@@ -29,53 +31,72 @@ __all__ = ["StdioHost", "serve"]
 
 log = logging.getLogger("only1mcp.stdio")
 
-HOST_IDENTITY = "stdio-host"
+_BOOT_TIMEOUT = 30.0
 
 
 class StdioHost:
-    __slots__ = ("_children", "_configs", "_ctx", "_reconciling", "_reporter", "_spec", "_stop")
+    __slots__ = ("_children", "_configs", "_reconciling", "_reporter", "_spec", "_state", "_stop", "_tasks")
 
     def __init__(self, spec: HostSpec) -> None:
         self._spec = spec
         self._children: dict[tuple[str, int], SharedChild] = {}
         self._configs: dict[str, StdioBackend] = {}
         self._stop = asyncio.Event()
-        self._reconciling: asyncio.Lock = asyncio.Lock()
-        self._ctx: zmq.asyncio.Context | None = None
+        self._reconciling = asyncio.Lock()
         self._reporter: Reporter | None = None
+        self._state = State()
+        self._tasks = Background("stdio-host")
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
-        self._ctx = zmq.asyncio.Context()
-        self._reporter = Reporter(self._ctx, self._spec.endpoints, HOST_IDENTITY)
-        replica = Replica(self._ctx, self._spec.endpoints, on_change=self._on_state)
+        ctx = zmq.asyncio.Context()
+        sender = Sender(Role.STDIO_HOST, -1, os.getpid())
+        self._reporter = Reporter(ctx, self._spec.endpoints, sender)
+        self._tasks.spawn(self._heartbeats(), "heartbeat")
+        replica = Replica(ctx, self._spec.endpoints, sender, on_change=self._on_state)
         try:
-            state = await replica.start()
-            await self._reconcile(state)
+            try:
+                self._state = await asyncio.wait_for(replica.start(), _BOOT_TIMEOUT)
+                await self._reconcile(self._state)
+            except Exception as exc:  # anything before serving is a boot error: logged here, exit 3
+                message = (f"no state snapshot from the supervisor within {_BOOT_TIMEOUT:.0f}s"
+                           if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}")
+                log.error("boot failed: %s", message, exc_info=not isinstance(exc, TimeoutError))
+                self._reporter.send(Kind.BOOT_ERROR, BootError(message))
+                return EXIT_BOOT
             tune_gc()  # it relays every call to a shared child
-            watchdog = loop.create_task(self._watch_parent())
+            self._reporter.send(Kind.READY, self._process_report())
             await self._stop.wait()
-            watchdog.cancel()
         finally:
+            await self._tasks.close()
             await asyncio.gather(*(child.stop() for child in self._children.values()))
             replica.close()
             self._reporter.close()
-            self._ctx.term()
+            ctx.term()
         return EXIT_OK
 
-    async def _watch_parent(self) -> None:
+    def _process_report(self) -> ProcessReport:
+        children = {f"{name}#{replica}": {"pid": child.pid, "state": child.state.value}
+                    for (name, replica), child in self._children.items()}
+        return ProcessReport(self._state.seq, self._state.config_version, 0, 0, children)
+
+    async def _heartbeats(self) -> None:
+        """Prove liveness from the event loop itself: a hung host stops heartbeating and is replaced."""
+        assert self._reporter is not None
         while True:
+            self._reporter.send(Kind.PROCESS_HEARTBEAT, self._process_report())
             if os.getppid() != self._spec.supervisor_pid:
                 log.warning("supervisor is gone; stopping stdio backends")
                 self._stop.set()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self._spec.heartbeat_interval)
 
     def _on_state(self, state: State) -> None:
-        asyncio.get_running_loop().create_task(self._reconcile(state))
+        self._state = state
+        self._tasks.spawn(self._reconcile(state), "reconcile")
 
     async def _reconcile(self, state: State) -> None:
-        settings = (state.get("config") or {}).get("settings") or {}
+        settings = state.config.settings if state.config is not None else {}
         wanted: dict[str, StdioBackend] = {}
         for raw in settings.get("backends", []):
             # per_worker backends run in each worker (and the supervisor's discovery), not here
@@ -100,8 +121,8 @@ class StdioHost:
                 await child.start()
             except OSError as exc:
                 log.error("backend '%s': cannot serve its socket %s: %s", backend.name, path, exc)
-                self._report({"backend": backend.name, "replica": replica, "state": "failed",
-                              "last_error": f"cannot serve its socket: {exc}"})
+                self._report(ChildStatus(backend.name, replica, ChildState.FAILED, None, 0,
+                                         f"cannot serve its socket: {exc}"))
 
     async def _stop_backend(self, name: str, backend: StdioBackend) -> None:
         del self._configs[name]
@@ -109,11 +130,12 @@ class StdioHost:
             child = self._children.pop((name, replica), None)
             if child is not None:
                 await child.stop(drain=backend.timeouts.call)
-        self._report({"backend": name, "state": "removed"})
-
-    def _report(self, status: dict[str, Any]) -> None:
         if self._reporter is not None:
-            self._reporter.report(Kind.BACKEND_STATUS, status)
+            self._reporter.send(Kind.BACKEND_REMOVED, BackendRemoved(name))
+
+    def _report(self, status: ChildStatus) -> None:
+        if self._reporter is not None:
+            self._reporter.send(Kind.CHILD_STATUS, status)
 
 
 def serve(spec: HostSpec) -> int:

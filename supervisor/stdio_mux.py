@@ -23,6 +23,7 @@ from only1mcp import __version__
 from only1mcp.backends.base import NOT_RUNNING, BackendUnavailable
 from only1mcp.backends.child import CHILD_CAPABILITIES, RestartPolicy, spawn_child, stop_child
 from only1mcp.backends.lines import LINE_LIMIT, LineChannel
+from only1mcp.bus.messages import ChildState, ChildStatus
 from only1mcp.config.models import StdioBackend
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
@@ -65,7 +66,7 @@ class SharedChild:
     """Runs one replica of a stdio backend and serves it on a Unix socket."""
 
     def __init__(self, backend: StdioBackend, replica: int, socket_path: Path,
-                 on_status: Callable[[dict[str, Any]], None]) -> None:
+                 on_status: Callable[[ChildStatus], None]) -> None:
         self.backend = backend
         self.replica = replica
         self.socket_path = socket_path
@@ -99,8 +100,12 @@ class SharedChild:
         self._queued: list[tuple[Link, dict[str, Any]]] = []
         self._watchdog: asyncio.Task[None] | None = None
         self.restarts = 0
-        self.state = "starting"
+        self.state = ChildState.STARTING
         self.last_error = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -114,7 +119,7 @@ class SharedChild:
         if self.backend.idle_shutdown is not None:
             self._watchdog = asyncio.get_running_loop().create_task(self._watch_idle(self.backend.idle_shutdown))
         if self.backend.lazy:
-            self._report("idle")
+            self._report(ChildState.IDLE)
 
     async def stop(self, drain: float = 0.0) -> None:
         """Stop taking calls, let those in flight finish for up to ``drain`` seconds, then stop the child."""
@@ -149,7 +154,7 @@ class SharedChild:
             try:
                 await self._spawn()
                 await self._initialize()
-                self._report("running")
+                self._report(ChildState.RUNNING)
                 code = await self._process.wait() if self._process else -1
                 self.last_error = f"exited with code {code}"
             except (OSError, TimeoutError, _ChildError, BackendUnavailable) as exc:
@@ -157,7 +162,7 @@ class SharedChild:
             self._ready.clear()
             if self._idled:
                 await self._kill()
-                self._report("idle")
+                self._report(ChildState.IDLE)
                 log.info("backend '%s' stopped after %gs without calls; it starts again on the next call",
                          self._name, backend.idle_shutdown or 0)
                 continue
@@ -169,12 +174,12 @@ class SharedChild:
             self.restarts += 1
             delay, failed = policy.exited(started, time.monotonic())
             if failed:
-                self._report("failed")
+                self._report(ChildState.FAILED)
                 log.error("backend '%s' failed: %d exits within %gs (last: %s); next attempt in %gs", self._name,
                           backend.max_failures, backend.failure_window, self.last_error, delay)
                 await asyncio.sleep(delay)
                 continue
-            self._report("restarting")
+            self._report(ChildState.RESTARTING)
             log.warning("backend '%s' %s; restarting in %.1fs", self._name, self.last_error, delay)
             await asyncio.sleep(delay)
 
@@ -212,7 +217,7 @@ class SharedChild:
             log.error("backend '%s': its supervisor loop stopped on an unexpected error; it will not be restarted "
                       "until the backend is reconfigured", self._name, exc_info=exc)
             self.last_error = f"internal error: {exc}"
-            self._report("failed")
+            self._report(ChildState.FAILED)
 
     def _stdout_closed(self, exc: BaseException | None) -> None:
         """The child closed its stdout (it is exiting): an initialize still waiting will never be answered."""
@@ -254,11 +259,10 @@ class SharedChild:
             self._channel = None
         await stop_child(process)
 
-    def _report(self, state: str) -> None:
+    def _report(self, state: ChildState) -> None:
         self.state = state
-        self._on_status({"backend": self.backend.name, "replica": self.replica, "state": state,
-                         "pid": self._process.pid if self._process else None, "restarts": self.restarts,
-                         "last_error": self.last_error})
+        self._on_status(ChildStatus(self.backend.name, self.replica, state,
+                                    self._process.pid if self._process else None, self.restarts, self.last_error))
 
     def _fail_calls(self, message: str) -> None:
         queued, self._queued = self._queued, []

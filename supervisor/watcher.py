@@ -16,6 +16,8 @@ from pathlib import Path
 
 from inotify_simple import INotify, flags
 
+from only1mcp.background import Background
+
 __all__ = ["ConfigWatcher"]
 
 log = logging.getLogger("only1mcp.supervisor")
@@ -25,10 +27,11 @@ _MASK = flags.CLOSE_WRITE | flags.MOVED_TO | flags.CREATE | flags.DELETE | flags
 
 
 class ConfigWatcher:
-    __slots__ = ("_debounce", "_inotify", "_name", "_pending", "_reload", "events")
+    __slots__ = ("_debounce", "_inotify", "_name", "_pending", "_reload", "_tasks", "events")
 
-    def __init__(self, path: str | os.PathLike[str], reload: Callable[[], Awaitable[None]],
+    def __init__(self, path: str | os.PathLike[str], reload: Callable[[], Awaitable[None]], tasks: Background,
                  debounce: float = DEBOUNCE) -> None:
+        self._tasks = tasks
         target = Path(path).resolve()
         self._name = target.name
         self._reload = reload
@@ -52,7 +55,7 @@ class ConfigWatcher:
 
     def _fire(self) -> None:
         self._pending = None
-        asyncio.get_running_loop().create_task(self._reload())
+        self._tasks.spawn(self._reload(), "reload")  # a failed reload is logged, not lost
 
     def close(self) -> None:
         if self._pending is not None:

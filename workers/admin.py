@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.bus import Kind
+from only1mcp.bus.messages import Request, Status
 
 from .context import WorkerContext
 from .keys import CONTEXT
@@ -26,8 +27,8 @@ def _identity(context: WorkerContext) -> dict[str, Any]:
         "pid": context.pid,
         "slot": context.spec.slot,
         "seq": context.state.seq,
-        "config_version": context.config.get("version", 0),
-        "catalog_version": (context.state.get("catalog") or {}).get("version", 0),
+        "config_version": context.state.config_version,
+        "catalog_version": context.state.catalog_version,
         "in_flight": context.in_flight,
         "uptime": round(time.time() - context.started_at, 3),
     }
@@ -42,7 +43,7 @@ async def status(request: web.Request) -> web.Response:
     """The supervisor's view of every worker, fetched over the bus (not a hot path)."""
     context = request.app[CONTEXT]
     try:
-        reply = await context.replica.request(Kind.STATUS_REQUEST, timeout=_STATUS_TIMEOUT)
+        reply = await context.replica.request(Kind.STATUS_REQUEST, Request, timeout=_STATUS_TIMEOUT)
     except TimeoutError:
         log.warning("admin status: the supervisor did not answer within %.0fs", _STATUS_TIMEOUT)
         return web.json_response(
@@ -50,7 +51,7 @@ async def status(request: web.Request) -> web.Response:
                       "restarting"},
             status=503,
         )
-    body: dict[str, Any] = dict(reply.value or {})
+    body: dict[str, Any] = dict(reply.payload.status) if isinstance(reply.payload, Status) else {}
     body["served_by"] = _identity(context)
     return web.json_response(body)
 

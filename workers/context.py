@@ -6,7 +6,6 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from only1mcp.bus import Replica, State
 from only1mcp.spec import WorkerSpec
@@ -27,32 +26,26 @@ class WorkerContext:
         self.state = replica.state
         self.in_flight = 0  # requests being handled now (drain and load visibility)
         self.requests = 0  # requests handled since start
-        self._changed = asyncio.Condition()
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.state.get("config") or {}
+        self._changed = asyncio.Event()
 
     def on_state(self, state: State) -> None:
         self.state = state
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()  # wakes every waiter; later waiters wait on the new event
 
     async def wait_for_config(self, version: int, timeout: float) -> bool:
         """Wait until this worker holds config ``version`` or later; False on timeout."""
-        return await self.wait_for_state(lambda state: (state.get("config") or {}).get("version", 0) >= version,
-                                         timeout)
+        return await self.wait_for(lambda: self.state.config_version >= version, timeout)
 
-    async def wait_for_state(self, predicate: Callable[[State], bool], timeout: float) -> bool:
-        """Wait until the state this worker holds satisfies ``predicate``; False on timeout."""
-        if predicate(self.state):
-            return True
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self.state)), timeout)
-            except TimeoutError:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate`` holds, checked after each state change here; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return predicate()
         return True

@@ -10,6 +10,8 @@ from typing import Any
 from only1mcp import __version__
 from only1mcp.backends.base import BackendError, BackendRpcError, BackendTimeout, BackendUnavailable
 from only1mcp.backends.session import BackendSession
+from only1mcp.bus import Kind
+from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
@@ -123,9 +125,15 @@ class Dispatcher:
         """A client notification: a cancel goes to the call, wherever it runs; the rest need nothing."""
         method = message["method"]
         if method == "notifications/cancelled":
-            request_id = (message.get("params") or {}).get("requestId")
+            params = message.get("params")
+            request_id = params.get("requestId") if isinstance(params, dict) else None
+            if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+                # A notification gets no answer: say it once in the log, cancel nothing.
+                log.info("ignored notifications/cancelled: params.requestId must be the string or integer id of a "
+                         "request, got %s", type(request_id).__name__)
+                return
             if not self._gateway.cancel_local(session.sid, request_id):
-                self._gateway.relay("*", {"kind": "cancel", "sid": session.sid, "requestId": request_id})
+                self._gateway.relay(Kind.CANCEL_CALL, CancelCall(self._gateway.everyone, session.sid, request_id))
         elif method not in ("notifications/initialized", "notifications/roots/list_changed"):
             log.debug("ignored client notification %s", method)
 
@@ -304,7 +312,7 @@ class Dispatcher:
         backend, original = self._resource_route(uri)
         if not self._gateway.unsubscribe_local(session.sid, backend, original):
             # Subscribed through another worker: that one holds the subscription.
-            self._gateway.relay("*", {"kind": "unsubscribe", "sid": session.sid, "backend": backend, "uri": original})
+            self._gateway.relay(Kind.UNSUBSCRIBE, Unsubscribe(self._gateway.everyone, session.sid, backend, original))
         return {}
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.bus import Kind
+from only1mcp.bus.messages import SessionRevoke
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
@@ -236,12 +237,12 @@ class FrontDoor:
             return session
         settings = self._gateway.settings
         ttl = settings.sessions.ttl if settings is not None else 86400.0
-        self._gateway.reporter.report(Kind.SESSION_REVOKE, {"sid": session.sid, "expires": session.issued + ttl})
-        self._gateway.revoked = self._gateway.revoked | {session.sid}  # at once here; other workers by the bus
+        self._gateway.reporter.send(Kind.SESSION_REVOKE, SessionRevoke(session.sid, session.issued + ttl))
+        revocations = self._gateway.replica.revocations
+        revocations.add_local(session.sid)  # at once here; other workers by the bus
         self._gateway.streams.end(session.sid)
         # Answer once the revocation came back through the supervisor: every worker got it at the same time.
-        key = f"revoked/{session.sid}"
-        if not await self._context.wait_for_state(lambda state: key in state.data, _REVOKE_WAIT):
+        if not await self._context.wait_for(lambda: revocations.confirmed(session.sid), _REVOKE_WAIT):
             log.warning("revocation of a session was not confirmed by the supervisor within %.0fs", _REVOKE_WAIT)
         log.info("session of %s ended by the client at %s", session.client.get("name", "a client"),
                  time.strftime("%H:%M:%S"))

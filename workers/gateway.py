@@ -5,17 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import Message
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
-from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
+from only1mcp.bus import Envelope, Kind, MessageRouter, Replica, Reporter, State, Target
+from only1mcp.bus.messages import (
+    ALL_WORKERS,
+    BackendChanged,
+    CancelCall,
+    ClientResponse,
+    Replay,
+    ReplayRequest,
+    SessionEvent,
+    SessionSend,
+    Unsubscribe,
+)
+from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.protocol import jsonrpc
+from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer
 from only1mcp.spec import WorkerSpec
@@ -50,7 +62,6 @@ class Gateway:
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
-        self.revoked: frozenset[str] = frozenset()
         self.pool = BackendPool(Path(spec.runtime_dir), http, self._on_backend_request, self._on_backend_notification)
         self.outstanding = Outstanding(spec.slot, self.pid)
         self.streams = SessionStreams(self._replay)
@@ -61,20 +72,23 @@ class Gateway:
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
         self._config_version = 0
-        # Set by the legacy SSE front door: handles a POST another worker relayed to the stream held here.
-        self.legacy_post: Callable[[str, dict[str, Any]], None] | None = None
-        # Set by the 2026-07-28 door: a retry another worker relayed here, or the events of one relayed away.
-        self.stateless_relay: Callable[[dict[str, Any]], None] | None = None
         self._sessions_value: Any = None
         self.request_timeout = 300.0
+
+    def register(self, inbox: MessageRouter) -> None:
+        """The relayed messages this part of the worker handles."""
+        inbox.register(Kind.SESSION_EVENT, self._session_event)
+        inbox.register(Kind.CLIENT_RESPONSE, self._relayed_response)
+        inbox.register(Kind.CANCEL_CALL, self._relayed_cancel)
+        inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
 
     # ------------------------------------------------------------ shared state
 
     def on_state(self, state: State) -> None:
-        config = state.get("config") or {}
-        if config.get("version", 0) != self._config_version:
-            self._config_version = config.get("version", 0)
-            self.settings = Settings.model_validate(config.get("settings") or {})
+        config = state.config
+        if config is not None and config.version != self._config_version:
+            self._config_version = config.version
+            self.settings = Settings.model_validate(config.settings)
             server = self.settings.server
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
@@ -84,21 +98,20 @@ class Gateway:
                             else Router(backend) for name, backend in backends.items()}
             self.pool.configure(backends)
             self.view = None  # page size may have changed
-        sessions = state.get("sessions")
+        sessions = state.sessions
         if sessions is not None and sessions is not self._sessions_value:
             self._sessions_value = sessions
-            self.sealer = SessionSealer(bytes(sessions["secret"]), float(sessions["ttl"]))
-        self.revoked = frozenset(key[8:] for key in state.data if key.startswith("revoked/"))
+            self.sealer = SessionSealer(sessions.secret, sessions.ttl)
         for name, router in self.routers.items():
-            router.update(state.get(f"routes/{name}"))
-        catalog = state.get("catalog")
+            router.update(state.routes.get(name))
+        catalog = state.catalog
         if catalog is not None and self.settings is not None and (
-                self.view is None or catalog.get("version") != self.catalog_version):
+                self.view is None or catalog.version != self.catalog_version):
             old = self.view
-            self.view = CatalogView(catalog, self.settings.proxy.page_size)
-            self.catalog_version = catalog.get("version", 0)
+            self.view = CatalogView(catalog.catalog, self.settings.proxy.page_size)
+            self.catalog_version = catalog.version
             if old is not None:
-                self._announce_changes(old.catalog, catalog)
+                self._announce_changes(old.catalog, catalog.catalog)
 
     def _announce_changes(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Tell every client with a GET stream here which of its lists changed."""
@@ -114,21 +127,22 @@ class Gateway:
             del self.task_owners[next(iter(self.task_owners))]
 
     def session_gone(self, session: SessionInfo) -> bool:
-        return session.sid in self.revoked
+        return session.sid in self.replica.revocations
 
-    async def _replay(self, sid: str, after: int) -> list[list[Any]]:
+    async def _replay(self, sid: str, after: int) -> list[tuple[int, bytes]]:
         try:
-            reply = await self.replica.request(Kind.REPLAY_REQUEST, {"sid": sid, "after": after})
+            reply = await self.replica.request(Kind.REPLAY_REQUEST, lambda rid: ReplayRequest(rid, sid, after))
         except TimeoutError:
             log.warning("no replay from the supervisor for a reconnecting stream; continuing without it")
             return []
-        return list(reply.value or [])
+        replay = reply.payload
+        return list(zip(replay.numbers, replay.messages, strict=True)) if isinstance(replay, Replay) else []
 
     # ------------------------------------------------------------ to clients
 
     def send_to_session(self, sid: str, message: Message) -> None:
         """Through the session's mailbox to whichever worker holds its GET stream."""
-        self.reporter.report(Kind.SESSION_SEND, {"sid": sid, "message": message})
+        self.reporter.send(Kind.SESSION_SEND, SessionSend(sid, dumps(message)))
 
     def _to_client(self, call: ClientCall | None, sid: str, message: Message) -> None:
         if call is not None and call.channel is not None and not call.channel.broken:
@@ -169,7 +183,7 @@ class Gateway:
         params = message.get("params") or {}
         call = related.context if related is not None and isinstance(related.context, ClientCall) else None
         if method.endswith("/list_changed"):
-            self.reporter.report(Kind.BACKEND_CHANGED, {"backend": backend})
+            self.reporter.send(Kind.BACKEND_CHANGED, BackendChanged(backend))
         elif method == "notifications/resources/updated":
             self._resource_updated(backend, str(params.get("uri", "")), message)
         elif method == "notifications/tasks/status":
@@ -206,28 +220,31 @@ class Gateway:
 
     # ------------------------------------------------------------ relays from other workers
 
-    def on_relayed(self, envelope: Envelope) -> None:
-        if envelope.kind is Kind.SESSION_EVENT:
-            self.streams.deliver(envelope.key, envelope.seq, envelope.value)
-            return
-        payload = envelope.value if isinstance(envelope.value, dict) else {}
-        if payload.get("origin") == self.pid:
-            return  # our own broadcast
-        kind = payload.get("kind")
-        if kind == "response" and payload.get("pid") == self.pid:
-            self.client_response(payload.get("message") or {})
-        elif kind == "cancel":
-            self.cancel_local(str(payload.get("sid")), payload.get("requestId"))
-        elif kind == "legacy_post" and payload.get("pid") == self.pid and self.legacy_post is not None:
-            self.legacy_post(str(payload.get("token")), payload.get("message") or {})
-        elif kind in ("modern_retry", "modern_event") and payload.get("pid") == self.pid \
-                and self.stateless_relay is not None:
-            self.stateless_relay(payload)
-        elif kind == "unsubscribe":
-            self.unsubscribe_local(str(payload.get("sid")), str(payload.get("backend")), str(payload.get("uri")))
+    def _session_event(self, envelope: Envelope) -> None:
+        event = envelope.payload
+        assert isinstance(event, SessionEvent)
+        self.streams.deliver(event.sid, event.number, event.message)
 
-    def relay(self, target: int | str, payload: dict[str, Any]) -> None:
-        self.reporter.report(Kind.RELAY, {"target": target, "payload": {**payload, "origin": self.pid}})
+    def _relayed_response(self, envelope: Envelope) -> None:
+        assert isinstance(envelope.payload, ClientResponse)
+        self.client_response(envelope.payload.message)
+
+    def _relayed_cancel(self, envelope: Envelope) -> None:
+        assert isinstance(envelope.payload, CancelCall)
+        self.cancel_local(envelope.payload.sid, envelope.payload.request_id)
+
+    def _relayed_unsubscribe(self, envelope: Envelope) -> None:
+        message = envelope.payload
+        assert isinstance(message, Unsubscribe)
+        self.unsubscribe_local(message.sid, message.backend, message.uri)
+
+    def relay(self, kind: Kind, payload: Payload) -> None:
+        """To another worker (or all) through the supervisor."""
+        self.reporter.send(kind, payload)
+
+    @property
+    def everyone(self) -> Target:
+        return Target(ALL_WORKERS)
 
     def client_response(self, message: Message) -> None:
         """A client's answer to a request we relayed: back to the waiting backend, wherever it waits."""
@@ -237,7 +254,7 @@ class Gateway:
             log.debug("dropped a client response with an id we never issued: %r", proxy_id)
             return
         if not self.outstanding.mine(proxy_id):
-            self.relay(owner[0], {"kind": "response", "pid": owner[1], "message": message})
+            self.relay(Kind.CLIENT_RESPONSE, ClientResponse(Target(*owner), message))
             return
         entry = self.outstanding.pop(proxy_id)
         if entry is None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.bus import Envelope, Kind, MessageRouter, Target
+from only1mcp.bus.messages import LegacyPost
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
@@ -51,7 +53,6 @@ class LegacySseDoor:
         self._gateway = gateway
         self._dispatcher = dispatcher
         self._streams: dict[str, _Stream] = {}  # sealed session id -> the stream this worker holds
-        gateway.legacy_post = self.relayed
 
     def _refuse(self, status: int, code: int, message: str) -> web.Response:
         log.info("refused %d: %s", status, message)
@@ -132,11 +133,17 @@ class LegacySseDoor:
                                                         and int(pid) == self._gateway.pid):
             return self._refuse(404, Code.INVALID_REQUEST, "no open stream for this session; open a new one with "
                                 "GET /sse")
-        self._gateway.relay(int(slot), {"kind": "legacy_post", "pid": int(pid), "token": token, "message": message})
+        self._gateway.relay(Kind.LEGACY_POST, LegacyPost(Target(int(slot), int(pid)), token, message))
         return web.Response(status=202)
 
-    def relayed(self, token: str, message: dict[str, Any]) -> None:
+    def register(self, inbox: MessageRouter) -> None:
+        inbox.register(Kind.LEGACY_POST, self._relayed)
+
+    def _relayed(self, envelope: Envelope) -> None:
         """A POST another worker received for a stream this worker holds."""
+        post = envelope.payload
+        assert isinstance(post, LegacyPost)
+        token, message = post.token, post.message
         if token in self._streams:
             self._deliver(token, message)
         else:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from only1mcp.backends.base import BackendUnavailable
 from only1mcp.backends.factory import AnyBackend, replica_count
 from only1mcp.bus import Kind, Reporter
+from only1mcp.bus.messages import CallOutcomes, OutcomeBatch
+from only1mcp.bus.state import BackendRoutes, ReplicaRoute
 from only1mcp.config.models import StdioBackend
 from only1mcp.routing.balancers import make_balancer
+from only1mcp.routing.breaker import State as BreakerState
+from only1mcp.routing.health import Health
 
 __all__ = ["OutcomeBatcher", "Router"]
 
@@ -35,21 +38,22 @@ class Router:
         self.in_flight = [0] * self.count
         self._trials = [0] * self.count
         self._balancer = make_balancer(backend.balance, weights, self.in_flight)
-        self._states: list[dict[str, Any]] = [{} for _ in range(self.count)]
+        self._states: list[ReplicaRoute | None] = [None] * self.count
         self.hash_argument = backend.hash_key.partition(":")[2] or None
 
-    def update(self, published: dict[str, Any] | None) -> None:
-        replicas = (published or {}).get("replicas") or []
-        self._states = [replicas[i] if i < len(replicas) else {} for i in range(self.count)]
+    def update(self, published: BackendRoutes | None) -> None:
+        replicas = published.replicas if published is not None else ()
+        self._states = [replicas[i] if i < len(replicas) else None for i in range(self.count)]
 
     def _usable(self, replica: int) -> bool:
         state = self._states[replica]
-        if state.get("health") == "unhealthy":
+        if state is None:
+            return True  # not judged yet: usable
+        if state.health is Health.UNHEALTHY:
             return False
-        breaker = state.get("breaker", "closed")
-        if breaker == "closed":
+        if state.breaker is BreakerState.CLOSED:
             return True
-        return breaker == "half_open" and self._trials[replica] < int(state.get("trials", 1))
+        return state.breaker is BreakerState.HALF_OPEN and self._trials[replica] < state.trials
 
     def choose(self, key: str | None, exclude: Sequence[int] = ()) -> int:
         candidates = [r for r in range(self.count) if r not in exclude and self._usable(r)]
@@ -62,16 +66,15 @@ class Router:
         reasons: list[str] = []
         next_try: float | None = None
         for index, state in enumerate(self._states):
-            if index in tried:
+            if index in tried or state is None:
                 continue
             label = f"replica {index}: " if self.count > 1 else ""
-            if state.get("breaker") in ("open", "half_open"):
-                retry_at = state.get("retry_at")
-                if retry_at is not None:
-                    next_try = retry_at if next_try is None else min(next_try, retry_at)
-                reasons.append(f"{label}circuit {state.get('breaker').replace('_', '-')} ({state.get('reason')})")
-            elif state.get("health") == "unhealthy":
-                reasons.append(f"{label}failing health checks ({state.get('reason')})")
+            if state.breaker is not BreakerState.CLOSED:
+                if state.retry_at is not None:
+                    next_try = state.retry_at if next_try is None else min(next_try, state.retry_at)
+                reasons.append(f"{label}circuit {state.breaker.value.replace('_', '-')} ({state.reason})")
+            elif state.health is Health.UNHEALTHY:
+                reasons.append(f"{label}failing health checks ({state.reason})")
         if tried:
             reasons.insert(0, f"{len(tried)} replica(s) already failed this request")
         when = ""
@@ -82,7 +85,8 @@ class Router:
     def started(self, replica: int) -> bool:
         """Count a call starting; True when it is a half-open trial (pass it back to ``finished``)."""
         self.in_flight[replica] += 1
-        trial = self._states[replica].get("breaker") == "half_open"
+        state = self._states[replica]
+        trial = state is not None and state.breaker is BreakerState.HALF_OPEN
         if trial:
             self._trials[replica] += 1
         return trial
@@ -101,17 +105,17 @@ class OutcomeBatcher:
 
     def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
-        self._pending: dict[str, dict[str, dict[str, Any]]] = {}
+        self._pending: dict[tuple[str, int], _Pending] = {}
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, backend: str, replica: int, ok: bool, latency: float, error: str = "") -> None:
-        batch = self._pending.setdefault(backend, {}).setdefault(str(replica), {"ok": "", "latency": 0.0,
-                                                                                "n": 0})
-        batch["ok"] += "1" if ok else "0"
-        batch["n"] += 1
-        batch["latency"] += latency
+        batch = self._pending.get((backend, replica))
+        if batch is None:
+            batch = self._pending[(backend, replica)] = _Pending()
+        batch.outcomes.append("1" if ok else "0")
+        batch.latency += latency
         if not ok:
-            batch["error"] = error
+            batch.error = error
             self.flush()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH, self.flush)
@@ -122,7 +126,16 @@ class OutcomeBatcher:
             self._handle = None
         if not self._pending:
             return
-        report = {backend: {replica: {"ok": b["ok"], "error": b.get("error", ""), "latency": b["latency"] / b["n"]}
-                            for replica, b in replicas.items()} for backend, replicas in self._pending.items()}
+        batches = tuple(OutcomeBatch(backend, replica, "".join(b.outcomes), b.error, b.latency / len(b.outcomes))
+                        for (backend, replica), b in self._pending.items())
         self._pending = {}
-        self._reporter.report(Kind.CALL_OUTCOMES, report)
+        self._reporter.send(Kind.CALL_OUTCOMES, CallOutcomes(batches))
+
+
+class _Pending:
+    __slots__ = ("error", "latency", "outcomes")
+
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+        self.latency = 0.0
+        self.error = ""

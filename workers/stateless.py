@@ -19,6 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.background import Background
+from only1mcp.bus import Envelope, Kind, MessageRouter, Target
+from only1mcp.bus.messages import ModernEvent, ModernRetry, ModernRetryGone
 from only1mcp.catalog.view import LIST_KEYS
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps, loads
@@ -104,12 +107,11 @@ class _Call:
 class _RelaySink:
     """The events of a retry relayed to this worker, sent back to the worker holding the client's POST."""
 
-    __slots__ = ("_gateway", "_pid", "_slot", "_token", "connected")
+    __slots__ = ("_gateway", "_reply", "_token", "connected")
 
-    def __init__(self, gateway: Gateway, slot: int, pid: int, token: str) -> None:
+    def __init__(self, gateway: Gateway, reply: Target, token: str) -> None:
         self._gateway = gateway
-        self._slot = slot
-        self._pid = pid
+        self._reply = reply
         self._token = token
         self.connected = True  # until the worker holding the POST says its client went away
 
@@ -117,18 +119,17 @@ class _RelaySink:
         return self.connected
 
     def push(self, message: dict[str, Any]) -> None:
-        self._gateway.relay(self._slot, {"kind": "modern_event", "pid": self._pid, "token": self._token,
-                                         "message": message})
+        self._gateway.relay(Kind.MODERN_EVENT, ModernEvent(self._reply, self._token, message, None, 0))
 
     def finish(self, outcome: Outcome) -> None:
-        self._gateway.relay(self._slot, {"kind": "modern_event", "pid": self._pid, "token": self._token,
-                                         "final": list(outcome)})
+        body, status = outcome
+        self._gateway.relay(Kind.MODERN_EVENT, ModernEvent(self._reply, self._token, None, body, status))
 
 
 class StatelessDoor:
     """Serves 2026-07-28 requests: discover, lists, calls with the input-required flow, listen."""
 
-    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_relayed", "_remote", "listeners")
+    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_relayed", "_remote", "_tasks", "listeners")
 
     def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
         self._gateway = gateway
@@ -137,8 +138,13 @@ class StatelessDoor:
         self._calls: dict[str, _Call] = {}
         self._remote: dict[str, tuple[ReplyChannel, asyncio.Future[Outcome]]] = {}  # our POSTs, served elsewhere
         self._relayed: dict[str, _RelaySink] = {}  # other workers' POSTs, served here
+        self._tasks = Background("stateless")
         self._counter = itertools.count(1)
-        gateway.stateless_relay = self._on_relayed
+
+    def register(self, inbox: MessageRouter) -> None:
+        inbox.register(Kind.MODERN_RETRY, self._relayed_retry)
+        inbox.register(Kind.MODERN_RETRY_GONE, self._relayed_retry_gone)
+        inbox.register(Kind.MODERN_EVENT, self._relayed_event)
 
     # ------------------------------------------------------------ the POST
 
@@ -324,8 +330,9 @@ class StatelessDoor:
         token = f"{self._gateway.pid}.{next(self._counter)}"
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._remote[token] = (channel, future)
-        self._gateway.relay(slot, {"kind": "modern_retry", "pid": pid, "message": message,
-                                   "reply": [self._gateway.spec.slot, self._gateway.pid, token]})
+        holder = Target(slot, pid)
+        self._gateway.relay(Kind.MODERN_RETRY, ModernRetry(holder, Target(self._gateway.spec.slot, self._gateway.pid),
+                                                           token, message))
         deadline = asyncio.get_running_loop().time() + self._gateway.request_timeout + _RELAY_MARGIN
         try:
             while not future.done():
@@ -333,7 +340,7 @@ class StatelessDoor:
                 if future.done():
                     break
                 if not channel.alive():
-                    self._gateway.relay(slot, {"kind": "modern_retry", "pid": pid, "gone": token})
+                    self._gateway.relay(Kind.MODERN_RETRY_GONE, ModernRetryGone(holder, token))
                     return jsonrpc.error_message(request_id, _CANCELLED, "cancelled: the client closed its "
                                                  "response stream"), 200
                 if asyncio.get_running_loop().time() > deadline:
@@ -381,32 +388,35 @@ class StatelessDoor:
 
     # ------------------------------------------------------------ relays between workers
 
-    def _on_relayed(self, payload: dict[str, Any]) -> None:
-        if payload.get("kind") == "modern_retry":
-            if "gone" in payload:
-                sink = self._relayed.get(str(payload["gone"]))
-                if sink is not None:
-                    sink.connected = False
-            else:
-                asyncio.get_running_loop().create_task(self._serve_relayed(payload))
-            return
-        waiting = self._remote.get(str(payload.get("token")))
+    def _relayed_retry(self, envelope: Envelope) -> None:
+        retry = envelope.payload
+        assert isinstance(retry, ModernRetry)
+        self._tasks.spawn(self._serve_relayed(retry), "relayed-retry")
+
+    def _relayed_retry_gone(self, envelope: Envelope) -> None:
+        assert isinstance(envelope.payload, ModernRetryGone)
+        sink = self._relayed.get(envelope.payload.token)
+        if sink is not None:
+            sink.connected = False
+
+    def _relayed_event(self, envelope: Envelope) -> None:
+        event = envelope.payload
+        assert isinstance(event, ModernEvent)
+        waiting = self._remote.get(event.token)
         if waiting is None:
             log.debug("dropped an event for a relayed retry that is no longer waiting")
             return
         channel, future = waiting
-        if "final" in payload:
-            body, status = payload["final"]
+        if event.final is not None:
             if not future.done():
-                future.set_result((body, int(status)))
-        elif isinstance(payload.get("message"), dict):
-            channel.push(payload["message"])
+                future.set_result((event.final, event.status))
+        elif event.message is not None:
+            channel.push(event.message)
 
-    async def _serve_relayed(self, payload: dict[str, Any]) -> None:
-        slot, pid, token = payload.get("reply") or (0, 0, "")
-        message = payload.get("message") or {}
-        sink = _RelaySink(self._gateway, int(slot), int(pid), str(token))
-        self._relayed[str(token)] = sink
+    async def _serve_relayed(self, retry: ModernRetry) -> None:
+        token, message = retry.token, retry.message
+        sink = _RelaySink(self._gateway, retry.reply, token)
+        self._relayed[token] = sink
         try:
             _, _, key = self._open_state(message, message.get("params") or {})
             outcome = await self._resume_local(key, message, message.get("params") or {}, sink)
@@ -416,13 +426,14 @@ class StatelessDoor:
             log.exception("a relayed 2026-07-28 retry failed inside the gateway")
             outcome = jsonrpc.error_message(message.get("id"), Code.INTERNAL_ERROR, f"internal error: {exc}"), 200
         finally:
-            self._relayed.pop(str(token), None)
+            self._relayed.pop(token, None)
         sink.finish(outcome)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for call in list(self._calls.values()):
             self._drop(call)
         self.listeners.close_all()
+        await self._tasks.close()
 
 
 def _name_of(params: dict[str, Any]) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.codec import dumps, loads
 from only1mcp.protocol.sse import encode_event
 
 from .calls import SSE_HEADERS
@@ -20,7 +20,7 @@ __all__ = ["SessionStreams"]
 log = logging.getLogger("only1mcp.worker")
 
 _KEEPALIVE = 15.0  # seconds between comment lines that keep idle streams (and proxies) alive
-Replay = Callable[[str, int], Awaitable[list[list[Any]]]]
+Replay = Callable[[str, int], Awaitable[list[tuple[int, bytes]]]]
 
 
 class _Stream:
@@ -71,7 +71,7 @@ class SessionStreams:
             await response.prepare(request)
             if last_event_id:
                 for number, message in await self._replay(sid, after):
-                    stream.queue.put_nowait((int(number), dumps(message)))
+                    stream.queue.put_nowait((number, message))
             await self._pump(response, stream)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("GET stream of a session closed: %s", exc)
@@ -96,15 +96,16 @@ class SessionStreams:
                 stream.last = number
             await response.write(encode_event(data, str(number) if number is not None else None))
 
-    def deliver(self, sid: str, number: int, message: Any) -> bool:
+    def deliver(self, sid: str, number: int, message: bytes) -> bool:
+        """A numbered mailbox event (JSON) for the session's stream, if this worker holds it."""
         sink = self._sinks.get(sid)
         if sink is not None:
-            sink(message)
+            sink(loads(message))
             return True
         stream = self._streams.get(sid)
         if stream is None:
             return False
-        stream.queue.put_nowait((number, dumps(message)))
+        stream.queue.put_nowait((number, message))
         return True
 
     def broadcast(self, message: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from only1mcp.bus import MessageRouter
+
 from . import admin
 from .context import WorkerContext
 from .dispatch import Dispatcher
@@ -44,13 +46,17 @@ def counted(context: WorkerContext, handler: Handler) -> Handler:
     return wrapped
 
 
-def build_app(context: WorkerContext, gateway: Gateway) -> tuple[web.Application, FrontDoor]:
-    """The aiohttp application, and the front door that the fast path (workers/fast_http.py) shares."""
+def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) -> tuple[web.Application, FrontDoor]:
+    """The aiohttp application, and the front door that the fast path (workers/fast_http.py) shares.
+
+    Each part that handles messages relayed from other workers registers them in ``inbox``."""
     dispatcher = Dispatcher(gateway)
     stateless = StatelessDoor(gateway, dispatcher)
     door = FrontDoor(gateway, dispatcher, context, stateless)
     sockets = WebSocketDoor(gateway, dispatcher)
     legacy = LegacySseDoor(gateway, dispatcher)
+    for part in (gateway, stateless, legacy):
+        part.register(inbox)
     app = web.Application(client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
     app.router.add_post("/mcp", counted(context, door.post))
@@ -66,7 +72,7 @@ def build_app(context: WorkerContext, gateway: Gateway) -> tuple[web.Application
     async def end_streams(_app: web.Application) -> None:
         gateway.streams.close_all()  # GET streams never end by themselves; a drain must not wait for them
         legacy.close_all()
-        stateless.close()
+        await stateless.close()
         await sockets.close_all()
 
     app.on_shutdown.append(end_streams)

@@ -2,6 +2,8 @@
 
 A standby worker does everything up to the bind (imports, state snapshot) and then waits for the
 supervisor to hand it the slot of a worker that died, so failover does not wait for a process to boot.
+Any failure before the worker serves is a boot error: it says so and exits with code 3, and the supervisor
+stops instead of restarting it forever.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import zmq.asyncio
 from aiohttp import web
 
 from only1mcp.backends.http1 import Http1Pool
-from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
-from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
+from only1mcp.bus import Envelope, Kind, MessageRouter, Replica, Reporter, Role, Sender, State, Target
+from only1mcp.bus.messages import ALL_WORKERS, STANDBYS, Adopt, BootError, Empty, ProcessReport
+from only1mcp.bus.relay import RelaySubscriber
 from only1mcp.logs import set_role
 from only1mcp.process import tune_gc
-from only1mcp.spec import EXIT_OK, EXIT_WORKER_BOOT, WorkerSpec
+from only1mcp.spec import EXIT_BOOT, EXIT_OK, WorkerSpec
 
 from .context import WorkerContext
 from .fast_http import FastHttp, FastSite
@@ -34,10 +37,14 @@ log = logging.getLogger("only1mcp.worker")
 _BOOT_TIMEOUT = 30.0
 
 
+class _BootFailure(Exception):
+    """The worker cannot start serving; the message says why."""
+
+
 class Worker:
     """Binds the port only after the first state snapshot, so it never serves a request without state."""
 
-    __slots__ = ("_adopted", "_ctx", "_reporter", "_stop", "context", "gateway", "spec")
+    __slots__ = ("_adopted", "_ctx", "_reporter", "_sender", "_stop", "context", "gateway", "spec")
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -45,6 +52,8 @@ class Worker:
         self._adopted: asyncio.Future[int] | None = None
         self._ctx: zmq.asyncio.Context | None = None
         self._reporter: Reporter | None = None
+        self._sender = Sender(Role.STANDBY, -1, os.getpid()) if spec.standby else Sender(Role.WORKER, spec.slot,
+                                                                                             os.getpid())
         self.context: WorkerContext | None = None
         self.gateway: Gateway | None = None
 
@@ -52,8 +61,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         self._ctx = zmq.asyncio.Context()
-        identity = f"standby-{os.getpid()}" if self.spec.standby else str(self.spec.slot)
-        self._reporter = Reporter(self._ctx, self.spec.endpoints, identity)
+        self._reporter = Reporter(self._ctx, self.spec.endpoints, self._sender)
         heartbeat = asyncio.create_task(self._heartbeats(), name="heartbeat")
         replica: Replica | None = None
         runner: web.AppRunner | None = None
@@ -62,27 +70,28 @@ class Worker:
         http = Http1Pool()  # keep-alive connections to remote backends, shared by every session here
         try:
             try:
-                replica = Replica(self._ctx, self.spec.endpoints, on_change=self._on_state)
+                replica = Replica(self._ctx, self.spec.endpoints, self._sender, on_change=self._on_state)
                 self.context = WorkerContext(self.spec, replica)
-                await asyncio.wait_for(replica.start(), _BOOT_TIMEOUT)
-                if self.spec.standby and not await self._wait_for_slot():
+                await self._first_snapshot(replica)
+                if self.spec.standby and not await self._wait_for_slot(replica):
                     return EXIT_OK
+                inbox = MessageRouter("worker relay")
                 self.gateway = Gateway(self.spec, replica, self._reporter, http)
                 self.gateway.on_state(replica.state)
-                relay = RelaySubscriber(self._ctx, self.spec.endpoints, [BROADCAST, worker_topic(self.spec.slot)],
-                                        self.gateway.on_relayed)
+                app, door = build_app(self.context, self.gateway, inbox)
+                relay = RelaySubscriber(self._ctx, self.spec.endpoints, [Target(ALL_WORKERS), Target(self.spec.slot)],
+                                        os.getpid(), inbox)
                 relay_task = asyncio.create_task(relay.serve(), name="relay")
-                app, door = build_app(self.context, self.gateway)
                 runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                        shutdown_timeout=self.spec.drain_timeout)
                 await runner.setup()
                 site = FastSite(runner, lambda server: FastHttp(door, server), self.spec.host, self.spec.port,
                                 backlog=1024, drain_timeout=self.spec.drain_timeout)
                 await site.start()
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 -- anything before serving is a boot error: logged once there
                 return self._boot_failed(exc)
             tune_gc()
-            self._report(Kind.WORKER_READY)
+            self._report(Kind.READY)
             log.info("serving on %s:%d", self.spec.host, self.spec.port)
             await self._stop.wait()
             log.info("draining (up to %.0fs)", self.spec.drain_timeout)
@@ -105,19 +114,27 @@ class Worker:
             self._reporter.close()
             self._ctx.term()
 
-    async def _wait_for_slot(self) -> bool:
+    async def _first_snapshot(self, replica: Replica) -> None:
+        try:
+            await asyncio.wait_for(replica.start(), _BOOT_TIMEOUT)
+        except TimeoutError:
+            raise _BootFailure(f"no state snapshot from the supervisor within {_BOOT_TIMEOUT:.0f}s") from None
+
+    async def _wait_for_slot(self, replica: Replica) -> bool:
         """Standby: report ready, then wait for an adoption order; False if told to stop instead."""
         assert self._ctx is not None and self._reporter is not None
         self._adopted = asyncio.get_running_loop().create_future()
-        orders = RelaySubscriber(self._ctx, self.spec.endpoints, [STANDBY], self._on_order)
-        listening = asyncio.create_task(orders.serve(), name="standby-orders")
-        self._report(Kind.STANDBY_READY)
+        orders = MessageRouter("standby orders")
+        orders.register(Kind.ADOPT, self._on_order)
+        subscriber = RelaySubscriber(self._ctx, self.spec.endpoints, [Target(STANDBYS)], os.getpid(), orders)
+        listening = asyncio.create_task(subscriber.serve(), name="standby-orders")
+        self._reporter.send(Kind.STANDBY_READY, Empty())
         stopping = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait([self._adopted, stopping], return_when=asyncio.FIRST_COMPLETED)
         finally:
             listening.cancel()
-            orders.close()
+            subscriber.close()
             stopping.cancel()
         if not self._adopted.done():
             return False
@@ -125,46 +142,52 @@ class Worker:
         self.spec = dataclasses.replace(self.spec, slot=slot, standby=False)
         if self.context is not None:
             self.context.spec = self.spec
-        self._reporter.identity = str(slot)
+        self._sender = Sender(Role.WORKER, slot, os.getpid())
+        self._reporter.sender = self._sender
+        replica.sender = self._sender
         set_role(f"worker-{slot}")
         log.info("standby worker adopted slot %d", slot)
         return True
 
     def _on_order(self, envelope: Envelope) -> None:
-        if envelope.kind is Kind.ADOPT and envelope.key == str(os.getpid()) and self._adopted is not None \
-                and not self._adopted.done():
-            self._adopted.set_result(int((envelope.value or {}).get("slot", 0)))
+        order = envelope.payload
+        if isinstance(order, Adopt) and self._adopted is not None and not self._adopted.done():
+            self._adopted.set_result(order.slot)
 
     def _boot_failed(self, exc: BaseException) -> int:
-        if isinstance(exc, TimeoutError):
-            message = f"no state snapshot from the supervisor within {_BOOT_TIMEOUT:.0f}s"
-        else:
-            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+        if isinstance(exc, _BootFailure):
+            message = str(exc)
+        elif isinstance(exc, OSError):
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             message = f"cannot listen on {self.spec.host}:{self.spec.port}: {reason}"
-        log.error("boot failed: %s", message)
-        self._report(Kind.WORKER_BOOT_ERROR, error=message)
-        return EXIT_WORKER_BOOT
-
-    def _report(self, kind: Kind, **extra: object) -> None:
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        log.error("boot failed: %s", message, exc_info=not isinstance(exc, _BootFailure | OSError))
         assert self._reporter is not None
-        state = self.context.state if self.context is not None else State()
-        config = state.get("config") or {}
-        requests = self.context.requests if self.context is not None else 0
-        children = self.gateway.pool.children() if self.gateway is not None else {}
-        self._reporter.report(kind, {"pid": os.getpid(), "seq": state.seq, "requests": requests,
-                                     "config_version": config.get("version", 0), "children": children, **extra})
+        self._reporter.send(Kind.BOOT_ERROR, BootError(message))
+        return EXIT_BOOT
+
+    def _report(self, kind: Kind) -> None:
+        assert self._reporter is not None
+        context = self.context
+        state = context.state if context is not None else State()
+        self._reporter.send(kind, ProcessReport(
+            state.seq, state.config_version, context.requests if context is not None else 0,
+            context.in_flight if context is not None else 0,
+            self.gateway.pool.children() if self.gateway is not None else {}))
 
     def _on_state(self, state: State) -> None:
         if self.context is not None:
             self.context.on_state(state)
         if self.gateway is not None:
             self.gateway.on_state(state)
-        self._report(Kind.STATE_APPLIED)
+        if not self.spec.standby:
+            self._report(Kind.STATE_APPLIED)
 
     async def _heartbeats(self) -> None:
         """Prove liveness from the event loop itself: a stuck loop stops the heartbeats and gets replaced."""
         while True:
-            self._report(Kind.WORKER_HEARTBEAT)
+            self._report(Kind.PROCESS_HEARTBEAT)
             if os.getppid() != self.spec.supervisor_pid:
                 log.warning("supervisor (pid %d) is gone; shutting down", self.spec.supervisor_pid)
                 self._stop.set()

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import zmq
 import zmq.asyncio
 
+from .codec import BusProtocolError, Codec, Envelope
 from .endpoints import Endpoints
-from .envelope import BusProtocolError, Envelope, Kind, decode
+from .messages import Delta, Heartbeat, Kind, Request, Sender, Snapshot
 from .sockets import send_now
+from .state import Namespace, StateEntry
+from .wire import Payload
 
-__all__ = ["StatePublisher"]
+__all__ = ["RequestHandler", "StatePublisher"]
 
 log = logging.getLogger("only1mcp.bus")
 
@@ -23,22 +24,21 @@ log = logging.getLogger("only1mcp.bus")
 # replica that misses one re-snapshots anyway.
 _HWM = 200_000
 
+# A request's payload -> (reply kind, reply payload)
+RequestHandler = Callable[[Payload], tuple[Kind, Payload]]
+
 
 class StatePublisher:
     """Numbers every change (``seq``), publishes it as a delta, serves snapshots, heartbeats its seq.
 
-    Also answers other requests on the same socket (``requests``: request kind -> (reply kind, handler)),
-    e.g. status for the admin API or a session's replay buffer, without being on the MCP request path.
+    Also answers other requests on the same socket (``requests``: request kind -> handler), e.g. status
+    for the admin API or a session's replay buffer, without being on the MCP request path.
     """
 
-    __slots__ = ("_data", "_pub", "_requests", "_router", "_seq")
+    __slots__ = ("_codec", "_data", "_pub", "_requests", "_router", "_sender", "_seq")
 
-    def __init__(
-        self,
-        ctx: zmq.asyncio.Context,
-        endpoints: Endpoints,
-        requests: dict[Kind, tuple[Kind, Callable[[Any], Any]]] | None = None,
-    ) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, sender: Sender,
+                 requests: dict[Kind, RequestHandler] | None = None) -> None:
         self._pub = ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.SNDHWM, _HWM)
         self._pub.setsockopt(zmq.LINGER, 0)
@@ -46,7 +46,9 @@ class StatePublisher:
         self._router = ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.bind(endpoints.snapshot)
-        self._data: dict[str, Any] = {}
+        self._sender = sender
+        self._codec = Codec()
+        self._data: dict[tuple[Namespace, str], Payload] = {}
         self._seq = 0
         self._requests = requests or {}
 
@@ -54,32 +56,43 @@ class StatePublisher:
     def seq(self) -> int:
         return self._seq
 
-    @property
-    def data(self) -> Mapping[str, Any]:
-        return MappingProxyType(self._data)
+    def get(self, namespace: Namespace, name: str = "") -> Payload | None:
+        return self._data.get((namespace, name))
 
-    def set(self, key: str, value: Any) -> int:
-        """Set ``key`` (``None`` deletes it) and publish the change; returns the state's seq."""
+    def entries(self, namespace: Namespace) -> Iterator[tuple[str, Payload]]:
+        return ((name, value) for (space, name), value in self._data.items() if space is namespace)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def set(self, namespace: Namespace, name: str, value: Payload | None) -> int:
+        """Set an entry (``None`` deletes it) and publish the change; returns the state's seq."""
+        key = (namespace, name)
         if self._data.get(key) == value and (value is not None or key not in self._data):
             return self._seq
+        entry = StateEntry(namespace, name, value)  # checks the value's type for its namespace
         if value is None:
             self._data.pop(key, None)
         else:
             self._data[key] = value
         self._seq += 1
-        send_now(self._pub, Envelope(Kind.DELTA, self._seq, key, value))
+        send_now(self._pub, self._codec, Envelope(Kind.DELTA, self._sender, Delta(self._seq, entry)))
         return self._seq
 
     def heartbeat(self) -> None:
-        send_now(self._pub, Envelope(Kind.HEARTBEAT, self._seq, ""))
+        send_now(self._pub, self._codec, Envelope(Kind.HEARTBEAT, self._sender, Heartbeat(self._seq)))
 
     async def run_heartbeats(self, interval: float) -> None:
         while True:
             self.heartbeat()
             await asyncio.sleep(interval)
 
+    def snapshot(self, request_id: int) -> Snapshot:
+        return Snapshot(request_id, self._seq, tuple(StateEntry(namespace, name, value)
+                                                     for (namespace, name), value in self._data.items()))
+
     async def serve(self) -> None:
-        """Answer snapshot and status requests until cancelled."""
+        """Answer snapshot and other requests until cancelled."""
         while True:
             frames = await self._router.recv_multipart()
             if len(frames) != 2:
@@ -87,24 +100,28 @@ class StatePublisher:
                 continue
             identity, frame = frames
             try:
-                request = decode(frame)
+                request = self._codec.decode(frame)
             except BusProtocolError as exc:
                 log.warning("bus: %s", exc)
                 continue
-            if request.kind is Kind.SNAPSHOT_REQUEST:
-                reply = Envelope(Kind.SNAPSHOT, self._seq, request.key, dict(self._data))
-            elif request.kind in self._requests:
-                reply_kind, handler = self._requests[request.kind]
-                try:
-                    value = handler(request.value)
-                except Exception:  # a failing handler must not stop the snapshot service
-                    log.exception("bus: %s handler failed", request.kind.name)
-                    continue
-                reply = Envelope(reply_kind, self._seq, request.key, value)
-            else:
-                log.warning("bus: unexpected %s on the snapshot socket", request.kind.name)
-                continue
-            send_now(self._router, reply, identity)
+            reply = self._answer(request)
+            if reply is not None:
+                send_now(self._router, self._codec, reply, identity)
+
+    def _answer(self, request: Envelope) -> Envelope | None:
+        if request.kind is Kind.SNAPSHOT_REQUEST:
+            assert isinstance(request.payload, Request)
+            return Envelope(Kind.SNAPSHOT, self._sender, self.snapshot(request.payload.request_id))
+        handler = self._requests.get(request.kind)
+        if handler is None:
+            log.warning("bus: unexpected %s on the request socket", request.kind.name)
+            return None
+        try:
+            kind, value = handler(request.payload)
+        except Exception:  # a failing handler must not stop the snapshot service; logged once here
+            log.exception("bus: %s handler failed", request.kind.name)
+            return None
+        return Envelope.of(kind, self._sender, value)
 
     def close(self) -> None:
         self._pub.close(0)

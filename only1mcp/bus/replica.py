@@ -1,52 +1,114 @@
-"""A worker's read-only copy of the shared state, kept current by the Clone pattern."""
+"""A worker's (or the stdio host's) read-only copy of the shared state, kept current by the Clone pattern."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
 
 import zmq
 import zmq.asyncio
 
+from .codec import BusProtocolError, Codec, Envelope
 from .endpoints import Endpoints
-from .envelope import BusProtocolError, Envelope, Kind, decode
+from .messages import Delta, Heartbeat, Kind, Request, Sender, Snapshot
 from .sockets import send_now
+from .state import BackendRoutes, Namespace, Revocation, State, StateEntry
+from .wire import Payload
 
-__all__ = ["Replica", "State"]
+__all__ = ["Replica", "Revocations"]
 
 log = logging.getLogger("only1mcp.bus")
 
 _HWM = 200_000
 _MAX_BATCH = 10_000
+_SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog"}
 
 
-@dataclass(frozen=True, slots=True)
-class State:
-    """One immutable version of the shared state; a request reads it once and sees one version."""
+class Revocations:
+    """Sessions their clients ended, changed in place as deltas arrive: O(1) per revocation to apply and
+    to check, whatever the number held."""
 
-    seq: int = 0
-    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    __slots__ = ("_expires", "_local")
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
+    def __init__(self) -> None:
+        self._expires: dict[str, float] = {}
+        self._local: set[str] = set()  # revoked through this process, not yet confirmed by the supervisor
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._expires or sid in self._local
+
+    def __len__(self) -> int:
+        return len(self._expires)
+
+    def __iter__(self) -> Iterator[str]:
+        """The confirmed revocations."""
+        return iter(self._expires)
+
+    def apply(self, sid: str, value: Revocation | None) -> None:
+        self._local.discard(sid)
+        if value is None:
+            self._expires.pop(sid, None)
+        else:
+            self._expires[sid] = value.expires
+
+    def add_local(self, sid: str) -> None:
+        """Known here before the supervisor's delta arrives (the DELETE was served by this worker)."""
+        self._local.add(sid)
+
+    def confirmed(self, sid: str) -> bool:
+        """The supervisor published it, so every process following the state has it."""
+        return sid in self._expires
+
+    def reset(self, entries: Iterable[tuple[str, Revocation]]) -> None:
+        self._expires = {sid: value.expires for sid, value in entries}
+
+
+class _Batch:
+    """Applies entries onto a copy of the current State, copying only what they touch."""
+
+    __slots__ = ("changes", "routes", "state")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.routes: dict[str, BackendRoutes] | None = None
+        self.changes: dict[str, Payload | None] = {}
+
+    def apply(self, entry: StateEntry, revocations: Revocations) -> None:
+        if entry.namespace is Namespace.REVOKED:
+            revocations.apply(entry.name, entry.value)  # type: ignore[arg-type]
+        elif entry.namespace is Namespace.ROUTES:
+            if self.routes is None:
+                self.routes = dict(self.state.routes)
+            if entry.value is None:
+                self.routes.pop(entry.name, None)
+            else:
+                self.routes[entry.name] = entry.value  # type: ignore[assignment]
+        else:
+            self.changes[_SINGLETONS[entry.namespace]] = entry.value
+
+    def result(self, seq: int) -> State:
+        changes: dict[str, object] = dict(self.changes)
+        if self.routes is not None:
+            changes["routes"] = MappingProxyType(self.routes)
+        return replace(self.state, seq=seq, **changes)  # type: ignore[arg-type]
 
 
 class Replica:
     """Subscribes first, then snapshots; drops deltas not newer than the snapshot; re-snapshots on a gap
     or when a heartbeat shows it is behind. ``on_change`` sees every new State, once per applied batch."""
 
-    __slots__ = ("_counter", "_dealer", "_on_change", "_pending", "_state", "_sub", "_tasks", "_timeout",
-                 "snapshots")
+    __slots__ = ("_codec", "_counter", "_dealer", "_on_change", "_pending", "_sender", "_state", "_sub", "_tasks",
+                 "_timeout", "revocations", "snapshots")
 
     def __init__(
         self,
         ctx: zmq.asyncio.Context,
         endpoints: Endpoints,
+        sender: Sender,
         on_change: Callable[[State], None] | None = None,
         request_timeout: float = 2.0,
     ) -> None:
@@ -58,17 +120,28 @@ class Replica:
         self._dealer = ctx.socket(zmq.DEALER)
         self._dealer.setsockopt(zmq.LINGER, 0)
         self._dealer.connect(endpoints.snapshot)
+        self._sender = sender
+        self._codec = Codec()
         self._state = State()
         self._on_change = on_change
         self._timeout = request_timeout
-        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self._pending: dict[int, asyncio.Future[Envelope]] = {}
         self._counter = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
+        self.revocations = Revocations()
         self.snapshots = 0
 
     @property
     def state(self) -> State:
         return self._state
+
+    @property
+    def sender(self) -> Sender:
+        return self._sender
+
+    @sender.setter
+    def sender(self, sender: Sender) -> None:
+        self._sender = sender  # a standby becomes a worker
 
     async def start(self) -> State:
         """Take the first snapshot and start following deltas; returns the first State."""
@@ -77,13 +150,14 @@ class Replica:
         self._tasks.append(asyncio.create_task(self._follow(), name="bus-follow"))
         return self._state
 
-    async def request(self, kind: Kind, value: Any = None, timeout: float | None = None) -> Envelope:
-        """Ask the supervisor something over the snapshot socket; raises TimeoutError if it does not answer."""
-        request_id = str(next(self._counter))
+    async def request(self, kind: Kind, build: Callable[[int], Payload], timeout: float | None = None) -> Envelope:
+        """Ask the supervisor something (``build`` makes the payload from a request id); raises TimeoutError
+        if it does not answer."""
+        request_id = next(self._counter)
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            send_now(self._dealer, Envelope(kind, 0, request_id, value))
+            send_now(self._dealer, self._codec, Envelope.of(kind, self._sender, build(request_id)))
             return await asyncio.wait_for(future, timeout or self._timeout)
         finally:
             self._pending.pop(request_id, None)
@@ -92,23 +166,32 @@ class Replica:
         while True:
             frame = await self._dealer.recv()
             try:
-                reply = decode(frame)
+                reply = self._codec.decode(frame)
             except BusProtocolError as exc:
                 log.warning("bus: %s", exc)
                 continue
-            future = self._pending.get(reply.key)
+            request_id = getattr(reply.payload, "request_id", None)
+            future = self._pending.get(request_id) if isinstance(request_id, int) else None
             if future is not None and not future.done():
                 future.set_result(reply)
 
     async def _snapshot(self) -> None:
         while True:
             try:
-                reply = await self.request(Kind.SNAPSHOT_REQUEST)
+                reply = await self.request(Kind.SNAPSHOT_REQUEST, Request)
             except TimeoutError:
                 log.warning("bus: no snapshot from the supervisor within %.1fs; asking again", self._timeout)
                 continue
-            if reply.seq >= self._state.seq:  # never go back in time
-                self._swap(State(reply.seq, MappingProxyType(dict(reply.value or {}))))
+            snapshot = reply.payload
+            if not isinstance(snapshot, Snapshot):
+                log.warning("bus: expected a snapshot, got %s; asking again", reply.kind.name)
+                continue
+            if snapshot.seq >= self._state.seq:  # never go back in time
+                batch = _Batch(State())
+                self.revocations.reset([])
+                for entry in snapshot.entries:
+                    batch.apply(entry, self.revocations)
+                self._swap(batch.result(snapshot.seq))
             self.snapshots += 1
             return
 
@@ -131,33 +214,31 @@ class Replica:
     def _apply(self, frames: list[bytes]) -> bool:
         """Apply a batch of frames; True when a gap means a new snapshot is needed."""
         seq = self._state.seq
-        data: dict[str, Any] | None = None
+        batch: _Batch | None = None
         behind = False
         for frame in frames:
             try:
-                envelope = decode(frame)
+                envelope = self._codec.decode(frame)
             except BusProtocolError as exc:
                 log.warning("bus: %s", exc)
                 continue
-            if envelope.kind is Kind.HEARTBEAT:
-                behind = envelope.seq > seq
-            elif envelope.kind is Kind.DELTA:
-                if envelope.seq <= seq:
+            message = envelope.payload
+            if isinstance(message, Heartbeat):
+                behind = message.seq > seq
+            elif isinstance(message, Delta):
+                if message.seq <= seq:
                     continue
-                if envelope.seq != seq + 1:
-                    log.info("bus: gap (have %d, got %d); taking a new snapshot", seq, envelope.seq)
+                if message.seq != seq + 1:
+                    log.info("bus: gap (have %d, got %d); taking a new snapshot", seq, message.seq)
                     behind = True
                     break
-                if data is None:
-                    data = dict(self._state.data)
-                if envelope.value is None:
-                    data.pop(envelope.key, None)
-                else:
-                    data[envelope.key] = envelope.value
-                seq = envelope.seq
+                if batch is None:
+                    batch = _Batch(self._state)
+                batch.apply(message.entry, self.revocations)
+                seq = message.seq
                 behind = False
-        if data is not None:
-            self._swap(State(seq, MappingProxyType(data)))
+        if batch is not None:
+            self._swap(batch.result(seq))
         return behind
 
     def close(self) -> None:

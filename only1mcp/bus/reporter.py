@@ -1,69 +1,70 @@
-"""The observation channel: workers PUSH reports, the supervisor PULLs them."""
+"""The report channel: workers and the stdio host PUSH reports, the supervisor PULLs them."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import zmq
 import zmq.asyncio
 
+from .codec import BusProtocolError, Codec, Envelope
 from .endpoints import Endpoints
-from .envelope import BusProtocolError, Envelope, Kind, decode
+from .messages import Kind, Sender
+from .router import MessageRouter
 from .sockets import send_now
+from .wire import Payload
 
-__all__ = ["ObservationSink", "Reporter"]
+__all__ = ["ReportSink", "Reporter"]
 
 log = logging.getLogger("only1mcp.bus")
 
 
 class Reporter:
-    """A worker's outbound reports. Never blocks: if the supervisor is not reading, a report is dropped."""
+    """A process's outbound reports. Never blocks: if the supervisor is not reading, a report is dropped
+    and counted."""
 
-    __slots__ = ("_push", "dropped", "identity")
+    __slots__ = ("_codec", "_push", "dropped", "sender")
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, identity: str) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, sender: Sender) -> None:
         self._push = ctx.socket(zmq.PUSH)
         self._push.setsockopt(zmq.SNDHWM, 10_000)
         self._push.setsockopt(zmq.LINGER, 2000)  # a boot error must reach the supervisor before exit
         self._push.connect(endpoints.observe)
-        self.identity = identity  # a worker's slot number, or "stdio-host"
+        self.sender = sender  # changes once when a standby adopts a slot
         self.dropped = 0
+        self._codec = Codec()
 
-    def report(self, kind: Kind, value: Any, seq: int = 0) -> None:
-        if not send_now(self._push, Envelope(kind, seq, self.identity, value)):
-            self.dropped += 1
+    def send(self, kind: Kind, payload: Payload) -> bool:
+        if send_now(self._push, self._codec, Envelope.of(kind, self.sender, payload)):
+            return True
+        self.dropped += 1
+        return False
 
     def close(self) -> None:
         self._push.close()
 
 
-class ObservationSink:
-    """The supervisor's inbound side: decodes each report and hands it to ``handler``."""
+class ReportSink:
+    """The supervisor's inbound side: decodes each report and dispatches it through ``router``."""
 
-    __slots__ = ("_handler", "_pull")
+    __slots__ = ("_codec", "_pull", "_router")
 
-    def __init__(
-        self, ctx: zmq.asyncio.Context, endpoints: Endpoints, handler: Callable[[Envelope], None]
-    ) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, router: MessageRouter) -> None:
         self._pull = ctx.socket(zmq.PULL)
         self._pull.setsockopt(zmq.LINGER, 0)
         self._pull.bind(endpoints.observe)
-        self._handler = handler
+        self._router = router
+        self._codec = Codec()
 
     async def serve(self) -> None:
         while True:
             frame = await self._pull.recv()
             try:
-                envelope = decode(frame)
+                envelope = self._codec.decode(frame)
             except BusProtocolError as exc:
                 log.warning("bus: %s", exc)
                 continue
-            try:
-                self._handler(envelope)
-            except Exception:  # a bug in one handler must not stop every later report
-                log.exception("bus: handling %s from %s failed", envelope.kind.name, envelope.key)
+            self._router.dispatch(envelope)
 
     def close(self) -> None:
         self._pull.close(0)

@@ -183,6 +183,12 @@ class SessionSettings(_Strict):
         description="Events kept per session for Last-Event-ID replay of its GET stream.",
         json_schema_extra=_hint("write a whole number of events, e.g. 256"),
     )
+    event_buffer_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, le=16 * 1024**3,
+        description="Bytes of events kept for replay across all sessions together; past it the oldest events of "
+        "any session are dropped first.",
+        json_schema_extra=_hint("write a number of bytes, e.g. 67108864 for 64 MiB"),
+    )
 
 
 class Timeouts(_Strict):

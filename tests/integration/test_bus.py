@@ -11,9 +11,25 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from only1mcp.bus import Endpoints, Kind, Replica, StatePublisher, decode
+from only1mcp.bus import Endpoints, Kind, Namespace, Replica, Role, Sender, StatePublisher, decode
 from only1mcp.bus.endpoints import create_runtime_dir
+from only1mcp.bus.messages import Delta
+from only1mcp.bus.state import BackendRoutes, ReplicaRoute, Revocation
+from only1mcp.routing.breaker import State as BreakerState
+from only1mcp.routing.health import Health
 from tests.support.waiting import async_wait_until
+
+SUPERVISOR = Sender(Role.SUPERVISOR, -1, 1)
+WORKER = Sender(Role.WORKER, 0, 2)
+
+
+def routes(n: int) -> BackendRoutes:
+    """A distinct state value for ``n`` (the bus does not care what the values mean)."""
+    return BackendRoutes((ReplicaRoute(Health.HEALTHY, BreakerState.CLOSED, None, f"value {n}", n),))
+
+
+def put(publisher: StatePublisher, key: str, n: int | None) -> None:
+    publisher.set(Namespace.ROUTES, key, None if n is None else routes(n))
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,7 +38,7 @@ pytestmark = pytest.mark.timeout(60)
 async def bus(tmp_path: Path) -> AsyncIterator[tuple[zmq.asyncio.Context, Endpoints, StatePublisher]]:
     ctx = zmq.asyncio.Context()
     endpoints = Endpoints.in_dir(create_runtime_dir(tmp_path))
-    publisher = StatePublisher(ctx, endpoints)
+    publisher = StatePublisher(ctx, endpoints, SUPERVISOR)
     serving = asyncio.create_task(publisher.serve())
     yield ctx, endpoints, publisher
     serving.cancel()
@@ -32,7 +48,9 @@ async def bus(tmp_path: Path) -> AsyncIterator[tuple[zmq.asyncio.Context, Endpoi
 
 def _converged(replica: Replica, publisher: StatePublisher):
     async def check() -> bool:
-        return replica.state.seq == publisher.seq and dict(replica.state.data) == dict(publisher.data)
+        return (replica.state.seq == publisher.seq
+                and dict(replica.state.routes) == dict(publisher.entries(Namespace.ROUTES))
+                and {sid for sid, _ in publisher.entries(Namespace.REVOKED)} == set(replica.revocations))
 
     return check
 
@@ -40,10 +58,12 @@ def _converged(replica: Replica, publisher: StatePublisher):
 async def test_late_joiner_converges_after_1000_changes(bus) -> None:
     ctx, endpoints, publisher = bus
     for i in range(1000):
-        publisher.set(f"k{i % 97}", {"n": i, "tags": ["a", i]})
+        put(publisher, f"k{i % 97}", i)
         if i % 10 == 0:
-            publisher.set(f"k{(i * 7) % 97}", None)
-    replica = Replica(ctx, endpoints)
+            put(publisher, f"k{(i * 7) % 97}", None)
+        if i % 3 == 0:
+            publisher.set(Namespace.REVOKED, f"s{i % 50}", None if i % 2 else Revocation(float(i)))
+    replica = Replica(ctx, endpoints, WORKER)
     await replica.start()
     await async_wait_until(_converged(replica, publisher), 5, "the late replica to converge")
     assert replica.state.seq == publisher.seq > 1000
@@ -56,14 +76,14 @@ async def test_replica_joining_during_a_write_storm_converges(bus) -> None:
 
     async def storm() -> None:
         for i in range(5000):
-            publisher.set(f"key{i % 300}", i)
+            put(publisher, f"key{i % 300}", i)
             if i % 50 == 0:
                 await asyncio.sleep(0)  # let the replica's snapshot request be served mid-storm
         storm_done.set()
 
     writer = asyncio.create_task(storm())
     await asyncio.sleep(0)
-    replicas = [Replica(ctx, endpoints) for _ in range(3)]
+    replicas = [Replica(ctx, endpoints, WORKER) for _ in range(3)]
     first = await asyncio.gather(*(r.start() for r in replicas))
     await writer
     assert any(0 < state.seq < publisher.seq for state in first), "no replica joined during the storm"
@@ -91,33 +111,35 @@ async def test_replica_that_misses_a_delta_resnapshots(bus, tmp_path: Path) -> N
         while True:
             frame = await upstream.recv()
             envelope = decode(frame)
-            if envelope.kind is Kind.DELTA and envelope.key == "drop-me" and not dropped:
-                dropped.append(envelope.seq)
+            delta = envelope.payload
+            if envelope.kind is Kind.DELTA and isinstance(delta, Delta) and delta.entry.name == "drop-me" \
+                    and not dropped:
+                dropped.append(delta.seq)
                 continue
             forwarded += 1
             await downstream.send(frame)
 
     forwarder = asyncio.create_task(forward())
-    replica = Replica(ctx, lossy)
+    replica = Replica(ctx, lossy, WORKER)
     await replica.start()
     assert replica.snapshots == 1
 
     # Make sure the forwarding path is live before the change that will be lost.
     async def path_live() -> bool:
-        publisher.set("probe", publisher.seq)
+        put(publisher, "probe", publisher.seq)
         await asyncio.sleep(0.01)
-        return replica.state.get("probe") is not None
+        return replica.state.routes.get("probe") is not None
 
     await async_wait_until(path_live, 5, "deltas to flow through the forwarder")
-    publisher.set("drop-me", "lost in transit")
-    publisher.set("after", 1)  # arrives with a gap: the replica must re-snapshot
+    put(publisher, "drop-me", 4242)
+    put(publisher, "after", 1)  # arrives with a gap: the replica must re-snapshot
     await async_wait_until(_converged(replica, publisher), 5, "the replica to recover the lost delta")
-    assert dropped and replica.state.get("drop-me") == "lost in transit"
+    assert dropped and replica.state.routes.get("drop-me") == routes(4242)
     assert replica.snapshots == 2
 
-    publisher.set("drop-me", None)
+    put(publisher, "drop-me", None)
     dropped.clear()
-    publisher.set("drop-me", "lost again")  # the last change is lost: only the heartbeat reveals it
+    put(publisher, "drop-me", 4343)  # the last change is lost: only the heartbeat reveals it
     publisher.heartbeat()
     await async_wait_until(_converged(replica, publisher), 5, "the heartbeat to reveal the lost delta")
     assert replica.snapshots == 3

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from only1mcp.spec import EXIT_CONFIG, EXIT_WORKER_BOOT
+from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG
 from tests.support.gateway import elapsed, pid_alive, session_members
 from tests.support.waiting import async_wait_until, wait_until
 
@@ -178,7 +178,7 @@ def test_worker_boot_failure_stops_the_supervisor(start_gateway) -> None:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         gateway = start_gateway("--port", str(port), "--workers", "2", ready=False)
-        assert gateway.wait_exit() == EXIT_WORKER_BOOT
+        assert gateway.wait_exit() == EXIT_BOOT
     assert "failed to boot: cannot listen on 127.0.0.1" in gateway.log
     assert "address already in use" in gateway.log.lower()
     assert "restarting in" not in gateway.log

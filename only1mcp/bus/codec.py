@@ -1,0 +1,100 @@
+"""The one envelope every frame carries, and its codec (msgpack).
+
+A frame is ``[kind, role, slot, pid, payload]``: what it is, who sent it, and the payload's wire list.
+Stream connections (the stdio host's links) put a 4-byte big-endian length before each frame.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgpack
+
+from .messages import SPECS, Kind, Role, Sender
+from .wire import Payload
+
+__all__ = ["LENGTH_BYTES", "BusProtocolError", "Codec", "Envelope", "decode", "encode"]
+
+LENGTH_BYTES = 4
+_KINDS = {kind.value: kind for kind in Kind}
+_ROLES = {role.value: role for role in Role}
+_SENDERS_KEPT = 256
+
+
+class BusProtocolError(ValueError):
+    """A frame that is not a well-formed envelope; the message says what is wrong with it."""
+
+
+class Envelope(NamedTuple):
+    """What a frame carries (a tuple: built on every call through a shared stdio backend)."""
+
+    kind: Kind
+    sender: Sender
+    payload: Payload
+
+    @classmethod
+    def of(cls, kind: Kind, sender: Sender, payload: Payload) -> Envelope:
+        """An envelope whose payload is checked to be the one its kind carries (senders use this)."""
+        expected = SPECS[kind].payload
+        if type(payload) is not expected:
+            raise TypeError(f"{kind.name} carries {expected.__name__}, not {type(payload).__name__}")
+        return cls(kind, sender, payload)
+
+
+class Codec:
+    """Encodes and decodes envelopes. One per endpoint: it keeps a msgpack packer (a fresh one per frame
+    costs more than the frame) and the few senders it has seen."""
+
+    __slots__ = ("_packer", "_senders")
+
+    def __init__(self) -> None:
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._senders: dict[tuple[int, int, int], Sender] = {}
+
+    def encode(self, envelope: Envelope) -> bytes:
+        sender = envelope.sender
+        return self._packer.pack((envelope.kind, sender.role, sender.slot, sender.pid, envelope.payload.to_wire()))
+
+    def encode_framed(self, envelope: Envelope) -> bytes:
+        frame = self.encode(envelope)
+        return len(frame).to_bytes(LENGTH_BYTES, "big") + frame
+
+    def decode(self, frame: bytes) -> Envelope:
+        try:
+            raw = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): {exc}") from exc
+        if type(raw) is not list or len(raw) != 5:
+            raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): not an envelope of 5 fields")
+        kind = _KINDS.get(raw[0])
+        if kind is None:
+            raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): unknown kind {raw[0]!r}")
+        sender = self._sender(raw[1], raw[2], raw[3], kind)
+        try:
+            payload = SPECS[kind].payload.from_wire(raw[4])
+        except ValueError as exc:  # WireError names the field
+            raise BusProtocolError(f"malformed {kind.name} frame ({len(frame)} bytes): {exc}") from None
+        return Envelope(kind, sender, payload)
+
+    def _sender(self, role: object, slot: object, pid: object, kind: Kind) -> Sender:
+        key = (role, slot, pid)
+        try:
+            return self._senders[key]  # type: ignore[index]
+        except (KeyError, TypeError):
+            pass
+        if role not in _ROLES or type(slot) is not int or type(pid) is not int:
+            raise BusProtocolError(f"malformed {kind.name} frame: bad sender {key!r}")
+        sender = Sender(_ROLES[role], slot, pid)  # type: ignore[index]
+        if len(self._senders) >= _SENDERS_KEPT:
+            self._senders.clear()
+        self._senders[key] = sender  # type: ignore[index]
+        return sender
+
+
+def encode(envelope: Envelope) -> bytes:
+    """One-off encoding (tests, rare paths); endpoints use their own Codec."""
+    return Codec().encode(envelope)
+
+
+def decode(frame: bytes) -> Envelope:
+    return Codec().decode(frame)

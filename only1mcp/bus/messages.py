@@ -1,0 +1,490 @@
+"""Every kind of message that crosses a process boundary, with its typed payload.
+
+Channels: the supervisor's state PUB (deltas, heartbeats), its ROUTER (requests with replies), the
+report PUSH/PULL (workers and the stdio host to the supervisor), the relay PUB (messages for one worker,
+or all), and the stdio host's links (a worker's or the supervisor's connection to one shared stdio
+backend). ``SPECS`` says, for each kind, its channel, who sends it, and its payload class; the message
+catalogue in docs/architecture.md is generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from .state import StateEntry
+from .wire import Payload, payload
+
+__all__ = [
+    "ALL_WORKERS",
+    "RELAYED",
+    "SPECS",
+    "STANDBYS",
+    "Adopt",
+    "BackendChanged",
+    "BackendRemoved",
+    "BootError",
+    "CallOutcomes",
+    "CancelCall",
+    "Channel",
+    "ChildState",
+    "ChildStatus",
+    "ClientResponse",
+    "Delta",
+    "Empty",
+    "Heartbeat",
+    "Kind",
+    "LegacyPost",
+    "LinkHello",
+    "LinkPurpose",
+    "LinkReceive",
+    "LinkSend",
+    "MessageSpec",
+    "ModernEvent",
+    "ModernRetry",
+    "ModernRetryGone",
+    "OutcomeBatch",
+    "ProcessReport",
+    "Replay",
+    "ReplayRequest",
+    "Request",
+    "Role",
+    "Sender",
+    "SessionEvent",
+    "SessionRevoke",
+    "SessionSend",
+    "Snapshot",
+    "Status",
+    "Target",
+    "Unsubscribe",
+]
+
+
+class Kind(IntEnum):
+    """What a frame carries. Values are the wire format: processes of one installation always agree."""
+
+    # supervisor -> everyone (state PUB)
+    DELTA = 1
+    HEARTBEAT = 2
+    # requests on the supervisor's ROUTER, and their replies
+    SNAPSHOT_REQUEST = 3
+    SNAPSHOT = 4
+    STATUS_REQUEST = 5
+    STATUS = 6
+    REPLAY_REQUEST = 7
+    REPLAY = 8
+    # reports to the supervisor (PUSH -> PULL)
+    READY = 10
+    PROCESS_HEARTBEAT = 11
+    BOOT_ERROR = 12
+    STATE_APPLIED = 13
+    STANDBY_READY = 14
+    CHILD_STATUS = 15
+    BACKEND_REMOVED = 16
+    BACKEND_CHANGED = 17
+    CALL_OUTCOMES = 18
+    SESSION_SEND = 19
+    SESSION_REVOKE = 20
+    # addressed to one worker or all (relay PUB; a worker sends them as reports, the supervisor forwards)
+    CLIENT_RESPONSE = 30
+    CANCEL_CALL = 31
+    LEGACY_POST = 32
+    MODERN_RETRY = 33
+    MODERN_RETRY_GONE = 34
+    MODERN_EVENT = 35
+    UNSUBSCRIBE = 36
+    SESSION_EVENT = 37
+    ADOPT = 38
+    # a connection to one shared stdio backend in the stdio host
+    LINK_HELLO = 40
+    LINK_SEND = 41
+    LINK_RECEIVE = 42
+
+
+class Role(IntEnum):
+    """What kind of process sent a frame."""
+
+    SUPERVISOR = 1
+    WORKER = 2
+    STANDBY = 3  # a booted worker without a slot yet
+    STDIO_HOST = 4
+
+
+class Channel(StrEnum):
+    STATE = "state PUB"
+    REQUEST = "ROUTER request/reply"
+    REPORT = "report PUSH/PULL"
+    RELAY = "relay PUB"
+    LINK = "stdio host link"
+
+
+@payload
+class Sender(Payload):
+    """Who sent a frame: travels in every envelope."""
+
+    role: Role
+    slot: int  # a worker's slot; -1 for processes without one
+    pid: int
+
+
+ALL_WORKERS = -1  # Target.slot: every worker
+STANDBYS = -2  # Target.slot: the standby workers
+
+
+@payload
+class Target(Payload):
+    """Where a relayed message goes: one worker (slot and pid), every worker, or a standby by pid."""
+
+    slot: int
+    pid: int = 0  # 0: whichever process holds the slot
+
+    @property
+    def topic(self) -> bytes:
+        if self.slot == ALL_WORKERS:
+            return b"*"
+        if self.slot == STANDBYS:
+            return b"standby."
+        return f"w{self.slot}.".encode()  # the dot keeps w1. from matching w10.
+
+
+# ---------------------------------------------------------------- state
+
+
+@payload
+class Delta(Payload):
+    """One state entry set to a new value (``value`` nil deletes it), numbered ``seq``."""
+
+    seq: int
+    entry: StateEntry
+
+
+@payload
+class Heartbeat(Payload):
+    """The supervisor's current state seq: a replica that holds less asks for a snapshot."""
+
+    seq: int
+
+
+@payload
+class Request(Payload):
+    """A request with nothing but its id (snapshot, status)."""
+
+    request_id: int
+
+
+@payload
+class Snapshot(Payload):
+    """The whole state as of ``seq``."""
+
+    request_id: int
+    seq: int
+    entries: tuple[StateEntry, ...]
+
+
+@payload
+class Status(Payload):
+    """The supervisor's view for the admin API."""
+
+    request_id: int
+    status: dict[str, Any]
+
+
+@payload
+class ReplayRequest(Payload):
+    """A reconnecting GET stream: the session's buffered events numbered above ``after``."""
+
+    request_id: int
+    sid: str
+    after: int
+
+
+@payload
+class Replay(Payload):
+    request_id: int
+    numbers: tuple[int, ...]
+    messages: tuple[bytes, ...]  # JSON, one per number
+
+
+# ---------------------------------------------------------------- reports
+
+
+@payload
+class Empty(Payload):
+    """Nothing beyond the sender (e.g. a standby saying it is ready)."""
+
+
+@payload
+class ProcessReport(Payload):
+    """A worker's or the stdio host's state, sent with READY, PROCESS_HEARTBEAT and STATE_APPLIED."""
+
+    seq: int  # the state seq it holds
+    config_version: int
+    requests: int  # requests served since start
+    in_flight: int
+    children: dict[str, Any]  # its own stdio children: "backend#replica" -> {pid, state, ...}
+
+
+@payload
+class BootError(Payload):
+    """A process failed before it could serve: the supervisor stops instead of restarting it forever."""
+
+    error: str
+
+
+class ChildState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    IDLE = "idle"  # an on-demand child that is not running now; it starts on the next call
+    RESTARTING = "restarting"
+    FAILED = "failed"
+
+
+@payload
+class ChildStatus(Payload):
+    """The stdio host's report on one child of a shared stdio backend."""
+
+    backend: str
+    replica: int
+    state: ChildState
+    pid: int | None
+    restarts: int
+    last_error: str
+    sessions: int = 0  # children serving one session each (isolation: per_session)
+
+
+@payload
+class BackendRemoved(Payload):
+    """The stdio host stopped every child of a backend removed from the config."""
+
+    backend: str
+
+
+@payload
+class BackendChanged(Payload):
+    """A backend announced a list change: discover it again."""
+
+    backend: str
+
+
+@payload
+class OutcomeBatch(Payload):
+    backend: str
+    replica: int
+    outcomes: str  # one character per call, in order: "1" success, "0" failure
+    error: str  # the last failure's message
+    latency: float  # mean seconds per call
+
+
+@payload
+class CallOutcomes(Payload):
+    """A worker's call outcomes since its last batch (successes every 100 ms, a failure at once)."""
+
+    batches: tuple[OutcomeBatch, ...]
+
+
+@payload
+class SessionSend(Payload):
+    """A message for a session's GET stream, through its mailbox (numbered, kept for replay)."""
+
+    sid: str
+    message: bytes  # JSON
+
+
+@payload
+class SessionRevoke(Payload):
+    """A client ended its session (DELETE)."""
+
+    sid: str
+    expires: float  # wall-clock time its token would have expired anyway
+
+
+# ---------------------------------------------------------------- relayed
+
+
+@payload
+class ClientResponse(Payload):
+    """A client's answer to a request relayed to it, for the worker whose backend waits for it."""
+
+    to: Target
+    message: dict[str, Any]
+
+
+@payload
+class CancelCall(Payload):
+    """A client cancelled a call that another worker may hold."""
+
+    to: Target
+    sid: str
+    request_id: int | str
+
+
+@payload
+class LegacyPost(Payload):
+    """A legacy HTTP+SSE POST received by another worker than the one holding the stream."""
+
+    to: Target
+    token: str
+    message: dict[str, Any]
+
+
+@payload
+class ModernRetry(Payload):
+    """A 2026-07-28 retry (with inputResponses) for the call another worker holds."""
+
+    to: Target
+    reply: Target  # the worker holding the client's POST
+    token: str  # names that POST there
+    message: dict[str, Any]
+
+
+@payload
+class ModernRetryGone(Payload):
+    """The client of a relayed retry closed its response stream."""
+
+    to: Target
+    token: str
+
+
+@payload
+class ModernEvent(Payload):
+    """An event of a relayed retry (a notification), or its final answer, for the worker holding the POST."""
+
+    to: Target
+    token: str
+    message: dict[str, Any] | None
+    final: dict[str, Any] | None
+    status: int  # HTTP status of the final answer
+
+
+@payload
+class Unsubscribe(Payload):
+    """A client unsubscribed from a resource another worker subscribed it to."""
+
+    to: Target
+    sid: str
+    backend: str
+    uri: str
+
+
+@payload
+class SessionEvent(Payload):
+    """A numbered mailbox event, for the worker holding the session's GET stream."""
+
+    to: Target
+    sid: str
+    number: int
+    message: bytes  # JSON
+
+
+@payload
+class Adopt(Payload):
+    """Orders a standby (``to.pid``) to take a dead worker's slot now."""
+
+    to: Target
+    slot: int
+    replaces: int  # pid of the worker that died
+
+
+# ---------------------------------------------------------------- stdio host links
+
+
+class LinkPurpose(IntEnum):
+    CALLS = 1  # a worker's: clients' calls; it can answer a backend's requests to the client
+    DISCOVERY = 2  # the supervisor's catalog discovery
+    PROBE = 3  # the supervisor's health probes
+
+
+@payload
+class LinkHello(Payload):
+    """First frame on a link: what it is for."""
+
+    purpose: LinkPurpose
+
+
+@payload
+class LinkSend(Payload):
+    """A JSON-RPC message for the child, and the client session it is for (None: the gateway's own)."""
+
+    caller: str | None
+    message: bytes  # JSON
+
+
+@payload
+class LinkReceive(Payload):
+    """A JSON-RPC message from the child. ``related``: the id of the link's request it belongs to;
+    ``caller``: the client session it belongs to; both None for a message that belongs to no client."""
+
+    message: bytes  # JSON
+    related: int | str | None
+    caller: str | None
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    channel: Channel
+    direction: str
+    payload: type[Payload]
+    meaning: str
+
+
+SPECS: dict[Kind, MessageSpec] = {
+    Kind.DELTA: MessageSpec(Channel.STATE, "supervisor → all", Delta, "a state entry changed"),
+    Kind.HEARTBEAT: MessageSpec(Channel.STATE, "supervisor → all", Heartbeat, "the current state seq"),
+    Kind.SNAPSHOT_REQUEST: MessageSpec(Channel.REQUEST, "worker, stdio host → supervisor", Request,
+                                       "ask for the whole state"),
+    Kind.SNAPSHOT: MessageSpec(Channel.REQUEST, "supervisor → asker", Snapshot, "the whole state"),
+    Kind.STATUS_REQUEST: MessageSpec(Channel.REQUEST, "worker → supervisor", Request, "ask for admin status"),
+    Kind.STATUS: MessageSpec(Channel.REQUEST, "supervisor → asker", Status, "admin status"),
+    Kind.REPLAY_REQUEST: MessageSpec(Channel.REQUEST, "worker → supervisor", ReplayRequest,
+                                     "a session's buffered events after Last-Event-ID"),
+    Kind.REPLAY: MessageSpec(Channel.REQUEST, "supervisor → asker", Replay, "those events"),
+    Kind.READY: MessageSpec(Channel.REPORT, "worker, stdio host → supervisor", ProcessReport,
+                            "booted and serving"),
+    Kind.PROCESS_HEARTBEAT: MessageSpec(Channel.REPORT, "worker, standby, stdio host → supervisor", ProcessReport,
+                                        "alive (sent from the event loop itself)"),
+    Kind.BOOT_ERROR: MessageSpec(Channel.REPORT, "worker, standby, stdio host → supervisor", BootError,
+                                 "could not boot: stop, do not restart"),
+    Kind.STATE_APPLIED: MessageSpec(Channel.REPORT, "worker → supervisor", ProcessReport,
+                                    "a new state version is in use"),
+    Kind.STANDBY_READY: MessageSpec(Channel.REPORT, "standby → supervisor", Empty, "booted, can adopt a slot"),
+    Kind.CHILD_STATUS: MessageSpec(Channel.REPORT, "stdio host → supervisor", ChildStatus,
+                                   "a shared child's state changed"),
+    Kind.BACKEND_REMOVED: MessageSpec(Channel.REPORT, "stdio host → supervisor", BackendRemoved,
+                                      "a removed backend's children are stopped"),
+    Kind.BACKEND_CHANGED: MessageSpec(Channel.REPORT, "worker → supervisor", BackendChanged,
+                                      "a backend announced list_changed"),
+    Kind.CALL_OUTCOMES: MessageSpec(Channel.REPORT, "worker → supervisor", CallOutcomes,
+                                    "call outcomes for the breakers"),
+    Kind.SESSION_SEND: MessageSpec(Channel.REPORT, "worker → supervisor", SessionSend,
+                                   "a message for a session's GET stream"),
+    Kind.SESSION_REVOKE: MessageSpec(Channel.REPORT, "worker → supervisor", SessionRevoke,
+                                     "a session was ended (DELETE)"),
+    Kind.CLIENT_RESPONSE: MessageSpec(Channel.RELAY, "worker → worker", ClientResponse,
+                                      "a client's answer to a relayed request"),
+    Kind.CANCEL_CALL: MessageSpec(Channel.RELAY, "worker → all", CancelCall, "a client cancelled a call"),
+    Kind.LEGACY_POST: MessageSpec(Channel.RELAY, "worker → worker", LegacyPost,
+                                  "a legacy SSE POST for the stream's worker"),
+    Kind.MODERN_RETRY: MessageSpec(Channel.RELAY, "worker → worker", ModernRetry,
+                                   "a 2026-07-28 retry for the worker holding its call"),
+    Kind.MODERN_RETRY_GONE: MessageSpec(Channel.RELAY, "worker → worker", ModernRetryGone,
+                                        "that retry's client went away"),
+    Kind.MODERN_EVENT: MessageSpec(Channel.RELAY, "worker → worker", ModernEvent,
+                                   "an event or the answer of a relayed retry"),
+    Kind.UNSUBSCRIBE: MessageSpec(Channel.RELAY, "worker → all", Unsubscribe,
+                                  "end a subscription another worker made"),
+    Kind.SESSION_EVENT: MessageSpec(Channel.RELAY, "supervisor → all", SessionEvent,
+                                    "a numbered mailbox event"),
+    Kind.ADOPT: MessageSpec(Channel.RELAY, "supervisor → standbys", Adopt, "take this slot now"),
+    Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,
+                                 "first frame: what the link is for"),
+    Kind.LINK_SEND: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkSend,
+                                "a message for the child"),
+    Kind.LINK_RECEIVE: MessageSpec(Channel.LINK, "stdio host → worker, supervisor", LinkReceive,
+                                   "a message from the child"),
+}
+
+RELAYED = frozenset(kind for kind, spec in SPECS.items() if spec.channel is Channel.RELAY)
