@@ -39,6 +39,10 @@ class Backoff:
             if failures == 0:
                 return self.first
             failures -= 1
+        return self.delay_for(failures)
+
+    def delay_for(self, failures: int) -> float:
+        """The delay after ``failures`` earlier failures (not counting ``first``), without changing state."""
         delay = min(self.cap, self.base * (2 ** min(failures, 62)))
         return delay * (1.0 - self.jitter * self._random())
 

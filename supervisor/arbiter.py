@@ -162,8 +162,9 @@ class Supervisor:
         publisher.set(Namespace.SESSIONS, "", SessionKeys(secret, sessions.ttl))
         config = ConfigStore(self.settings, self._source, self._config_path, self._overrides, self._environ,
                              publisher)
-        catalog = CatalogBuilder(runtime_dir, self._publish_catalog)
-        health = HealthManager(runtime_dir, lambda name, routes: publisher.set(Namespace.ROUTES, name, routes))
+        catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender)
+        health = HealthManager(runtime_dir, lambda name, routes: publisher.set(Namespace.ROUTES, name, routes),
+                               self._sender)
         children = StdioChildren([catalog.stdio_status, health.stdio_status])
         fleet = Fleet(self.worker_count, server.standby_workers, Specs(self._worker_spec, self._host_spec),
                       relay, self._sender, halt=self._boot_error, wake=self._wake.set,

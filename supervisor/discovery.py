@@ -19,7 +19,8 @@ from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worke
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
-from only1mcp.bus.messages import ChildState, ChildStatus
+from only1mcp.backoff import Backoff
+from only1mcp.bus.messages import ChildState, ChildStatus, LinkPurpose, Sender
 from only1mcp.catalog.merge import Discovery, merge
 from only1mcp.config.models import Settings, StdioBackend
 
@@ -63,8 +64,9 @@ class _Watch:
 class CatalogBuilder:
     """Runs one discovery loop per enabled backend; calls ``publish`` with each new catalog."""
 
-    def __init__(self, runtime_dir: Path, publish: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, runtime_dir: Path, publish: Callable[[dict[str, Any]], None], sender: Sender) -> None:
         self._runtime_dir = runtime_dir
+        self._sender = sender
         self._publish = publish
         self._watches: dict[str, _Watch] = {}
         self._settings: Settings | None = None
@@ -112,8 +114,9 @@ class CatalogBuilder:
         watch.changed.set()
 
     async def _watch(self, watch: _Watch) -> None:
-        delay = self._settings.proxy.discovery_retry if self._settings else 5.0
-        retry = delay
+        base = self._settings.proxy.discovery_retry if self._settings else 5.0
+        # Backends that went down together (a network blip) are retried spread apart, not in step.
+        retry = Backoff(base=base, cap=max(base, _MAX_RETRY), jitter=0.2)
         opened = 0.0
         while True:
             if watch.hosted and not watch.host_running:
@@ -128,7 +131,7 @@ class CatalogBuilder:
                     opened = time.monotonic()
                 watch.discovery = await self._discover(watch.backend, watch.session)
                 self._set_state(watch, "ok", "")
-                retry = delay
+                retry.reset()
                 watch.changed.clear()
                 if watch.own_child:
                     # A per_worker backend's child here would serve no call: stop it, and discover again
@@ -156,8 +159,7 @@ class CatalogBuilder:
                 watch.session = None
             watch.changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.changed.wait(), retry)
-            retry = min(_MAX_RETRY, retry * 2)
+                await asyncio.wait_for(watch.changed.wait(), retry.next_delay())
 
     async def _wait_for_change(self, watch: _Watch) -> bool:
         """Until the backend announces a list change (then debounce briefly: True) or its session closes
@@ -174,9 +176,9 @@ class CatalogBuilder:
     async def _connect(self, watch: _Watch) -> BackendSession:
         assert self._http is not None
         backend = watch.backend
-        transport = make_transport(backend, 0, self._runtime_dir, self._http)
+        transport = make_transport(backend, 0, self._runtime_dir, self._http, self._sender, LinkPurpose.DISCOVERY)
 
-        def on_notification(message: Message, _related: Pending | None) -> None:
+        def on_notification(message: Message, _related: Pending | None, _caller: str | None) -> None:
             if str(message.get("method", "")).endswith("/list_changed"):
                 watch.changed.set()
 

@@ -22,7 +22,7 @@ from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter
-from only1mcp.bus.messages import CallOutcomes, ChildState, ChildStatus
+from only1mcp.bus.messages import CallOutcomes, ChildState, ChildStatus, LinkPurpose, Sender
 from only1mcp.bus.state import BackendRoutes, ReplicaRoute
 from only1mcp.config.models import Settings, StdioBackend
 from only1mcp.routing.breaker import Breaker, BreakerPolicy, State
@@ -71,8 +71,10 @@ class _Replica:
 class HealthManager:
     """One probe loop per replica; breakers fed by probes' absence of calls and by workers' outcomes."""
 
-    def __init__(self, runtime_dir: Path, publish: Callable[[str, BackendRoutes | None], None]) -> None:
+    def __init__(self, runtime_dir: Path, publish: Callable[[str, BackendRoutes | None], None],
+                 sender: Sender) -> None:
         self._runtime_dir = runtime_dir
+        self._sender = sender
         self._publish = publish
         self._backends: dict[str, AnyBackend] = {}
         self._replicas: dict[str, list[_Replica]] = {}
@@ -135,7 +137,8 @@ class HealthManager:
                 replica.probe_session = None
                 if session is not None:
                     await session.close()
-                transport = make_transport(backend, index, self._runtime_dir, self._http)
+                transport = make_transport(backend, index, self._runtime_dir, self._http, self._sender,
+                                           LinkPurpose.PROBE)
                 session = BackendSession(transport, backend.name, {}, startup_timeout=timeout,
                                          client_info=PROBE_CLIENT)
                 try:

@@ -25,7 +25,7 @@ from only1mcp.logs import setup_logging
 from only1mcp.process import die_with_parent, tune_gc
 from only1mcp.spec import EXIT_BOOT, EXIT_OK, HostSpec, stdio_socket
 
-from .stdio_mux import SharedChild
+from .stdio_replica import ReplicaServer
 
 __all__ = ["StdioHost", "serve"]
 
@@ -39,7 +39,7 @@ class StdioHost:
 
     def __init__(self, spec: HostSpec) -> None:
         self._spec = spec
-        self._children: dict[tuple[str, int], SharedChild] = {}
+        self._children: dict[tuple[str, int], ReplicaServer] = {}
         self._configs: dict[str, StdioBackend] = {}
         self._stop = asyncio.Event()
         self._reconciling = asyncio.Lock()
@@ -77,8 +77,7 @@ class StdioHost:
         return EXIT_OK
 
     def _process_report(self) -> ProcessReport:
-        children = {f"{name}#{replica}": {"pid": child.pid, "state": child.state.value}
-                    for (name, replica), child in self._children.items()}
+        children = {f"{name}#{replica}": server.describe() for (name, replica), server in self._children.items()}
         return ProcessReport(self._state.seq, self._state.config_version, 0, 0, children)
 
     async def _heartbeats(self) -> None:
@@ -115,7 +114,7 @@ class StdioHost:
         self._configs[backend.name] = backend
         for replica in range(backend.replicas):
             path = stdio_socket(Path(self._spec.runtime_dir), backend.name, replica)
-            child = SharedChild(backend, replica, path, self._report)
+            child = ReplicaServer(backend, replica, path, self._report)
             self._children[(backend.name, replica)] = child
             try:
                 await child.start()

@@ -13,6 +13,7 @@ from only1mcp.backends.child import CHILD_CAPABILITIES
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
+from only1mcp.bus.messages import LinkPurpose, Sender
 from only1mcp.config.models import StdioBackend
 from only1mcp.sessions import SessionInfo
 
@@ -22,8 +23,8 @@ __all__ = ["BackendPool", "RequestHandler"]
 
 log = logging.getLogger("only1mcp.worker")
 
-# (backend name, backend session, message, related call or None)
-RequestHandler = Callable[[str, BackendSession, Message, Pending | None], None]
+# (backend name, backend session, message, related call or None, the client session it belongs to or None)
+RequestHandler = Callable[[str, BackendSession, Message, Pending | None, str | None], None]
 
 
 class BackendPool:
@@ -33,11 +34,12 @@ class BackendPool:
     worker per replica, kept running by the ``ChildKeeper``."""
 
     __slots__ = ("_backends", "_children", "_http", "_on_notification", "_on_request", "_runtime_dir",
-                 "_sessions", "_starting")
+                 "_sender", "_sessions", "_starting")
 
     def __init__(self, runtime_dir: Path, http: Http1Pool, on_request: RequestHandler,
-                 on_notification: RequestHandler) -> None:
+                 on_notification: RequestHandler, sender: Sender) -> None:
         self._runtime_dir = runtime_dir
+        self._sender = sender
         self._http = http
         self._on_request = on_request
         self._on_notification = on_notification
@@ -79,7 +81,7 @@ class BackendPool:
 
     async def _start(self, backend: AnyBackend, replica: int, key: tuple[str, int, tuple[str, ...]]) \
             -> BackendSession:
-        transport = make_transport(backend, replica, self._runtime_dir, self._http)
+        transport = make_transport(backend, replica, self._runtime_dir, self._http, self._sender, LinkPurpose.CALLS)
         capabilities: dict[str, Any] = {name: {} for name in key[2]}
         if "elicitation" in capabilities:
             capabilities["elicitation"] = {"form": {}, "url": {}}
@@ -88,8 +90,10 @@ class BackendPool:
         session = BackendSession(transport, backend.name, capabilities, startup_timeout=backend.timeouts.startup)
         session.replica = replica
         name = backend.name
-        session.on_request = lambda message, related: self._on_request(name, session, message, related)
-        session.on_notification = lambda message, related: self._on_notification(name, session, message, related)
+        session.on_request = lambda message, related, caller: self._on_request(name, session, message, related,
+                                                                               caller)
+        session.on_notification = lambda message, related, caller: self._on_notification(name, session, message,
+                                                                                         related, caller)
         try:
             await asyncio.wait_for(session.start(), backend.timeouts.startup)
         except TimeoutError:

@@ -8,7 +8,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from only1mcp.backends.base import BackendUnavailable, SessionExpired
+from only1mcp.backends.session import BackendSession
+from only1mcp.background import Background
 from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
@@ -106,45 +110,81 @@ class ReplyChannel:
 class ClientCall:
     """What a backend callback needs to know about the client call it relates to."""
 
-    __slots__ = ("channel", "client_id", "method", "session")
+    __slots__ = ("channel", "client_id", "deadline", "method", "session")
 
-    def __init__(self, session: SessionInfo, client_id: Any, method: str, channel: Channel | None) -> None:
+    def __init__(self, session: SessionInfo, client_id: Any, method: str, channel: Channel | None,
+                 deadline: float) -> None:
         self.session = session
         self.client_id = client_id
         self.method = method
         self.channel = channel
+        self.deadline = deadline  # event-loop time the call gives up
+
+
+class _Entry:
+    __slots__ = ("backend_id", "session", "sid", "timer")
+
+    def __init__(self, session: BackendSession, backend_id: Any, sid: str, timer: asyncio.TimerHandle) -> None:
+        self.session = session
+        self.backend_id = backend_id
+        self.sid = sid
+        self.timer = timer
 
 
 class Outstanding:
     """Requests this worker relayed to clients (sampling, elicitation, roots), by proxy-minted id.
 
     The id names this worker (``o1.<slot>.<pid>.<n>``) so a client's answer posted to any worker can be
-    routed back here, and from here to the backend request that is waiting for it.
+    routed back here, and from here to the backend request that is waiting for it. An entry lives until the
+    client answers or the call it belongs to reaches its deadline; then the backend is told the client did
+    not answer, so a client that never answers costs nothing after its calls end.
     """
 
-    __slots__ = ("_counter", "_entries", "_prefix")
+    __slots__ = ("_counter", "_entries", "_prefix", "_tasks", "expired")
 
-    def __init__(self, slot: int, pid: int) -> None:
+    def __init__(self, slot: int, pid: int, tasks: Background) -> None:
         self._prefix = f"o1.{slot}.{pid}."
         self._counter = itertools.count(1)
-        self._entries: dict[str, tuple[Any, Any, str]] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._tasks = tasks
+        self.expired = 0
 
-    def add(self, backend_session: Any, backend_id: Any, sid: str) -> str:
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, backend_session: BackendSession, backend_id: Any, sid: str, deadline: float) -> str:
         proxy_id = f"{self._prefix}{next(self._counter)}"
-        self._entries[proxy_id] = (backend_session, backend_id, sid)
+        timer = asyncio.get_running_loop().call_at(deadline, self._expire, proxy_id)
+        self._entries[proxy_id] = _Entry(backend_session, backend_id, sid, timer)
         return proxy_id
 
-    def pop(self, proxy_id: Any) -> tuple[Any, Any, str] | None:
-        return self._entries.pop(proxy_id, None) if isinstance(proxy_id, str) else None
+    def pop(self, proxy_id: Any) -> _Entry | None:
+        entry = self._entries.pop(proxy_id, None) if isinstance(proxy_id, str) else None
+        if entry is not None:
+            entry.timer.cancel()
+        return entry
 
-    def find(self, backend_session: Any, backend_id: Any) -> str | None:
-        for proxy_id, (session, request_id, _) in self._entries.items():
-            if session is backend_session and request_id == backend_id:
+    def find(self, backend_session: BackendSession, backend_id: Any) -> str | None:
+        for proxy_id, entry in self._entries.items():
+            if entry.session is backend_session and entry.backend_id == backend_id:
                 return proxy_id
         return None
 
+    def _expire(self, proxy_id: str) -> None:
+        entry = self._entries.pop(proxy_id, None)
+        if entry is None:
+            return
+        self.expired += 1
+        error = {"code": int(Code.REQUEST_TIMEOUT), "message": "the client did not answer before its call's deadline"}
+        self._tasks.spawn(_answer_quietly(entry.session, entry.backend_id, error), "client-request-expired")
+
     def mine(self, proxy_id: Any) -> bool:
         return isinstance(proxy_id, str) and proxy_id.startswith(self._prefix)
+
+    def clear(self) -> None:
+        for entry in self._entries.values():
+            entry.timer.cancel()
+        self._entries.clear()
 
     @staticmethod
     def owner(proxy_id: Any) -> tuple[int, int] | None:
@@ -155,3 +195,13 @@ class Outstanding:
         if len(parts) != 4 or not (parts[1].isdigit() and parts[2].isdigit()):
             return None
         return int(parts[1]), int(parts[2])
+
+
+async def _answer_quietly(session: BackendSession, backend_id: Any, error: dict[str, Any]) -> None:
+    """Tell a backend its request will not be answered; a backend that is gone meanwhile needs nothing."""
+    if session.closed:
+        return
+    try:
+        await session.respond(backend_id, error=error)
+    except (BackendUnavailable, SessionExpired, OSError) as exc:
+        log.debug("could not tell backend '%s' a client request expired: %s", session.name, exc)

@@ -203,12 +203,12 @@ class Dispatcher:
     async def _call(self, backend_session: BackendSession, session: SessionInfo, request_id: Any, method: str,
                     params: dict[str, Any], channel: Channel | None, timeout: float, limit: str) -> Any:
         gateway = self._gateway
-        call = ClientCall(session, request_id, method, channel)
+        call = ClientCall(session, request_id, method, channel, asyncio.get_running_loop().time() + timeout)
         key = (session.sid, request_id)
         gateway.inflight[key] = (backend_session, call)
         try:
             return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call,
-                                              limit=limit)
+                                              limit=limit, caller=session.sid)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -219,15 +219,9 @@ class Dispatcher:
                 del gateway.inflight[key]
 
     def _related(self, call: ClientCall) -> Callable[[dict[str, Any]], None]:
-        gateway = self._gateway
-
-        def deliver(message: dict[str, Any]) -> None:
-            if call.channel is not None and not call.channel.broken:
-                call.channel.push(message)
-            else:
-                gateway.send_to_session(call.session.sid, message)
-
-        return deliver
+        delivery = self._gateway.delivery
+        sid = call.session.sid
+        return lambda message: delivery.deliver(sid, call, message)
 
     # ------------------------------------------------------------ methods
 

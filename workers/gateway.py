@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from only1mcp.backends.base import Message
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
+from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter, Replica, Reporter, State, Target
 from only1mcp.bus.messages import (
     ALL_WORKERS,
@@ -20,14 +20,12 @@ from only1mcp.bus.messages import (
     Replay,
     ReplayRequest,
     SessionEvent,
-    SessionSend,
     Unsubscribe,
 )
 from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.protocol import jsonrpc
-from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer
 from only1mcp.spec import WorkerSpec
@@ -35,6 +33,7 @@ from only1mcp.spec import WorkerSpec
 from . import tasks
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
+from .delivery import Delivery, attribute
 from .origins import OriginPolicy
 from .routing import OutcomeBatcher, Router
 from .streams import SessionStreams
@@ -62,9 +61,12 @@ class Gateway:
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
-        self.pool = BackendPool(Path(spec.runtime_dir), http, self._on_backend_request, self._on_backend_notification)
-        self.outstanding = Outstanding(spec.slot, self.pid)
+        self.pool = BackendPool(Path(spec.runtime_dir), http, self._on_backend_request, self._on_backend_notification,
+                                reporter.sender)
+        self.tasks = Background("gateway")
+        self.outstanding = Outstanding(spec.slot, self.pid, self.tasks)
         self.streams = SessionStreams(self._replay)
+        self.delivery = Delivery(self.streams, reporter)
         # (session id, client request id) -> (backend session, call): where a client's cancel must go
         self.inflight: dict[tuple[str, Any], tuple[BackendSession, ClientCall]] = {}
         # (backend, backend's uri) -> sessions subscribed through this worker
@@ -138,47 +140,31 @@ class Gateway:
         replay = reply.payload
         return list(zip(replay.numbers, replay.messages, strict=True)) if isinstance(replay, Replay) else []
 
-    # ------------------------------------------------------------ to clients
-
-    def send_to_session(self, sid: str, message: Message) -> None:
-        """Through the session's mailbox to whichever worker holds its GET stream."""
-        self.reporter.send(Kind.SESSION_SEND, SessionSend(sid, dumps(message)))
-
-    def _to_client(self, call: ClientCall | None, sid: str, message: Message) -> None:
-        if call is not None and call.channel is not None and not call.channel.broken:
-            call.channel.push(message)
-        else:
-            self.send_to_session(sid, message)
-
     # ------------------------------------------------------------ from backends
 
-    def _pick_call(self, session: BackendSession, related: Pending | None, capability: str) -> ClientCall | None:
-        """The client call a backend's request belongs to. Over HTTP the response stream says; over stdio
-        nothing does, so the most recent call on this session whose client can answer is chosen."""
-        if related is not None and isinstance(related.context, ClientCall):
-            return related.context
-        candidates = [p for p in session.pending_calls()
-                      if isinstance(p.context, ClientCall) and p.context.session.declares(capability)]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda p: p.started).context
-
     def _on_backend_request(self, backend: str, session: BackendSession, message: Message,
-                            related: Pending | None) -> None:
+                            related: Pending | None, caller: str | None) -> None:
+        """A backend asks a client something (sampling, elicitation, roots): relayed under a proxy-minted id
+        to the client whose call it belongs to, or refused with an error that says why."""
         method = str(message.get("method"))
         capability = _CAPABILITY_OF.get(method)
-        call = self._pick_call(session, related, capability) if capability else None
-        if call is None or not call.session.declares(capability or ""):
-            reason = (f"the client of this call did not declare '{capability}'" if call is not None
-                      else f"no client call through Only1MCP can answer {method} now")
-            asyncio.get_running_loop().create_task(session.respond(
-                message["id"], error={"code": int(Code.METHOD_NOT_FOUND), "message": reason}))
+        owner = attribute(session, related, caller, backend)
+        call = owner.call
+        if capability is None:
+            reason = f"{method} is not a request Only1MCP relays to clients"
+        elif call is None:
+            reason = owner.why
+        elif not call.session.declares(capability):
+            reason = f"the client of this call did not declare '{capability}'"
+        else:
+            proxy_id = self.outstanding.add(session, message["id"], call.session.sid, call.deadline)
+            self.delivery.deliver(call.session.sid, call, {**message, "id": proxy_id})
             return
-        proxy_id = self.outstanding.add(session, message["id"], call.session.sid)
-        self._to_client(call, call.session.sid, {**message, "id": proxy_id})
+        self.tasks.spawn(session.respond(message["id"], error={"code": int(Code.METHOD_NOT_FOUND),
+                                                               "message": reason}), "refuse-backend-request")
 
     def _on_backend_notification(self, backend: str, session: BackendSession, message: Message,
-                                 related: Pending | None) -> None:
+                                 related: Pending | None, caller: str | None) -> None:
         method = str(message.get("method"))
         params = message.get("params") or {}
         call = related.context if related is not None and isinstance(related.context, ClientCall) else None
@@ -191,32 +177,29 @@ class Gateway:
             owner = self.task_owners.get((backend, task_id))
             exposed = jsonrpc.notification(method, tasks.expose_task(backend, session.replica, params))
             if call is not None:
-                self._to_client(call, call.session.sid, exposed)
+                self.delivery.deliver(call.session.sid, call, exposed)
             elif owner is not None:
-                self.send_to_session(owner, exposed)
+                self.delivery.deliver(owner, None, exposed)
             if params.get("status") in ("completed", "failed", "cancelled"):
                 self.task_owners.pop((backend, task_id), None)
         elif method == "notifications/cancelled":
             proxy_id = self.outstanding.find(session, params.get("requestId"))
-            if proxy_id is not None:
-                entry = self.outstanding.pop(proxy_id)
-                sid = entry[2] if entry else ""
-                self._to_client(call, sid, jsonrpc.notification(method, {**params, "requestId": proxy_id}))
-        elif call is not None:
-            self._to_client(call, call.session.sid, message)
+            entry = self.outstanding.pop(proxy_id) if proxy_id is not None else None
+            if entry is not None:
+                self.delivery.deliver(entry.sid, call, jsonrpc.notification(method, {**params,
+                                                                                     "requestId": proxy_id}))
         else:
-            log.debug("backend '%s': %s outside any call was not relayed (it belongs to no one client)",
-                      backend, method)
+            owner = attribute(session, related, caller, backend)
+            if owner.call is not None:
+                self.delivery.deliver(owner.call.session.sid, owner.call, message)
+            else:
+                log.debug("backend '%s': %s not relayed: %s", backend, method, owner.why)
 
     def _resource_updated(self, backend: str, uri: str, message: Message) -> None:
         exposed = self.view.exposed_uri(backend, uri) if self.view is not None else uri
         for sid in self.subscriptions.get((backend, uri), ()):
-            update = jsonrpc.notification(message["method"], {**message["params"], "uri": exposed})
-            sink = self.streams.sink(sid)
-            if sink is not None:
-                sink(update)  # the subscriber's stream is here (a WebSocket, a subscriptions/listen stream)
-            else:
-                self.send_to_session(sid, update)
+            self.delivery.deliver(sid, None, jsonrpc.notification(message["method"],
+                                                                  {**message["params"], "uri": exposed}))
 
     # ------------------------------------------------------------ relays from other workers
 
@@ -260,10 +243,9 @@ class Gateway:
         if entry is None:
             log.debug("dropped a late client response for %s", proxy_id)
             return
-        session, backend_id, _ = entry
         error = message.get("error")
-        asyncio.get_running_loop().create_task(session.respond(
-            backend_id, message.get("result"), error if isinstance(error, dict) else None))
+        self.tasks.spawn(entry.session.respond(entry.backend_id, message.get("result"),
+                                               error if isinstance(error, dict) else None), "client-response")
 
     def cancel_local(self, sid: str, request_id: Any) -> bool:
         entry = self.inflight.get((sid, request_id))
@@ -279,7 +261,7 @@ class Gateway:
         subscribers.discard(sid)
         if not subscribers:
             del self.subscriptions[(backend, uri)]
-            asyncio.get_running_loop().create_task(self._backend_unsubscribe(backend, uri))
+            self.tasks.spawn(self._backend_unsubscribe(backend, uri), "unsubscribe")
         return True
 
     async def _backend_unsubscribe(self, backend: str, uri: str) -> None:
@@ -292,4 +274,6 @@ class Gateway:
 
     async def close(self) -> None:
         self.streams.close_all()
+        self.outstanding.clear()
+        await self.tasks.close()
         await self.pool.close()

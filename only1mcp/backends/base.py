@@ -18,8 +18,9 @@ __all__ = [
 ]
 
 Message = dict[str, Any]
-# (message, id of the backend request whose response stream carried it, or None)
-MessageSink = Callable[[Message, Any], None]
+# (message, id of the backend request it belongs to or None[, the client session it belongs to]): the link
+# to the stdio host knows the session too; other transports know at most the request.
+MessageSink = Callable[..., None]
 
 
 class Transport(Protocol):
@@ -35,7 +36,8 @@ class Transport(Protocol):
 
     async def open(self) -> None: ...
 
-    async def send(self, message: Message) -> None: ...
+    async def send(self, message: Message, caller: str | None = None) -> None:
+        """``caller``: the client session the message is for (only a link to the stdio host uses it)."""
 
     def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
         """Called after a successful initialize (HTTP uses it to start its GET stream)."""

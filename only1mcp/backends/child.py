@@ -9,27 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import os
 import resource
 import signal
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
+from only1mcp.backoff import Backoff
 from only1mcp.config.models import StdioBackend
 from only1mcp.process import child_setup
 
 from .base import BackendUnavailable
 from .lines import LINE_LIMIT, LineChannel, LineTransport
 
-__all__ = ["CHILD_CAPABILITIES", "ChildTransport", "RestartPolicy", "spawn_child", "stop_child"]
+__all__ = ["CHILD_CAPABILITIES", "INHERITED_ENV", "ChildTransport", "RestartPolicy", "child_environment", "spawn_child",
+           "stop_child"]
 
 log = logging.getLogger("only1mcp.stdio")
 
 # What the gateway declares to a stdio child. Roots are per client and a child serves many clients, so
 # roots are not offered; sampling and elicitation are relayed to the client whose call caused them.
 CHILD_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}}
-_RESTART_CAP = 30.0
 _LONG_RUN = 10.0  # a child that ran this long before exiting is restarted at once
 
 
@@ -38,13 +41,16 @@ class RestartPolicy:
     doubling to 30 s) while it keeps exiting; after ``max_failures`` exits within ``failure_window``
     seconds the backend is failed and tried again only after ``failed_retry`` seconds."""
 
-    __slots__ = ("_exits", "failed_retry", "failure_window", "max_failures")
+    __slots__ = ("_backoff", "_exits", "failed_retry", "failure_window", "max_failures")
 
     def __init__(self, max_failures: int, failure_window: float, failed_retry: float) -> None:
         self.max_failures = max_failures
         self.failure_window = failure_window
         self.failed_retry = failed_retry
         self._exits: deque[float] = deque()
+        # No jitter: each replica of each backend has a policy of its own, and a child's own exit code is
+        # what usually repeats, so children rarely fail in step.
+        self._backoff = Backoff(base=0.2, cap=30.0, jitter=0.0)
 
     @classmethod
     def of(cls, backend: StdioBackend) -> RestartPolicy:
@@ -60,19 +66,30 @@ class RestartPolicy:
             return self.failed_retry, True
         if now - started > _LONG_RUN:
             return 0.0, False
-        return min(_RESTART_CAP, 0.2 * 2 ** (len(self._exits) - 1)), False
+        return self._backoff.delay_for(len(self._exits) - 1), False
 
     @property
     def recent_exits(self) -> int:
         return len(self._exits)
 
 
+# What the official MCP SDKs pass to a stdio server from their own environment, plus the locale.
+INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG")
+
+
+def child_environment(backend: StdioBackend, environ: Mapping[str, str]) -> dict[str, str]:
+    """The minimal inherited environment, what ``env_allow`` adds (names or fnmatch patterns), then ``env``.
+    Anything else the gateway holds (its session secret, other backends' tokens) stays out."""
+    patterns = (*INHERITED_ENV, *backend.env_allow)
+    inherited = {name: value for name, value in environ.items()
+                 if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)}
+    return {**inherited, **backend.env}
+
+
 async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.Process:
-    """Start the backend's command with its environment (filtered by ``env_allow``), working directory
+    """Start the backend's command with its environment (see ``child_environment``), working directory
     and resource limits, in its own process group, killed if this process dies; stderr goes to the log."""
-    allowed = backend.env_allow
-    inherited = os.environ if allowed is None else {k: v for k, v in os.environ.items() if k in allowed}
-    env = {**inherited, **backend.env}
+    env = child_environment(backend, os.environ)
     limits = {kind: value for kind, value in (
         (resource.RLIMIT_AS, backend.limits.address_space_mb and backend.limits.address_space_mb * 1024 * 1024),
         (resource.RLIMIT_CPU, backend.limits.cpu_seconds),

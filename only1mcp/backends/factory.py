@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeGuard
 
+from only1mcp.bus.messages import LinkPurpose, Sender
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
 from only1mcp.spec import stdio_socket
 
@@ -13,7 +14,7 @@ from .base import Transport
 from .child import ChildTransport
 from .http import HttpTransport
 from .http1 import Http1Pool
-from .lines import UnixTransport
+from .link import LinkTransport
 from .sse import SseTransport
 from .websocket import WebSocketTransport
 
@@ -31,11 +32,13 @@ def runs_per_worker(backend: AnyBackend) -> TypeGuard[StdioBackend]:
     return isinstance(backend, StdioBackend) and backend.per_worker
 
 
-def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: Http1Pool) -> Transport:
+def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: Http1Pool, sender: Sender,
+                   purpose: LinkPurpose) -> Transport:
+    """``sender`` and ``purpose`` say who links to the stdio host and why (a shared stdio backend)."""
     if runs_per_worker(backend):
         return ChildTransport(backend, replica)
     if isinstance(backend, StdioBackend):
-        return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
+        return LinkTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)), sender, purpose)
     if isinstance(backend, HttpBackend):
         return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
     if isinstance(backend, SseBackend):

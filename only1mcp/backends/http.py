@@ -76,7 +76,7 @@ class HttpTransport:
     def _unreachable(self, exc: ConnectError) -> BackendUnavailable:
         return BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent)
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, caller: str | None = None) -> None:
         if self.closed:
             raise BackendUnavailable(f"backend '{self._name}' transport is closed")
         try:  # the pool directly, not _request(): one coroutine less on every call

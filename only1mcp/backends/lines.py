@@ -1,4 +1,4 @@
-"""Newline-delimited JSON-RPC over a byte stream: a Unix socket (worker -> stdio host) or a child's pipes."""
+"""Newline-delimited JSON-RPC over a byte stream: a stdio child's pipes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 
 from .base import BackendUnavailable, Message
 
-__all__ = ["LineChannel", "LineTransport", "UnixTransport"]
+__all__ = ["LINE_LIMIT", "LineChannel", "LineTransport"]
 
 log = logging.getLogger("only1mcp.backend")
 
@@ -20,7 +20,7 @@ LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can
 class LineChannel:
     """Reads JSON lines from ``reader`` into ``on_message``; writes messages as lines to ``writer``."""
 
-    __slots__ = ("_name", "_reader", "_task", "_writer", "closed", "on_close", "on_message")
+    __slots__ = ("_name", "_reader", "_task", "_writer", "closed", "on_close", "on_line", "on_message")
 
     def __init__(self, name: str, reader: asyncio.StreamReader, writer: Any) -> None:
         self._name = name
@@ -28,7 +28,8 @@ class LineChannel:
         self._writer = writer
         self._task: asyncio.Task[None] | None = None
         self.closed = False
-        self.on_message: Any = None
+        self.on_message: Any = None  # (message, None) per message
+        self.on_line: Any = None  # or (the message's own bytes, message), for relaying it unchanged
         self.on_close: Any = None
 
     def start(self) -> None:
@@ -48,6 +49,14 @@ class LineChannel:
                 except JSONDecodeError:
                     log.warning("%s: skipped a line that is not JSON: %r", self._name, line[:120])
                     continue
+                if self.on_line is not None:
+                    if isinstance(data, dict):
+                        self.on_line(line.strip(), data)
+                    elif isinstance(data, list):  # a batch: each message on its own
+                        for item in data:
+                            if isinstance(item, dict):
+                                self.on_line(dumps(item), item)
+                    continue
                 for item in data if isinstance(data, list) else [data]:
                     if isinstance(item, dict):
                         self.on_message(item, None)
@@ -60,10 +69,14 @@ class LineChannel:
                 self.on_close(error)
 
     def write(self, message: Message) -> None:
+        self.write_line(dumps(message))
+
+    def write_line(self, data: bytes) -> None:
+        """One message already encoded as JSON (without a line break)."""
         if self.closed:
             raise BackendUnavailable(f"{self._name} is not connected")
         try:
-            self._writer.write(dumps(message) + b"\n")
+            self._writer.write(data + b"\n")
         except (RuntimeError, OSError) as exc:  # uvloop raises RuntimeError once the pipe's handle is closed
             self.closed = True
             raise BackendUnavailable(f"{self._name} closed its input: {exc}") from None
@@ -83,10 +96,8 @@ class LineChannel:
 
 
 class LineTransport:
-    """Newline-delimited JSON-RPC to a stdio backend, over whatever ``open`` connects ``_channel`` to.
-
-    A stdio session never expires and needs nothing after initialize, so only opening and closing
-    differ between the stdio host's socket and a child's own pipes."""
+    """Newline-delimited JSON-RPC to a stdio child over whatever ``open`` connects ``_channel`` to. A stdio
+    session never expires and needs nothing after initialize."""
 
     __slots__ = ("_channel", "_name", "on_close", "on_message")
 
@@ -96,7 +107,7 @@ class LineTransport:
         self.on_message: Any = None
         self.on_close: Any = None
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, caller: str | None = None) -> None:
         if self._channel is None:
             raise BackendUnavailable(f"backend '{self._name}' is not connected")
         self._channel.write(message)
@@ -107,28 +118,3 @@ class LineTransport:
 
     def reset(self) -> None:
         """Stdio sessions do not expire."""
-
-
-class UnixTransport(LineTransport):
-    """A worker's (or the supervisor's) connection to the stdio host of one backend replica."""
-
-    __slots__ = ("_path",)
-
-    def __init__(self, name: str, path: str) -> None:
-        super().__init__(name)
-        self._path = path
-
-    async def open(self) -> None:
-        try:
-            reader, writer = await asyncio.open_unix_connection(self._path, limit=LINE_LIMIT)
-        except OSError as exc:
-            raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
-                                     f"{exc.strerror})", sent=False) from None
-        self._channel = LineChannel(f"backend '{self._name}'", reader, writer)
-        self._channel.on_message = self.on_message
-        self._channel.on_close = self.on_close
-        self._channel.start()
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()

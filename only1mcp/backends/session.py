@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +60,7 @@ class BackendSession:
         "_idle",
         "_init_lock",
         "_pending",
+        "_prefix",
         "_progress",
         "_reinitialized",
         "capabilities",
@@ -82,8 +84,8 @@ class BackendSession:
         transport: Transport,
         name: str,
         client_capabilities: dict[str, Any],
-        on_request: Callable[[Message, Pending | None], None] | None = None,
-        on_notification: Callable[[Message, Pending | None], None] | None = None,
+        on_request: Callable[[Message, Pending | None, str | None], None] | None = None,
+        on_notification: Callable[[Message, Pending | None, str | None], None] | None = None,
         startup_timeout: float = 30.0,
         client_info: dict[str, Any] | None = None,
     ) -> None:
@@ -97,7 +99,10 @@ class BackendSession:
         self.client_info = client_info or CLIENT_INFO
         self.replica = 0  # which replica of its backend this session talks to (set by its owner)
         self._counter = itertools.count(1)
-        self._pending: dict[int, Pending] = {}
+        # Sessions that share one peer (links to the stdio host) number their requests under a prefix of
+        # their own, so the host passes ids through unchanged.
+        self._prefix = f"{secrets.token_hex(4)}." if getattr(transport, "shared_peer", False) else ""
+        self._pending: dict[int | str, Pending] = {}
         self._progress: dict[str, Pending] = {}
         self._init_lock = asyncio.Lock()
         self._idle = asyncio.Event()
@@ -160,13 +165,17 @@ class BackendSession:
         context: Any = None,
         limit: str = "its timeouts.call",
         retry: bool = True,
+        caller: str | None = None,
     ) -> Any:
         """Send a request; returns its result or raises a BackendError naming this backend (and, on a
         timeout, ``limit``: which setting set it). ``retry``: re-initialize and resend once when the
-        backend says the session expired."""
+        backend says the session expired. ``caller``: the client session the request is made for (a link
+        to the stdio host passes it on, to keep each client's traffic its own)."""
         if self.closed:
             raise BackendUnavailable(f"backend '{self.name}' is not connected")
-        request_id = next(self._counter)
+        request_id: int | str = next(self._counter)
+        if self._prefix:
+            request_id = f"{self._prefix}{request_id}"
         client_token = None
         if params is not None:
             meta = params.get("_meta")
@@ -188,13 +197,13 @@ class BackendSession:
         deadline = asyncio.get_running_loop().call_later(timeout, self._expire, pending, task)
         try:
             try:
-                await self.transport.send(message)
+                await self.transport.send(message, caller)
             except SessionExpired:
                 if not retry:
                     raise BackendUnavailable(f"backend '{self.name}' rejected the session during "
                                              "initialize") from None
                 await self._reinitialize(generation)
-                await self.transport.send(message)
+                await self.transport.send(message, caller)
             return await pending.future
         except asyncio.CancelledError:
             if pending.expired and task is not None and task.uncancel() == 0:
@@ -227,7 +236,7 @@ class BackendSession:
             await self._initialize()
             self._reinitialized += 1
 
-    def _cancel_remote(self, request_id: int, reason: str) -> None:
+    def _cancel_remote(self, request_id: int | str, reason: str) -> None:
         if self.closed:
             return
         message = jsonrpc.notification("notifications/cancelled", {"requestId": request_id, "reason": reason})
@@ -248,7 +257,7 @@ class BackendSession:
                    else jsonrpc.response(request_id, result))
         await self.transport.send(message)
 
-    def _on_message(self, message: Message, related_id: Any) -> None:
+    def _on_message(self, message: Message, related_id: Any, caller: str | None = None) -> None:
         if "method" not in message:
             pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
             if pending is None or pending.future.done():
@@ -265,7 +274,7 @@ class BackendSession:
             if message.get("method") == "ping":
                 asyncio.get_running_loop().create_task(self._answer_ping(message["id"]))
             elif self.on_request is not None:
-                self.on_request(message, related)
+                self.on_request(message, related, caller)
             return
         if message.get("method") == "notifications/progress":
             params = message.get("params") or {}
@@ -274,7 +283,7 @@ class BackendSession:
                 pending.on_related({**message, "params": {**params, "progressToken": pending.client_token}})
             return
         if self.on_notification is not None:
-            self.on_notification(message, related)
+            self.on_notification(message, related, caller)
 
     async def _answer_ping(self, request_id: Any) -> None:
         try:

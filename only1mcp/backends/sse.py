@@ -100,7 +100,7 @@ class SseTransport:
                 if self.on_close is not None:
                     self.on_close(error)
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, caller: str | None = None) -> None:
         if self.closed or self._endpoint is None:
             raise BackendUnavailable(f"backend '{self._name}' is not connected", sent=False)
         try:

@@ -291,15 +291,18 @@ class StdioBackend(BackendBase):
     command: str = Field(min_length=1, description="Program to run (looked up on PATH).",
                          json_schema_extra=_hint("write the program to run, e.g. npx"))
     args: list[str] = Field(default_factory=list, description="Its arguments.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the child.")
+    env: dict[str, str] = Field(default_factory=dict, description="Environment variables set for the child (on top "
+                                "of what it inherits: see `env_allow`).")
     cwd: Path | None = Field(None, description="Working directory of the child; default: the gateway's.")
     replicas: int = Field(
         1, ge=1, le=64, description="Number of child processes to run for this backend.",
         json_schema_extra=_hint("write a whole number of child processes from 1 to 64"),
     )
-    env_allow: list[str] | None = Field(
-        None, description="Names of the gateway's environment variables the child may see (plus `env`); "
-        "default: all of them.")
+    env_allow: list[str] = Field(
+        default_factory=list, description="More of the gateway's environment variables the child may see (names, "
+        "or patterns such as `LC_*`). By default a child sees only HOME, LOGNAME, PATH, SHELL, TERM, USER and "
+        "LANG (what the official MCP SDKs pass to a server), plus `env`: the gateway's own secrets (a session "
+        "secret, tokens for other backends) never reach third-party servers.")
     limits: StdioLimits = Field(default_factory=StdioLimits, description="See backends[].limits.")  # type: ignore[arg-type]
     max_failures: int = Field(
         5, ge=1, le=1000, description="Exits within `failure_window` after which the backend is marked failed "
@@ -315,15 +318,54 @@ class StdioBackend(BackendBase):
         "for stateless servers: no hop through the shared stdio host (each child keeps its own state). The "
         "supervisor starts one only while it discovers the lists. Default: one shared child per replica, "
         "reached by every worker.")
+    isolation: Literal["shared", "per_session"] = Field(
+        "shared", description="`shared`: one child per replica serves every client session (one server state "
+        "for everyone). A request the child makes of a client (sampling, elicitation) is relayed only when "
+        "exactly one client session has calls in flight on it, since the stdio wire does not say which call "
+        "caused it; otherwise the child gets an error saying why. `per_session`: each client session gets a "
+        "child of its own (at most `max_sessions` at once, stopped after `session_idle` seconds without "
+        "calls), so every request reaches the client it belongs to and no state is shared between clients; "
+        "choose it for servers that ask their clients for things, or keep per-client state.")
+    max_sessions: int = Field(
+        16, ge=1, le=1024, description="isolation: per_session: children running at once (one per client "
+        "session). A new session beyond it takes the place of the longest-idle one that has no call in flight; "
+        "when every child is busy its calls are refused with an error saying so.",
+        json_schema_extra=_hint("write a whole number of children from 1 to 1024"))
+    session_idle: float = Field(
+        300.0, gt=0, le=86400, description="isolation: per_session: seconds without calls after which a "
+        "session's child is stopped (the session's next call starts a new one, without the old one's state).",
+        json_schema_extra=_hint("write seconds > 0, e.g. 300"))
 
     @model_validator(mode="after")
-    def _per_worker_keeps_children(self) -> StdioBackend:
+    def _modes_fit_together(self) -> StdioBackend:
         if self.per_worker and self.idle_shutdown is not None:
             raise PydanticCustomError(
                 "per_worker_idle",
                 "backend '{name}': idle_shutdown applies to shared children only; with per_worker: true each "
                 "worker keeps its child while it runs (use lazy: true to start it on first use instead)",
                 {"name": self.name},
+            )
+        if self.isolation == "per_session" and self.per_worker:
+            raise PydanticCustomError(
+                "per_session_per_worker",
+                "backend '{name}': isolation: per_session gives each client session its own child in the stdio "
+                "host; it cannot also be per_worker (a session's calls reach every worker). Remove one of them",
+                {"name": self.name},
+            )
+        if self.isolation == "per_session" and (self.idle_shutdown is not None or self.lazy):
+            raise PydanticCustomError(
+                "per_session_idle",
+                "backend '{name}': with isolation: per_session children start with their session and stop after "
+                "session_idle seconds; remove lazy and idle_shutdown",
+                {"name": self.name},
+            )
+        if self.isolation == "per_session" and self.replicas > 1 and (
+                self.balance != "consistent_hash" or self.hash_key != "session"):
+            raise PydanticCustomError(
+                "per_session_balance",
+                "backend '{name}': with isolation: per_session and {replicas} replicas, a session must keep "
+                "reaching the same replica; set balance: consistent_hash and hash_key: session",
+                {"name": self.name, "replicas": self.replicas},
             )
         return self
 

@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
+from only1mcp.backoff import Backoff
+
 __all__ = ["Breaker", "BreakerPolicy", "State", "Transition"]
 
 
@@ -43,7 +45,7 @@ _BUCKETS = 30  # the error-rate window is counted in this many slices: memory an
 
 
 class Breaker:
-    __slots__ = ("_buckets", "_consecutive", "_cooldown", "_failed", "_total", "_width", "last_error",
+    __slots__ = ("_backoff", "_buckets", "_consecutive", "_cooldown", "_failed", "_total", "_width", "last_error",
                  "opened_at", "policy", "reason", "retry_at", "state")
 
     def __init__(self, policy: BreakerPolicy) -> None:
@@ -56,7 +58,10 @@ class Breaker:
         self._width = policy.window / _BUCKETS
         self._total = 0
         self._failed = 0
-        self._cooldown = policy.cooldown
+        # The cooldown grows while trials keep failing; no jitter: each replica's breaker is its own, and
+        # workers follow the supervisor's one decision anyway.
+        self._backoff = Backoff(base=policy.cooldown, cap=max(policy.cooldown, policy.max_cooldown), jitter=0.0)
+        self._cooldown = self._backoff.next_delay()
         self.retry_at: float | None = None
         self.opened_at: float | None = None
         self.last_error = ""
@@ -71,7 +76,7 @@ class Breaker:
         if self.state is State.HALF_OPEN:
             if ok:
                 return self._close(now, "a trial call succeeded")
-            self._cooldown = min(self.policy.max_cooldown, self._cooldown * 2)
+            self._cooldown = self._backoff.next_delay()
             return self._open(now, f"a trial call failed ({self.last_error})")
         self._count(ok, now)
         self._consecutive = 0 if ok else self._consecutive + 1
@@ -122,7 +127,8 @@ class Breaker:
         self.reason = reason
         self.retry_at = None
         self.opened_at = None
-        self._cooldown = self.policy.cooldown
+        self._backoff.reset()
+        self._cooldown = self._backoff.next_delay()
         self._forget()
         return Transition(State.CLOSED, reason, None)
 

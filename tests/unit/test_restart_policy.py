@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from only1mcp.backends.child import RestartPolicy
+from only1mcp.backends.child import RestartPolicy, child_environment
+from only1mcp.config.models import StdioBackend
 
 
 def test_quick_exits_back_off_doubling_up_to_the_cap() -> None:
@@ -32,3 +33,13 @@ def test_exits_older_than_the_window_are_forgotten() -> None:
     policy.exited(1.0, 2.0)
     assert policy.exited(30.0, 31.0) == (0.2, False)  # the first two fell out of the window
     assert policy.recent_exits == 1
+
+
+def test_a_child_environment_is_the_minimal_set_plus_what_is_asked_for() -> None:
+    gateway = {"PATH": "/bin", "HOME": "/home/g", "LANG": "C.UTF-8", "ONLY1MCP_SESSION_SECRET": "x" * 32,
+               "AWS_SECRET_ACCESS_KEY": "k", "LC_ALL": "C", "REGION_EU": "1"}
+    backend = StdioBackend(name="b", command="cmd", env={"OWN": "v", "PATH": "/opt/bin"}, env_allow=["LC_*"])
+    assert child_environment(backend, gateway) == {"HOME": "/home/g", "LANG": "C.UTF-8", "LC_ALL": "C",
+                                                   "OWN": "v", "PATH": "/opt/bin"}
+    assert child_environment(StdioBackend(name="b", command="cmd"), gateway) == {
+        "PATH": "/bin", "HOME": "/home/g", "LANG": "C.UTF-8"}

@@ -1,0 +1,86 @@
+"""A link to one replica of a shared stdio backend, served by the stdio host on a Unix socket.
+
+Frames are the bus's typed envelopes: ``LINK_HELLO`` says what the link is for, ``LINK_SEND`` carries a
+message for the child with the client session it is for, ``LINK_RECEIVE`` one from the child with the
+request and client session it belongs to (which the host works out, or leaves empty when it cannot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from only1mcp.bus import Kind, Sender
+from only1mcp.bus.codec import Envelope
+from only1mcp.bus.messages import LinkHello, LinkPurpose, LinkReceive, LinkSend
+from only1mcp.bus.stream import FramedChannel, LinkClosed
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+
+from .base import BackendUnavailable, Message
+
+__all__ = ["LinkTransport"]
+
+MAX_LINK_FRAME = 256 * 1024 * 1024  # one message, with room above any backend's max_event_bytes
+
+
+class LinkTransport:
+    """A worker's (or the supervisor's) connection to the stdio host for one backend replica."""
+
+    __slots__ = ("_channel", "_name", "_path", "_purpose", "_sender", "on_close", "on_message")
+
+    # Many links share one child: each session on a link numbers its requests under a prefix of its own, so
+    # the host passes them through unchanged (see BackendSession).
+    shared_peer = True
+
+    def __init__(self, name: str, path: str, sender: Sender, purpose: LinkPurpose) -> None:
+        self._name = name
+        self._path = path
+        self._sender = sender
+        self._purpose = purpose
+        self._channel: FramedChannel | None = None
+        self.on_message: Any = None
+        self.on_close: Any = None
+
+    async def open(self) -> None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(self._path)
+        except OSError as exc:
+            raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
+                                     f"{exc.strerror})", sent=False) from None
+        channel = FramedChannel(f"link to backend '{self._name}'", reader, writer, self._sender, MAX_LINK_FRAME)
+        channel.on_envelope = self._received
+        channel.on_close = lambda exc: self.on_close(exc) if self.on_close is not None else None
+        channel.send(Kind.LINK_HELLO, LinkHello(self._purpose))
+        channel.start()
+        self._channel = channel
+
+    def _received(self, envelope: Envelope) -> None:
+        received = envelope.payload
+        if not isinstance(received, LinkReceive):
+            return
+        try:
+            message = loads(received.message)
+        except JSONDecodeError:
+            return  # the host relays only what it parsed; nothing to do with a frame that is not JSON
+        if isinstance(message, dict):
+            self.on_message(message, received.related, received.caller)
+
+    async def send(self, message: Message, caller: str | None = None) -> None:
+        channel = self._channel
+        if channel is None:
+            raise BackendUnavailable(f"backend '{self._name}' is not connected", sent=False)
+        try:
+            channel.send(Kind.LINK_SEND, LinkSend(caller, dumps(message)))
+            await channel.drain()
+        except LinkClosed as exc:
+            raise BackendUnavailable(f"backend '{self._name}': the stdio host closed the link ({exc})") from None
+
+    def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
+        """Nothing to do: the session lasts as long as the link."""
+
+    def reset(self) -> None:
+        """Links do not expire."""
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()

@@ -1,0 +1,49 @@
+"""The stdio host's end of one link: a worker's (or the supervisor's) connection to one backend replica."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from only1mcp.bus import Kind
+from only1mcp.bus.messages import LinkPurpose, LinkReceive
+from only1mcp.bus.stream import FramedChannel, LinkClosed
+
+__all__ = ["Link", "LinkIds"]
+
+log = logging.getLogger("only1mcp.stdio")
+
+
+class LinkIds:
+    """Numbers the links of one replica server."""
+
+    def __init__(self) -> None:
+        self._next = itertools.count(1)
+
+    def next(self) -> int:
+        return next(self._next)
+
+
+@dataclass(slots=True, eq=False)
+class Link:
+    ident: int
+    channel: FramedChannel
+    purpose: LinkPurpose = LinkPurpose.CALLS  # until its hello says otherwise
+    subscriptions: set[str] = field(default_factory=set)
+
+    @property
+    def answers_clients(self) -> bool:
+        """Only a worker's link can pass a backend's request on to a client."""
+        return self.purpose is LinkPurpose.CALLS
+
+    def receive(self, message: bytes, related: Any = None, caller: str | None = None) -> None:
+        """Pass a message from the child to the other end (``related``: the id of its request it belongs to;
+        ``caller``: the client session it belongs to)."""
+        if self.channel.closed:
+            return
+        try:
+            self.channel.send(Kind.LINK_RECEIVE, LinkReceive(message, related, caller))
+        except LinkClosed:
+            log.debug("link %d closed while a message was written to it; its drop handles the rest", self.ident)
