@@ -198,5 +198,6 @@ class Watched:
             "config_version": report.config_version if report else 0,
             "requests": report.requests if report else 0,
             "in_flight": report.in_flight if report else 0,
+            "waiting_on_clients": report.waiting if report else 0,
             "children": report.children if report and self.alive else {},
         }

@@ -120,6 +120,10 @@ class ChildMux:
         return self._process.pid if self._process is not None else None
 
     @property
+    def waiting(self) -> int:
+        return len(self._server_requests)
+
+    @property
     def busy(self) -> bool:
         return bool(self._calls) or bool(self._queued)
 

@@ -78,7 +78,8 @@ class StdioHost:
 
     def _process_report(self) -> ProcessReport:
         children = {f"{name}#{replica}": server.describe() for (name, replica), server in self._children.items()}
-        return ProcessReport(self._state.seq, self._state.config_version, 0, 0, children)
+        waiting = sum(server.waiting for server in self._children.values())
+        return ProcessReport(self._state.seq, self._state.config_version, 0, 0, children, waiting)
 
     async def _heartbeats(self) -> None:
         """Prove liveness from the event loop itself: a hung host stops heartbeating and is replaced."""

@@ -73,6 +73,11 @@ class ReplicaServer:
         shared = self._children.get(SHARED if not self.per_session else None)
         return shared.state if shared is not None else ChildState.STARTING
 
+    @property
+    def waiting(self) -> int:
+        """Requests its children made of clients, still waiting for an answer."""
+        return sum(mux.waiting for mux in self._children.values())
+
     def describe(self) -> dict[str, Any]:
         return {owner if owner is not None else "gateway": mux.describe()
                 for owner, mux in self._children.items()} | {"links": len(self._links)}

@@ -174,7 +174,8 @@ class Worker:
         self._reporter.send(kind, ProcessReport(
             state.seq, state.config_version, context.requests if context is not None else 0,
             context.in_flight if context is not None else 0,
-            self.gateway.pool.children() if self.gateway is not None else {}))
+            self.gateway.pool.children() if self.gateway is not None else {},
+            len(self.gateway.outstanding) if self.gateway is not None else 0))
 
     def _on_state(self, state: State) -> None:
         if self.context is not None:

@@ -223,6 +223,7 @@ class ProcessReport(Payload):
     requests: int  # requests served since start
     in_flight: int
     children: dict[str, Any]  # its own stdio children: "backend#replica" -> {pid, state, ...}
+    waiting: int = 0  # requests it passed to clients (sampling, elicitation, roots) still waiting for an answer
 
 
 @payload
