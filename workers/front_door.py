@@ -17,24 +17,22 @@ from only1mcp.bus.messages import SessionRevoke
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
-from only1mcp.protocol.versions import BATCH_VERSIONS, SUPPORTED
-from only1mcp.sessions import InvalidSession, SessionInfo
+from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.sessions import SessionInfo
 
 from .calls import ReplyChannel
 from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import AiohttpExchange, Answer, Exchange, media_type, web_response
 from .gateway import Gateway
+from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, read_body, refusal
 from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor"]
 
 log = logging.getLogger("only1mcp.worker")
 
-SESSION_HEADER = "Mcp-Session-Id"
 _REVOKE_WAIT = 2.0
-VERSION_HEADER = "MCP-Protocol-Version"
-_JSON = {"Content-Type": "application/json"}
 _ACCEPTED = Answer(202)
 
 
@@ -42,85 +40,41 @@ class FrontDoor:
     """POST /mcp is split so both HTTP servers share it: ``refuse_early`` (headers only), ``parse`` (the
     body) and ``answer`` (a legacy-era message) return an Answer; ``post`` is the aiohttp entry."""
 
-    __slots__ = ("_context", "_dispatcher", "_gateway", "_stateless")
+    __slots__ = ("_context", "_dispatcher", "_gateway", "_guard", "_stateless")
 
     def __init__(self, gateway: Gateway, dispatcher: Dispatcher, context: WorkerContext,
-                 stateless: StatelessDoor) -> None:
+                 stateless: StatelessDoor, guard: Guard) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
         self._context = context
         self._stateless = stateless
+        self._guard = guard
 
     @property
     def context(self) -> WorkerContext:
         return self._context
 
-    # ------------------------------------------------------------ refusals
-
-    @staticmethod
-    def _refusal(status: int, code: int, message: str, request_id: Any = None) -> Answer:
-        log.info("refused %d: %s", status, message)
-        return Answer(status, error_bytes(request_id, code, message), _JSON)
-
-    @classmethod
-    def _refuse(cls, status: int, code: int, message: str, request_id: Any = None) -> web.Response:
-        return web_response(cls._refusal(status, code, message, request_id))
-
-    def _guard(self, request: web.Request) -> web.Response | None:
-        problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
-        if problem is not None:
-            return self._refuse(403, Code.INVALID_REQUEST, problem)
-        refused = self._version_refusal(request.headers.get(VERSION_HEADER))
-        return None if refused is None else web_response(refused)
-
-    def _version_refusal(self, version: str | None) -> Answer | None:
-        if version is not None and version not in SUPPORTED:
-            return self._refusal(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{version}'; this "
-                                 f"gateway speaks {', '.join(SUPPORTED)}")
-        return None
-
-    def _session(self, token: str | None) -> SessionInfo | Answer:
-        if not token:
-            return self._refusal(400, Code.INVALID_REQUEST, f"missing {SESSION_HEADER} header; send the id returned "
-                                 "by initialize, or initialize first")
-        sealer = self._gateway.sealer
-        if sealer is None:
-            return self._refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
-        try:
-            session = sealer.open(token)
-        except InvalidSession as exc:
-            return self._refusal(404, Code.INVALID_REQUEST, f"{exc}; initialize a new session")
-        if self._gateway.session_gone(session):
-            return self._refusal(404, Code.INVALID_REQUEST, "session was terminated (DELETE); initialize a new one")
-        return session
-
-    def _web_session(self, request: web.Request) -> SessionInfo | web.Response:
-        session = self._session(request.headers.get(SESSION_HEADER))
-        return web_response(session) if isinstance(session, Answer) else session
-
-    # ------------------------------------------------------------ POST
+    # ------------------------------------------------------------ what the headers refuse
 
     def body_limit(self) -> int:
-        settings = self._gateway.settings
-        return settings.server.max_body_size if settings is not None else 4 * 1024 * 1024
+        return self._guard.body_limit()
 
     def refuse_early(self, exchange: Exchange, content_length: int | None, limit: int) -> Answer | None:
         """What the headers alone refuse: a foreign Origin or Host, a wrong Accept or Content-Type, a
         declared body over the limit."""
-        problem = self._gateway.policy.check(exchange.header("Host"), exchange.header("Origin"))
-        if problem is not None:
-            return self._refusal(403, Code.INVALID_REQUEST, problem)
+        refused = self._guard.origin(exchange.header("Host"), exchange.header("Origin"))
+        if refused is not None:
+            return refused
         accept = exchange.header("Accept") or ""
         if not ("*/*" in accept or ("application/json" in accept and "text/event-stream" in accept)):
-            return self._refusal(406, Code.INVALID_REQUEST, "Accept must list both application/json and "
-                                 "text/event-stream")
+            return refusal(406, Code.INVALID_REQUEST, "Accept must list both application/json and text/event-stream")
         content_type = media_type(exchange.header("Content-Type"))
         if content_type != "application/json":
-            return self._refusal(415, Code.INVALID_REQUEST, f"Content-Type must be application/json, got "
-                                 f"'{content_type or 'none'}'")
+            return refusal(415, Code.INVALID_REQUEST, f"Content-Type must be application/json, got "
+                                                      f"'{content_type or 'none'}'")
         if content_length is not None and content_length > limit:
-            return self._refusal(413, Code.INVALID_REQUEST, f"request body of {content_length} bytes is over "
-                                 f"the {limit}-byte limit (server.max_body_size)")
+            return refusal(413, Code.INVALID_REQUEST, f"request body of {content_length} bytes is over the "
+                                                      f"{limit}-byte limit (server.max_body_size)")
         return None
 
     def parse(self, body: bytes) -> Any:
@@ -128,7 +82,7 @@ class FrontDoor:
         try:
             return loads(body)
         except JSONDecodeError as exc:
-            return self._refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
+            return refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
 
     @staticmethod
     def is_modern(exchange: Exchange, message: Any) -> bool:
@@ -141,10 +95,10 @@ class FrontDoor:
         refused = self.refuse_early(exchange, request.content_length, limit)
         if refused is not None:
             return exchange.respond(refused)
-        body = await _read_limited(request, limit)
+        body = await read_body(request, limit)
         if body is None:
-            return self._refuse(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit "
-                                "(server.max_body_size)")
+            return web_response(refusal(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit "
+                                                                   "(server.max_body_size)"))
         message = self.parse(body)
         if isinstance(message, Answer):
             return exchange.respond(message)
@@ -154,18 +108,17 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        refused = self._version_refusal(exchange.header(VERSION_HEADER))
+        refused = self._guard.version(exchange.header(VERSION_HEADER))
         if refused is not None:
             return refused
         if isinstance(message, list):
             return await self._batch(exchange, message)
         problem = jsonrpc.shape_error(message)
         if problem is not None:
-            return self._refusal(400, Code.INVALID_REQUEST, problem, message.get("id") if isinstance(message, dict)
-                                 else None)
+            return refusal(400, Code.INVALID_REQUEST, problem, message.get("id") if isinstance(message, dict) else None)
         if message.get("method") == "initialize":
             return self._initialize(message)
-        session = self._session(exchange.header(SESSION_HEADER))
+        session = self._guard.session(exchange.header(SESSION_HEADER))
         if isinstance(session, Answer):
             return session
         if "method" not in message:
@@ -179,24 +132,24 @@ class FrontDoor:
 
     def _initialize(self, message: dict[str, Any]) -> Answer:
         if "id" not in message:
-            return self._refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
+            return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
         sealer = self._gateway.sealer
         if sealer is None:
-            return self._refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+            return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
         params = message.get("params") or {}
         result, version, capabilities = self._dispatcher.initialize(params)
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
-        return Answer(200, result_bytes(message["id"], result), {**_JSON, SESSION_HEADER: token})
+        return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
     async def _batch(self, exchange: Exchange, messages: list[Any]) -> Answer:
         if not messages:
-            return self._refusal(400, Code.INVALID_REQUEST, "an empty batch is not a valid JSON-RPC request")
-        session = self._session(exchange.header(SESSION_HEADER))
+            return refusal(400, Code.INVALID_REQUEST, "an empty batch is not a valid JSON-RPC request")
+        session = self._guard.session(exchange.header(SESSION_HEADER))
         if isinstance(session, Answer):
             return session
         if session.version not in BATCH_VERSIONS:
-            return self._refusal(400, Code.INVALID_REQUEST, f"JSON-RPC batches are not allowed in protocol version "
+            return refusal(400, Code.INVALID_REQUEST, f"JSON-RPC batches are not allowed in protocol version "
                                  f"{session.version} (only 2025-03-26); send one message per POST")
         replies: list[bytes] = []
         for message in messages:
@@ -212,29 +165,28 @@ class FrontDoor:
                 replies.append(await self._dispatcher.request(session, message, None))
         if not replies:
             return _ACCEPTED
-        return Answer(200, b"[" + b",".join(replies) + b"]", _JSON)
+        return Answer(200, b"[" + b",".join(replies) + b"]", JSON)
 
     # ------------------------------------------------------------ GET and DELETE
 
+    def _session_of(self, request: web.Request) -> SessionInfo | Answer:
+        """A GET's or DELETE's session (the route already checked Host and Origin)."""
+        refused = self._guard.version(request.headers.get(VERSION_HEADER))
+        return refused if refused is not None else self._guard.session(request.headers.get(SESSION_HEADER))
+
     async def get(self, request: web.Request) -> web.StreamResponse:
-        refused = self._guard(request)
-        if refused is not None:
-            return refused
-        if "text/event-stream" not in request.headers.get("Accept", "") and "*/*" not in request.headers.get(
-                "Accept", ""):
-            return self._refuse(406, Code.INVALID_REQUEST, "GET needs Accept: text/event-stream")
-        session = self._web_session(request)
-        if isinstance(session, web.Response):
-            return session
+        accept = request.headers.get("Accept", "")
+        if "text/event-stream" not in accept and "*/*" not in accept:
+            return web_response(refusal(406, Code.INVALID_REQUEST, "GET needs Accept: text/event-stream"))
+        session = self._session_of(request)
+        if isinstance(session, Answer):
+            return web_response(session)
         return await self._gateway.streams.serve(request, session.sid, request.headers.get("Last-Event-ID"), {})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        refused = self._guard(request)
-        if refused is not None:
-            return refused
-        session = self._web_session(request)
-        if isinstance(session, web.Response):
-            return session
+        session = self._session_of(request)
+        if isinstance(session, Answer):
+            return web_response(session)
         settings = self._gateway.settings
         ttl = settings.sessions.ttl if settings is not None else 86400.0
         self._gateway.reporter.send(Kind.SESSION_REVOKE, SessionRevoke(session.sid, session.issued + ttl))
@@ -247,17 +199,3 @@ class FrontDoor:
         log.info("session of %s ended by the client at %s", session.client.get("name", "a client"),
                  time.strftime("%H:%M:%S"))
         return web.Response(status=200, body=dumps({}), content_type="application/json")
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None once it grows past ``limit`` (chunked bodies have no Content-Length to check)."""
-    if request.content_length is not None:
-        return await request.content.readexactly(request.content_length) if request.content_length else b""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

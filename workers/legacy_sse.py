@@ -20,11 +20,13 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.sse import encode_event
-from only1mcp.sessions import InvalidSession, SessionInfo
+from only1mcp.sessions import SessionInfo
 
 from .calls import SSE_HEADERS, SinkChannel
-from .dispatch import Dispatcher, error_bytes, result_bytes
+from .dispatch import Dispatcher, result_bytes
+from .exchange import Answer, web_response
 from .gateway import Gateway
+from .guard import Guard, read_body, refusal
 
 __all__ = ["LegacySseDoor"]
 
@@ -47,25 +49,19 @@ class _Stream:
 
 
 class LegacySseDoor:
-    __slots__ = ("_dispatcher", "_gateway", "_streams")
+    __slots__ = ("_dispatcher", "_gateway", "_guard", "_streams")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, guard: Guard) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
+        self._guard = guard
         self._streams: dict[str, _Stream] = {}  # sealed session id -> the stream this worker holds
 
-    def _refuse(self, status: int, code: int, message: str) -> web.Response:
-        log.info("refused %d: %s", status, message)
-        return web.Response(status=status, body=error_bytes(None, code, message), content_type="application/json")
-
-    def _guard(self, request: web.Request) -> web.Response | None:
-        problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
-        return None if problem is None else self._refuse(403, Code.INVALID_REQUEST, problem)
+    @staticmethod
+    def _refuse(status: int, code: int, message: str) -> web.Response:
+        return web_response(refusal(status, code, message))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        refused = self._guard(request)
-        if refused is not None:
-            return refused
         sealer = self._gateway.sealer
         if sealer is None:
             return self._refuse(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
@@ -96,27 +92,21 @@ class LegacySseDoor:
         return response
 
     async def post(self, request: web.Request) -> web.StreamResponse:
-        refused = self._guard(request)
-        if refused is not None:
-            return refused
         token = request.query.get("session_id", "")
-        sealer = self._gateway.sealer
-        if not token or sealer is None:
-            return self._refuse(400 if not token else 503, Code.INVALID_REQUEST,
-                                "missing session_id; POST to the endpoint the SSE stream announced")
-        try:
-            session = sealer.open(token)
-        except InvalidSession as exc:
-            return self._refuse(404, Code.INVALID_REQUEST, f"{exc}; open a new stream with GET /sse")
-        if self._gateway.session_gone(session):
-            return self._refuse(404, Code.INVALID_REQUEST, "session was terminated; open a new stream with GET /sse")
+        if not token:
+            return self._refuse(400, Code.INVALID_REQUEST, "missing session_id; POST to the endpoint the SSE "
+                                                           "stream announced")
+        session = self._guard.session(token, reopen="open a new stream with GET /sse")
+        if isinstance(session, Answer):
+            return web_response(session)
         if request.content_type != "application/json":
             return self._refuse(415, Code.INVALID_REQUEST, "Content-Type must be application/json")
-        settings = self._gateway.settings
-        limit = settings.server.max_body_size if settings is not None else 4 * 1024 * 1024
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            return self._refuse(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit")
+        refused = self._guard.too_large(request.content_length)
+        if refused is not None:
+            return web_response(refused)
+        body = await read_body(request, self._guard.body_limit())
+        if body is None:
+            return web_response(self._guard.too_large(self._guard.body_limit() + 1))
         try:
             message = loads(body)
         except JSONDecodeError as exc:

@@ -22,6 +22,7 @@ from only1mcp.sessions import SessionInfo
 from .calls import SinkChannel
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .gateway import Gateway
+from .guard import Guard
 
 __all__ = ["WebSocketDoor"]
 
@@ -55,11 +56,12 @@ def _quiet(task: asyncio.Task[Any]) -> None:
 
 
 class WebSocketDoor:
-    __slots__ = ("_dispatcher", "_gateway", "_open")
+    __slots__ = ("_dispatcher", "_gateway", "_guard", "_open")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, guard: Guard) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
+        self._guard = guard
         self._open: set[web.WebSocketResponse] = set()
 
     async def close_all(self) -> None:
@@ -68,14 +70,7 @@ class WebSocketDoor:
                                for s in list(self._open)), return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        problem = self._gateway.policy.check(request.headers.get("Host"), request.headers.get("Origin"))
-        if problem is not None:
-            log.info("refused 403: %s", problem)
-            return web.Response(status=403, body=error_bytes(None, Code.INVALID_REQUEST, problem),
-                                content_type="application/json")
-        settings = self._gateway.settings
-        limit = settings.server.max_body_size if settings is not None else 4 * 1024 * 1024
-        socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=limit)
+        socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=self._guard.body_limit())
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+from only1mcp.redact import mask_urls_in
 
 __all__ = [
     "BackendError",
@@ -49,7 +50,11 @@ class Transport(Protocol):
 
 
 class BackendError(JsonRpcError):
-    """A call to a backend failed; the message names the backend and what happened."""
+    """A call to a backend failed; the message names the backend and what happened (with any URL in it
+    masked: it reaches logs and clients)."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(code, mask_urls_in(message), data)
 
 
 class BackendUnavailable(BackendError):

@@ -9,6 +9,7 @@ from typing import Any
 
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.sse import SseDecoder
+from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message, SessionExpired
 from .http1 import ConnectError, Http1Pool, HttpResponse, Target
@@ -36,12 +37,13 @@ class HttpTransport:
     """
 
     __slots__ = ("_block", "_connect_timeout", "_get_task", "_headers", "_name", "_pool", "_protocol_version",
-                 "_session_id", "_streams", "_target", "closed", "on_close", "on_message", "url")
+                 "_session_id", "_streams", "_target", "closed", "on_close", "on_message", "shown_url", "url")
 
     def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool,
                  connect_timeout: float) -> None:
         self._name = name
         self.url = url
+        self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._target = Target(url)
         self._headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
                          **headers}
@@ -74,7 +76,7 @@ class HttpTransport:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: ConnectError) -> BackendUnavailable:
-        return BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent)
+        return BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}", exc.sent)
 
     async def send(self, message: Message, caller: str | None = None) -> None:
         if self.closed:

@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.sse import SseDecoder
+from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
 from .http import _render
@@ -26,11 +27,12 @@ log = logging.getLogger("only1mcp.backend")
 
 class SseTransport:
     __slots__ = ("_endpoint", "_get_block", "_headers", "_name", "_pool", "_post_block", "_reader", "_ready",
-                 "_stream", "_target", "closed", "connect_timeout", "on_close", "on_message", "url")
+                 "_stream", "_target", "closed", "connect_timeout", "on_close", "on_message", "shown_url", "url")
 
     def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool, connect_timeout: float) -> None:
         self._name = name
         self.url = url
+        self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._target = Target(url)
         self._headers = headers
         self._pool = pool
@@ -51,7 +53,8 @@ class SseTransport:
         try:
             response = await self._pool.request("GET", self._target, self._get_block, b"", self.connect_timeout)
         except ConnectError as exc:
-            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", exc.sent) from None
+            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}",
+                                     exc.sent) from None
         if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
             text = (await response.read()).decode("utf-8", "replace")[:200]
             response.release()

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
 
@@ -22,11 +23,12 @@ class WebSocketTransport:
     to its most recent call; progress is matched by token."""
 
     __slots__ = ("_headers", "_http", "_name", "_reader", "_socket", "closed", "connect_timeout", "on_close",
-                 "on_message", "url")
+                 "on_message", "shown_url", "url")
 
     def __init__(self, name: str, url: str, headers: dict[str, str], connect_timeout: float) -> None:
         self._name = name
         self.url = url
+        self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._headers = headers
         self.connect_timeout = connect_timeout
         self._http: aiohttp.ClientSession | None = None
@@ -44,7 +46,8 @@ class WebSocketTransport:
                 timeout=aiohttp.ClientWSTimeout(ws_close=5), max_msg_size=64 * 1024 * 1024)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
-            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.url}: {exc}", sent=False) from None
+            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}",
+                                     sent=False) from None
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:

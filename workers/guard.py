@@ -1,0 +1,101 @@
+"""Every check a request passes before a door serves it, in one place.
+
+Host and Origin (DNS rebinding, cross-site calls from browsers) for every route, admin and health
+included; the body size limit; the protocol version header; the sealed session and its revocation. Each
+refusal is an Answer with the HTTP status the transport spec names and a JSON-RPC error body whose message
+says what to fix, logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from only1mcp.config.models import ServerSettings
+from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.jsonrpc import Code, error_message
+from only1mcp.protocol.versions import SUPPORTED
+from only1mcp.sessions import InvalidSession, SessionInfo
+
+from .exchange import Answer
+from .gateway import Gateway
+
+__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Guard", "read_body", "refusal"]
+
+log = logging.getLogger("only1mcp.worker")
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+JSON = {"Content-Type": "application/json"}
+DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default  # before the first config arrives
+
+
+def refusal(status: int, code: int, message: str, request_id: Any = None) -> Answer:
+    """A refused request: logged once here, answered with a JSON-RPC error that says what to fix."""
+    log.info("refused %d: %s", status, message)
+    return Answer(status, dumps(error_message(request_id, code, message)), JSON)
+
+
+class Guard:
+    __slots__ = ("_gateway",)
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def origin(self, host: str | None, origin: str | None) -> Answer | None:
+        """403 for a Host this gateway does not serve or an Origin it does not allow."""
+        problem = self._gateway.policy.check(host, origin)
+        return None if problem is None else refusal(403, Code.INVALID_REQUEST, problem)
+
+    def body_limit(self) -> int:
+        settings = self._gateway.settings
+        return settings.server.max_body_size if settings is not None else DEFAULT_BODY_LIMIT
+
+    def too_large(self, size: int | None, request_id: Any = None) -> Answer | None:
+        limit = self.body_limit()
+        if size is None or size <= limit:
+            return None
+        return refusal(413, Code.INVALID_REQUEST, f"request body of {size} bytes is over the {limit}-byte limit "
+                                                  "(server.max_body_size)", request_id)
+
+    @staticmethod
+    def version(header: str | None) -> Answer | None:
+        if header is not None and header not in SUPPORTED:
+            return refusal(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{header}'; this gateway "
+                                                      f"speaks {', '.join(SUPPORTED)}")
+        return None
+
+    def session(self, token: str | None, reopen: str = "initialize a new session") -> SessionInfo | Answer:
+        """The session a sealed token names, or the refusal: 400 without one, 404 unknown, expired or ended
+        (``reopen`` says how to get a new one), 503 before the gateway has its session keys."""
+        if not token:
+            return refusal(400, Code.INVALID_REQUEST, f"missing {SESSION_HEADER} header; send the id returned by "
+                                                      "initialize, or initialize first")
+        sealer = self._gateway.sealer
+        if sealer is None:
+            return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+        try:
+            session = sealer.open(token)
+        except InvalidSession as exc:
+            return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}")
+        if self._gateway.session_gone(session):
+            return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}")
+        return session
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """A body aiohttp serves, whole; None once it grows past ``limit`` (a chunked body declares no length)."""
+    if request.content_length is not None:
+        if request.content_length > limit:
+            return None
+        return await request.content.readexactly(request.content_length) if request.content_length else b""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
