@@ -1,4 +1,5 @@
-"""State propagation latency: a supervisor-side change -> applied on every one of N real worker processes.
+"""State propagation latency: a supervisor-side change -> applied on every one of N real worker processes,
+fresh and again once 20,000 sessions are revoked (revocations must not make other changes dearer).
 
 The bench plays the supervisor's bus role with the same classes the supervisor uses (StatePublisher,
 ObservationSink), spawns real worker processes exactly as the supervisor does, and times each change from
@@ -24,7 +25,7 @@ import zmq.asyncio
 from only1mcp.bus import Endpoints, Envelope, Kind, MessageRouter, Namespace, ReportSink, Role, Sender, StatePublisher
 from only1mcp.bus.endpoints import create_runtime_dir
 from only1mcp.bus.messages import ProcessReport
-from only1mcp.bus.state import BackendRoutes, ConfigState, ReplicaRoute
+from only1mcp.bus.state import BackendRoutes, ConfigState, ReplicaRoute, Revocation
 from only1mcp.process import run_entry
 from only1mcp.routing.breaker import State as BreakerState
 from only1mcp.routing.health import Health
@@ -33,7 +34,19 @@ from only1mcp.spec import WORKER_ENTRY, WorkerSpec
 from .stats import percentile, save
 
 
-async def measure(workers: int, changes: int) -> dict[str, object]:
+def _spawn_workers(count: int, port: int, endpoints: Endpoints, runtime: str) -> list[multiprocessing.Process]:
+    """Real worker processes, started exactly as the supervisor starts them."""
+    mp = multiprocessing.get_context("spawn")
+    processes = []
+    for slot in range(count):
+        spec = WorkerSpec(slot, "127.0.0.1", port, endpoints, 1.0, 5.0, "warning", os.getpid(), runtime)
+        process = mp.Process(target=run_entry, args=(WORKER_ENTRY, spec))
+        process.start()
+        processes.append(process)
+    return processes  # type: ignore[return-value]
+
+
+async def measure(workers: int, changes: int, revoked: int) -> dict[str, object]:
     runtime = create_runtime_dir(None)
     endpoints = Endpoints.in_dir(runtime)
     ctx = zmq.asyncio.Context()
@@ -60,14 +73,7 @@ async def measure(workers: int, changes: int) -> dict[str, object]:
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     holder.bind(("127.0.0.1", 0))
-    mp = multiprocessing.get_context("spawn")
-    processes = []
-    for slot in range(workers):
-        spec = WorkerSpec(slot, "127.0.0.1", holder.getsockname()[1], endpoints, 1.0, 5.0, "warning", os.getpid(),
-                          str(runtime))
-        process = mp.Process(target=run_entry, args=(WORKER_ENTRY, spec))
-        process.start()
-        processes.append(process)
+    processes = _spawn_workers(workers, holder.getsockname()[1], endpoints, str(runtime))
 
     async def until(condition) -> None:
         while not condition():
@@ -75,13 +81,27 @@ async def measure(workers: int, changes: int) -> dict[str, object]:
             await asyncio.wait_for(progress.wait(), 30)
 
     await until(lambda: len(ready) == workers)
-    latencies = []
-    for index in range(changes):
-        started = time.perf_counter()
-        seq = publisher.set(Namespace.ROUTES, f"bench{index % 50}", BackendRoutes(
-            (ReplicaRoute(Health.HEALTHY, BreakerState.CLOSED, None, f"change {index}", 1),)))
-        await until(lambda seq=seq: len(applied) == workers and min(applied.values()) >= seq)
-        latencies.append((time.perf_counter() - started) * 1e3)
+
+    async def one_round() -> list[float]:
+        latencies = []
+        for index in range(changes):
+            started = time.perf_counter()
+            seq = publisher.set(Namespace.ROUTES, f"bench{index % 50}", BackendRoutes(
+                (ReplicaRoute(Health.HEALTHY, BreakerState.CLOSED, None, f"change {index}", 1),)))
+            await until(lambda seq=seq: len(applied) == workers and min(applied.values()) >= seq)
+            latencies.append((time.perf_counter() - started) * 1e3)
+        return latencies
+
+    latencies = await one_round()
+    after: list[float] = []
+    if revoked:  # the same changes again, with that many sessions revoked (what a busy gateway holds)
+        expires = time.time() + 3600
+        for index in range(revoked):
+            seq = publisher.set(Namespace.REVOKED, f"{index:024x}", Revocation(expires))
+            if index % 1000 == 999:
+                await until(lambda seq=seq: min(applied.values()) >= seq)
+        await until(lambda seq=seq: min(applied.values()) >= seq)
+        after = await one_round()
 
     for process in processes:
         process.terminate()
@@ -89,29 +109,37 @@ async def measure(workers: int, changes: int) -> dict[str, object]:
         process.join(10)
     for task in tasks:
         task.cancel()
-    publisher.close()
-    sink.close()
+    for closable in (publisher, sink, holder):
+        closable.close()
     ctx.destroy(0)
-    holder.close()
     shutil.rmtree(runtime, ignore_errors=True)
-    return {
-        "workers": workers,
-        "changes": changes,
-        "p50_ms": round(percentile(latencies, 50), 3),
-        "p99_ms": round(percentile(latencies, 99), 3),
-        "max_ms": round(max(latencies), 3),
-    }
+    return _summary(workers, changes, latencies, revoked, after)
+
+
+def _summary(workers: int, changes: int, latencies: list[float], revoked: int, after: list[float]) -> dict[str, object]:
+    result: dict[str, object] = {"workers": workers, "changes": changes,
+                                 "p50_ms": round(percentile(latencies, 50), 3),
+                                 "p99_ms": round(percentile(latencies, 99), 3), "max_ms": round(max(latencies), 3)}
+    if after:
+        result.update(revoked=revoked, revoked_p50_ms=round(percentile(after, 50), 3),
+                      revoked_p99_ms=round(percentile(after, 99), 3))
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--revoked", type=int, default=20_000,
+                        help="then revoke this many sessions and time the same changes again (0: skip)")
     args = parser.parse_args()
-    result = uvloop.run(measure(args.workers, args.changes))
+    result = uvloop.run(measure(args.workers, args.changes, args.revoked))
     path = save("state_propagation", result)
     print(f"state propagation to {result['workers']} workers over {result['changes']} changes: "
           f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms  ({path})")
+    if "revoked" in result:
+        print(f"  the same with {result['revoked']} sessions revoked: p50 {result['revoked_p50_ms']} ms, "
+              f"p99 {result['revoked_p99_ms']} ms")
 
 
 if __name__ == "__main__":

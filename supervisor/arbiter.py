@@ -37,6 +37,7 @@ from .fleet import Fleet, Specs
 from .health import HealthManager
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
+from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
 from .stdio_children import StdioChildren
 from .watcher import ConfigWatcher
@@ -169,7 +170,9 @@ class Supervisor:
         fleet = Fleet(self.worker_count, server.standby_workers, Specs(self._worker_spec, self._host_spec),
                       relay, self._sender, halt=self._boot_error, wake=self._wake.set,
                       on_ready=self._announce_if_ready, host_exited=children.host_gone)
-        revocations = RevocationList(publisher, mailboxes.drop)
+        record = self._revocation_log(secret) if sessions.secret else None  # else sessions end with the gateway
+        revocations = RevocationList(publisher, mailboxes.drop, record)
+        revocations.load()
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
                              catalog, health, children, fleet)
         for part in (fleet, children, mailboxes, revocations, health):
@@ -185,8 +188,19 @@ class Supervisor:
         self._tasks.spawn(sink.serve(), "bus-reports")
         self._tasks.spawn(self._housekeeping(), "housekeeping")
         self._tasks.spawn(self._first_catalog(), "first-catalog")
+        if record is not None:
+            self._tasks.spawn(revocations.follow(), "revocation-log")
         log.info("starting %d workers for %s:%d (config %s, runtime dir %s)", self.worker_count, server.host,
                  self.port, self._source, runtime_dir)
+
+    def _revocation_log(self, secret: bytes) -> RevocationLog:
+        sessions = self.settings.sessions
+        directory = sessions.state_dir or default_state_dir()
+        try:
+            return RevocationLog(directory, secret, sessions.ttl)
+        except OSError as exc:
+            raise ValueError(f"cannot keep session state in {directory}: {exc.strerror or exc}; set "
+                             "sessions.state_dir to a directory this user can write") from None
 
     def _worker_spec(self, slot: int, standby: bool) -> WorkerSpec:
         server = self.settings.server

@@ -189,6 +189,14 @@ class SessionSettings(_Strict):
         "any session are dropped first.",
         json_schema_extra=_hint("write a number of bytes, e.g. 67108864 for 64 MiB"),
     )
+    state_dir: Path | None = Field(
+        None,
+        description="With a configured `secret`, where sessions ended by their clients (DELETE) are recorded, so "
+        "they stay ended across restarts; hosts that share the secret share them by pointing this at the same "
+        "shared directory (each host's supervisor reads what the others append, within a second). Default: "
+        "$XDG_STATE_HOME/only1mcp, else ~/.local/state/only1mcp. Without a configured secret nothing is "
+        "recorded: every session ends with the gateway anyway.",
+    )
 
 
 class Timeouts(_Strict):

@@ -33,7 +33,7 @@ async def test_a_backend_sees_none_of_the_gateways_own_environment(start_gateway
     config = tmp_path / "only1mcp.yaml"
     config.write_text(
         "server: {port: 0, workers: 1}\n"
-        "sessions: {secret: '${ONLY1MCP_SESSION_SECRET}'}\n"
+        f"sessions: {{secret: '${{ONLY1MCP_SESSION_SECRET}}', state_dir: {tmp_path / 'state'}}}\n"
         "backends:\n"
         f"  - name: plain\n    command: {NODE}\n    args: [{EVERYTHING}, stdio]\n"
         f"    per_worker: {str(mode == 'per_worker').lower()}\n"
