@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-__all__ = ["set_role", "setup_logging"]
+__all__ = ["set_level", "set_role", "setup_logging"]
 
 
 class _Formatter(logging.Formatter):
@@ -38,3 +38,11 @@ def set_role(role: str) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler.formatter, _Formatter):
             handler.formatter.role = role
+
+
+def set_level(level: str) -> None:
+    """Apply a reloaded ``server.log_level`` to this process."""
+    root = logging.getLogger()
+    wanted = logging.getLevelName(level.upper())
+    if root.level != wanted:
+        root.setLevel(wanted)

@@ -82,7 +82,7 @@ class SessionSealer:
             if len(self._cache) > _CACHE:
                 self._cache.popitem(last=False)
         if time.time() - info.issued > self._ttl:
-            raise InvalidSession("session expired; initialize a new one")
+            raise InvalidSession("session expired")
         return info
 
     def _open(self, token: str) -> SessionInfo:

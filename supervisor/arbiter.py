@@ -29,6 +29,7 @@ from only1mcp.bus.messages import RELAYED, Request, Status
 from only1mcp.bus.relay import RelayPublisher
 from only1mcp.bus.state import CatalogState, SessionKeys
 from only1mcp.config.models import Settings
+from only1mcp.logs import set_level
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
 from .config_store import ConfigStore
@@ -284,12 +285,23 @@ class Supervisor:
             started = time.monotonic()
             if parts.config.reload():
                 self.settings = parts.config.settings
-                sessions = self.settings.sessions
-                parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
+                self._apply_live(parts)
                 await parts.catalog.apply(self.settings)
                 await parts.health.apply(self.settings)
                 parts.fleet.want_host(self._needs_host())
                 parts.config.last_apply_ms = round((time.monotonic() - started) * 1000, 2)
+
+    def _apply_live(self, parts: _Parts) -> None:
+        """What the supervisor itself does with reloaded settings (workers and the stdio host apply theirs
+        from the published config)."""
+        settings = self.settings
+        set_level(settings.server.log_level)
+        sessions = settings.sessions
+        parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
+        parts.revocations.ttl = sessions.ttl
+        keys = parts.publisher.get(Namespace.SESSIONS)
+        if isinstance(keys, SessionKeys) and keys.ttl != sessions.ttl:
+            parts.publisher.set(Namespace.SESSIONS, "", SessionKeys(keys.secret, sessions.ttl))
 
     def _boot_error(self, message: str) -> None:
         if self._exit_code == EXIT_OK:

@@ -15,13 +15,11 @@ from only1mcp.bus.state import ConfigState
 from only1mcp.config.document import ConfigErrors
 from only1mcp.config.loader import load_settings
 from only1mcp.config.models import Settings
+from only1mcp.config.reload import Pending, split_reload
 
-__all__ = ["RESTART_FIELDS", "ConfigStore"]
+__all__ = ["ConfigStore"]
 
 log = logging.getLogger("only1mcp.supervisor")
-
-# Settings a running process layout cannot change; a reload reports them and keeps the running values.
-RESTART_FIELDS = ("host", "port", "workers", "standby_workers", "runtime_dir", "heartbeat_interval")
 
 
 def _digest(settings: Settings) -> str:
@@ -33,7 +31,7 @@ class ConfigStore:
     """Owns the current Settings and its version; publishes ``config`` on the bus on every change."""
 
     __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "last_apply_ms", "loaded_at",
-                 "reloads_failed", "reloads_ok", "settings", "source", "version")
+                 "pending_restart", "reloads_failed", "reloads_ok", "settings", "source", "version")
 
     def __init__(
         self,
@@ -56,6 +54,7 @@ class ConfigStore:
         self.reloads_ok = 0
         self.reloads_failed = 0
         self.last_apply_ms: float | None = None  # how long the last reload took to apply, for status
+        self.pending_restart: list[Pending] = []  # changed settings that apply only after a restart
         self.publish()
 
     def publish(self) -> None:
@@ -70,7 +69,10 @@ class ConfigStore:
             self.reloads_failed += 1
             log.error("config reload failed; still serving version %d:\n%s", self.version, exc)
             return False
-        settings = self._keep_restart_fields(settings)
+        settings, self.pending_restart = split_reload(self.settings, settings)
+        for pending in self.pending_restart:
+            log.warning("config: %s changed to %r; restart the supervisor to apply it (keeping %r until then)",
+                        pending.path, pending.wanted, pending.running)
         digest = _digest(settings)
         self.reloads_ok += 1
         if digest == self.digest:
@@ -83,17 +85,6 @@ class ConfigStore:
         log.info("config reloaded from %s: now version %d", doc.source, self.version)
         return True
 
-    def _keep_restart_fields(self, new: Settings) -> Settings:
-        changed = {name: getattr(new.server, name) for name in RESTART_FIELDS
-                   if getattr(new.server, name) != getattr(self.settings.server, name)}
-        if not changed:
-            return new
-        for name, value in changed.items():
-            log.warning("config: server.%s changed to %r; restart the supervisor to apply it (keeping %r)",
-                        name, value, getattr(self.settings.server, name))
-        kept = {name: getattr(self.settings.server, name) for name in changed}
-        return new.model_copy(update={"server": new.server.model_copy(update=kept)})
-
     def describe(self) -> dict[str, Any]:
         return {
             "version": self.version,
@@ -101,4 +92,6 @@ class ConfigStore:
             "source": self.source,
             "loaded_at": self.loaded_at,
             "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed, "last_apply_ms": self.last_apply_ms},
+            # secrets are never shown: only which setting waits, not its values
+            "needs_restart": [pending.path for pending in self.pending_restart],
         }

@@ -114,9 +114,8 @@ class CatalogBuilder:
         watch.changed.set()
 
     async def _watch(self, watch: _Watch) -> None:
-        base = self._settings.proxy.discovery_retry if self._settings else 5.0
         # Backends that went down together (a network blip) are retried spread apart, not in step.
-        retry = Backoff(base=base, cap=max(base, _MAX_RETRY), jitter=0.2)
+        retry = Backoff(base=self._retry_base(), cap=_MAX_RETRY, jitter=0.2)
         opened = 0.0
         while True:
             if watch.hosted and not watch.host_running:
@@ -158,8 +157,13 @@ class CatalogBuilder:
                 await watch.session.close()
                 watch.session = None
             watch.changed.clear()
+            retry.base = self._retry_base()  # proxy.discovery_retry may have been reloaded
+            retry.cap = max(retry.base, _MAX_RETRY)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch.changed.wait(), retry.next_delay())
+
+    def _retry_base(self) -> float:
+        return self._settings.proxy.discovery_retry if self._settings else 5.0
 
     async def _wait_for_change(self, watch: _Watch) -> bool:
         """Until the backend announces a list change (then debounce briefly: True) or its session closes

@@ -31,12 +31,12 @@ def default_state_dir() -> Path:
 
 
 class RevocationLog:
-    __slots__ = ("_directory", "_offsets", "_prefix", "_ttl")
+    __slots__ = ("_directory", "_offsets", "_prefix", "ttl")
 
     def __init__(self, directory: Path, secret: bytes, ttl: float) -> None:
         self._directory = directory
         self._prefix = f"revoked-{hashlib.sha256(b'only1mcp-revocations:' + secret).hexdigest()[:12]}-"
-        self._ttl = ttl
+        self.ttl = ttl
         self._offsets: dict[str, int] = {}
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -84,7 +84,7 @@ class RevocationLog:
                 start = calendar.timegm(time.strptime(day, "%Y%m%d"))
             except ValueError:
                 continue
-            if start + _DAY + self._ttl < now:
+            if start + _DAY + self.ttl < now:
                 path.unlink(missing_ok=True)
                 self._offsets.pop(path.name, None)
                 removed += 1

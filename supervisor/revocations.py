@@ -99,3 +99,12 @@ class RevocationList:
 
     def __len__(self) -> int:
         return len(self._known)
+
+    @property
+    def ttl(self) -> float | None:
+        return self._log.ttl if self._log is not None else None
+
+    @ttl.setter
+    def ttl(self, ttl: float | None) -> None:
+        if self._log is not None and ttl is not None:
+            self._log.ttl = ttl  # a reloaded sessions.ttl: how long a day's file must be kept

@@ -25,6 +25,7 @@ from only1mcp.bus.messages import (
 from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
+from only1mcp.logs import set_level
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer
@@ -92,6 +93,7 @@ class Gateway:
             self._config_version = config.version
             self.settings = Settings.model_validate(config.settings)
             server = self.settings.server
+            set_level(server.log_level)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             backends = {b.name: b for b in self.settings.enabled_backends()}

@@ -10,6 +10,7 @@ pydantic-settings (0.25 s of every worker's boot).
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,11 +18,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "LIVE",
+    "RESTART",
+    "SENSITIVE",
     "TRANSPORTS",
     "Backend",
     "BackendBase",
     "HttpBackend",
     "ProxySettings",
+    "Reload",
     "RemoteReplica",
     "ServerSettings",
     "SessionSettings",
@@ -42,6 +47,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Reload(StrEnum):
+    """What a config reload does with a setting: apply it to the running gateway, or keep the running value
+    and report that it needs a restart. Every field of the top-level sections carries one (a test walks
+    them); a backend is reloaded as a whole (a changed backend is restarted)."""
+
+    LIVE = "live"
+    RESTART = "restart"
+
+
+LIVE = Reload.LIVE
+RESTART = Reload.RESTART
+
+
+class Sensitive:
+    """Marks a setting never shown in logs or status (its value; its name may be)."""
+
+
+SENSITIVE = Sensitive()
+
+
 def _hint(text: str) -> dict[str, Any]:
     """Attach the 'what to write instead' text that config errors append."""
     return {"hint": text}
@@ -50,75 +75,75 @@ def _hint(text: str) -> dict[str, Any]:
 class ServerSettings(_Strict):
     """The listening side and the process layout."""
 
-    host: str = Field(
+    host: Annotated[str, RESTART] = Field(
         "127.0.0.1",
         description="Address the workers bind. Loopback by default; set 0.0.0.0 only behind auth.",
         json_schema_extra=_hint("write an IP address or host name, e.g. 127.0.0.1"),
     )
-    port: int = Field(
+    port: Annotated[int, RESTART] = Field(
         8080,
         ge=0,
         le=65535,
         description="TCP port shared by every worker (SO_REUSEPORT). 0 lets the OS choose one.",
         json_schema_extra=_hint("write a port number from 1 to 65535, or 0 to let the OS choose"),
     )
-    workers: int = Field(
+    workers: Annotated[int, RESTART] = Field(
         0,
         ge=0,
         le=512,
         description="Number of worker processes; 0 means one per CPU.",
         json_schema_extra=_hint("write a whole number of workers, e.g. 4, or 0 for one per CPU"),
     )
-    standby_workers: int = Field(
+    standby_workers: Annotated[int, RESTART] = Field(
         1,
         ge=0,
         le=16,
         description="Booted spare workers that take a dead worker's place at once (0 to disable).",
         json_schema_extra=_hint("write a whole number from 0 to 16"),
     )
-    drain_timeout: float = Field(
+    drain_timeout: Annotated[float, LIVE] = Field(
         30.0,
         gt=0,
         le=3600,
         description="Seconds in-flight requests may run after SIGTERM before they are cancelled.",
         json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 30"),
     )
-    heartbeat_interval: float = Field(
+    heartbeat_interval: Annotated[float, RESTART] = Field(
         1.0,
         gt=0,
         le=60,
         description="Seconds between a worker's heartbeats (sent from its event loop).",
         json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 1"),
     )
-    worker_timeout: float = Field(
+    worker_timeout: Annotated[float, LIVE] = Field(
         30.0,
         gt=0,
         le=3600,
         description="A worker silent for this many seconds is killed and replaced.",
         json_schema_extra=_hint("write a number of seconds, larger than heartbeat_interval"),
     )
-    runtime_dir: Path | None = Field(
+    runtime_dir: Annotated[Path | None, RESTART] = Field(
         None,
         description="Directory for the state bus sockets (created 0700). Default: a new directory under "
         "$XDG_RUNTIME_DIR or the system temp directory.",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], LIVE] = Field(
         "info", description="Log level of the supervisor and the workers."
     )
-    max_body_size: int = Field(
+    max_body_size: Annotated[int, LIVE] = Field(
         4 * 1024 * 1024,
         ge=1024,
         le=1024**3,
         description="Largest request body accepted, in bytes; larger ones get HTTP 413.",
         json_schema_extra=_hint("write a number of bytes, e.g. 4194304 for 4 MiB"),
     )
-    allowed_origins: list[str] = Field(
+    allowed_origins: Annotated[list[str], LIVE] = Field(
         default_factory=list,
         description="Origins allowed to call the endpoint (e.g. https://app.example.com). Requests with another "
         "Origin header get 403. When bound to loopback, http(s)://localhost, 127.0.0.1 and [::1] on any port "
         "are always allowed.",
     )
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: Annotated[list[str], LIVE] = Field(
         default_factory=list,
         description="Host header values accepted besides the bound address (DNS-rebinding protection). When bound "
         "to loopback, localhost, 127.0.0.1 and [::1] on any port are always accepted; when bound to a wildcard "
@@ -140,25 +165,25 @@ class ServerSettings(_Strict):
 class ProxySettings(_Strict):
     """How the merged catalog is presented to clients."""
 
-    separator: Literal["_", ".", "-"] = Field(
+    separator: Annotated[Literal["_", ".", "-"], LIVE] = Field(
         "_",
         description="Joins a backend's prefix and a tool or prompt name: <prefix><sep><name>.",
         json_schema_extra=_hint("write one of _ . - (the characters MCP tool names allow)"),
     )
-    page_size: int = Field(
+    page_size: Annotated[int, LIVE] = Field(
         100, ge=1, le=10_000,
         description="Items per page of tools/list, prompts/list, resources/list and resources/templates/list.",
         json_schema_extra=_hint("write a whole number from 1 to 10000"),
     )
-    unavailable_backends: Literal["keep", "drop"] = Field(
+    unavailable_backends: Annotated[Literal["keep", "drop"], LIVE] = Field(
         "keep",
         description="While a backend is down: `keep` serves its entries from the last catalog, `drop` leaves "
         "them out until it is back.",
     )
-    request_timeout: float = Field(
+    request_timeout: Annotated[float, LIVE] = Field(
         300.0, gt=0, le=86400, description="Deadline of one client request, retries included; each backend "
         "call also stops at its own timeouts.call.", json_schema_extra=_hint("write seconds > 0, e.g. 300"))
-    discovery_retry: float = Field(
+    discovery_retry: Annotated[float, LIVE] = Field(
         5.0, gt=0, le=3600, description="Seconds between attempts to reach a backend that is down (doubling, "
         "up to 60 s).", json_schema_extra=_hint("write seconds > 0, e.g. 5"),
     )
@@ -167,29 +192,29 @@ class ProxySettings(_Strict):
 class SessionSettings(_Strict):
     """Client sessions: sealed tokens any worker (or any host sharing the secret) can validate."""
 
-    secret: str | None = Field(
+    secret: Annotated[str | None, RESTART, SENSITIVE] = Field(
         None,
         min_length=32,
         description="HMAC secret sealing session ids. Default: random per start (sessions end at restart). Set "
         "the same value on every host behind one load balancer, e.g. from ${ONLY1MCP_SESSION_SECRET}.",
         json_schema_extra=_hint("write at least 32 random characters, e.g. from `openssl rand -hex 32`"),
     )
-    ttl: float = Field(
+    ttl: Annotated[float, LIVE] = Field(
         86400.0, gt=0, description="Seconds a session id stays valid after it was issued.",
         json_schema_extra=_hint("write seconds > 0, e.g. 86400 for a day"),
     )
-    event_buffer: int = Field(
+    event_buffer: Annotated[int, LIVE] = Field(
         256, ge=0, le=100_000,
         description="Events kept per session for Last-Event-ID replay of its GET stream.",
         json_schema_extra=_hint("write a whole number of events, e.g. 256"),
     )
-    event_buffer_bytes: int = Field(
+    event_buffer_bytes: Annotated[int, LIVE] = Field(
         64 * 1024 * 1024, ge=0, le=16 * 1024**3,
         description="Bytes of events kept for replay across all sessions together; past it the oldest events of "
         "any session are dropped first.",
         json_schema_extra=_hint("write a number of bytes, e.g. 67108864 for 64 MiB"),
     )
-    state_dir: Path | None = Field(
+    state_dir: Annotated[Path | None, RESTART] = Field(
         None,
         description="With a configured `secret`, where sessions ended by their clients (DELETE) are recorded, so "
         "they stay ended across restarts; hosts that share the secret share them by pointing this at the same "
@@ -496,10 +521,10 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
-    proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
-    sessions: SessionSettings = Field(default_factory=SessionSettings)  # type: ignore[arg-type]
-    backends: Annotated[list[Backend], AfterValidator(_unique_names)] = Field(default_factory=list)
+    server: Annotated[ServerSettings, LIVE] = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    proxy: Annotated[ProxySettings, LIVE] = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    sessions: Annotated[SessionSettings, LIVE] = Field(default_factory=SessionSettings)  # type: ignore[arg-type]
+    backends: Annotated[list[Backend], AfterValidator(_unique_names), LIVE] = Field(default_factory=list)
 
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
         return [b for b in self.backends if b.enabled]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from only1mcp.supervisor.revocation_log import RevocationLog
+
 from only1mcp.bus import Namespace
 from only1mcp.bus.replica import Revocations, _Batch
 from only1mcp.bus.state import BackendRoutes, ReplicaRoute, Revocation, State, StateEntry
 from only1mcp.routing.breaker import State as BreakerState
 from only1mcp.routing.health import Health
-from only1mcp.supervisor.revocation_log import RevocationLog
 
 SECRET = b"k" * 32
 

@@ -1,0 +1,75 @@
+"""Honest reload: every setting is either applied by a reload or reported as needing a restart, decided by
+its mark in the models (walked here field by field)."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import pytest
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from only1mcp.config.models import Reload, Settings
+from only1mcp.config.reload import reload_mark, sections, split_reload
+
+FIELDS = [(section, name, field) for section, model in sections().items()
+          for name, field in model.model_fields.items()]
+
+
+def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
+    """A valid value of the field that differs from its default."""
+    default = field.get_default(call_default_factory=True)
+    annotation = field.annotation
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    candidates: list[Any]
+    if get_origin(annotation) is typing.Literal:
+        candidates = [value for value in get_args(annotation) if value != default]
+    elif annotation is bool:
+        candidates = [not default]
+    elif annotation in (int, float):
+        candidates = [default + 1, default * 2, default - 1, 1, 2]
+    elif get_origin(annotation) is list:
+        candidates = [["http://example.test"]]
+    elif Path in args or annotation is Path:
+        candidates = [Path("/tmp/only1mcp-reload-test")]
+    elif str in args or annotation is str:
+        candidates = ["x" * 40, "127.0.0.2"]
+    else:
+        raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
+    for candidate in candidates:
+        try:
+            model.model_validate({name: candidate})
+        except ValidationError:
+            continue
+        return candidate
+    raise AssertionError(f"no valid alternative value for {model.__name__}.{name}")
+
+
+@pytest.mark.parametrize(("section", "name", "field"), FIELDS, ids=[f"{s}.{n}" for s, n, _ in FIELDS])
+def test_every_setting_is_marked_live_or_restart(section: str, name: str, field: FieldInfo) -> None:
+    assert reload_mark(field) in (Reload.LIVE, Reload.RESTART), f"{section}.{name} has no Reload mark"
+
+
+@pytest.mark.parametrize(("section", "name", "field"), FIELDS, ids=[f"{s}.{n}" for s, n, _ in FIELDS])
+def test_a_reload_applies_live_settings_and_reports_the_others(section: str, name: str, field: FieldInfo) -> None:
+    running = Settings()
+    model = sections()[section]
+    value = _other_value(model, name, field)
+    changed = running.model_copy(update={section: getattr(running, section).model_copy(update={name: value})})
+    published, pending = split_reload(running, changed)
+    if reload_mark(field) is Reload.RESTART:
+        assert [p.path for p in pending] == [f"{section}.{name}"]
+        assert getattr(getattr(published, section), name) == getattr(getattr(running, section), name)
+    else:
+        assert pending == []
+        assert getattr(getattr(published, section), name) == value
+
+
+def test_backends_reload_as_a_whole_and_secrets_are_never_shown() -> None:
+    assert reload_mark(Settings.model_fields["backends"]) is Reload.LIVE
+    running = Settings.model_validate({"sessions": {"secret": "a" * 40}})
+    changed = Settings.model_validate({"sessions": {"secret": "b" * 40}})
+    _, pending = split_reload(running, changed)
+    assert [(p.path, p.running, p.wanted) for p in pending] == [("sessions.secret", "***", "***")]
