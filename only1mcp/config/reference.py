@@ -16,6 +16,7 @@ from .models import (
     HealthSettings,
     HttpBackend,
     ProxySettings,
+    Reload,
     ServerSettings,
     SessionSettings,
     SseBackend,
@@ -24,6 +25,7 @@ from .models import (
     Timeouts,
     WebSocketBackend,
 )
+from .reload import reload_mark
 
 __all__ = ["render"]
 
@@ -68,6 +70,10 @@ def render() -> str:
         "`disabled: true` means `enabled: false`, `timeout` means `timeouts.call`, and `autoApprove`, "
         "`alwaysAllow`, `description`, `gallery`, `version` are ignored.",
         "",
+        "Saving the file (or SIGHUP) reloads it. A setting marked *restart* keeps its running value until the "
+        "gateway restarts (the reload says so in the log and in admin status, `config.needs_restart`); every "
+        "other one applies at once. A changed backend is restarted; an unchanged one keeps running.",
+        "",
     ]
     for title, model, about in _SECTIONS:
         lines += [f"## `{title}`", "", about, "", "| key | default | meaning |", "|---|---|---|"]
@@ -75,6 +81,8 @@ def render() -> str:
             if name == "transport":
                 continue
             doc = (field.description or "").replace("|", "\\|")
+            if reload_mark(field) is Reload.RESTART:
+                doc = f"*restart*: {doc}"
             lines.append(f"| `{name}` | {_default(field)} | {doc} |")
         lines.append("")
     return "\n".join(lines)
