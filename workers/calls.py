@@ -12,18 +12,17 @@ from only1mcp.backends.base import BackendUnavailable, SessionExpired
 from only1mcp.backends.session import BackendSession
 from only1mcp.background import Background
 from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
 from .exchange import Answer, Exchange
 
-__all__ = ["SSE_HEADERS", "Channel", "ClientCall", "Outstanding", "ReplyChannel", "SinkChannel"]
+__all__ = ["Channel", "ClientCall", "Outstanding", "ReplyChannel", "SinkChannel"]
 
 log = logging.getLogger("only1mcp.worker")
 
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform",
-               "X-Accel-Buffering": "no"}
 
 
 class Channel(Protocol):

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from only1mcp.config.models import ServerSettings
 from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.constants import SESSION_HEADER, VERSION_HEADER
 from only1mcp.protocol.jsonrpc import Code, error_message
 from only1mcp.protocol.versions import SUPPORTED
 from only1mcp.sessions import InvalidSession, SessionInfo
@@ -26,8 +27,6 @@ __all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Gu
 
 log = logging.getLogger("only1mcp.worker")
 
-SESSION_HEADER = "Mcp-Session-Id"
-VERSION_HEADER = "MCP-Protocol-Version"
 JSON = {"Content-Type": "application/json"}
 DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default  # before the first config arrives
 

@@ -18,21 +18,22 @@ from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
-from .calls import SSE_HEADERS, SinkChannel
+from .calls import SinkChannel
 from .dispatch import Dispatcher, result_bytes
 from .exchange import Answer, web_response
 from .gateway import Gateway
 from .guard import Guard, read_body, refusal
+from .sse_pump import pump
 
 __all__ = ["LegacySseDoor"]
 
 log = logging.getLogger("only1mcp.worker")
 
-_KEEPALIVE = 15.0
 LEGACY_VERSION = "2024-11-05"
 
 
@@ -75,15 +76,7 @@ class LegacySseDoor:
             spec = self._gateway.spec
             endpoint = f"/messages?session_id={token}&worker={spec.slot}.{self._gateway.pid}"
             await response.write(encode_event(endpoint.encode(), event="endpoint"))
-            while True:
-                try:
-                    data = await asyncio.wait_for(stream.queue.get(), _KEEPALIVE)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if data is None:
-                    break
-                await response.write(encode_event(data, event="message"))
+            await pump(stream.queue, response.write, lambda data: encode_event(data, event="message"))
         except (ConnectionError, RuntimeError) as exc:
             log.debug("legacy SSE stream closed: %s", exc)
         finally:

@@ -18,19 +18,19 @@ from aiohttp import web
 
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
-from .calls import SSE_HEADERS
 from .dispatch import SERVER_INFO, Dispatcher
 from .gateway import Gateway
+from .sse_pump import pump
 
 __all__ = ["Listeners"]
 
 log = logging.getLogger("only1mcp.worker")
 
-_KEEPALIVE = 15.0  # seconds between comment lines: they keep proxies from closing an idle stream
 _MAX_QUEUED = 1024  # events a slow listener may fall behind before it is cut off (it re-listens and refetches)
 _LIST_FLAGS = {"notifications/tools/list_changed": "toolsListChanged",
                "notifications/prompts/list_changed": "promptsListChanged",
@@ -122,15 +122,8 @@ class Listeners:
     @staticmethod
     async def _pump(response: web.StreamResponse, listener: _Listener) -> bool:
         """Write events until the stream is ended here (True) or cut off for falling behind (False)."""
-        while True:
-            try:
-                message = await asyncio.wait_for(listener.queue.get(), _KEEPALIVE)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if message is None:
-                return listener.closing
-            await response.write(encode_event(dumps(message)))
+        await pump(listener.queue, response.write, lambda message: encode_event(dumps(message)))
+        return listener.closing
 
     def close_all(self) -> None:
         """End every stream gracefully (the worker is stopping)."""

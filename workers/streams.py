@@ -11,15 +11,15 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.protocol.codec import dumps, loads
+from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.sse import encode_event
 
-from .calls import SSE_HEADERS
+from .sse_pump import pump
 
 __all__ = ["SessionStreams"]
 
 log = logging.getLogger("only1mcp.worker")
 
-_KEEPALIVE = 15.0  # seconds between comment lines that keep idle streams (and proxies) alive
 Replay = Callable[[str, int], Awaitable[list[tuple[int, bytes]]]]
 
 
@@ -81,20 +81,15 @@ class SessionStreams:
         return response
 
     async def _pump(self, response: web.StreamResponse, stream: _Stream) -> None:
-        while not stream.closed:
-            try:
-                item = await asyncio.wait_for(stream.queue.get(), _KEEPALIVE)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if item is None:
-                return
+        def render(item: tuple[int | None, bytes]) -> bytes | None:
             number, data = item
             if number is not None:
                 if number <= stream.last:
-                    continue  # already written (a replay and a live event can overlap)
+                    return None  # already written (a replay and a live event can overlap)
                 stream.last = number
-            await response.write(encode_event(data, str(number) if number is not None else None))
+            return encode_event(data, str(number) if number is not None else None)
+
+        await pump(stream.queue, response.write, render)
 
     def deliver(self, sid: str, number: int, message: bytes) -> bool:
         """A numbered mailbox event (JSON) for the session's stream, if this worker holds it."""
