@@ -12,10 +12,22 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["Background"]
+__all__ = ["Background", "watched"]
 
 log = logging.getLogger("only1mcp.tasks")
 T = TypeVar("T")
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("background task %s failed: %s", task.get_name(), exc, exc_info=exc)
+
+
+def watched(task: asyncio.Task[T]) -> asyncio.Task[T]:
+    """A task its owner holds (and cancels) itself, whose failure must still be logged, not lost."""
+    task.add_done_callback(_log_failure)
+    return task
 
 
 class Background:
@@ -36,12 +48,9 @@ class Background:
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
+        if not task.cancelled() and task.exception() is not None:
             self.failures += 1
-            log.error("background task %s failed: %s", task.get_name(), exc, exc_info=exc)
+            _log_failure(task)
 
     def __len__(self) -> int:
         return len(self._tasks)

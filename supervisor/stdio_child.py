@@ -27,7 +27,7 @@ from only1mcp import __version__
 from only1mcp.backends.base import NOT_RUNNING, BackendUnavailable
 from only1mcp.backends.child import CHILD_CAPABILITIES, RestartPolicy, spawn_child, stop_child
 from only1mcp.backends.lines import LineChannel
-from only1mcp.background import Background
+from only1mcp.background import Background, watched
 from only1mcp.bus.messages import ChildState
 from only1mcp.config.models import StdioBackend
 from only1mcp.protocol import jsonrpc
@@ -138,7 +138,8 @@ class ChildMux:
         self._runner = loop.create_task(self._run(), name=f"child {self.label}")
         self._runner.add_done_callback(self._runner_ended)
         if self.policy.idle_after is not None:
-            self._watchdog = loop.create_task(self._watch_idle(self.policy.idle_after), name=f"idle {self.label}")
+            self._watchdog = watched(loop.create_task(self._watch_idle(self.policy.idle_after),
+                                                      name=f"idle {self.label}"))
         if not self.policy.start_now:
             self._set_state(ChildState.IDLE)
 

@@ -13,6 +13,7 @@ from only1mcp.backends.child import CHILD_CAPABILITIES
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
+from only1mcp.background import watched
 from only1mcp.bus.messages import LinkPurpose, Sender
 from only1mcp.config.models import StdioBackend
 from only1mcp.sessions import SessionInfo
@@ -54,7 +55,7 @@ class BackendPool:
         for key, session in list(self._sessions.items()):
             if backends.get(key[0]) != self._backends.get(key[0]):
                 del self._sessions[key]
-                asyncio.get_running_loop().create_task(self._close_when_idle(session))
+                watched(asyncio.get_running_loop().create_task(self._close_when_idle(session)))
         self._backends = backends
         self._children.configure({name: b for name, b in backends.items() if runs_per_worker(b)})
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from only1mcp.backends.base import BackendError
 from only1mcp.backends.child import RestartPolicy
 from only1mcp.backends.session import BackendSession
+from only1mcp.background import watched
 from only1mcp.config.models import StdioBackend
 
 __all__ = ["ChildKeeper"]
@@ -110,8 +111,8 @@ class ChildKeeper:
     def _schedule(self, backend: StdioBackend, replica: int, delay: float) -> None:
         key = (backend.name, replica)
         if key not in self._tasks:
-            self._tasks[key] = asyncio.get_running_loop().create_task(
-                self._restart(backend, replica, delay), name=f"child-{backend.name}-{replica}")
+            self._tasks[key] = watched(asyncio.get_running_loop().create_task(
+                self._restart(backend, replica, delay), name=f"child-{backend.name}-{replica}"))
 
     async def _restart(self, backend: StdioBackend, replica: int, delay: float) -> None:
         key = (backend.name, replica)

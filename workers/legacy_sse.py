@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
 from only1mcp.protocol import jsonrpc
@@ -143,7 +144,7 @@ class LegacySseDoor:
                                          stream.session.issued, stream.session.principal)
             stream.queue.put_nowait(result_bytes(message.get("id"), result))
             return
-        task = asyncio.get_running_loop().create_task(self._run(stream, message))
+        task = watched(asyncio.get_running_loop().create_task(self._run(stream, message)))
         stream.calls.add(task)
         task.add_done_callback(stream.calls.discard)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
@@ -122,7 +123,7 @@ class WebSocketDoor:
             if "id" in message and "method" in message:
                 connection.send(error_bytes(message["id"], Code.INVALID_REQUEST, "initialize first"))
             return
-        task = asyncio.get_running_loop().create_task(self._run(connection, session, message))
+        task = watched(asyncio.get_running_loop().create_task(self._run(connection, session, message)))
         connection.calls.add(task)
         task.add_done_callback(connection.calls.discard)
 

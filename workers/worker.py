@@ -18,6 +18,7 @@ import zmq.asyncio
 from aiohttp import web
 
 from only1mcp.backends.http1 import Http1Pool
+from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Replica, Reporter, Role, Sender, State, Target
 from only1mcp.bus.messages import ALL_WORKERS, STANDBYS, Adopt, BootError, Empty, ProcessReport
 from only1mcp.bus.relay import RelaySubscriber
@@ -62,7 +63,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         self._ctx = zmq.asyncio.Context()
         self._reporter = Reporter(self._ctx, self.spec.endpoints, self._sender)
-        heartbeat = asyncio.create_task(self._heartbeats(), name="heartbeat")
+        heartbeat = watched(asyncio.create_task(self._heartbeats(), name="heartbeat"))
         replica: Replica | None = None
         runner: web.AppRunner | None = None
         relay: RelaySubscriber | None = None
@@ -81,7 +82,7 @@ class Worker:
                 app, door = build_app(self.context, self.gateway, inbox)
                 relay = RelaySubscriber(self._ctx, self.spec.endpoints, [Target(ALL_WORKERS), Target(self.spec.slot)],
                                         os.getpid(), inbox)
-                relay_task = asyncio.create_task(relay.serve(), name="relay")
+                relay_task = watched(asyncio.create_task(relay.serve(), name="relay"))
                 runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                        shutdown_timeout=self.spec.drain_timeout)
                 await runner.setup()
@@ -127,7 +128,7 @@ class Worker:
         orders = MessageRouter("standby orders")
         orders.register(Kind.ADOPT, self._on_order)
         subscriber = RelaySubscriber(self._ctx, self.spec.endpoints, [Target(STANDBYS)], os.getpid(), orders)
-        listening = asyncio.create_task(subscriber.serve(), name="standby-orders")
+        listening = watched(asyncio.create_task(subscriber.serve(), name="standby-orders"))
         self._reporter.send(Kind.STANDBY_READY, Empty())
         stopping = asyncio.create_task(self._stop.wait())
         try:

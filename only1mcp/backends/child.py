@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from only1mcp.background import watched
 from only1mcp.backoff import Backoff
 from only1mcp.config.models import StdioBackend
 from only1mcp.process import child_setup
@@ -101,7 +102,7 @@ async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.P
         start_new_session=True,  # its own process group: npx-style launchers are killed with it
         preexec_fn=child_setup(os.getpid(), limits),
     )
-    asyncio.get_running_loop().create_task(_log_stderr(process, label))
+    watched(asyncio.get_running_loop().create_task(_log_stderr(process, label)))
     log.info("backend '%s' started (pid %d): %s", label, process.pid, backend.command)
     return process
 
@@ -168,7 +169,7 @@ class ChildTransport(LineTransport):
         self._channel.start()
 
     def _stdout_closed(self, error: BaseException | None) -> None:
-        asyncio.get_running_loop().create_task(self._report_exit(error))
+        watched(asyncio.get_running_loop().create_task(self._report_exit(error)))
 
     async def _report_exit(self, error: BaseException | None) -> None:
         """The child closed its stdout: it is exiting. Report how, once it is gone (bounded wait)."""

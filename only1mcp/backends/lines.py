@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from only1mcp.background import watched
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 
 from .base import BackendUnavailable, Message
@@ -33,7 +34,7 @@ class LineChannel:
         self.on_close: Any = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._read())
+        self._task = watched(asyncio.get_running_loop().create_task(self._read()))
 
     async def _read(self) -> None:
         error: BaseException | None = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from only1mcp import __version__
+from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.versions import LATEST
 
@@ -240,7 +241,7 @@ class BackendSession:
         if self.closed:
             return
         message = jsonrpc.notification("notifications/cancelled", {"requestId": request_id, "reason": reason})
-        asyncio.get_running_loop().create_task(self._send_quietly(message))
+        watched(asyncio.get_running_loop().create_task(self._send_quietly(message)))
 
     async def _send_quietly(self, message: Message) -> None:
         try:
@@ -272,7 +273,7 @@ class BackendSession:
         related = self._pending.get(related_id) if related_id is not None else None
         if "id" in message:
             if message.get("method") == "ping":
-                asyncio.get_running_loop().create_task(self._answer_ping(message["id"]))
+                watched(asyncio.get_running_loop().create_task(self._answer_ping(message["id"])))
             elif self.on_request is not None:
                 self.on_request(message, related, caller)
             return

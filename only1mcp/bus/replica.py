@@ -12,6 +12,8 @@ from types import MappingProxyType
 import zmq
 import zmq.asyncio
 
+from only1mcp.background import watched
+
 from .codec import BusProtocolError, Codec, Envelope
 from .endpoints import Endpoints
 from .messages import Delta, Heartbeat, Kind, Request, Sender, Snapshot
@@ -145,9 +147,9 @@ class Replica:
 
     async def start(self) -> State:
         """Take the first snapshot and start following deltas; returns the first State."""
-        self._tasks.append(asyncio.create_task(self._read_replies(), name="bus-replies"))
+        self._tasks.append(watched(asyncio.create_task(self._read_replies(), name="bus-replies")))
         await self._snapshot()
-        self._tasks.append(asyncio.create_task(self._follow(), name="bus-follow"))
+        self._tasks.append(watched(asyncio.create_task(self._follow(), name="bus-follow")))
         return self._state
 
     async def request(self, kind: Kind, build: Callable[[int], Payload], timeout: float | None = None) -> Envelope:

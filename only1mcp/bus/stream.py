@@ -8,6 +8,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from only1mcp.background import watched
+
 from .codec import LENGTH_BYTES, BusProtocolError, Codec, Envelope
 from .messages import Kind, Sender
 from .wire import Payload
@@ -42,7 +44,7 @@ class FramedChannel:
         self.on_close: Callable[[BaseException | None], None] = lambda exc: None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._read(), name=f"link {self._name}")
+        self._task = watched(asyncio.get_running_loop().create_task(self._read(), name=f"link {self._name}"))
 
     async def _read(self) -> None:
         error: BaseException | None = None
