@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 
 import uvloop
 import zmq.asyncio
@@ -46,27 +47,62 @@ def _spawn_workers(count: int, port: int, endpoints: Endpoints, runtime: str) ->
     return processes  # type: ignore[return-value]
 
 
+class _Reports:
+    """What the workers report: who is ready, and the state seq each has applied."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.applied: dict[int, int] = {}
+        self.ready: set[int] = set()
+        self.progress = asyncio.Event()
+        self.router = MessageRouter("bench reports")
+        for kind in (Kind.READY, Kind.PROCESS_HEARTBEAT, Kind.STATE_APPLIED):
+            self.router.register(kind, self._report)
+
+    def _report(self, envelope: Envelope) -> None:
+        slot = envelope.sender.slot
+        if envelope.kind is Kind.READY:
+            self.ready.add(slot)
+        if isinstance(envelope.payload, ProcessReport):
+            self.applied[slot] = max(self.applied.get(slot, 0), envelope.payload.seq)
+        self.progress.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self.progress.clear()
+            await asyncio.wait_for(self.progress.wait(), 30)
+
+    async def all_applied(self, seq: int) -> None:
+        await self.until(lambda: len(self.applied) == self.workers and min(self.applied.values()) >= seq)
+
+
+async def _changes(publisher: StatePublisher, reports: _Reports, changes: int) -> list[float]:
+    """Milliseconds from each change to the last worker applying it."""
+    latencies = []
+    for index in range(changes):
+        started = time.perf_counter()
+        seq = publisher.set(Namespace.ROUTES, f"bench{index % 50}", BackendRoutes(
+            (ReplicaRoute(Health.HEALTHY, BreakerState.CLOSED, None, f"change {index}", 1),)))
+        await reports.all_applied(seq)
+        latencies.append((time.perf_counter() - started) * 1e3)
+    return latencies
+
+
+async def _revoke(publisher: StatePublisher, reports: _Reports, count: int) -> None:
+    expires = time.time() + 3600
+    for index in range(count):
+        seq = publisher.set(Namespace.REVOKED, f"{index:024x}", Revocation(expires))
+        if index % 1000 == 999 or index == count - 1:
+            await reports.all_applied(seq)
+
+
 async def measure(workers: int, changes: int, revoked: int) -> dict[str, object]:
     runtime = create_runtime_dir(None)
     endpoints = Endpoints.in_dir(runtime)
     ctx = zmq.asyncio.Context()
-    applied: dict[int, int] = {}
-    ready: set[int] = set()
-    progress = asyncio.Event()
-
-    def on_report(envelope: Envelope) -> None:
-        slot = envelope.sender.slot
-        if envelope.kind is Kind.READY:
-            ready.add(slot)
-        if isinstance(envelope.payload, ProcessReport):
-            applied[slot] = max(applied.get(slot, 0), envelope.payload.seq)
-        progress.set()
-
-    reports = MessageRouter("bench reports")
-    for kind in (Kind.READY, Kind.PROCESS_HEARTBEAT, Kind.STATE_APPLIED):
-        reports.register(kind, on_report)
+    reports = _Reports(workers)
     publisher = StatePublisher(ctx, endpoints, Sender(Role.SUPERVISOR, -1, os.getpid()))
-    sink = ReportSink(ctx, endpoints, reports)
+    sink = ReportSink(ctx, endpoints, reports.router)
     tasks = [asyncio.create_task(publisher.serve()), asyncio.create_task(sink.serve()),
              asyncio.create_task(publisher.run_heartbeats(1.0))]
     publisher.set(Namespace.CONFIG, "", ConfigState(1, "bench", "bench", time.time(), {}))
@@ -74,34 +110,12 @@ async def measure(workers: int, changes: int, revoked: int) -> dict[str, object]
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     holder.bind(("127.0.0.1", 0))
     processes = _spawn_workers(workers, holder.getsockname()[1], endpoints, str(runtime))
-
-    async def until(condition) -> None:
-        while not condition():
-            progress.clear()
-            await asyncio.wait_for(progress.wait(), 30)
-
-    await until(lambda: len(ready) == workers)
-
-    async def one_round() -> list[float]:
-        latencies = []
-        for index in range(changes):
-            started = time.perf_counter()
-            seq = publisher.set(Namespace.ROUTES, f"bench{index % 50}", BackendRoutes(
-                (ReplicaRoute(Health.HEALTHY, BreakerState.CLOSED, None, f"change {index}", 1),)))
-            await until(lambda seq=seq: len(applied) == workers and min(applied.values()) >= seq)
-            latencies.append((time.perf_counter() - started) * 1e3)
-        return latencies
-
-    latencies = await one_round()
+    await reports.until(lambda: len(reports.ready) == workers)
+    latencies = await _changes(publisher, reports, changes)
     after: list[float] = []
     if revoked:  # the same changes again, with that many sessions revoked (what a busy gateway holds)
-        expires = time.time() + 3600
-        for index in range(revoked):
-            seq = publisher.set(Namespace.REVOKED, f"{index:024x}", Revocation(expires))
-            if index % 1000 == 999:
-                await until(lambda seq=seq: min(applied.values()) >= seq)
-        await until(lambda seq=seq: min(applied.values()) >= seq)
-        after = await one_round()
+        await _revoke(publisher, reports, revoked)
+        after = await _changes(publisher, reports, changes)
 
     for process in processes:
         process.terminate()

@@ -41,12 +41,13 @@ _LONG_SESSION = 10.0  # seconds: a discovery session that lasted this long is re
 class _Watch:
     """Discovery state of one backend."""
 
-    __slots__ = ("backend", "changed", "discovery", "error", "host_error", "host_running", "hosted", "own_child",
-                 "session", "since", "state", "task")
+    __slots__ = ("backend", "changed", "discovery", "error", "host_error", "host_running", "hosted", "opened",
+                 "own_child", "session", "since", "state", "task")
 
     def __init__(self, backend: AnyBackend) -> None:
         self.backend = backend
         self.session: BackendSession | None = None
+        self.opened = 0.0  # when its session opened (monotonic)
         self.discovery: Discovery | None = None
         self.state = "starting"
         self.error = ""
@@ -116,7 +117,6 @@ class CatalogBuilder:
     async def _watch(self, watch: _Watch) -> None:
         # Backends that went down together (a network blip) are retried spread apart, not in step.
         retry = Backoff(base=self._retry_base(), cap=_MAX_RETRY, jitter=0.2)
-        opened = 0.0
         while True:
             if watch.hosted and not watch.host_running:
                 if watch.host_error:
@@ -125,29 +125,8 @@ class CatalogBuilder:
                 await watch.changed.wait()  # the stdio host reports when the child runs (or fails)
                 continue
             try:
-                if watch.session is None or watch.session.closed:
-                    watch.session = await self._connect(watch)
-                    opened = time.monotonic()
-                watch.discovery = await self._discover(watch.backend, watch.session)
-                self._set_state(watch, "ok", "")
+                await self._discover_until_change(watch)
                 retry.reset()
-                watch.changed.clear()
-                if watch.own_child:
-                    # A per_worker backend's child here would serve no call: stop it, and discover again
-                    # when a worker's child announces a list change (reported over the bus).
-                    await watch.session.close()
-                    watch.session = None
-                    await watch.changed.wait()
-                elif not await self._wait_for_change(watch):
-                    # Its session closed (a stream ended, a connection dropped). After a long run, connect
-                    # again at once; a session that keeps closing soon after it opened is retried with backoff.
-                    if time.monotonic() - opened <= _LONG_SESSION:
-                        raise BackendError(-32003, f"backend '{watch.backend.name}' closed its connection")
-                    await watch.session.close()
-                    watch.session = None
-                    log.info("backend '%s': discovery session closed; connecting again", watch.backend.name)
-                    continue
-                log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
                 continue
             except BackendError as exc:
                 self._set_state(watch, "down", exc.message)
@@ -161,6 +140,32 @@ class CatalogBuilder:
             retry.cap = max(retry.base, _MAX_RETRY)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch.changed.wait(), retry.next_delay())
+
+    async def _discover_until_change(self, watch: _Watch) -> None:
+        """Discover the backend, then wait until something calls for discovering it again (raises when it
+        cannot be reached, or its session keeps closing soon after it opened)."""
+        if watch.session is None or watch.session.closed:
+            watch.session = await self._connect(watch)
+            watch.opened = time.monotonic()
+        watch.discovery = await self._discover(watch.backend, watch.session)
+        self._set_state(watch, "ok", "")
+        watch.changed.clear()
+        if watch.own_child:
+            # A per_worker backend's child here would serve no call: stop it, and discover again when a
+            # worker's child announces a list change (reported over the bus).
+            await watch.session.close()
+            watch.session = None
+            await watch.changed.wait()
+        elif not await self._wait_for_change(watch):
+            # Its session closed (a stream ended, a connection dropped). After a long run, connect again at
+            # once; a session that keeps closing soon after it opened is retried with backoff.
+            if time.monotonic() - watch.opened <= _LONG_SESSION:
+                raise BackendError(-32003, f"backend '{watch.backend.name}' closed its connection")
+            await watch.session.close()
+            watch.session = None
+            log.info("backend '%s': discovery session closed; connecting again", watch.backend.name)
+            return
+        log.info("backend '%s' announced a list change; discovering again", watch.backend.name)
 
     def _retry_base(self) -> float:
         return self._settings.proxy.discovery_retry if self._settings else 5.0

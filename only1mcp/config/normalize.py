@@ -60,21 +60,7 @@ def normalize(
         else:
             native[key] = value
     for client_key in CLIENT_KEYS:
-        entries = data.get(client_key)
-        if entries is None:
-            continue
-        if not isinstance(entries, dict):
-            problems.append(Problem(doc.source, f"'{client_key}' must map server names to their settings",
-                                    doc.locate((client_key,)), client_key, (client_key,)))
-            continue
-        for name, entry in entries.items():
-            index = len(backends)
-            old: Path_ = (client_key, name)
-            _copy_positions(doc, old, out, ("backends", index))
-            if (old in doc.keys):
-                out.keys[("backends", index, "name")] = doc.keys[old]
-                out.values[("backends", index, "name")] = doc.keys[old]
-            backends.append(_client_entry(name, entry, doc, old, out, ("backends", index), problems))
+        _client_entries(doc, data.get(client_key), client_key, out, backends, problems)
     if backends or "backends" in data:
         native["backends"] = backends if isinstance(data.get("backends", []), list) else data["backends"]
     out.data = native  # named entries for the messages below
@@ -82,6 +68,25 @@ def normalize(
         out.data = substitute_env(native, out, environ, problems)
     _duplicate_names(out, problems)
     return out, problems
+
+
+def _client_entries(doc: Document, entries: Any, client_key: str, out: Document, backends: list[Any],
+                    problems: list[Problem]) -> None:
+    """A client file's ``mcpServers``/``servers`` entries, appended to ``backends`` with their positions."""
+    if entries is None:
+        return
+    if not isinstance(entries, dict):
+        problems.append(Problem(doc.source, f"'{client_key}' must map server names to their settings",
+                                doc.locate((client_key,)), client_key, (client_key,)))
+        return
+    for name, entry in entries.items():
+        index = len(backends)
+        old: Path_ = (client_key, name)
+        _copy_positions(doc, old, out, ("backends", index))
+        if old in doc.keys:
+            out.keys[("backends", index, "name")] = doc.keys[old]
+            out.values[("backends", index, "name")] = doc.keys[old]
+        backends.append(_client_entry(name, entry, doc, old, out, ("backends", index), problems))
 
 
 def _duplicate_names(doc: Document, problems: list[Problem]) -> None:
