@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
+from only1mcp.http.sse import SseDecoder
 from only1mcp.protocol import modern
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.sse import SseDecoder
 
 __all__ = ["StdioBridge"]
 

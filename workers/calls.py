@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol.codec import dumps
-from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
 from .exchange import Answer, Exchange

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import Message
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
+from only1mcp.http.client import Http1Pool
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer

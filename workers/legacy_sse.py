@@ -14,10 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
-from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import InvalidSession, SessionInfo
 
 from .calls import SSE_HEADERS, SinkChannel

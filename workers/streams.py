@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol.codec import dumps
-from only1mcp.protocol.sse import encode_event
 
 from .calls import SSE_HEADERS
 

@@ -15,9 +15,9 @@ import signal
 import zmq.asyncio
 from aiohttp import web
 
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
+from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_role
 from only1mcp.process import tune_gc
 from only1mcp.spec import EXIT_OK, EXIT_WORKER_BOOT, WorkerSpec

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TypeGuard
 
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
+from only1mcp.http.client import Http1Pool
 from only1mcp.spec import stdio_socket
 
 from .base import Transport
 from .child import ChildTransport
 from .http import HttpTransport
-from .http1 import Http1Pool
 from .lines import UnixTransport
 from .sse import SseTransport
 from .websocket import WebSocketTransport

@@ -7,11 +7,11 @@ import contextlib
 import logging
 from typing import Any
 
+from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, Target
+from only1mcp.http.sse import SseDecoder
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.sse import SseDecoder
 
 from .base import BackendUnavailable, Message, SessionExpired
-from .http1 import ConnectError, Http1Pool, HttpResponse, Target
 
 __all__ = ["HttpTransport"]
 

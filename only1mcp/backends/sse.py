@@ -12,12 +12,12 @@ import logging
 from typing import Any
 from urllib.parse import urljoin
 
+from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, Target
+from only1mcp.http.sse import SseDecoder
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.sse import SseDecoder
 
 from .base import BackendUnavailable, Message
 from .http import _render
-from .http1 import ConnectError, Http1Pool, HttpResponse, Target
 
 __all__ = ["SseTransport"]
 

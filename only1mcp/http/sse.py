@@ -1,4 +1,4 @@
-"""Server-Sent Events: encoding for the front door, incremental decoding for backends."""
+"""Server-Sent Events: encoding for the front door, incremental decoding for backends and the stdio bridge."""
 
 from __future__ import annotations
 
