@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.bus import Kind
+from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.jsonrpc import Code
@@ -103,6 +104,10 @@ class FrontDoor:
         settings = self._gateway.settings
         return settings.server.max_body_size if settings is not None else 4 * 1024 * 1024
 
+    def body_timeout(self) -> float:
+        settings = self._gateway.settings
+        return settings.server.body_timeout if settings is not None else 60.0
+
     def refuse_early(self, exchange: Exchange, content_length: int | None, limit: int) -> Answer | None:
         """What the headers alone refuse: a foreign Origin or Host, a wrong Accept or Content-Type, a
         declared body over the limit."""
@@ -140,10 +145,17 @@ class FrontDoor:
         refused = self.refuse_early(exchange, request.content_length, limit)
         if refused is not None:
             return exchange.respond(refused)
-        body = await _read_limited(request, limit)
-        if body is None:
+        timeout = self.body_timeout()
+        try:
+            body = await read_body(request, limit, timeout)
+        except BodyTooLarge:
             return self._refuse(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit "
                                 "(server.max_body_size)")
+        except BodyIncomplete:
+            return self._refuse(400, Code.INVALID_REQUEST, "the request body ended before its Content-Length")
+        except BodyTimeout:
+            return await send_and_close(request, self._refuse(408, Code.INVALID_REQUEST, f"request body not "
+                                        f"complete within {timeout:g}s (server.body_timeout)"))
         message = self.parse(body)
         if isinstance(message, Answer):
             return exchange.respond(message)
@@ -247,16 +259,3 @@ class FrontDoor:
                  time.strftime("%H:%M:%S"))
         return web.Response(status=200, body=dumps({}), content_type="application/json")
 
-
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None once it grows past ``limit`` (chunked bodies have no Content-Length to check)."""
-    if request.content_length is not None:
-        return await request.content.readexactly(request.content_length) if request.content_length else b""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

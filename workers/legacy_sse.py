@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
 from only1mcp.http.sse import encode_event
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
@@ -113,9 +114,17 @@ class LegacySseDoor:
             return self._refuse(415, Code.INVALID_REQUEST, "Content-Type must be application/json")
         settings = self._gateway.settings
         limit = settings.server.max_body_size if settings is not None else 4 * 1024 * 1024
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            return self._refuse(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit")
+        timeout = settings.server.body_timeout if settings is not None else 60.0
+        try:
+            body = await read_body(request, limit, timeout)
+        except BodyTooLarge:
+            return self._refuse(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit "
+                                "(server.max_body_size)")
+        except BodyIncomplete:
+            return self._refuse(400, Code.INVALID_REQUEST, "the request body ended before its Content-Length")
+        except BodyTimeout:
+            return await send_and_close(request, self._refuse(408, Code.INVALID_REQUEST, f"request body not "
+                                        f"complete within {timeout:g}s (server.body_timeout)"))
         try:
             message = loads(body)
         except JSONDecodeError as exc:

@@ -17,13 +17,15 @@ from aiohttp import web
 
 from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
+from only1mcp.http.aiohttp_bridge import HttpSite, runner_options
 from only1mcp.http.client import Http1Pool
+from only1mcp.http.server import HttpServer
 from only1mcp.logs import set_role
 from only1mcp.process import tune_gc
 from only1mcp.spec import EXIT_OK, EXIT_WORKER_BOOT, WorkerSpec
 
 from .context import WorkerContext
-from .fast_http import FastHttp, FastSite
+from .fast_http import McpFastPath, limits_of
 from .gateway import Gateway
 from .web_app import build_app
 
@@ -72,13 +74,7 @@ class Worker:
                 relay = RelaySubscriber(self._ctx, self.spec.endpoints, [BROADCAST, worker_topic(self.spec.slot)],
                                         self.gateway.on_relayed)
                 relay_task = asyncio.create_task(relay.serve(), name="relay")
-                app, door = build_app(self.context, self.gateway)
-                runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                       shutdown_timeout=self.spec.drain_timeout)
-                await runner.setup()
-                site = FastSite(runner, lambda server: FastHttp(door, server), self.spec.host, self.spec.port,
-                                backlog=1024, drain_timeout=self.spec.drain_timeout)
-                await site.start()
+                runner = await self._listen(self.gateway)
             except (OSError, TimeoutError) as exc:
                 return self._boot_failed(exc)
             tune_gc()
@@ -104,6 +100,23 @@ class Worker:
                 replica.close()
             self._reporter.close()
             self._ctx.term()
+
+    async def _listen(self, gateway: Gateway) -> web.AppRunner:
+        """aiohttp's application, with our HTTP server in front of it on the shared port."""
+        assert self.context is not None
+        app, door = build_app(self.context, gateway)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=self.spec.drain_timeout,
+                               **runner_options(limits_of(gateway.settings)))
+        await runner.setup()
+        fast_path = McpFastPath(door, gateway)
+        site = HttpSite(runner, lambda fallback: HttpServer(fast_path, fallback), self.spec.host, self.spec.port,
+                        backlog=1024, drain_timeout=self.spec.drain_timeout)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner
 
     async def _wait_for_slot(self) -> bool:
         """Standby: report ready, then wait for an adoption order; False if told to stop instead."""
