@@ -19,6 +19,7 @@ from only1mcp.bus import Envelope, Kind, Replica, Reporter, State
 from only1mcp.bus.relay import BROADCAST, STANDBY, RelaySubscriber, worker_topic
 from only1mcp.http.aiohttp_bridge import HttpSite, runner_options
 from only1mcp.http.client import Http1Pool
+from only1mcp.http.memory import keep_large_buffers_mapped
 from only1mcp.http.server import HttpServer
 from only1mcp.logs import set_role
 from only1mcp.process import tune_gc
@@ -78,6 +79,7 @@ class Worker:
             except (OSError, TimeoutError) as exc:
                 return self._boot_failed(exc)
             tune_gc()
+            keep_large_buffers_mapped()  # freed request and answer buffers go back to the OS
             self._report(Kind.WORKER_READY)
             log.info("serving on %s:%d", self.spec.host, self.spec.port)
             await self._stop.wait()

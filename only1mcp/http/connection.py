@@ -100,6 +100,10 @@ class HttpConnection(asyncio.Protocol):
         self.lost = True
         self._server.forget(self)
         self.stalled = 0.0
+        # The parser and this protocol reference each other: a cycle that only a full GC pass frees, and
+        # workers run those rarely. Let go of the request's bytes now (a half-sent body may be megabytes).
+        self._buffer = b""
+        self._backlog = []
         waiter, self._can_write = self._can_write, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
