@@ -20,7 +20,7 @@ from only1mcp.config.models import StdioBackend
 from only1mcp.process import child_setup
 
 from .base import BackendUnavailable
-from .lines import LINE_LIMIT, LineChannel, LineTransport
+from .lines import LineChannel, LineTransport
 
 __all__ = ["CHILD_CAPABILITIES", "ChildTransport", "RestartPolicy", "spawn_child", "stop_child"]
 
@@ -80,7 +80,7 @@ async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.P
     process = await asyncio.create_subprocess_exec(
         backend.command, *backend.args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=LINE_LIMIT,
+        cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=backend.max_event_bytes,
         start_new_session=True,  # its own process group: npx-style launchers are killed with it
         preexec_fn=child_setup(os.getpid(), limits),
     )
@@ -145,7 +145,9 @@ class ChildTransport(LineTransport):
             raise BackendUnavailable(f"backend '{self._backend.name}' could not be started: {exc}",
                                      sent=False) from None
         assert self._process.stdout is not None and self._process.stdin is not None
-        self._channel = LineChannel(f"backend '{self._label}'", self._process.stdout, self._process.stdin)
+        too_long = (f"backend '{self._label}' wrote a line over {self._backend.max_event_bytes} bytes; it was "
+                    "stopped (raise backends[].max_event_bytes if such messages are expected)")
+        self._channel = LineChannel(f"backend '{self._label}'", self._process.stdout, self._process.stdin, too_long)
         self._channel.on_message = self.on_message
         self._channel.on_close = self._stdout_closed
         self._channel.start()
@@ -157,7 +159,12 @@ class ChildTransport(LineTransport):
         """The child closed its stdout: it is exiting. Report how, once it is gone (bounded wait)."""
         process = self._process
         reason = str(error) if error else "closed its stdout"
-        if process is not None:
+        if isinstance(error, BackendUnavailable):  # it broke the line limit and still runs: stop it
+            self._process = None
+            if self._channel is not None:
+                self._channel.close()
+            await stop_child(process)
+        elif process is not None:
             try:
                 code = await asyncio.wait_for(process.wait(), 1.0)
                 reason = f"child (pid {process.pid}) exited with code {code}"

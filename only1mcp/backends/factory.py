@@ -12,7 +12,7 @@ from only1mcp.spec import stdio_socket
 
 from .base import Transport
 from .child import ChildTransport
-from .http import HttpTransport
+from .http import HttpTransport, Limits
 from .lines import UnixTransport
 from .sse import SseTransport
 from .websocket import WebSocketTransport
@@ -36,8 +36,12 @@ def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: H
         return ChildTransport(backend, replica)
     if isinstance(backend, StdioBackend):
         return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
+    limits = Limits(backend.max_response_bytes, backend.max_event_bytes)
     if isinstance(backend, HttpBackend):
-        return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
+        return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,
+                             limits)
     if isinstance(backend, SseBackend):
-        return SseTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
-    return WebSocketTransport(backend.name, backend.urls[replica], backend.headers, backend.timeouts.connect)
+        return SseTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,
+                            limits)
+    return WebSocketTransport(backend.name, backend.urls[replica], backend.headers, backend.timeouts.connect,
+                              backend.max_event_bytes)

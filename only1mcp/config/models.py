@@ -329,6 +329,20 @@ class BackendBase(_Strict):
         "annotations say idempotentHint or readOnlyHint).")
     retries: int = Field(2, ge=0, le=10, description="Extra attempts on other replicas for idempotent "
                          "calls that failed to reach a backend.")
+    max_response_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest answer to one request, in bytes: a JSON body, or everything the SSE answer to one "
+        "request carries. A larger answer fails that call with an error naming this setting, and its connection "
+        "is closed, not read to its end.",
+        json_schema_extra=_hint("write a number of bytes, e.g. 33554432 for 32 MiB"),
+    )
+    max_event_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest single message, in bytes: one SSE event or one line not yet ended (also on the "
+        "backend's GET stream), one WebSocket message, one line of a stdio child. A larger one fails the call it "
+        "answers (or ends the stream or child that sent it).",
+        json_schema_extra=_hint("write a number of bytes, e.g. 16777216 for 16 MiB"),
+    )
     health: HealthSettings = Field(default_factory=HealthSettings, description="See backends[].health.")  # type: ignore[arg-type]
     breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="See backends[].breaker.")  # type: ignore[arg-type]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["SseDecoder", "SseEvent", "encode_event"]
+__all__ = ["EventTooLarge", "SseDecoder", "SseEvent", "encode_event"]
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def encode_event(data: bytes, event_id: str | None = None, event: str | None = None) -> bytes:
@@ -25,43 +28,64 @@ class SseEvent:
     retry: int | None = None
 
 
+class EventTooLarge(Exception):
+    """One event, or one line not yet ended, grew past the decoder's limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an SSE event over {limit} bytes")
+        self.limit = limit
+
+
 class SseDecoder:
-    """Feed bytes as they arrive; get complete events back (per the WHATWG event-stream rules)."""
+    """Feed bytes as they arrive; get complete events back (per the WHATWG event-stream rules).
 
-    __slots__ = ("_buffer", "_data", "_event", "_id", "_retry", "last_event_id")
+    Linear in what it is fed, however it is split: the unfinished tail is kept in one buffer that grows in
+    place, and a line end is searched for only in bytes not searched before. ``max_event`` bounds one
+    event's data and any line not yet ended (EventTooLarge past it).
+    """
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = ("_buffer", "_data", "_event", "_id", "_limit", "_retry", "_scanned", "_size", "last_event_id")
+
+    def __init__(self, max_event: int | None = None) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no line end (a final CR may start a CRLF)
+        self._limit = max_event
         self._data: list[str] = []
+        self._size = 0  # bytes of the current event's data
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
         self.last_event_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        self._buffer += chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[SseEvent] = []
+        start = 0  # where the line being looked at begins
+        position = self._scanned
+        size = len(buffer)
         while True:
-            cut = self._next_line_end()
-            if cut is None:
-                return events
-            end, skip = cut
-            line = self._buffer[:end].decode("utf-8", "replace")
-            self._buffer = self._buffer[end + skip:]
-            event = self._line(line)
+            found = _LINE_END.search(buffer, position)
+            if found is None:
+                position = size
+                break
+            end = found.start()
+            if found.end() == size and found.end() - end == 1 and buffer[end] == 0x0D:
+                position = end  # a CR at the very end may be half of a CRLF: look at it again next time
+                break
+            event = self._line(buffer[start:end].decode("utf-8", "replace"), end - start)
             if event is not None:
                 events.append(event)
+            start = position = found.end()
+        if start:
+            del buffer[:start]  # O(1): a bytearray drops its head by moving its start
+            position -= start
+        self._scanned = position
+        if self._limit is not None and len(buffer) > self._limit:
+            raise EventTooLarge(self._limit)
+        return events
 
-    def _next_line_end(self) -> tuple[int, int] | None:
-        buffer = self._buffer
-        lf, cr = buffer.find(b"\n"), buffer.find(b"\r")
-        if cr == -1 or (lf != -1 and lf < cr):
-            return None if lf == -1 else (lf, 1)
-        if cr + 1 == len(buffer):
-            return None  # a CR at the end may be half of a CRLF
-        return (cr, 2) if buffer[cr + 1] == 0x0A else (cr, 1)
-
-    def _line(self, line: str) -> SseEvent | None:
+    def _line(self, line: str, size: int) -> SseEvent | None:
         if not line:
             return self._dispatch()
         if line.startswith(":"):
@@ -70,6 +94,9 @@ class SseDecoder:
         value = value.removeprefix(" ")
         if name == "data":
             self._data.append(value)
+            self._size += size
+            if self._limit is not None and self._size > self._limit:
+                raise EventTooLarge(self._limit)
         elif name == "event":
             self._event = value
         elif name == "id" and "\0" not in value:
@@ -84,5 +111,5 @@ class SseDecoder:
             self._event = ""
             return None
         event = SseEvent("\n".join(self._data), self._event or "message", self._id, self._retry)
-        self._data, self._event, self._retry = [], "", None
+        self._data, self._event, self._retry, self._size = [], "", None, 0
         return event
