@@ -64,8 +64,8 @@ class Target:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("_head_size", "_headers", "_parser", "_pool", "_response", "_transport", "closed", "got_bytes",
-                 "key", "ready")
+    __slots__ = ("_head_size", "_headers", "_in_head", "_parser", "_pool", "_response", "_transport", "closed",
+                 "got_bytes", "key", "ready")
 
     def __init__(self, pool: Http1Pool, key: tuple[str, int, bool]) -> None:
         self._pool = pool
@@ -75,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self._response: HttpResponse | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
+        self._in_head = False  # between sending a request and the end of its response's head
         self.ready: asyncio.Future[HttpResponse] | None = None
         self.closed = False
         self.got_bytes = False
@@ -90,7 +91,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.abort(ConnectError(f"invalid HTTP response: {exc}"))
             return
-        if self.ready is not None and not self.ready.done():  # still in the head
+        if self._in_head:
             self._head_size += len(data)
             if self._head_size > _MAX_HEAD:
                 self.abort(ConnectError(f"invalid HTTP response: its head is over {_MAX_HEAD} bytes"))
@@ -108,6 +109,7 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         response = self._response
         if response is None:
             return
@@ -133,6 +135,7 @@ class _Connection(asyncio.Protocol):
         self.ready = asyncio.get_running_loop().create_future()
         self.got_bytes = False
         self._head_size = 0
+        self._in_head = True
         self._transport.write(data)
         return self._response
 

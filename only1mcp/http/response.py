@@ -4,7 +4,7 @@ with backpressure, or only its start is read (an error body)."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import sys
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -12,6 +12,7 @@ __all__ = ["HttpResponse", "ResponseTooLarge"]
 
 _HIGH_WATER = 1024 * 1024  # bytes of a streamed body held unread before its connection stops reading
 _LOW_WATER = 256 * 1024  # and reads again once the consumer is back under this
+_UNBOUNDED = sys.maxsize
 
 
 class ResponseTooLarge(Exception):
@@ -43,19 +44,18 @@ class HttpResponse:
     with ResponseTooLarge and its connection is closed.
     """
 
-    __slots__ = ("_buffered", "_chunks", "_conn", "_done", "_error", "_paused", "_received", "_streaming",
-                 "_waiter", "headers", "keep_alive", "limit", "status")
+    __slots__ = ("_buffered", "_chunks", "_conn", "_done", "_error", "_paused", "_received", "_waiter", "headers",
+                 "keep_alive", "limit", "status")
 
     def __init__(self, conn: _Carrier, limit: int | None) -> None:
         self._conn: _Carrier | None = conn
-        self.limit = limit
+        self.limit = _UNBOUNDED if limit is None else limit
         self.status = 0
         self.headers: dict[str, str] = {}
         self.keep_alive = False
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []
         self._received = 0
-        self._buffered = 0  # bytes of a streamed body not yet taken by the consumer
-        self._streaming = False
+        self._buffered = -1  # bytes of a streamed body not yet taken by the consumer; -1: not streamed
         self._paused = False
         self._done = False
         self._error: BaseException | None = None
@@ -69,16 +69,17 @@ class HttpResponse:
     def feed(self, chunk: bytes) -> None:
         """Called by the connection with each piece of the body."""
         self._received += len(chunk)
-        if self.limit is not None and self._received > self.limit and self._conn is not None:
+        if self._received > self.limit and self._conn is not None:
             self._conn.abort(ResponseTooLarge(self.limit))
             return
         self._chunks.append(chunk)
-        if self._streaming:
+        if self._buffered >= 0:
             self._buffered += len(chunk)
             if self._buffered > _HIGH_WATER and not self._paused and self._conn is not None:
                 self._paused = True
                 self._conn.pause_reading()
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def finish(self, error: BaseException | None = None) -> None:
         """Called by the connection when the body is complete, or with why it never will be."""
@@ -109,11 +110,10 @@ class HttpResponse:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; the connection stops reading while much of it is left unread."""
-        self._streaming = True
         self._buffered = sum(map(len, self._chunks))
         while True:
             while self._chunks:
-                chunk = self._chunks.popleft()
+                chunk = self._chunks.pop(0)  # a short list: the high-water mark bounds it
                 self._buffered -= len(chunk)
                 if self._paused and self._buffered < _LOW_WATER and self._conn is not None:
                     self._paused = False
