@@ -201,6 +201,11 @@ class HttpTransport:
                 break
         return decoder.last_event_id
 
+    async def settled(self) -> None:
+        """Until every SSE answer being read has ended."""
+        while self._streams:
+            await asyncio.wait(list(self._streams.values()))
+
     def abandon(self, request_id: Any) -> None:
         task = self._streams.pop(request_id, None)
         if task is not None:
