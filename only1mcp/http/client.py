@@ -100,6 +100,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self._pool.forget(self)
         self._fail(ConnectError(f"connection closed by the server{': ' + str(exc) if exc else ''}"))
+        self._parser = None  # type: ignore[assignment]  # it and this protocol reference each other
 
     # -- llhttp callbacks
     def on_message_begin(self) -> None:

@@ -5,7 +5,6 @@ once the call is over (tests/fixtures/hostile_server.py counts the answers it is
 from __future__ import annotations
 
 import json
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
