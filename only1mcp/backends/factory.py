@@ -35,7 +35,8 @@ def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: H
     if runs_per_worker(backend):
         return ChildTransport(backend, replica)
     if isinstance(backend, StdioBackend):
-        return UnixTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)))
+        socket = str(stdio_socket(runtime_dir, backend.name, replica))
+        return UnixTransport(backend.name, socket, backend.max_event_bytes)
     limits = Limits(backend.max_response_bytes, backend.max_event_bytes)
     if isinstance(backend, HttpBackend):
         return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,

@@ -117,15 +117,17 @@ class LineTransport:
 class UnixTransport(LineTransport):
     """A worker's (or the supervisor's) connection to the stdio host of one backend replica."""
 
-    __slots__ = ("_path",)
+    __slots__ = ("_limit", "_path")
 
-    def __init__(self, name: str, path: str) -> None:
+    def __init__(self, name: str, path: str, max_line: int = 0) -> None:
         super().__init__(name)
         self._path = path
+        # the host passes on lines up to the backend's max_event_bytes, a little longer once ids are remapped
+        self._limit = max(LINE_LIMIT, max_line + 64 * 1024)
 
     async def open(self) -> None:
         try:
-            reader, writer = await asyncio.open_unix_connection(self._path, limit=LINE_LIMIT)
+            reader, writer = await asyncio.open_unix_connection(self._path, limit=self._limit)
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
                                      f"{exc.strerror})", sent=False) from None

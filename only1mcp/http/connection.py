@@ -312,8 +312,12 @@ class HttpConnection(asyncio.Protocol):
         """Close once what is written has gone out; ``abort``: at once, dropping it."""
         self._server.forget(self)
         transport = self._transport
-        if transport is not None and (abort or not transport.is_closing()):
-            transport.abort() if abort else transport.close()
+        if transport is None:
+            return
+        if abort:
+            transport.abort()
+        elif not transport.is_closing():
+            transport.close()
 
     def time_out(self, what: str) -> None:
         """Close a connection that outstayed its phase's limit (``what`` names it); a client in the middle

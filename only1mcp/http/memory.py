@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import platform
+import os
 
 __all__ = ["MMAP_THRESHOLD", "keep_large_buffers_mapped"]
 
@@ -27,7 +27,10 @@ MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value; buffers of a request'
 def keep_large_buffers_mapped(threshold: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold (which also stops it from moving); False where the C library is not
     glibc (musl and others map large buffers without a moving threshold) or the call failed."""
-    if platform.libc_ver()[0] != "glibc":
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+            return False
+    except (ValueError, OSError):  # the name is unknown outside glibc
         return False
     libc = ctypes.CDLL(None)  # this process's own symbols, libc's among them (find_library runs ldconfig)
     if libc.mallopt(_M_MMAP_THRESHOLD, threshold) != 1:
