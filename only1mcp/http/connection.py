@@ -2,23 +2,22 @@
 
 Requests are parsed with llhttp (httptools). A request the handler claims is read whole (head and a
 Content-Length body, in one buffer) and answered; pipelined requests wait for the one before them. Any
-other request is handed to the fallback server together with the connection, at the end of its head:
-its bytes so far and everything after them are fed to the fallback's protocol, which keeps the
-connection from then on. Every head is parsed here first, so the head limits (size, field count, one
-Host) apply to all requests, whoever answers them.
+other request goes to the fallback with the connection at the end of its head: its bytes so far and all
+after them are fed to the fallback's protocol, which keeps the connection. Every head is parsed here
+first, so the head limits (size, field count, one Host) apply whoever answers the request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from http import HTTPStatus
 from types import CoroutineType
 from typing import TYPE_CHECKING
 
 import httptools
 
 from .request import Request
+from .writing import ResponseWriter
 
 if TYPE_CHECKING:
     from .server import HttpServer
@@ -54,16 +53,16 @@ class _Refused(Exception):
         self.reason = reason
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(ResponseWriter):
     """One client connection; ``phase`` and ``since`` tell the server's sweep which time limit runs."""
 
-    __slots__ = ("_backlog", "_backlog_size", "_buffer", "_can_write", "_fields", "_handed", "_head_end",
-                 "_headers", "_length", "_limits", "_parser", "_server", "_task", "_transport", "_url", "done", "lost",
-                 "phase", "since", "stalled")
+    __slots__ = ("_backlog", "_backlog_size", "_buffer", "_fields", "_handed", "_head_end", "_headers", "_length",
+                 "_limits", "_parser", "_task", "_url", "done", "phase", "since")
+
+    _server: HttpServer
 
     def __init__(self, server: HttpServer) -> None:
-        self._server = server
-        self._transport: asyncio.Transport | None = None
+        super().__init__(server)
         self._parser = httptools.HttpRequestParser(self)
         # The bytes of the request being parsed, from its first byte: the only copy of its body.
         self._buffer: bytes | bytearray = b""
@@ -75,14 +74,11 @@ class HttpConnection(asyncio.Protocol):
         self._url = b""
         self._head_end = 0
         self._length = 0
-        self._can_write: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
         self._handed = False
         self.done: asyncio.Future[None] | None = None  # set while a request is being answered
         self.phase = HEAD
         self.since = 0.0
-        self.stalled = 0.0  # when writing paused because the client does not read (0: it reads)
-        self.lost = False
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -97,28 +93,8 @@ class HttpConnection(asyncio.Protocol):
             self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-        self._server.forget(self)
-        self.stalled = 0.0
+        super().connection_lost(exc)
         self._release()
-        waiter, self._can_write = self._can_write, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.stalled = self._server.clock()
-        if self._can_write is None:
-            self._can_write = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        self.stalled = 0.0
-        waiter, self._can_write = self._can_write, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def writable(self) -> None:
-        if self._can_write is not None:
-            await self._can_write
 
     def data_received(self, data: bytes) -> None:
         if self._handed:
@@ -284,41 +260,6 @@ class HttpConnection(asyncio.Protocol):
         if backlog:
             self._feed(backlog[0] if len(backlog) == 1 else b"".join(backlog))
 
-    # ------------------------------------------------------------ writing and closing
-
-    def write_head(self, status: int, headers: dict[str, str], body: bytes | None, keep_alive: bool) -> None:
-        """The status line and headers, and ``body`` with its length; None starts a chunked body."""
-        if self._transport is None or self.lost:
-            return
-        lines = [b"HTTP/1.1 %d %b\r\n" % (status, _reason(status)), b"Date: ", self._server.date, b"\r\n"]
-        for name, value in headers.items():
-            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-        if body is None:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
-        else:
-            lines.append(b"Content-Length: %d\r\n" % len(body))
-        if not keep_alive:
-            lines.append(b"Connection: close\r\n")
-        lines.append(b"\r\n")
-        if body:
-            lines.append(body)
-        self._transport.write(b"".join(lines))
-
-    def write(self, data: bytes) -> None:
-        if self._transport is not None and not self.lost:
-            self._transport.write(data)
-
-    def close(self, abort: bool = False) -> None:
-        """Close once what is written has gone out; ``abort``: at once, dropping it."""
-        self._server.forget(self)
-        transport = self._transport
-        if transport is None:
-            return
-        if abort:
-            transport.abort()
-        elif not transport.is_closing():
-            transport.close()
-
     def time_out(self, what: str) -> None:
         """Close a connection that outstayed its phase's limit (``what`` names it); a client in the middle
         of sending a request is told so (408), one that sent nothing or stopped reading is not."""
@@ -358,9 +299,3 @@ class HttpConnection(asyncio.Protocol):
         if data:
             protocol.data_received(data)
 
-
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-
-
-def _reason(status: int) -> bytes:
-    return _REASONS.get(status, b"Status")
