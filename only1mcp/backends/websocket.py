@@ -65,7 +65,8 @@ class WebSocketTransport:
                         if isinstance(item, dict):
                             self.on_message(item, None)
                 elif frame.type is aiohttp.WSMsgType.ERROR:
-                    error = self._socket.exception()
+                    # a protocol error (a message too big, say) comes in the frame, not in exception()
+                    error = frame.data if isinstance(frame.data, BaseException) else self._socket.exception()
                     if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
                         error = BackendUnavailable(f"backend '{self._name}' sent a WebSocket message over "
                                                    f"{self._max_message} bytes (raise backends[].max_event_bytes "

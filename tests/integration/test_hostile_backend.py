@@ -27,7 +27,8 @@ PEAK_BOUND_MB = 160
 
 @pytest.fixture
 def hostile():
-    servers = [FixtureServer("hostile_server"), FixtureServer("hostile_server", transport="sse")]
+    servers = [FixtureServer("hostile_server"), FixtureServer("hostile_server", transport="sse"),
+               FixtureServer("hostile_server", transport="websocket")]
     yield servers
     for server in servers:
         server.close()
@@ -38,7 +39,8 @@ def gateway(start_gateway, tmp_path: Path, hostile: list[FixtureServer]):
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 1, standby_workers: 0}\nbackends:\n"
                       f"  - name: bad\n    url: {hostile[0].url}\n    timeouts: {{call: 3}}\n"
-                      f"  - name: old\n    url: {hostile[1].url}\n    timeouts: {{call: 3}}\n")
+                      f"  - name: old\n    url: {hostile[1].url}\n    timeouts: {{call: 3}}\n"
+                      f"  - name: ws\n    url: {hostile[2].url}\n    timeouts: {{call: 3}}\n")
     return start_gateway("--config", str(config))
 
 
@@ -116,3 +118,13 @@ async def test_a_legacy_stream_event_over_the_limit_ends_that_session(gateway, h
 
         await async_wait_until(served_again, 15, "the legacy backend to be reachable again", interval=0.2)
     assert _peak_mb(worker) < PEAK_BOUND_MB
+
+
+async def test_a_websocket_message_over_the_limit_ends_that_session(gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
+        answer = await _call(mcp, "ws_huge_message", 1)
+        message = answer["error"]["message"]
+        assert f"backend 'ws' sent a WebSocket message over {16 * MiB} bytes" in message, answer
+        assert "raise backends[].max_event_bytes" in message
