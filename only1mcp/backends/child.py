@@ -20,7 +20,7 @@ from only1mcp.config.models import StdioBackend
 from only1mcp.process import child_setup
 
 from .base import BackendUnavailable
-from .lines import LineChannel, LineTransport
+from .lines import LINE_LIMIT, LineChannel, LineTransport
 
 __all__ = ["CHILD_CAPABILITIES", "ChildTransport", "RestartPolicy", "spawn_child", "stop_child"]
 
@@ -67,9 +67,10 @@ class RestartPolicy:
         return len(self._exits)
 
 
-async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.Process:
+async def spawn_child(backend: StdioBackend, label: str, line_limit: int = LINE_LIMIT) -> asyncio.subprocess.Process:
     """Start the backend's command with its environment (filtered by ``env_allow``), working directory
-    and resource limits, in its own process group, killed if this process dies; stderr goes to the log."""
+    and resource limits, in its own process group, killed if this process dies; stderr goes to the log.
+    Its stdout is read in lines of at most ``line_limit`` bytes."""
     allowed = backend.env_allow
     inherited = os.environ if allowed is None else {k: v for k, v in os.environ.items() if k in allowed}
     env = {**inherited, **backend.env}
@@ -80,7 +81,7 @@ async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.P
     process = await asyncio.create_subprocess_exec(
         backend.command, *backend.args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=backend.max_event_bytes,
+        cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=line_limit,
         start_new_session=True,  # its own process group: npx-style launchers are killed with it
         preexec_fn=child_setup(os.getpid(), limits),
     )
@@ -140,7 +141,7 @@ class ChildTransport(LineTransport):
 
     async def open(self) -> None:
         try:
-            self._process = await spawn_child(self._backend, self._label)
+            self._process = await spawn_child(self._backend, self._label, self._backend.max_event_bytes)
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._backend.name}' could not be started: {exc}",
                                      sent=False) from None

@@ -339,8 +339,9 @@ class BackendBase(_Strict):
     max_event_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, le=1024**3,
         description="Largest single message, in bytes: one SSE event or one line not yet ended (also on the "
-        "backend's GET stream), one WebSocket message, one line of a stdio child. A larger one fails the call it "
-        "answers (or ends the stream or child that sent it).",
+        "backend's GET stream), one WebSocket message, one line of a `per_worker` stdio child (the stdio host "
+        "reads shared children's lines up to 64 MiB). A larger one fails the call it answers (or ends the stream "
+        "or child that sent it).",
         json_schema_extra=_hint("write a number of bytes, e.g. 16777216 for 16 MiB"),
     )
     health: HealthSettings = Field(default_factory=HealthSettings, description="See backends[].health.")  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ once the call is over (tests/fixtures/hostile_server.py counts the answers it is
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.processes import FixtureServer
+from tests.support.processes import ROOT, FixtureServer
 from tests.support.rawmcp import RawMcp
 from tests.support.waiting import async_wait_until
 
@@ -127,4 +128,19 @@ async def test_a_websocket_message_over_the_limit_ends_that_session(gateway) -> 
         answer = await _call(mcp, "ws_huge_message", 1)
         message = answer["error"]["message"]
         assert f"backend 'ws' sent a WebSocket message over {16 * MiB} bytes" in message, answer
+        assert "raise backends[].max_event_bytes" in message
+
+
+async def test_a_stdio_line_over_the_limit_stops_that_child(start_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 1, standby_workers: 0}\nbackends:\n"
+                      f"  - name: std\n    command: {sys.executable}\n"
+                      f"    args: ['-m', 'tests.fixtures.hostile_stdio']\n    cwd: {ROOT}\n    per_worker: true\n")
+    gateway = start_gateway("--config", str(config))
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
+        answer = await _call(mcp, "std_huge_line", 1)
+        message = answer["error"]["message"]
+        assert f"backend 'std' wrote a line over {16 * MiB} bytes; it was stopped" in message, answer
         assert "raise backends[].max_event_bytes" in message
