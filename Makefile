@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.proxy_overhead
 	$(BIN)/python -m bench.instructions
 	$(BIN)/python -m bench.failover
+	$(BIN)/python -m bench.slowloris
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

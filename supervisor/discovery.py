@@ -16,13 +16,13 @@ from typing import Any
 
 from only1mcp.backends.base import BackendError, Message
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
 from only1mcp.backoff import Backoff
 from only1mcp.bus.messages import ChildState, ChildStatus, LinkPurpose, Sender
 from only1mcp.catalog.merge import Discovery, merge
 from only1mcp.config.models import Settings, StdioBackend
+from only1mcp.http.client import Http1Pool
 
 __all__ = ["CatalogBuilder"]
 

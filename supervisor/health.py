@@ -18,13 +18,13 @@ from typing import Any
 
 from only1mcp.backends.base import BackendError
 from only1mcp.backends.factory import AnyBackend, make_transport, replica_count, runs_per_worker
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter
 from only1mcp.bus.messages import CallOutcomes, ChildState, ChildStatus, LinkPurpose, Sender
 from only1mcp.bus.state import BackendRoutes, ReplicaRoute
 from only1mcp.config.models import Settings, StdioBackend
+from only1mcp.http.client import Http1Pool
 from only1mcp.routing.breaker import Breaker, BreakerPolicy, State
 from only1mcp.routing.health import Health, HealthPolicy, HealthTracker
 

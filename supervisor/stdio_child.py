@@ -105,6 +105,7 @@ class ChildMux:
         self._runner: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._refusals = 0
+        self._overlong = ""  # why the child was stopped for a line over the limit
         self._refusal_logged = 0.0
         self.last_call = time.monotonic()
         self.restarts = 0
@@ -174,7 +175,8 @@ class ChildMux:
                 await self._initialize()
                 self._set_state(ChildState.RUNNING)
                 code = await self._process.wait() if self._process else -1
-                self.last_error = f"exited with code {code}"
+                self.last_error = self._overlong or f"exited with code {code}"
+                self._overlong = ""
             except (OSError, TimeoutError, _ChildError, BackendUnavailable) as exc:
                 self.last_error = await self._describe_failure(exc)  # logged once, below, with what happens next
             self._ready.clear()
@@ -228,9 +230,12 @@ class ChildMux:
                 await self._kill()
 
     async def _spawn(self) -> None:
-        self._process = await spawn_child(self.backend, self.label)
+        limit = self.backend.max_event_bytes
+        self._process = await spawn_child(self.backend, self.label, limit)
         assert self._process.stdout is not None and self._process.stdin is not None
-        self._channel = LineChannel(f"backend '{self.label}'", self._process.stdout, self._process.stdin)
+        too_long = (f"wrote a line over {limit} bytes and was stopped (raise backends[].max_event_bytes if such "
+                    "messages are expected)")
+        self._channel = LineChannel(f"backend '{self.label}'", self._process.stdout, self._process.stdin, too_long)
         self._channel.on_line = self._from_child
         self._channel.on_close = self._stdout_closed
         self._channel.start()
@@ -244,10 +249,15 @@ class ChildMux:
             self._set_state(ChildState.FAILED)
 
     def _stdout_closed(self, exc: BaseException | None) -> None:
-        """The child closed its stdout (it is exiting): an initialize still waiting will never be answered."""
+        """The child closed its stdout (it is exiting), or broke the line limit (then it is stopped, and its
+        calls fail saying so): an initialize still waiting will never be answered."""
         waiter, self._init_waiter = self._init_waiter, None
         if waiter is not None and not waiter[1].done():
             waiter[1].set_exception(_ChildError("exited before answering initialize"))
+        if isinstance(exc, BackendUnavailable) and self._process is not None:
+            self._overlong = exc.message
+            log.warning("backend '%s' %s", self.label, exc.message)
+            self._process.kill()  # _run sees it exit and fails its calls with the reason
 
     async def _initialize(self) -> None:
         request_id = next(self._ids)

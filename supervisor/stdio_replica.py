@@ -34,7 +34,7 @@ __all__ = ["ReplicaServer"]
 
 log = logging.getLogger("only1mcp.stdio")
 
-MAX_LINK_FRAME = 256 * 1024 * 1024
+_FRAME_SLACK = 64 * 1024  # the envelope around a message, beyond the backend's max_event_bytes
 
 
 class ReplicaServer:
@@ -168,7 +168,8 @@ class ReplicaServer:
     # ------------------------------------------------------------ links
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        channel = FramedChannel(f"link to '{self.label}'", reader, writer, self._sender, MAX_LINK_FRAME)
+        channel = FramedChannel(f"link to '{self.label}'", reader, writer, self._sender,
+                                self.backend.max_event_bytes + _FRAME_SLACK)
         link = Link(next(self._link_ids), channel)
         self._links[link.ident] = link
         channel.on_envelope = lambda envelope: self._from_link(link, envelope)

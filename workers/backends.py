@@ -11,11 +11,11 @@ from typing import Any
 from only1mcp.backends.base import BackendUnavailable, Message
 from only1mcp.backends.child import CHILD_CAPABILITIES
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import watched
 from only1mcp.bus.messages import LinkPurpose, Sender
 from only1mcp.config.models import StdioBackend
+from only1mcp.http.client import Http1Pool
 from only1mcp.sessions import SessionInfo
 
 from .children import ChildKeeper

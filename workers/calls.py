@@ -11,10 +11,10 @@ from typing import Any, Protocol
 from only1mcp.backends.base import BackendUnavailable, SessionExpired
 from only1mcp.backends.session import BackendSession
 from only1mcp.background import Background
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code
-from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
 from .exchange import Answer, Exchange

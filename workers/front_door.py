@@ -25,7 +25,7 @@ from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import AiohttpExchange, Answer, Exchange, media_type, web_response
 from .gateway import Gateway
-from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, read_body, refusal
+from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal
 from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor"]
@@ -95,10 +95,9 @@ class FrontDoor:
         refused = self.refuse_early(exchange, request.content_length, limit)
         if refused is not None:
             return exchange.respond(refused)
-        body = await read_body(request, limit)
-        if body is None:
-            return web_response(refusal(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit "
-                                                                   "(server.max_body_size)"))
+        body = await self._guard.body(request)
+        if not isinstance(body, bytes):
+            return body
         message = self.parse(body)
         if isinstance(message, Answer):
             return exchange.respond(message)

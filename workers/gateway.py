@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import Message
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter, Replica, Reporter, State, Target
@@ -25,6 +24,7 @@ from only1mcp.bus.messages import (
 from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
+from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code

@@ -14,21 +14,24 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.config.models import ServerSettings
+from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.constants import SESSION_HEADER, VERSION_HEADER
 from only1mcp.protocol.jsonrpc import Code, error_message
 from only1mcp.protocol.versions import SUPPORTED
 from only1mcp.sessions import InvalidSession, SessionInfo
 
-from .exchange import Answer
+from .exchange import Answer, web_response
 from .gateway import Gateway
 
-__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Guard", "read_body", "refusal"]
+__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Guard", "refusal"]
 
 log = logging.getLogger("only1mcp.worker")
 
 JSON = {"Content-Type": "application/json"}
-DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default  # before the first config arrives
+# before the first config arrives
+DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default
+DEFAULT_BODY_TIMEOUT: float = ServerSettings.model_fields["body_timeout"].default
 
 
 def refusal(status: int, code: int, message: str, request_id: Any = None) -> Answer:
@@ -51,6 +54,26 @@ class Guard:
     def body_limit(self) -> int:
         settings = self._gateway.settings
         return settings.server.max_body_size if settings is not None else DEFAULT_BODY_LIMIT
+
+    def body_timeout(self) -> float:
+        settings = self._gateway.settings
+        return settings.server.body_timeout if settings is not None else DEFAULT_BODY_TIMEOUT
+
+    async def body(self, request: web.Request) -> bytes | web.StreamResponse:
+        """A body aiohttp serves (chunked, or after a hand-over), read whole within the size limit and the
+        body timeout; else the refusal, already made (a late body also closes its connection)."""
+        limit, timeout = self.body_limit(), self.body_timeout()
+        try:
+            return await read_body(request, limit, timeout)
+        except BodyTooLarge:
+            return web_response(refusal(413, Code.INVALID_REQUEST, f"request body is over the {limit}-byte limit "
+                                                                   "(server.max_body_size)"))
+        except BodyIncomplete:
+            return web_response(refusal(400, Code.INVALID_REQUEST, "the request body ended before its "
+                                                                   "Content-Length"))
+        except BodyTimeout:
+            return await send_and_close(request, web_response(refusal(
+                408, Code.INVALID_REQUEST, f"request body not complete within {timeout:g}s (server.body_timeout)")))
 
     def too_large(self, size: int | None, request_id: Any = None) -> Answer | None:
         limit = self.body_limit()
@@ -82,19 +105,3 @@ class Guard:
         if self._gateway.session_gone(session):
             return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}")
         return session
-
-
-async def read_body(request: web.Request, limit: int) -> bytes | None:
-    """A body aiohttp serves, whole; None once it grows past ``limit`` (a chunked body declares no length)."""
-    if request.content_length is not None:
-        if request.content_length > limit:
-            return None
-        return await request.content.readexactly(request.content_length) if request.content_length else b""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

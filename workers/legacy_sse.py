@@ -17,18 +17,18 @@ from aiohttp import web
 from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code
-from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
 from .dispatch import Dispatcher, result_bytes
 from .exchange import Answer, web_response
 from .gateway import Gateway
-from .guard import Guard, read_body, refusal
+from .guard import Guard, refusal
 from .sse_pump import pump
 
 __all__ = ["LegacySseDoor"]
@@ -95,12 +95,9 @@ class LegacySseDoor:
             return web_response(session)
         if request.content_type != "application/json":
             return self._refuse(415, Code.INVALID_REQUEST, "Content-Type must be application/json")
-        refused = self._guard.too_large(request.content_length)
-        if refused is not None:
-            return web_response(refused)
-        body = await read_body(request, self._guard.body_limit())
-        if body is None:
-            return web_response(self._guard.too_large(self._guard.body_limit() + 1))
+        body = await self._guard.body(request)
+        if not isinstance(body, bytes):
+            return body
         try:
             message = loads(body)
         except JSONDecodeError as exc:

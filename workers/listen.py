@@ -16,11 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
-from only1mcp.protocol.sse import encode_event
 from only1mcp.sessions import SessionInfo
 
 from .dispatch import SERVER_INFO, Dispatcher

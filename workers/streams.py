@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.http.sse import encode_event
 from only1mcp.protocol.codec import dumps, loads
 from only1mcp.protocol.constants import SSE_HEADERS
-from only1mcp.protocol.sse import encode_event
 
 from .sse_pump import pump
 

@@ -13,21 +13,25 @@ import dataclasses
 import logging
 import os
 import signal
+from typing import Any
 
 import zmq.asyncio
 from aiohttp import web
 
-from only1mcp.backends.http1 import Http1Pool
 from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Replica, Reporter, Role, Sender, State, Target
 from only1mcp.bus.messages import ALL_WORKERS, STANDBYS, Adopt, BootError, Empty, ProcessReport
 from only1mcp.bus.relay import RelaySubscriber
+from only1mcp.http.aiohttp_bridge import HttpSite, runner_options
+from only1mcp.http.client import Http1Pool
+from only1mcp.http.memory import keep_large_buffers_mapped
+from only1mcp.http.server import HttpServer
 from only1mcp.logs import set_role
 from only1mcp.process import tune_gc
 from only1mcp.spec import EXIT_BOOT, EXIT_OK, WorkerSpec
 
 from .context import WorkerContext
-from .fast_http import FastHttp, FastSite
+from .fast_http import McpFastPath, limits_of
 from .gateway import Gateway
 from .web_app import build_app
 
@@ -45,7 +49,7 @@ class _BootFailure(Exception):
 class Worker:
     """Binds the port only after the first state snapshot, so it never serves a request without state."""
 
-    __slots__ = ("_adopted", "_ctx", "_reporter", "_sender", "_stop", "context", "gateway", "spec")
+    __slots__ = ("_adopted", "_ctx", "_http", "_reporter", "_sender", "_stop", "context", "gateway", "spec")
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -57,6 +61,7 @@ class Worker:
                                                                                              os.getpid())
         self.context: WorkerContext | None = None
         self.gateway: Gateway | None = None
+        self._http: HttpServer | None = None  # our HTTP server on the shared port, once listening
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -79,19 +84,14 @@ class Worker:
                 inbox = MessageRouter("worker relay")
                 self.gateway = Gateway(self.spec, replica, self._reporter, http)
                 self.gateway.on_state(replica.state)
-                app, door = build_app(self.context, self.gateway, inbox)
                 relay = RelaySubscriber(self._ctx, self.spec.endpoints, [Target(ALL_WORKERS), Target(self.spec.slot)],
                                         os.getpid(), inbox)
                 relay_task = watched(asyncio.create_task(relay.serve(), name="relay"))
-                runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                       shutdown_timeout=self.spec.drain_timeout)
-                await runner.setup()
-                site = FastSite(runner, lambda server: FastHttp(door, server), self.spec.host, self.spec.port,
-                                backlog=1024, drain_timeout=self.spec.drain_timeout)
-                await site.start()
+                runner = await self._listen(self.gateway, inbox)
             except Exception as exc:  # noqa: BLE001 -- anything before serving is a boot error: logged once there
                 return self._boot_failed(exc)
             tune_gc()
+            keep_large_buffers_mapped()  # freed request and answer buffers go back to the OS
             self._report(Kind.READY)
             log.info("serving on %s:%d", self.spec.host, self.spec.port)
             await self._stop.wait()
@@ -120,6 +120,28 @@ class Worker:
             await asyncio.wait_for(replica.start(), _BOOT_TIMEOUT)
         except TimeoutError:
             raise _BootFailure(f"no state snapshot from the supervisor within {_BOOT_TIMEOUT:.0f}s") from None
+
+    async def _listen(self, gateway: Gateway, inbox: MessageRouter) -> web.AppRunner:
+        """aiohttp's application, with our HTTP server in front of it on the shared port."""
+        assert self.context is not None
+        app, door = build_app(self.context, gateway, inbox)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=self.spec.drain_timeout,
+                               **runner_options(limits_of(gateway.settings)))
+        await runner.setup()
+        fast_path = McpFastPath(door, gateway)
+
+        def server(fallback: Any) -> HttpServer:
+            self._http = HttpServer(fast_path, fallback)
+            return self._http
+
+        site = HttpSite(runner, server, self.spec.host, self.spec.port, backlog=1024,
+                        drain_timeout=self.spec.drain_timeout)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner
 
     async def _wait_for_slot(self, replica: Replica) -> bool:
         """Standby: report ready, then wait for an adoption order; False if told to stop instead."""
@@ -183,6 +205,8 @@ class Worker:
             self.context.on_state(state)
         if self.gateway is not None:
             self.gateway.on_state(state)
+        if self._http is not None:
+            self._http.configure()  # a reloaded limit applies to the next request, not the next sweep
         if not self.spec.standby:
             self._report(Kind.STATE_APPLIED)
 

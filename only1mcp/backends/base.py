@@ -14,6 +14,7 @@ __all__ = [
     "BackendTimeout",
     "BackendUnavailable",
     "Message",
+    "ReplyTooLarge",
     "SessionExpired",
     "Transport",
 ]
@@ -22,17 +23,21 @@ Message = dict[str, Any]
 # (message, id of the backend request it belongs to or None[, the client session it belongs to]): the link
 # to the stdio host knows the session too; other transports know at most the request.
 MessageSink = Callable[..., None]
+# (id of the request that failed, why): for what a transport finds wrong after send() returned
+FailureSink = Callable[[Any, "BackendError"], None]
 
 
 class Transport(Protocol):
     """Moves JSON-RPC messages to and from one backend replica; knows nothing about MCP semantics.
 
     ``send`` returns once the message is handed over (for HTTP: once the response headers are in);
-    everything the backend sends back arrives through ``on_message``. ``on_close`` fires once when the
-    transport can no longer carry messages.
+    everything the backend sends back arrives through ``on_message``. ``on_failure`` fails one request
+    whose answer broke the transport's limits after ``send`` returned (an SSE answer too large).
+    ``on_close`` fires once when the transport can no longer carry messages.
     """
 
     on_message: MessageSink
+    on_failure: FailureSink
     on_close: Callable[[BaseException | None], None]
 
     async def open(self) -> None: ...
@@ -45,6 +50,11 @@ class Transport(Protocol):
 
     def reset(self) -> None:
         """Forget the backend session (before re-initializing)."""
+
+    def abandon(self, request_id: Any) -> None:
+        """The caller gave up on this request (its deadline passed, its client cancelled): stop reading
+        whatever still arrives for it and close what carries it. Nothing to do for transports without
+        a stream per request."""
 
     async def close(self) -> None: ...
 
@@ -86,6 +96,14 @@ class BackendRpcError(BackendError):
         code = error.get("code", Code.INTERNAL_ERROR)
         super().__init__(code if isinstance(code, int) else Code.INTERNAL_ERROR,
                          str(error.get("message", "backend error")), error.get("data"))
+
+
+class ReplyTooLarge(BackendRpcError):
+    """A backend's answer broke a size limit (``max_response_bytes``, ``max_event_bytes``): that call
+    fails with this error; the backend answered, so it is not counted as failing or retried elsewhere."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__({"code": int(Code.INTERNAL_ERROR), "message": message})
 
 
 class SessionExpired(Exception):

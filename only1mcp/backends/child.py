@@ -87,9 +87,10 @@ def child_environment(backend: StdioBackend, environ: Mapping[str, str]) -> dict
     return {**inherited, **backend.env}
 
 
-async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.Process:
+async def spawn_child(backend: StdioBackend, label: str, line_limit: int = LINE_LIMIT) -> asyncio.subprocess.Process:
     """Start the backend's command with its environment (see ``child_environment``), working directory
-    and resource limits, in its own process group, killed if this process dies; stderr goes to the log."""
+    and resource limits, in its own process group, killed if this process dies; stderr goes to the log.
+    Its stdout is read in lines of at most ``line_limit`` bytes."""
     env = child_environment(backend, os.environ)
     limits = {kind: value for kind, value in (
         (resource.RLIMIT_AS, backend.limits.address_space_mb and backend.limits.address_space_mb * 1024 * 1024),
@@ -98,7 +99,7 @@ async def spawn_child(backend: StdioBackend, label: str) -> asyncio.subprocess.P
     process = await asyncio.create_subprocess_exec(
         backend.command, *backend.args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=LINE_LIMIT,
+        cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=line_limit,
         start_new_session=True,  # its own process group: npx-style launchers are killed with it
         preexec_fn=child_setup(os.getpid(), limits),
     )
@@ -158,12 +159,14 @@ class ChildTransport(LineTransport):
 
     async def open(self) -> None:
         try:
-            self._process = await spawn_child(self._backend, self._label)
+            self._process = await spawn_child(self._backend, self._label, self._backend.max_event_bytes)
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._backend.name}' could not be started: {exc}",
                                      sent=False) from None
         assert self._process.stdout is not None and self._process.stdin is not None
-        self._channel = LineChannel(f"backend '{self._label}'", self._process.stdout, self._process.stdin)
+        too_long = (f"backend '{self._label}' wrote a line over {self._backend.max_event_bytes} bytes; it was "
+                    "stopped (raise backends[].max_event_bytes if such messages are expected)")
+        self._channel = LineChannel(f"backend '{self._label}'", self._process.stdout, self._process.stdin, too_long)
         self._channel.on_message = self.on_message
         self._channel.on_close = self._stdout_closed
         self._channel.start()
@@ -175,7 +178,12 @@ class ChildTransport(LineTransport):
         """The child closed its stdout: it is exiting. Report how, once it is gone (bounded wait)."""
         process = self._process
         reason = str(error) if error else "closed its stdout"
-        if process is not None:
+        if isinstance(error, BackendUnavailable):  # it broke the line limit and still runs: stop it
+            self._process = None
+            if self._channel is not None:
+                self._channel.close()
+            await stop_child(process)
+        elif process is not None:
             try:
                 code = await asyncio.wait_for(process.wait(), 1.0)
                 reason = f"child (pid {process.pid}) exited with code {code}"

@@ -8,12 +8,12 @@ from typing import TypeGuard
 
 from only1mcp.bus.messages import LinkPurpose, Sender
 from only1mcp.config.models import HttpBackend, SseBackend, StdioBackend, WebSocketBackend
+from only1mcp.http.client import Http1Pool
 from only1mcp.spec import stdio_socket
 
 from .base import Transport
 from .child import ChildTransport
-from .http import HttpTransport
-from .http1 import Http1Pool
+from .http import HttpTransport, Limits
 from .link import LinkTransport
 from .sse import SseTransport
 from .websocket import WebSocketTransport
@@ -38,9 +38,14 @@ def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: H
     if runs_per_worker(backend):
         return ChildTransport(backend, replica)
     if isinstance(backend, StdioBackend):
-        return LinkTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)), sender, purpose)
+        return LinkTransport(backend.name, str(stdio_socket(runtime_dir, backend.name, replica)), sender, purpose,
+                             backend.max_event_bytes)
+    limits = Limits(backend.max_response_bytes, backend.max_event_bytes)
     if isinstance(backend, HttpBackend):
-        return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
+        return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,
+                             limits)
     if isinstance(backend, SseBackend):
-        return SseTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect)
-    return WebSocketTransport(backend.name, backend.urls[replica], backend.headers, backend.timeouts.connect)
+        return SseTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,
+                            limits)
+    return WebSocketTransport(backend.name, backend.urls[replica], backend.headers, backend.timeouts.connect,
+                              backend.max_event_bytes)

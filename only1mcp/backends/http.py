@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, ResponseTooLarge, Target, render_headers
+from only1mcp.http.sse import EventTooLarge, SseDecoder
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.sse import SseDecoder
 from only1mcp.redact import mask_url
 
-from .base import BackendUnavailable, Message, SessionExpired
-from .http1 import ConnectError, Http1Pool, HttpResponse, Target
+from .base import BackendUnavailable, Message, ReplyTooLarge, SessionExpired
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpTransport", "Limits"]
 
 log = logging.getLogger("only1mcp.backend")
 
 _RECONNECT_MAX = 30.0
+_ERROR_PREFIX = 4096  # bytes of an error answer read for its message; the rest is never read
 
 
-def _render(headers: dict[str, str]) -> bytes:
-    for name, value in headers.items():
-        if any(c in name + value for c in "\r\n"):
-            raise ValueError(f"header {name!r} contains a line break")
-    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
+class Limits:
+    """How large one answer and one event may be, and the settings that say so (for error messages)."""
+
+    __slots__ = ("event", "event_setting", "response", "response_setting")
+
+    def __init__(self, response: int, event: int, response_setting: str = "backends[].max_response_bytes",
+                 event_setting: str = "backends[].max_event_bytes") -> None:
+        self.response = response
+        self.event = event
+        self.response_setting = response_setting
+        self.event_setting = event_setting
 
 
 class HttpTransport:
@@ -33,15 +39,18 @@ class HttpTransport:
 
     The backend's ``Mcp-Session-Id`` is kept here (one per session object, i.e. per worker and capability
     profile). A 404 — or a 400 that says the session is unknown, as some servers answer — raises
-    SessionExpired so the session re-initializes and retries once.
+    SessionExpired so the session re-initializes and retries once. A 4xx whose body is a JSON-RPC error
+    for the request is the backend's answer to it. An SSE answer is read by a task of its own until its
+    final response, then left (a server may keep it open); ``abandon`` ends it earlier.
     """
 
-    __slots__ = ("_block", "_connect_timeout", "_get_task", "_headers", "_name", "_pool", "_protocol_version",
-                 "_session_id", "_streams", "_target", "closed", "on_close", "on_message", "shown_url", "url")
+    __slots__ = ("_block", "_connect_timeout", "_get_task", "_headers", "_label", "_limits", "_pool",
+                 "_protocol_version", "_session_id", "_streams", "_target", "closed", "on_close", "on_failure",
+                 "on_message", "shown_url", "url")
 
-    def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool,
-                 connect_timeout: float) -> None:
-        self._name = name
+    def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool, connect_timeout: float,
+                 limits: Limits, label: str | None = None) -> None:
+        self._label = label or f"backend '{name}'"
         self.url = url
         self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._target = Target(url)
@@ -49,48 +58,66 @@ class HttpTransport:
                          **headers}
         self._pool = pool
         self._connect_timeout = connect_timeout
+        self._limits = limits
         self._session_id: str | None = None
         self._protocol_version: str | None = None
-        self._block = _render(self._headers)
+        self._block = render_headers(self._headers)
         self._get_task: asyncio.Task[None] | None = None
-        self._streams: set[asyncio.Task[None]] = set()
+        self._streams: dict[Any, asyncio.Task[None]] = {}  # SSE answers being read, by request id
         self.closed = False
         self.on_message: Any = None
+        self.on_failure: Any = None
         self.on_close: Any = None
 
     async def open(self) -> None:
         """Nothing to open: connections come from the shared pool per request."""
 
     def _rerender(self) -> None:
+        self._block = render_headers({**self._headers, **self._session_headers()})
+
+    def _session_headers(self) -> dict[str, str]:
         extra: dict[str, str] = {}
         if self._session_id is not None:
             extra["Mcp-Session-Id"] = self._session_id
         if self._protocol_version is not None:
             extra["MCP-Protocol-Version"] = self._protocol_version
-        self._block = _render({**self._headers, **extra})
-
-    async def _request(self, method: str, body: bytes = b"", block: bytes | None = None) -> HttpResponse:
-        try:
-            return await self._pool.request(method, self._target, block or self._block, body, self._connect_timeout)
-        except ConnectError as exc:
-            raise self._unreachable(exc) from None
+        return extra
 
     def _unreachable(self, exc: ConnectError) -> BackendUnavailable:
-        return BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}", exc.sent)
+        return BackendUnavailable(f"cannot reach {self._label} at {self.shown_url}: {exc}", exc.sent)
 
-    async def send(self, message: Message, caller: str | None = None) -> None:
+    def _too_large(self, method: Any, exc: ResponseTooLarge | EventTooLarge) -> ReplyTooLarge:
+        """The error for an answer over a limit, logged here once (it is not a backend failure that the
+        dispatcher would log)."""
+        if isinstance(exc, EventTooLarge):
+            what, setting = f"an SSE event or line over {exc.limit} bytes", self._limits.event_setting
+        else:
+            what, setting = f"more than {exc.limit} bytes", self._limits.response_setting
+        error = ReplyTooLarge(f"{self._label} sent {what} in its answer to {method or 'a request'}; the call failed "
+                              f"and its connection was closed (raise {setting} if such answers are expected)")
+        log.warning("%s", error.message)
+        return error
+
+    async def send(self, message: Message, caller: str | None = None,
+                   headers: dict[str, str] | None = None) -> None:
+        """POST one message. ``headers``: extra headers for this request only, sent without the session's
+        (a 2026-07-28 request mirrors its envelope in them). ``caller`` is for links to the stdio host."""
         if self.closed:
-            raise BackendUnavailable(f"backend '{self._name}' transport is closed")
-        try:  # the pool directly, not _request(): one coroutine less on every call
-            response = await self._pool.request("POST", self._target, self._block, dumps(message),
-                                                self._connect_timeout)
+            raise BackendUnavailable(f"{self._label} transport is closed")
+        block = self._block if headers is None else render_headers({**self._headers, **headers})
+        try:  # the pool directly: one coroutine less on every call
+            response = await self._pool.request("POST", self._target, block, dumps(message), self._connect_timeout,
+                                                self._limits.response)
         except ConnectError as exc:
             raise self._unreachable(exc) from None
         try:
             await self._handle(response, message)
         except ConnectError as exc:
             response.release()
-            raise BackendUnavailable(f"backend '{self._name}' broke the connection: {exc}") from None
+            raise BackendUnavailable(f"{self._label} broke the connection: {exc}") from None
+        except ResponseTooLarge as exc:
+            response.release()
+            raise self._too_large(message.get("method"), exc) from None
         except BaseException:
             response.release()
             raise
@@ -101,26 +128,30 @@ class HttpTransport:
             await response.read()
             response.release()
             return
+        related = message.get("id")
         if status >= 400:
-            text = (await response.read()).decode("utf-8", "replace")[:300]
+            text = (await response.read_prefix(_ERROR_PREFIX)).decode("utf-8", "replace")
             response.release()
             if self._session_id is not None and message.get("method") != "initialize" and (
                 status == 404 or (status == 400 and "session" in text.lower())
             ):
-                raise SessionExpired(text)
-            raise BackendUnavailable(f"backend '{self._name}' answered HTTP {status} to {message.get('method')}: "
-                                     f"{text.strip() or 'no details'}")
+                raise SessionExpired(text[:300])
+            answer = _rpc_error(text, related) if status < 500 else None
+            if answer is not None:
+                self.on_message(answer, related)
+                return
+            raise BackendUnavailable(f"{self._label} answered HTTP {status} to {message.get('method')}: "
+                                     f"{text.strip()[:300] or 'no details'}")
         if message.get("method") == "initialize":
             session_id = response.headers.get("mcp-session-id")
             if session_id:
                 self._session_id = session_id
                 self._rerender()
         content_type = response.headers.get("content-type", "")
-        related = message.get("id")
         if content_type.startswith("text/event-stream"):
-            task = asyncio.get_running_loop().create_task(self._consume(response, related))
-            self._streams.add(task)
-            task.add_done_callback(self._streams.discard)
+            task = asyncio.get_running_loop().create_task(self._answer_stream(response, message))
+            self._streams[related] = task
+            task.add_done_callback(lambda done: self._forget_stream(related, done))
             return
         body = await response.read()
         response.release()
@@ -129,33 +160,59 @@ class HttpTransport:
         try:
             data = loads(body)
         except JSONDecodeError:
-            raise BackendUnavailable(f"backend '{self._name}' sent invalid JSON ({content_type or 'no type'})") \
-                from None
+            raise BackendUnavailable(f"{self._label} sent invalid JSON ({content_type or 'no type'})") from None
         for item in data if isinstance(data, list) else [data]:
             if isinstance(item, dict):
                 self.on_message(item, related)
 
-    async def _consume(self, response: HttpResponse, related: Any) -> str | None:
-        """Feed every event of an SSE response to on_message; returns the last event id seen."""
-        decoder = SseDecoder()
+    def _forget_stream(self, related: Any, task: asyncio.Task[None]) -> None:
+        if self._streams.get(related) is task:
+            del self._streams[related]
+
+    async def _answer_stream(self, response: HttpResponse, message: Message) -> None:
+        """The SSE answer to one request: read until its final response (or a limit, or the end)."""
+        related = message.get("id")
         try:
-            async for chunk in response.chunks():
-                for event in decoder.feed(chunk):
-                    if event.event != "message" or not event.data:
-                        continue
-                    try:
-                        data = loads(event.data)
-                    except JSONDecodeError:
-                        log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
-                        continue
-                    for item in data if isinstance(data, list) else [data]:
-                        if isinstance(item, dict):
-                            self.on_message(item, related)
+            await self._consume(response, related)
+        except (ResponseTooLarge, EventTooLarge) as exc:
+            self.on_failure(related, self._too_large(message.get("method"), exc))
         except ConnectError as exc:
-            log.info("backend '%s': SSE stream ended early: %s", self._name, exc)
+            log.info("%s: SSE stream ended early: %s", self._label, exc)
         finally:
-            response.release()
+            response.release()  # the connection is reused only if the stream ended by itself
+
+    async def _consume(self, response: HttpResponse, related: Any) -> str | None:
+        """Feed every event of an SSE response to on_message until the response to ``related`` went by
+        (None: until the stream ends); returns the last event id seen."""
+        decoder = SseDecoder(self._limits.event)
+        async for chunk in response.chunks():
+            answered = False
+            for event in decoder.feed(chunk):
+                if event.event != "message" or not event.data:
+                    continue
+                try:
+                    data = loads(event.data)
+                except JSONDecodeError:
+                    log.warning("%s: skipped an SSE event that is not JSON", self._label)
+                    continue
+                for item in data if isinstance(data, list) else [data]:
+                    if isinstance(item, dict):
+                        self.on_message(item, related)
+                        answered = answered or (related is not None and "method" not in item
+                                                and item.get("id") == related)
+            if answered:
+                break
         return decoder.last_event_id
+
+    async def settled(self) -> None:
+        """Until every SSE answer being read has ended."""
+        while self._streams:
+            await asyncio.wait(list(self._streams.values()))
+
+    def abandon(self, request_id: Any) -> None:
+        task = self._streams.pop(request_id, None)
+        if task is not None:
+            task.cancel()
 
     def initialized(self, result: dict[str, Any], protocol_version: str) -> None:
         self._protocol_version = protocol_version
@@ -176,27 +233,30 @@ class HttpTransport:
         delay = 0.5
         last_event_id: str | None = None
         while not self.closed:
-            headers = {**self._headers, "Accept": "text/event-stream"}
+            headers = {**self._headers, "Accept": "text/event-stream", **self._session_headers()}
             headers.pop("Content-Type", None)
-            if self._session_id:
-                headers["Mcp-Session-Id"] = self._session_id
-            if self._protocol_version:
-                headers["MCP-Protocol-Version"] = self._protocol_version
             if last_event_id:
                 headers["Last-Event-ID"] = last_event_id
             try:
-                response = await self._request("GET", block=_render(headers))
-            except BackendUnavailable as exc:
-                log.debug("backend '%s': GET stream failed: %s", self._name, exc)
+                response = await self._pool.request("GET", self._target, render_headers(headers), b"",
+                                                    self._connect_timeout)
+            except ConnectError as exc:
+                log.debug("%s: GET stream failed: %s", self._label, exc)
             else:
-                if response.status == 200 and response.headers.get("content-type", "").startswith(
-                        "text/event-stream"):
-                    delay = 0.5
-                    last_event_id = await self._consume(response, None) or last_event_id
-                else:
-                    response.release()
-                    if response.status in (400, 404, 405):
+                try:
+                    if response.status == 200 and response.headers.get("content-type", "").startswith(
+                            "text/event-stream"):
+                        delay = 0.5
+                        last_event_id = await self._consume(response, None) or last_event_id
+                    elif response.status in (400, 404, 405):
                         return  # no GET stream offered, or the session is gone (the next call re-initializes)
+                except EventTooLarge as exc:
+                    log.warning("%s: its GET stream sent an event or line over %d bytes; reconnecting (raise %s "
+                                "if such events are expected)", self._label, exc.limit, self._limits.event_setting)
+                except ConnectError as exc:
+                    log.info("%s: GET stream ended: %s", self._label, exc)
+                finally:
+                    response.release()
             await asyncio.sleep(delay)
             delay = min(_RECONNECT_MAX, delay * 2)
 
@@ -206,11 +266,27 @@ class HttpTransport:
         self.closed = True
         if self._get_task is not None:
             self._get_task.cancel()
-        for task in list(self._streams):
+        for task in list(self._streams.values()):
             task.cancel()
         if self._session_id is not None and not self._pool.closed:
-            with contextlib.suppress(BackendUnavailable, ConnectError):
-                response = await asyncio.wait_for(self._request("DELETE"), 2)
+            try:  # ending the backend's session is a courtesy: it expires by itself otherwise
+                response = await asyncio.wait_for(
+                    self._pool.request("DELETE", self._target, self._block, b"", self._connect_timeout, 0), 2)
                 response.release()
+            except (ConnectError, TimeoutError) as exc:
+                log.debug("%s: could not end its session with DELETE: %s", self._label, exc or "timed out")
         if self.on_close is not None:
             self.on_close(None)
+
+
+def _rpc_error(text: str, request_id: Any) -> Message | None:
+    """A JSON-RPC error answering ``request_id`` in an error body, if that is what it is."""
+    if request_id is None:
+        return None
+    try:
+        data = loads(text)
+    except JSONDecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict) and data.get("id") == request_id:
+        return data
+    return None

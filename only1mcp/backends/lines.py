@@ -21,10 +21,11 @@ LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can
 class LineChannel:
     """Reads JSON lines from ``reader`` into ``on_message``; writes messages as lines to ``writer``."""
 
-    __slots__ = ("_name", "_reader", "_task", "_writer", "closed", "on_close", "on_line", "on_message")
+    __slots__ = ("_name", "_reader", "_task", "_too_long", "_writer", "closed", "on_close", "on_line", "on_message")
 
-    def __init__(self, name: str, reader: asyncio.StreamReader, writer: Any) -> None:
+    def __init__(self, name: str, reader: asyncio.StreamReader, writer: Any, too_long: str | None = None) -> None:
         self._name = name
+        self._too_long = too_long  # the error for a line over the reader's limit (it ends the channel)
         self._reader = reader
         self._writer = writer
         self._task: asyncio.Task[None] | None = None
@@ -61,9 +62,9 @@ class LineChannel:
                 for item in data if isinstance(data, list) else [data]:
                     if isinstance(item, dict):
                         self.on_message(item, None)
-        except (OSError, ValueError) as exc:  # ValueError: a line over LINE_LIMIT
-            error = exc
-            log.warning("%s: read failed: %s", self._name, exc)
+        except (OSError, ValueError) as exc:  # ValueError: a line over the reader's limit
+            error = BackendUnavailable(self._too_long) if isinstance(exc, ValueError) and self._too_long else exc
+            log.warning("%s: read failed: %s", self._name, error)
         finally:
             self.closed = True
             if self.on_close is not None:
@@ -100,12 +101,13 @@ class LineTransport:
     """Newline-delimited JSON-RPC to a stdio child over whatever ``open`` connects ``_channel`` to. A stdio
     session never expires and needs nothing after initialize."""
 
-    __slots__ = ("_channel", "_name", "on_close", "on_message")
+    __slots__ = ("_channel", "_name", "on_close", "on_failure", "on_message")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._channel: LineChannel | None = None
         self.on_message: Any = None
+        self.on_failure: Any = None  # unused: every answer comes as a line on the one connection
         self.on_close: Any = None
 
     async def send(self, message: Message, caller: str | None = None) -> None:
@@ -119,3 +121,6 @@ class LineTransport:
 
     def reset(self) -> None:
         """Stdio sessions do not expire."""
+
+    def abandon(self, request_id: Any) -> None:
+        """Nothing to stop: every answer comes as a line on the one connection."""

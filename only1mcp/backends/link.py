@@ -20,25 +20,28 @@ from .base import BackendUnavailable, Message
 
 __all__ = ["LinkTransport"]
 
-MAX_LINK_FRAME = 256 * 1024 * 1024  # one message, with room above any backend's max_event_bytes
+_FRAME_SLACK = 64 * 1024  # the envelope around a message the host passes on (it checked the message's size)
 
 
 class LinkTransport:
     """A worker's (or the supervisor's) connection to the stdio host for one backend replica."""
 
-    __slots__ = ("_channel", "_name", "_path", "_purpose", "_sender", "on_close", "on_message")
+    __slots__ = ("_channel", "_max_frame", "_name", "_path", "_purpose", "_sender", "on_close", "on_failure",
+                 "on_message")
 
     # Many links share one child: each session on a link numbers its requests under a prefix of its own, so
     # the host passes them through unchanged (see BackendSession).
     shared_peer = True
 
-    def __init__(self, name: str, path: str, sender: Sender, purpose: LinkPurpose) -> None:
+    def __init__(self, name: str, path: str, sender: Sender, purpose: LinkPurpose, max_event_bytes: int) -> None:
         self._name = name
         self._path = path
         self._sender = sender
         self._purpose = purpose
+        self._max_frame = max_event_bytes + _FRAME_SLACK
         self._channel: FramedChannel | None = None
         self.on_message: Any = None
+        self.on_failure: Any = None  # unused: the host fails a call whose answer was too large
         self.on_close: Any = None
 
     async def open(self) -> None:
@@ -47,7 +50,7 @@ class LinkTransport:
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
                                      f"{exc.strerror})", sent=False) from None
-        channel = FramedChannel(f"link to backend '{self._name}'", reader, writer, self._sender, MAX_LINK_FRAME)
+        channel = FramedChannel(f"link to backend '{self._name}'", reader, writer, self._sender, self._max_frame)
         channel.on_envelope = self._received
         channel.on_close = lambda exc: self.on_close(exc) if self.on_close is not None else None
         channel.send(Kind.LINK_HELLO, LinkHello(self._purpose))
@@ -80,6 +83,9 @@ class LinkTransport:
 
     def reset(self) -> None:
         """Links do not expire."""
+
+    def abandon(self, request_id: Any) -> None:
+        """Nothing to stop: every answer comes in a frame on the one link (the host hears the cancel)."""
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -20,6 +20,7 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.versions import LATEST
 
 from .base import (
+    BackendError,
     BackendRpcError,
     BackendTimeout,
     BackendUnavailable,
@@ -115,6 +116,7 @@ class BackendSession:
         self.protocol_version = LATEST
         self.closed = False
         transport.on_message = self._on_message
+        transport.on_failure = self._on_failure
         transport.on_close = self._on_transport_closed
 
     @property
@@ -207,6 +209,7 @@ class BackendSession:
                 await self.transport.send(message, caller)
             return await pending.future
         except asyncio.CancelledError:
+            self.transport.abandon(request_id)  # its answer's stream must not outlive the call
             if pending.expired and task is not None and task.uncancel() == 0:
                 self._cancel_remote(request_id, f"timed out after {timeout:g}s")
                 raise BackendTimeout(f"backend '{self.name}' did not answer {method} within {timeout:g}s "
@@ -285,6 +288,11 @@ class BackendSession:
             return
         if self.on_notification is not None:
             self.on_notification(message, related, caller)
+
+    def _on_failure(self, request_id: Any, error: BackendError) -> None:
+        pending = self._pending.get(request_id)
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(error)
 
     async def _answer_ping(self, request_id: Any) -> None:
         try:

@@ -12,33 +12,38 @@ import logging
 from typing import Any
 from urllib.parse import urljoin
 
+from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, Target, render_headers
+from only1mcp.http.sse import EventTooLarge, SseDecoder
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.sse import SseDecoder
 from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
-from .http import _render
-from .http1 import ConnectError, Http1Pool, HttpResponse, Target
+from .http import Limits
 
 __all__ = ["SseTransport"]
 
 log = logging.getLogger("only1mcp.backend")
 
+_POST_ANSWER = 4096  # bytes read of the answer to a POST (202 "Accepted", or an error's message)
+
 
 class SseTransport:
-    __slots__ = ("_endpoint", "_get_block", "_headers", "_name", "_pool", "_post_block", "_reader", "_ready",
-                 "_stream", "_target", "closed", "connect_timeout", "on_close", "on_message", "shown_url", "url")
+    __slots__ = ("_endpoint", "_get_block", "_headers", "_limits", "_name", "_pool", "_post_block", "_reader",
+                 "_ready", "_stream", "_target", "closed", "connect_timeout", "on_close", "on_failure", "on_message",
+                 "shown_url", "url")
 
-    def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool, connect_timeout: float) -> None:
+    def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool, connect_timeout: float,
+                 limits: Limits) -> None:
         self._name = name
+        self._limits = limits
         self.url = url
         self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._target = Target(url)
         self._headers = headers
         self._pool = pool
         self.connect_timeout = connect_timeout
-        self._get_block = _render({**headers, "Accept": "text/event-stream"})
-        self._post_block = _render({**headers, "Content-Type": "application/json",
+        self._get_block = render_headers({**headers, "Accept": "text/event-stream"})
+        self._post_block = render_headers({**headers, "Content-Type": "application/json",
                                     "Accept": "application/json, text/event-stream"})
         self._endpoint: Target | None = None
         self._ready: asyncio.Future[Target] | None = None
@@ -46,6 +51,7 @@ class SseTransport:
         self._reader: asyncio.Task[None] | None = None
         self.closed = False
         self.on_message: Any = None
+        self.on_failure: Any = None  # unused: every answer comes on the one stream
         self.on_close: Any = None
 
     async def open(self) -> None:
@@ -56,7 +62,7 @@ class SseTransport:
             raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}",
                                      exc.sent) from None
         if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
-            text = (await response.read()).decode("utf-8", "replace")[:200]
+            text = (await response.read_prefix(_POST_ANSWER)).decode("utf-8", "replace")[:200]
             response.release()
             raise BackendUnavailable(f"backend '{self._name}' answered HTTP {response.status} to its SSE GET: {text}",
                                      sent=False)
@@ -71,7 +77,7 @@ class SseTransport:
                                      f"{self.connect_timeout:g}s", sent=False) from None
 
     async def _read(self, response: HttpResponse) -> None:
-        decoder = SseDecoder()
+        decoder = SseDecoder(self._limits.event)
         error: BaseException | None = None
         try:
             async for chunk in response.chunks():
@@ -92,6 +98,9 @@ class SseTransport:
                             self.on_message(item, None)
         except ConnectError as exc:
             error = exc
+        except EventTooLarge as exc:
+            error = BackendUnavailable(f"backend '{self._name}' sent an SSE event or line over {exc.limit} bytes "
+                                       f"(raise {self._limits.event_setting} if such events are expected)")
         finally:
             response.release()
             if self._ready is not None and not self._ready.done():
@@ -99,7 +108,8 @@ class SseTransport:
                                                              sent=False))
             if not self.closed:
                 self.closed = True
-                log.info("backend '%s': SSE stream ended%s", self._name, f": {error}" if error else "")
+                log.log(logging.WARNING if isinstance(error, BackendUnavailable) else logging.INFO,
+                        "backend '%s': SSE stream ended%s", self._name, f": {error}" if error else "")
                 if self.on_close is not None:
                     self.on_close(error)
 
@@ -109,10 +119,12 @@ class SseTransport:
         try:
             response = await self._pool.request("POST", self._endpoint, self._post_block, dumps(message),
                                                 self.connect_timeout)
-            body = await response.read()
         except ConnectError as exc:
             raise BackendUnavailable(f"cannot reach backend '{self._name}': {exc}", exc.sent) from None
-        response.release()
+        try:
+            body = await response.read_prefix(_POST_ANSWER)  # answers come on the stream; this is "Accepted"
+        finally:
+            response.release()
         if response.status >= 400:
             raise BackendUnavailable(f"backend '{self._name}' answered HTTP {response.status} to "
                                      f"{message.get('method', 'a response')}: {body[:200].decode('utf-8', 'replace')}")
@@ -122,6 +134,9 @@ class SseTransport:
 
     def reset(self) -> None:
         """Legacy SSE sessions end with their stream; there is nothing to reset."""
+
+    def abandon(self, request_id: Any) -> None:
+        """Nothing to stop: every answer comes on the one stream, read as long as the session lasts."""
 
     async def close(self) -> None:
         if not self.closed:

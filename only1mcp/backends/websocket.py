@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import aiohttp
+from aiohttp import WebSocketError, WSCloseCode
 
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
 from only1mcp.redact import mask_url
@@ -22,11 +23,12 @@ class WebSocketTransport:
     """Like the legacy SSE transport, nothing relates a message to a request: requests the backend makes go
     to its most recent call; progress is matched by token."""
 
-    __slots__ = ("_headers", "_http", "_name", "_reader", "_socket", "closed", "connect_timeout", "on_close",
-                 "on_message", "shown_url", "url")
+    __slots__ = ("_headers", "_http", "_max_message", "_name", "_reader", "_socket", "closed", "connect_timeout",
+                 "on_close", "on_failure", "on_message", "shown_url", "url")
 
-    def __init__(self, name: str, url: str, headers: dict[str, str], connect_timeout: float) -> None:
+    def __init__(self, name: str, url: str, headers: dict[str, str], connect_timeout: float, max_message: int) -> None:
         self._name = name
+        self._max_message = max_message
         self.url = url
         self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._headers = headers
@@ -36,6 +38,7 @@ class WebSocketTransport:
         self._reader: asyncio.Task[None] | None = None
         self.closed = False
         self.on_message: Any = None
+        self.on_failure: Any = None  # unused: every answer comes as a message on the one socket
         self.on_close: Any = None
 
     async def open(self) -> None:
@@ -43,7 +46,7 @@ class WebSocketTransport:
         try:
             self._socket = await self._http.ws_connect(
                 self.url, protocols=("mcp",), headers=self._headers, heartbeat=30,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5), max_msg_size=64 * 1024 * 1024)
+                timeout=aiohttp.ClientWSTimeout(ws_close=5), max_msg_size=self._max_message)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
             raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}",
@@ -65,7 +68,12 @@ class WebSocketTransport:
                         if isinstance(item, dict):
                             self.on_message(item, None)
                 elif frame.type is aiohttp.WSMsgType.ERROR:
-                    error = self._socket.exception()
+                    # a protocol error (a message too big, say) comes in the frame, not in exception()
+                    error = frame.data if isinstance(frame.data, BaseException) else self._socket.exception()
+                    if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+                        error = BackendUnavailable(f"backend '{self._name}' sent a WebSocket message over "
+                                                   f"{self._max_message} bytes (raise backends[].max_event_bytes "
+                                                   "if such messages are expected)")
                     break
         finally:
             if not self.closed:
@@ -87,6 +95,9 @@ class WebSocketTransport:
 
     def reset(self) -> None:
         """A WebSocket session ends with its socket."""
+
+    def abandon(self, request_id: Any) -> None:
+        """Nothing to stop: every answer comes on the one socket."""
 
     async def close(self) -> None:
         already = self.closed

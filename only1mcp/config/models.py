@@ -137,6 +137,65 @@ class ServerSettings(_Strict):
         description="Largest request body accepted, in bytes; larger ones get HTTP 413.",
         json_schema_extra=_hint("write a number of bytes, e.g. 4194304 for 4 MiB"),
     )
+    header_timeout: Annotated[float, LIVE] = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request head (request line and headers), counted from "
+        "its first byte, or from the connection for its first request; then it gets 408 and the connection is "
+        "closed.",
+        json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 20"),
+    )
+    body_timeout: Annotated[float, LIVE] = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request body once its head is in; then it gets 408 "
+        "and the connection is closed. A deadline for the whole body (not between two reads, as nginx's "
+        "client_body_timeout), so a body sent a byte at a time cannot hold a connection.",
+        json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 60"),
+    )
+    keepalive_timeout: Annotated[float, LIVE] = Field(
+        75.0,
+        gt=0,
+        le=86400,
+        description="Seconds an idle keep-alive connection is kept open for the client's next request.",
+        json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 75"),
+    )
+    send_timeout: Annotated[float, LIVE] = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client may leave an answer unread (the worker cannot write to it) before its "
+        "connection is closed.",
+        json_schema_extra=_hint("write a number of seconds greater than 0, e.g. 60"),
+    )
+    max_connections: Annotated[int, LIVE] = Field(
+        10_000,
+        ge=16,
+        le=1_000_000,
+        description="Client connections one worker holds at most (all of them: also streams and WebSockets), "
+        "lowered to what its open-file limit allows (three quarters of it; the soft limit is raised to the hard "
+        "one at start). At the cap the oldest connection still sending a head, or else the oldest idle one, is "
+        "closed to make room; with none, a new connection gets 503 and is closed.",
+        json_schema_extra=_hint("write a whole number of connections, e.g. 10000"),
+    )
+    max_header_count: Annotated[int, LIVE] = Field(
+        100,
+        ge=8,
+        le=10_000,
+        description="Most header fields in one request; more get 431 (400 from aiohttp, on a connection it "
+        "already serves).",
+        json_schema_extra=_hint("write a whole number of header fields, e.g. 100"),
+    )
+    max_header_size: Annotated[int, LIVE] = Field(
+        32_768,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request head (request line and headers) in bytes; larger get 431 (400 from aiohttp, "
+        "on a connection it already serves).",
+        json_schema_extra=_hint("write a number of bytes, e.g. 32768"),
+    )
     allowed_origins: Annotated[list[str], LIVE] = Field(
         default_factory=list,
         description="Origins allowed to call the endpoint (e.g. https://app.example.com). Requests with another "
@@ -309,6 +368,21 @@ class BackendBase(_Strict):
         "annotations say idempotentHint or readOnlyHint).")
     retries: int = Field(2, ge=0, le=10, description="Extra attempts on other replicas for idempotent "
                          "calls that failed to reach a backend.")
+    max_response_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest answer to one request, in bytes: a JSON body, or everything the SSE answer to one "
+        "request carries. A larger answer fails that call with an error naming this setting, and its connection "
+        "is closed, not read to its end.",
+        json_schema_extra=_hint("write a number of bytes, e.g. 33554432 for 32 MiB"),
+    )
+    max_event_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest single message, in bytes: one SSE event or one line not yet ended (also on the "
+        "backend's GET stream), one WebSocket message, one line of a `per_worker` stdio child (the stdio host "
+        "reads shared children's lines up to 64 MiB). A larger one fails the call it answers (or ends the stream "
+        "or child that sent it).",
+        json_schema_extra=_hint("write a number of bytes, e.g. 16777216 for 16 MiB"),
+    )
     health: HealthSettings = Field(default_factory=HealthSettings, description="See backends[].health.")  # type: ignore[arg-type]
     breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="See backends[].breaker.")  # type: ignore[arg-type]
 

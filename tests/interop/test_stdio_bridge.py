@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client, types
 from mcp.shared.exceptions import MCPError
 
-from tests.support.processes import ROOT, stdio_command
+from tests.support.processes import ROOT, free_port, stdio_command
 from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,3 +84,56 @@ async def test_stdio_bridge_carries_2026_07_28(start_gateway, tmp_path: Path) ->
             return "abandoned" in json.dumps(report.structured_content)
 
         await async_wait_until(reached_backend, 10, "the backend to see the cancellation", interval=0.2)
+
+
+class _Lines:
+    """The bridge as a process: JSON-RPC lines to its stdin, lines read back from its stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def answer(self, request_id: Any) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        while True:
+            line = await asyncio.wait_for(self.process.stdout.readline(), 30)
+            assert line, "the bridge closed its stdout"
+            message = json.loads(line)
+            if message.get("id") == request_id and "method" not in message:
+                return message
+
+
+async def test_stdio_bridge_carries_on_across_a_gateway_restart(start_gateway, tmp_path: Path) -> None:
+    """The restarted gateway does not know the session (a new random secret): the bridge initializes again
+    with the client's parameters, unseen, and the call that found the session gone is answered."""
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(f"server: {{port: {free_port()}, workers: 1}}\nbackends:\n"
+                      f"  - name: demo\n    command: {sys.executable}\n    args: ['-m', 'only1mcp.demo_server']\n")
+    gateway = start_gateway("--config", str(config))
+    bridge = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "only1mcp.cli", "stdio", "--url", gateway.url + "/mcp", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    lines = _Lines(bridge)
+    try:
+        await lines.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "lines", "version": "1"}}})
+        assert (await lines.answer(1))["result"]["serverInfo"]["name"] == "only1mcp"
+        await lines.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = {"name": "demo_echo", "arguments": {"text": "before"}}
+        await lines.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+        assert (await lines.answer(2))["result"]["content"][0]["text"] == "before"
+
+        gateway.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
+        start_gateway("--config", str(config))
+        call = {"name": "demo_echo", "arguments": {"text": "after"}}
+        await lines.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call})
+        assert (await lines.answer(3))["result"]["content"][0]["text"] == "after"
+    finally:
+        assert bridge.stdin is not None
+        bridge.stdin.close()
+        assert await asyncio.wait_for(bridge.wait(), 30) == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from only1mcp.http.sse import SseDecoder, encode_event
 from only1mcp.protocol.jsonrpc import shape_error
-from only1mcp.protocol.sse import SseDecoder, encode_event
 from only1mcp.protocol.versions import LATEST, negotiate
 from only1mcp.sessions import InvalidSession, SessionSealer
 

@@ -1,22 +1,29 @@
 """A small keep-alive HTTP/1.1 client for the data path: asyncio.Protocol plus the llhttp parser.
 
 Measured on the 2-core box against aiohttp's ClientSession for one proxied tools/call: see
-docs/architecture.md ("Upstream HTTP client"). It does only what backends need: requests with a body,
-responses read whole (JSON) or as they arrive (SSE), chunked transfer, TLS, and a per-host pool of idle
-connections reused LIFO. A request that finds its reused connection closed by the server before any byte
-of the answer is retried once on a new connection, as browsers and aiohttp do.
+docs/architecture.md ("Our own keep-alive HTTP/1.1 upstream"). It does only what backends need: requests
+with a body, responses read whole (JSON) or as they arrive (SSE), chunked transfer, TLS, and a per-host
+pool of idle connections reused LIFO. A request that finds its reused connection closed by the server
+before any byte of the answer is retried once on a new connection, as browsers and aiohttp do.
+
+Servers are not trusted: a response head is bounded (64 KiB), a body by the limit its request sets
+(response.py), a streamed body is read no faster than it is consumed, and a body not read to its end
+closes its connection instead of being drained.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectError", "Http1Pool", "HttpResponse", "NotConnected", "Target"]
+from .response import HttpResponse, ResponseTooLarge
+
+__all__ = ["ConnectError", "Http1Pool", "HttpResponse", "NotConnected", "ResponseTooLarge", "Target", "render_headers"]
+
+_MAX_HEAD = 64 * 1024  # a response's status line and headers
 
 
 class ConnectError(OSError):
@@ -27,6 +34,14 @@ class ConnectError(OSError):
 
 class NotConnected(ConnectError):
     sent = False
+
+
+def render_headers(headers: dict[str, str]) -> bytes:
+    """A header block ("Name: value\\r\\n" lines) to render once and send with many requests."""
+    for name, value in headers.items():
+        if any(c in name + value for c in "\r\n"):
+            raise ValueError(f"header {name!r} contains a line break")
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
 
 
 class Target:
@@ -48,72 +63,9 @@ class Target:
         self.key = (self.host, self.port, self.tls)
 
 
-class HttpResponse:
-    """Status and headers as soon as they arrive; the body read whole or chunk by chunk."""
-
-    __slots__ = ("_chunks", "_conn", "_done", "_error", "_waiter", "headers", "keep_alive", "status")
-
-    def __init__(self, conn: _Connection) -> None:
-        self._conn = conn
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.keep_alive = False
-        self._chunks: list[bytes] = []
-        self._done = False
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._wake()
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        self._done = True
-        self._error = error
-        self._wake()
-
-    async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        await self._waiter
-
-    async def read(self) -> bytes:
-        while not self._done:
-            await self._wait()
-        if self._error is not None:
-            raise self._error
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        return body
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            while self._chunks:
-                yield self._chunks.pop(0)
-            if self._done:
-                if self._error is not None:
-                    raise self._error
-                return
-            await self._wait()
-
-    def release(self) -> None:
-        """Give the connection back for reuse if the exchange finished cleanly, else close it."""
-        conn, self._conn = self._conn, None  # type: ignore[assignment]
-        if conn is None:
-            return
-        if self._done and self._error is None and self.keep_alive:
-            conn.idle()
-        else:
-            conn.close()
-
-
 class _Connection(asyncio.Protocol):
-    __slots__ = ("_headers", "_parser", "_pool", "_response", "_transport", "closed", "got_bytes", "key",
-                 "ready")
+    __slots__ = ("_head_size", "_headers", "_in_head", "_parser", "_pool", "_response", "_transport", "closed",
+                 "got_bytes", "key", "ready")
 
     def __init__(self, pool: Http1Pool, key: tuple[str, int, bool]) -> None:
         self._pool = pool
@@ -122,6 +74,8 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._response: HttpResponse | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._in_head = False  # between sending a request and the end of its response's head
         self.ready: asyncio.Future[HttpResponse] | None = None
         self.closed = False
         self.got_bytes = False
@@ -135,13 +89,18 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(ConnectError(f"invalid HTTP response: {exc}"))
-            self.close()
+            self.abort(ConnectError(f"invalid HTTP response: {exc}"))
+            return
+        if self._in_head:
+            self._head_size += len(data)
+            if self._head_size > _MAX_HEAD:
+                self.abort(ConnectError(f"invalid HTTP response: its head is over {_MAX_HEAD} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._pool.forget(self)
         self._fail(ConnectError(f"connection closed by the server{': ' + str(exc) if exc else ''}"))
+        self._parser = None  # type: ignore[assignment]  # it and this protocol reference each other
 
     # -- llhttp callbacks
     def on_message_begin(self) -> None:
@@ -151,6 +110,7 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         response = self._response
         if response is None:
             return
@@ -162,19 +122,21 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self._response is not None:
-            self._response._feed(body)
+            self._response.feed(body)
 
     def on_message_complete(self) -> None:
         response, self._response = self._response, None
         if response is not None:
-            response._finish()
+            response.finish()
 
-    # -- used by the pool
-    def send(self, data: bytes) -> HttpResponse:
+    # -- used by the pool and by responses
+    def send(self, data: bytes, limit: int | None) -> HttpResponse:
         assert self._transport is not None
-        self._response = HttpResponse(self)
+        self._response = HttpResponse(self, limit)
         self.ready = asyncio.get_running_loop().create_future()
         self.got_bytes = False
+        self._head_size = 0
+        self._in_head = True
         self._transport.write(data)
         return self._response
 
@@ -183,7 +145,20 @@ class _Connection(asyncio.Protocol):
             self.ready.set_exception(error)
         response, self._response = self._response, None
         if response is not None:
-            response._finish(error)
+            response.finish(error)
+
+    def abort(self, error: BaseException) -> None:
+        """Fail the exchange in progress with ``error`` and drop the connection."""
+        self._fail(error)
+        self.close()
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.resume_reading()
 
     def idle(self) -> None:
         if self.closed:
@@ -196,7 +171,7 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             self._pool.forget(self)
             if self._transport is not None:
-                self._transport.close()
+                self._transport.abort()  # nothing of ours is left to send; never wait on a hostile peer
 
 
 class Http1Pool:
@@ -235,10 +210,11 @@ class Http1Pool:
         return conn
 
     async def request(self, method: str, target: Target, headers: bytes, body: bytes = b"",
-                      connect_timeout: float | None = None) -> HttpResponse:
+                      connect_timeout: float | None = None, limit: int | None = None) -> HttpResponse:
         """Send one request; returns when the status line and headers are in.
 
-        ``headers`` is the pre-rendered header block ("Name: value\\r\\n" lines) a transport builds once.
+        ``headers`` is the pre-rendered header block ("Name: value\\r\\n" lines) a transport builds once;
+        ``limit`` bounds the response body (None: unbounded, for a long-lived stream).
         """
         head = (f"{method} {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
                 f"Content-Length: {len(body)}\r\n").encode() + headers + b"\r\n"
@@ -254,7 +230,7 @@ class Http1Pool:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(target, connect_timeout or self._connect_timeout)
-            response = conn.send(data)
+            response = conn.send(data, limit)
             assert conn.ready is not None
             try:
                 return await conn.ready
