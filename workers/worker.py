@@ -49,7 +49,8 @@ class _BootFailure(Exception):
 class Worker:
     """Binds the port only after the first state snapshot, so it never serves a request without state."""
 
-    __slots__ = ("_adopted", "_ctx", "_http", "_reporter", "_sender", "_stop", "context", "gateway", "spec")
+    __slots__ = ("_adopted", "_ctx", "_http", "_reporter", "_sender", "_site", "_stop", "context", "gateway",
+                 "spec")
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -62,6 +63,7 @@ class Worker:
         self.context: WorkerContext | None = None
         self.gateway: Gateway | None = None
         self._http: HttpServer | None = None  # our HTTP server on the shared port, once listening
+        self._site: HttpSite | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -95,7 +97,10 @@ class Worker:
             self._report(Kind.READY)
             log.info("serving on %s:%d", self.spec.host, self.spec.port)
             await self._stop.wait()
-            log.info("draining (up to %.0fs)", self.spec.drain_timeout)
+            drain = self._drain_timeout()
+            log.info("draining (up to %.0fs)", drain)
+            if self._site is not None:
+                self._site.drain_for(drain)
             await runner.cleanup()
             runner = None
             return EXIT_OK
@@ -141,7 +146,13 @@ class Worker:
         except BaseException:
             await runner.cleanup()
             raise
+        self._site = site
         return runner
+
+    def _drain_timeout(self) -> float:
+        """server.drain_timeout as the worker holds it now (a reload may have changed it since the spawn)."""
+        settings = self.gateway.settings if self.gateway is not None else None
+        return settings.server.drain_timeout if settings is not None else self.spec.drain_timeout
 
     async def _wait_for_slot(self, replica: Replica) -> bool:
         """Standby: report ready, then wait for an adoption order; False if told to stop instead."""

@@ -26,15 +26,18 @@ __all__ = ["AiohttpFallback", "HttpSite", "require", "runner_options"]
 
 _SITE_ATTRIBUTES = ("_server", "_bound_port", "_host", "_port", "_backlog", "_reuse_address", "_reuse_port")
 _SERVER_ATTRIBUTES = ("_kwargs", "_connections")
+_RUNNER_ATTRIBUTES = ("_shutdown_timeout",)
 
 refusals = logging.getLogger("only1mcp.http")
 
 
-def require(site: object, server: object) -> None:
-    """Raise RuntimeError naming each private attribute this module uses that ``site`` (a TCPSite) or
-    ``server`` (aiohttp's web.Server) lacks."""
+def require(site: object, server: object, runner: object | None = None) -> None:
+    """Raise RuntimeError naming each private attribute this module uses that ``site`` (a TCPSite),
+    ``server`` (aiohttp's web.Server) or ``runner`` (an AppRunner) lacks."""
     missing = [f"{type(site).__name__}.{name}" for name in _SITE_ATTRIBUTES if not hasattr(site, name)]
     missing += [f"{type(server).__name__}.{name}" for name in _SERVER_ATTRIBUTES if not hasattr(server, name)]
+    if runner is not None:
+        missing += [f"{type(runner).__name__}.{name}" for name in _RUNNER_ATTRIBUTES if not hasattr(runner, name)]
     if missing:
         raise RuntimeError(f"aiohttp {aiohttp.__version__} lacks {', '.join(missing)}, which "
                            "only1mcp/http/aiohttp_bridge.py relies on; install the aiohttp range pyproject.toml pins "
@@ -101,9 +104,15 @@ class HttpSite(TCPSite):
                  port: int, backlog: int, drain_timeout: float) -> None:
         super().__init__(runner, host, port, reuse_port=True, backlog=backlog)
         assert runner.server is not None
-        require(self, runner.server)
+        require(self, runner.server, runner)
         self._http = make_server(AiohttpFallback(runner.server))
         self._drain_timeout = drain_timeout
+
+    def drain_for(self, seconds: float) -> None:
+        """How long the drain that follows may take (a reloaded server.drain_timeout): for our connections
+        and for the ones aiohttp holds, whose runner reads it when it shuts down."""
+        self._drain_timeout = seconds
+        self._runner._shutdown_timeout = seconds
 
     @property
     def http(self) -> HttpServer:

@@ -143,12 +143,18 @@ async def test_the_bridge_names_a_private_attribute_aiohttp_lost() -> None:
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
-        require(site, runner.server)  # every attribute the bridge uses is there in the installed aiohttp
+        require(site, runner.server, runner)  # every attribute the bridge uses is there in the installed aiohttp
 
         class Server:
             _kwargs: dict[str, object] = {}
 
         with pytest.raises(RuntimeError, match=r"Server\._connections"):
             require(site, Server())
+
+        class Runner:
+            pass
+
+        with pytest.raises(RuntimeError, match=r"Runner\._shutdown_timeout"):
+            require(site, runner.server, Runner())
     finally:
         await runner.cleanup()
