@@ -136,13 +136,7 @@ class StdioBridge:
                 await self._renew(generation)
                 await self._send(message, mirrored)
         except (BackendError, SessionExpired) as exc:
-            code, text = (exc.code, exc.message) if isinstance(exc, BackendError) else (
-                int(Code.BACKEND_UNAVAILABLE), f"the Only1MCP gateway at {self.url} refused a new session: {exc}")
-            log.error("%s", text)
-            if isinstance(modern_id, str | int):
-                self._modern.pop(modern_id, None)
-            if isinstance(message, dict) and "id" in message and "method" in message:
-                self._out({"jsonrpc": "2.0", "id": message["id"], "error": {"code": code, "message": text}})
+            self._failed(message, modern_id, exc)
         except asyncio.CancelledError:
             if modern_id not in self._cancelled:
                 raise
@@ -150,6 +144,16 @@ class StdioBridge:
         finally:
             if modern_id is not None:
                 self._cancelled.discard(modern_id)
+
+    def _failed(self, message: Any, modern_id: Any, exc: BackendError | SessionExpired) -> None:
+        """The gateway could not take ``message``: said once in the log, and to the client if it asked."""
+        code, text = (exc.code, exc.message) if isinstance(exc, BackendError) else (
+            int(Code.BACKEND_UNAVAILABLE), f"the Only1MCP gateway at {self.url} refused a new session: {exc}")
+        log.error("%s", text)
+        if isinstance(modern_id, str | int):
+            self._modern.pop(modern_id, None)
+        if isinstance(message, dict) and "id" in message and "method" in message:
+            self._out({"jsonrpc": "2.0", "id": message["id"], "error": {"code": code, "message": text}})
 
     async def _send(self, message: Any, mirrored: dict[str, str]) -> None:
         assert self._transport is not None

@@ -179,13 +179,7 @@ class BackendSession:
         request_id: int | str = next(self._counter)
         if self._prefix:
             request_id = f"{self._prefix}{request_id}"
-        client_token = None
-        if params is not None:
-            meta = params.get("_meta")
-            if isinstance(meta, dict) and "progressToken" in meta:
-                client_token = meta["progressToken"]
-                # Tokens must be unique across the requests of one session: use our own.
-                params = {**params, "_meta": {**meta, "progressToken": f"o1p{request_id}"}}
+        params, client_token = _own_token(params, request_id)
         pending = Pending(method, on_related, context, client_token)
         self._pending[request_id] = pending
         self._idle.clear()
@@ -209,13 +203,7 @@ class BackendSession:
                 await self.transport.send(message, caller)
             return await pending.future
         except asyncio.CancelledError:
-            self.transport.abandon(request_id)  # its answer's stream must not outlive the call
-            if pending.expired and task is not None and task.uncancel() == 0:
-                self._cancel_remote(request_id, f"timed out after {timeout:g}s")
-                raise BackendTimeout(f"backend '{self.name}' did not answer {method} within {timeout:g}s "
-                                     f"({limit})") from None
-            if not pending.future.done() or pending.future.cancelled():
-                self._cancel_remote(request_id, "cancelled by the client")
+            self._cancelled(request_id, pending, task, method, timeout, limit)
             raise
         finally:
             deadline.cancel()
@@ -224,6 +212,18 @@ class BackendSession:
                 self._idle.set()
             if client_token is not None:
                 self._progress.pop(f"o1p{request_id}", None)
+
+    def _cancelled(self, request_id: int | str, pending: Pending, task: asyncio.Task[Any] | None, method: str,
+                   timeout: float, limit: str) -> None:
+        """A call was cancelled: by its deadline (then it raises BackendTimeout instead) or by its caller.
+        Either way the backend is told, and the transport stops reading the call's answer."""
+        self.transport.abandon(request_id)  # its answer's stream must not outlive the call
+        if pending.expired and task is not None and task.uncancel() == 0:
+            self._cancel_remote(request_id, f"timed out after {timeout:g}s")
+            raise BackendTimeout(f"backend '{self.name}' did not answer {method} within {timeout:g}s "
+                                 f"({limit})") from None
+        if not pending.future.done() or pending.future.cancelled():
+            self._cancel_remote(request_id, "cancelled by the client")
 
     @staticmethod
     def _expire(pending: Pending, task: asyncio.Task[Any] | None) -> None:
@@ -313,3 +313,14 @@ class BackendSession:
     async def close(self) -> None:
         self.closed = True
         await self.transport.close()
+
+
+def _own_token(params: dict[str, Any] | None, request_id: int | str) -> tuple[dict[str, Any] | None, Any]:
+    """``params`` with the caller's progress token replaced by one of ours (tokens must be unique across the
+    requests of one session), and the caller's token (None when there was none)."""
+    if params is None:
+        return None, None
+    meta = params.get("_meta")
+    if not isinstance(meta, dict) or "progressToken" not in meta:
+        return params, None
+    return {**params, "_meta": {**meta, "progressToken": f"o1p{request_id}"}}, meta["progressToken"]

@@ -108,15 +108,10 @@ class HttpConnection(ResponseWriter):
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        buffer = self._buffer
-        if not buffer:
-            self._buffer = data  # the usual case, a whole request in one read: no copy
-        elif isinstance(buffer, bytearray):
-            buffer += data
+        if self._buffer:
+            self._grow(data)
         else:
-            grown = bytearray(buffer)
-            grown += data
-            self._buffer = grown
+            self._buffer = data  # the usual case, a whole request in one read: no copy
         signal: BaseException | None = None
         try:
             self._parser.feed_data(data)
@@ -136,13 +131,28 @@ class HttpConnection(ResponseWriter):
                 self._refuse(431, f"request head over {self._limits.max_header_size} bytes (server.max_header_size)")
             elif not self.since:  # a head or body began in this read and is not complete: its clock starts
                 self.since = self._server.clock()
-        elif isinstance(signal, _Pause):
+        else:
+            self._signalled(signal)
+
+    def _grow(self, data: bytes) -> None:
+        """A request in several reads: its bytes in one growing buffer."""
+        buffer = self._buffer
+        if isinstance(buffer, bytearray):
+            buffer += data
+        else:
+            grown = bytearray(buffer)
+            grown += data
+            self._buffer = grown
+
+    def _signalled(self, signal: BaseException) -> None:
+        """What a parser callback raised to stop the parser: pause, hand over, or refuse."""
+        if isinstance(signal, _Pause):
             self._parser = httptools.HttpRequestParser(self)  # an aborted parser cannot go on
         elif isinstance(signal, _Handoff):
             data, self._buffer = bytes(self._buffer), b""
             self._hand_over(data)
         else:
-            self._refuse(signal.status, signal.reason)  # type: ignore[union-attr]
+            self._refuse(signal.status, signal.reason)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ llhttp callbacks
 
