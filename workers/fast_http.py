@@ -60,7 +60,8 @@ class McpFastPath:
         context = self._context
         context.in_flight += 1
         context.requests += 1
-        refused = door.refuse_early(request, len(body), door.body_limit())
+        # _limits is current: the worker refreshes its server's limits (and so ours) on every config change
+        refused = door.refuse_early(request, len(body), self._limits.max_body_size)
         if refused is not None:
             return refused
         message = door.parse(body)

@@ -23,7 +23,7 @@ from only1mcp.sessions import SessionInfo
 from .calls import ReplyChannel
 from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
-from .exchange import AiohttpExchange, Answer, Exchange, media_type, web_response
+from .exchange import AiohttpExchange, Answer, Exchange, web_response
 from .gateway import Gateway
 from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal
 from .stateless import StatelessDoor
@@ -40,7 +40,7 @@ class FrontDoor:
     """POST /mcp is split so both HTTP servers share it: ``refuse_early`` (headers only), ``parse`` (the
     body) and ``answer`` (a legacy-era message) return an Answer; ``post`` is the aiohttp entry."""
 
-    __slots__ = ("_context", "_dispatcher", "_gateway", "_guard", "_stateless")
+    __slots__ = ("_context", "_dispatcher", "_gateway", "_guard", "_stateless", "refuse_early")
 
     def __init__(self, gateway: Gateway, dispatcher: Dispatcher, context: WorkerContext,
                  stateless: StatelessDoor, guard: Guard) -> None:
@@ -49,6 +49,8 @@ class FrontDoor:
         self._context = context
         self._stateless = stateless
         self._guard = guard
+        # What the headers alone refuse, checked by the guard itself (no extra step on every POST)
+        self.refuse_early = guard.refuse_post
 
     @property
     def context(self) -> WorkerContext:
@@ -58,24 +60,6 @@ class FrontDoor:
 
     def body_limit(self) -> int:
         return self._guard.body_limit()
-
-    def refuse_early(self, exchange: Exchange, content_length: int | None, limit: int) -> Answer | None:
-        """What the headers alone refuse: a foreign Origin or Host, a wrong Accept or Content-Type, a
-        declared body over the limit."""
-        refused = self._guard.origin(exchange.header("Host"), exchange.header("Origin"))
-        if refused is not None:
-            return refused
-        accept = exchange.header("Accept") or ""
-        if not ("*/*" in accept or ("application/json" in accept and "text/event-stream" in accept)):
-            return refusal(406, Code.INVALID_REQUEST, "Accept must list both application/json and text/event-stream")
-        content_type = media_type(exchange.header("Content-Type"))
-        if content_type != "application/json":
-            return refusal(415, Code.INVALID_REQUEST, f"Content-Type must be application/json, got "
-                                                      f"'{content_type or 'none'}'")
-        if content_length is not None and content_length > limit:
-            return refusal(413, Code.INVALID_REQUEST, f"request body of {content_length} bytes is over the "
-                                                      f"{limit}-byte limit (server.max_body_size)")
-        return None
 
     def parse(self, body: bytes) -> Any:
         """The JSON message of a body; an Answer (400, -32700) when it is not JSON."""

@@ -21,7 +21,7 @@ from only1mcp.protocol.jsonrpc import Code, error_message
 from only1mcp.protocol.versions import SUPPORTED
 from only1mcp.sessions import InvalidSession, SessionInfo
 
-from .exchange import Answer, web_response
+from .exchange import Answer, Exchange, media_type, web_response
 from .gateway import Gateway
 
 __all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Guard", "refusal"]
@@ -45,6 +45,24 @@ class Guard:
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+
+    def refuse_post(self, exchange: Exchange, content_length: int | None, limit: int) -> Answer | None:
+        """What the headers of a POST refuse: a foreign Host or Origin, a wrong Accept or Content-Type, a
+        declared body over ``limit``. None for nearly every request, so it is written out flat."""
+        problem = self._gateway.policy.check(exchange.header("Host"), exchange.header("Origin"))
+        if problem is not None:
+            return refusal(403, Code.INVALID_REQUEST, problem)
+        accept = exchange.header("Accept") or ""
+        if not ("*/*" in accept or ("application/json" in accept and "text/event-stream" in accept)):
+            return refusal(406, Code.INVALID_REQUEST, "Accept must list both application/json and text/event-stream")
+        content_type = media_type(exchange.header("Content-Type"))
+        if content_type != "application/json":
+            return refusal(415, Code.INVALID_REQUEST, f"Content-Type must be application/json, got "
+                                                      f"'{content_type or 'none'}'")
+        if content_length is not None and content_length > limit:
+            return refusal(413, Code.INVALID_REQUEST, f"request body of {content_length} bytes is over the "
+                                                      f"{limit}-byte limit (server.max_body_size)")
+        return None
 
     def origin(self, host: str | None, origin: str | None) -> Answer | None:
         """403 for a Host this gateway does not serve or an Origin it does not allow."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -30,43 +30,33 @@ _MAX_BATCH = 10_000
 _SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog"}
 
 
-class Revocations:
-    """Sessions their clients ended, changed in place as deltas arrive: O(1) per revocation to apply and
-    to check, whatever the number held."""
+_LOCAL = -1.0  # a revocation known here (the DELETE came through this worker) but not yet confirmed
 
-    __slots__ = ("_expires", "_local")
 
-    def __init__(self) -> None:
-        self._expires: dict[str, float] = {}
-        self._local: set[str] = set()  # revoked through this process, not yet confirmed by the supervisor
+class Revocations(dict[str, float]):
+    """Sessions their clients ended, as sid -> expiry, changed in place as deltas arrive: O(1) per revocation
+    to apply and to check, whatever the number held. A dict itself, so the check on every request
+    (``sid in revocations``) is the dictionary's own."""
 
-    def __contains__(self, sid: object) -> bool:
-        return sid in self._expires or sid in self._local
-
-    def __len__(self) -> int:
-        return len(self._expires)
-
-    def __iter__(self) -> Iterator[str]:
-        """The confirmed revocations."""
-        return iter(self._expires)
+    __slots__ = ()
 
     def apply(self, sid: str, value: Revocation | None) -> None:
-        self._local.discard(sid)
         if value is None:
-            self._expires.pop(sid, None)
+            self.pop(sid, None)
         else:
-            self._expires[sid] = value.expires
+            self[sid] = value.expires
 
     def add_local(self, sid: str) -> None:
         """Known here before the supervisor's delta arrives (the DELETE was served by this worker)."""
-        self._local.add(sid)
+        self.setdefault(sid, _LOCAL)
 
     def confirmed(self, sid: str) -> bool:
         """The supervisor published it, so every process following the state has it."""
-        return sid in self._expires
+        return self.get(sid, _LOCAL) != _LOCAL
 
     def reset(self, entries: Iterable[tuple[str, Revocation]]) -> None:
-        self._expires = {sid: value.expires for sid, value in entries}
+        self.clear()
+        self.update((sid, value.expires) for sid, value in entries)
 
 
 class _Batch:
