@@ -23,19 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from only1mcp import __version__
-from only1mcp.backends.base import NOT_RUNNING, BackendUnavailable
-from only1mcp.backends.child import CHILD_CAPABILITIES, RestartPolicy, spawn_child, stop_child
-from only1mcp.backends.lines import LineChannel
-from only1mcp.background import Background, watched
+from only1mcp.backends.base import NOT_RUNNING
+from only1mcp.backends.child import RestartPolicy
+from only1mcp.background import Background
 from only1mcp.bus.messages import ChildState
 from only1mcp.config.models import StdioBackend
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code
-from only1mcp.protocol.versions import LATEST
 
 from .stdio_link import Link
+from .stdio_process import ChildPolicy, ChildProcess
 
 __all__ = ["SHARED", "ChildMux", "ChildPolicy"]
 
@@ -44,13 +42,6 @@ log = logging.getLogger("only1mcp.stdio")
 _MAX_QUEUED = 1000  # calls waiting for an on-demand child to start
 _REFUSAL_LOG_EVERY = 60.0  # seconds between log lines about refused requests of one child
 SHARED = "*shared*"  # the owner of a child every session shares (not a session id: those are hex)
-
-
-@dataclass(frozen=True, slots=True)
-class ChildPolicy:
-    start_now: bool  # start when the backend starts (else on the first call)
-    restart: bool  # start again after an exit (a session's child is not: the session's next call starts one)
-    idle_after: float | None  # stop after this many seconds without calls
 
 
 @dataclass(slots=True, eq=False)
@@ -72,7 +63,7 @@ class _ServerRequest:
 
 
 class ChildMux:
-    """Runs one child of a stdio backend and multiplexes the links that use it."""
+    """Multiplexes the links that use one child of a stdio backend (which ``ChildProcess`` runs)."""
 
     def __init__(self, ident: int, backend: StdioBackend, label: str, policy: ChildPolicy, owner: str | None,
                  on_state: Callable[[ChildMux, ChildState], None], restart_policy: RestartPolicy,
@@ -84,41 +75,37 @@ class ChildMux:
         self.policy = policy
         self.owner = owner  # SHARED, a client session id, or None (the gateway's own: discovery, probes)
         self._on_state = on_state
-        self._restart_policy = restart_policy
         self._ids = itertools.count(1)
         self._calls: dict[Any, _Call] = {}  # the link's request id -> who asked
         self._tokens: dict[Any, _Call] = {}  # progress token -> call
         self._server_requests: dict[str, _ServerRequest] = {}  # our id -> where the child's request went
         self._subscribers: dict[str, set[Link]] = {}
         self._last_link: Link | None = None  # the link of the owner's latest call (per-session children)
-        self._process: asyncio.subprocess.Process | None = None
-        self._channel: LineChannel | None = None
-        self._init_result: dict[str, Any] | None = None
-        self._init_waiter: tuple[int, asyncio.Future[dict[str, Any]]] | None = None
-        self._ready = asyncio.Event()
-        self._wanted = asyncio.Event()
         self._idle = asyncio.Event()  # no call in flight
         self._idle.set()
-        self._idled = False
         self._stopping = False
         self._queued: list[tuple[Link, str | None, bytes, dict[str, Any]]] = []
-        self._runner: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
         self._refusals = 0
-        self._overlong = ""  # why the child was stopped for a line over the limit
         self._refusal_logged = 0.0
-        self.last_call = time.monotonic()
-        self.restarts = 0
-        self.state = ChildState.STARTING
-        self.last_error = ""
-        if policy.start_now:
-            self._wanted.set()
+        self.process = ChildProcess(backend, label, policy, restart_policy, self)
 
     # ------------------------------------------------------------ facts
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self.process.pid
+
+    @property
+    def state(self) -> ChildState:
+        return self.process.state
+
+    @property
+    def restarts(self) -> int:
+        return self.process.restarts
+
+    @property
+    def last_error(self) -> str:
+        return self.process.last_error
 
     @property
     def waiting(self) -> int:
@@ -135,167 +122,40 @@ class ChildMux:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._runner = loop.create_task(self._run(), name=f"child {self.label}")
-        self._runner.add_done_callback(self._runner_ended)
-        if self.policy.idle_after is not None:
-            self._watchdog = watched(loop.create_task(self._watch_idle(self.policy.idle_after),
-                                                      name=f"idle {self.label}"))
-        if not self.policy.start_now:
-            self._set_state(ChildState.IDLE)
+        self.process.start()
 
     async def stop(self, drain: float = 0.0) -> None:
         """Stop taking calls, let those in flight finish for up to ``drain`` seconds, then stop the child."""
         self._stopping = True
-        self._wanted.set()  # let the runner see it is stopping
-        if self._watchdog is not None:
-            self._watchdog.cancel()
         if drain and not self._idle.is_set():
             log.info("backend '%s': waiting up to %gs for %d call(s) in flight", self.label, drain, len(self._calls))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), drain)
-        if self._runner is not None:
-            self._runner.cancel()
         self._fail_calls(f"backend '{self.label}' was stopped", NOT_RUNNING)
-        await self._kill()
+        await self.process.stop()
 
-    async def _run(self) -> None:
-        """Start the child when wanted; with ``restart``, start it again when it exits (at once after a long
-        run, backing off while it keeps exiting; failed for ``failed_retry`` after ``max_failures`` exits
-        within ``failure_window``); an idle shutdown waits for the next call."""
-        backend = self.backend
-        while not self._stopping:
-            await self._wanted.wait()
-            if self._stopping:
-                return
-            started = time.monotonic()
-            self._idled = False
-            try:
-                await self._spawn()
-                await self._initialize()
-                self._set_state(ChildState.RUNNING)
-                code = await self._process.wait() if self._process else -1
-                self.last_error = self._overlong or f"exited with code {code}"
-                self._overlong = ""
-            except (OSError, TimeoutError, _ChildError, BackendUnavailable) as exc:
-                self.last_error = await self._describe_failure(exc)  # logged once, below, with what happens next
-            self._ready.clear()
-            if self._idled:
-                await self._kill()
-                self._set_state(ChildState.IDLE)
-                log.info("backend '%s' stopped after %gs without calls; it starts again on the next call",
-                         self.label, self.policy.idle_after or 0)
-                if not self.policy.restart:
-                    return
-                continue
-            self._init_result = None
-            self._fail_calls(f"backend '{self.label}' {self.last_error} during the call"
-                             + ("; it is being restarted" if self.policy.restart else ""), None)
-            await self._kill()
-            if self._stopping:
-                return
-            self.restarts += 1
-            delay, failed = self._restart_policy.exited(started, time.monotonic())
-            if not self.policy.restart:
-                log.warning("backend '%s' %s", self.label, self.last_error)
-                self._set_state(ChildState.FAILED if failed else ChildState.IDLE)
-                return
-            if failed:
-                self._set_state(ChildState.FAILED)
-                log.error("backend '%s' failed: %d exits within %gs (last: %s); next attempt in %gs", self.label,
-                          backend.max_failures, backend.failure_window, self.last_error, delay)
-            else:
-                self._set_state(ChildState.RESTARTING)
-                log.warning("backend '%s' %s; restarting in %.1fs", self.label, self.last_error, delay)
-            await asyncio.sleep(delay)
+    # ------------------------------------------------------------ ChildEvents: what the process tells us
 
-    async def _describe_failure(self, exc: BaseException) -> str:
-        """The error, with the child's exit code when it is exiting anyway."""
-        process = self._process
-        if isinstance(exc, _ChildError) and process is not None:
-            try:
-                code = await asyncio.wait_for(process.wait(), 1.0)
-            except TimeoutError:
-                return str(exc)
-            return f"exited with code {code} before answering initialize"
-        return str(exc)
-
-    async def _watch_idle(self, limit: float) -> None:
-        """Stop the child after ``limit`` seconds without calls."""
-        while not self._stopping:
-            await asyncio.sleep(min(5.0, limit / 4))
-            if self._ready.is_set() and not self.busy and time.monotonic() - self.last_call >= limit:
-                self._idled = True
-                self._wanted.clear()
-                await self._kill()
-
-    async def _spawn(self) -> None:
-        limit = self.backend.max_event_bytes
-        self._process = await spawn_child(self.backend, self.label, limit)
-        assert self._process.stdout is not None and self._process.stdin is not None
-        too_long = (f"wrote a line over {limit} bytes and was stopped (raise backends[].max_event_bytes if such "
-                    "messages are expected)")
-        self._channel = LineChannel(f"backend '{self.label}'", self._process.stdout, self._process.stdin, too_long)
-        self._channel.on_line = self._from_child
-        self._channel.on_close = self._stdout_closed
-        self._channel.start()
-
-    def _runner_ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("backend '%s': its supervisor loop stopped on an unexpected error; it will not be restarted "
-                      "until the backend is reconfigured", self.label, exc_info=exc)
-            self.last_error = f"internal error: {exc}"
-            self._set_state(ChildState.FAILED)
-
-    def _stdout_closed(self, exc: BaseException | None) -> None:
-        """The child closed its stdout (it is exiting), or broke the line limit (then it is stopped, and its
-        calls fail saying so): an initialize still waiting will never be answered."""
-        waiter, self._init_waiter = self._init_waiter, None
-        if waiter is not None and not waiter[1].done():
-            waiter[1].set_exception(_ChildError("exited before answering initialize"))
-        if isinstance(exc, BackendUnavailable) and self._process is not None:
-            self._overlong = exc.message
-            log.warning("backend '%s' %s", self.label, exc.message)
-            self._process.kill()  # _run sees it exit and fails its calls with the reason
-
-    async def _initialize(self) -> None:
-        request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._init_waiter = (request_id, future)
-        if self._channel is None or self._channel.closed:
-            raise _ChildError("exited before answering initialize")
-        try:
-            self._channel.write(jsonrpc.request(request_id, "initialize", {
-                "protocolVersion": LATEST, "capabilities": CHILD_CAPABILITIES,
-                "clientInfo": {"name": "only1mcp", "version": __version__}}))
-        except BackendUnavailable:
-            raise _ChildError("exited before answering initialize") from None
-        startup = self.backend.timeouts.startup
-        try:
-            result = await asyncio.wait_for(future, startup)
-        except TimeoutError:
-            raise _ChildError(f"did not answer initialize within {startup:g}s (timeouts.startup)") from None
-        self._channel.write(jsonrpc.notification("notifications/initialized"))
-        self._init_result = result
-        self._ready.set()
+    def child_ready(self, restarted: bool) -> None:
         queued, self._queued = self._queued, []
         for link, caller, raw, message in queued:  # calls that woke an on-demand child
             self._forward_request(link, caller, raw, message)
-        if self.restarts and self.policy.restart:  # the restarted child may offer different lists
+        if restarted:  # the restarted child may offer different lists
             for kind in ("tools", "resources", "prompts"):
                 self._broadcast(dumps(jsonrpc.notification(f"notifications/{kind}/list_changed")))
 
-    async def _kill(self) -> None:
-        process, self._process = self._process, None
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        await stop_child(process)
+    def child_line(self, raw: bytes, message: dict[str, Any]) -> None:
+        self._from_child(raw, message)
 
-    def _set_state(self, state: ChildState) -> None:
-        self.state = state
+    def child_ended(self, reason: str, restarting: bool) -> None:
+        self._fail_calls(f"backend '{self.label}' {reason} during the call"
+                         + ("; it is being restarted" if restarting else ""), None)
+
+    def child_state(self, state: ChildState) -> None:
         self._on_state(self, state)
+
+    def child_idle(self) -> bool:
+        return not self.busy
 
     def _fail_calls(self, message: str, reason: str | None) -> None:
         data = {"reason": reason} if reason else None
@@ -363,18 +223,17 @@ class ChildMux:
         return True
 
     async def _answer_initialize(self, link: Link, request_id: Any) -> None:
-        if self._init_result is not None and not self._ready.is_set() and not self.policy.start_now:
-            link.receive(dumps(jsonrpc.response(request_id, self._init_result)))  # asleep; we know what it offers
+        process = self.process
+        if process.init_result is not None and not process.ready and not self.policy.start_now:
+            link.receive(dumps(jsonrpc.response(request_id, process.init_result)))  # asleep; we know what it offers
             return
-        self._wanted.set()
-        try:
-            await asyncio.wait_for(self._ready.wait(), self.backend.timeouts.startup)
-        except TimeoutError:
+        process.want()
+        if not await process.wait_ready(self.backend.timeouts.startup):
             link.receive(dumps(jsonrpc.error_message(request_id, Code.BACKEND_UNAVAILABLE,
                                                      f"backend '{self.label}' is not running: "
                                                      f"{self.last_error or 'starting'}")))
             return
-        link.receive(dumps(jsonrpc.response(request_id, self._init_result)))
+        link.receive(dumps(jsonrpc.response(request_id, process.init_result)))
 
     def _forward_request(self, link: Link, caller: str | None, raw: bytes, message: dict[str, Any]) -> None:
         key = message["id"]
@@ -384,17 +243,18 @@ class ChildMux:
         if key in self._calls:
             self._refuse(link, caller, key, f"request id {key!r} is already in flight on backend '{self.label}'")
             return
-        if not self._ready.is_set():
+        process = self.process
+        if not process.ready:
             # A child being started (or asleep until a call wakes it) takes the call when it is up; one that
             # is restarting or failed refuses it at once, so it can go to another replica.
             if self.state in (ChildState.STARTING, ChildState.IDLE) and len(self._queued) < _MAX_QUEUED:
                 self._queued.append((link, caller, raw, message))
-                self._wanted.set()
+                process.want()
                 return
             self._refuse(link, caller, key, f"backend '{self.label}' is not running: {self.last_error or 'starting'}")
             return
-        self.last_call = time.monotonic()
-        call = _Call(link, key, caller, str(message.get("method")), self.last_call)
+        process.last_activity = now = time.monotonic()
+        call = _Call(link, key, caller, str(message.get("method")), now)
         params = message.get("params")
         if isinstance(params, dict) and isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]:
             call.token = params["_meta"]["progressToken"]
@@ -431,7 +291,7 @@ class ChildMux:
         self._subscribers.pop(uri, None)
         if message is not None and raw is not None:
             self._forward_request(link, caller, raw, message)
-        elif self._ready.is_set():
+        elif self.process.ready:
             self._to_child(jsonrpc.request(f"u{next(self._ids)}", "resources/unsubscribe", {"uri": uri}))
 
     def drop_link(self, link: Link) -> None:
@@ -455,12 +315,7 @@ class ChildMux:
     # ------------------------------------------------------------ the child
 
     def _write_raw(self, raw: bytes) -> None:
-        if self._channel is not None and not self._channel.closed:
-            try:
-                self._channel.write_line(raw)
-            except BackendUnavailable:
-                # The child is exiting; its exit fails every call in flight with an error naming it.
-                log.debug("backend '%s': input closed while writing", self.label)
+        self.process.write_raw(raw)
 
     def _to_child(self, message: dict[str, Any]) -> None:
         self._write_raw(dumps(message))
@@ -490,14 +345,6 @@ class ChildMux:
             self._child_notification(raw, message, method)
 
     def _child_answer(self, raw: bytes, message: dict[str, Any]) -> None:
-        waiter = self._init_waiter
-        if waiter is not None and message.get("id") == waiter[0]:
-            self._init_waiter = None
-            if "error" in message:
-                waiter[1].set_exception(_ChildError(f"refused initialize: {message['error']}"))
-            elif not waiter[1].done():
-                waiter[1].set_result(message.get("result") or {})
-            return
         key = message.get("id")
         call = self._calls.get(key) if isinstance(key, int | str) else None
         if call is not None:
@@ -583,7 +430,3 @@ class ChildMux:
             self._refusal_logged = now
             log.warning("backend '%s': refused %s (%d refused so far): %s", self.label, message.get("method"),
                         self._refusals, why)
-
-
-class _ChildError(Exception):
-    pass
