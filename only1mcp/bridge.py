@@ -89,14 +89,14 @@ class StdioBridge:
 
     def _on_message(self, message: dict[str, Any], related: Any) -> None:
         request_id = message.get("id")
-        if "method" not in message and isinstance(request_id, str | int):
+        if "method" not in message and isinstance(request_id, (str, int)):
             self._modern.pop(request_id, None)  # answered: a cancel from now on is too late
         if self._note_initialize(message) or request_id in self._quiet:
             return
         self._out(message)
 
     def _on_failure(self, request_id: Any, error: BackendError) -> None:
-        if isinstance(request_id, str | int):
+        if isinstance(request_id, (str, int)):
             self._modern.pop(request_id, None)
         self._out({"jsonrpc": "2.0", "id": request_id, "error": {"code": error.code, "message": error.message}})
 
@@ -124,7 +124,7 @@ class StdioBridge:
             return
         mirrored = modern.http_headers(message) if isinstance(message, dict) else {}
         modern_id = message.get("id") if mirrored else None
-        if isinstance(modern_id, str | int):
+        if isinstance(modern_id, (str, int)):
             task = asyncio.current_task()
             assert task is not None
             self._modern[modern_id] = task
@@ -150,7 +150,7 @@ class StdioBridge:
         code, text = (exc.code, exc.message) if isinstance(exc, BackendError) else (
             int(Code.BACKEND_UNAVAILABLE), f"the Only1MCP gateway at {self.url} refused a new session: {exc}")
         log.error("%s", text)
-        if isinstance(modern_id, str | int):
+        if isinstance(modern_id, (str, int)):
             self._modern.pop(modern_id, None)
         if isinstance(message, dict) and "id" in message and "method" in message:
             self._out({"jsonrpc": "2.0", "id": message["id"], "error": {"code": code, "message": text}})
@@ -167,7 +167,7 @@ class StdioBridge:
         if not (isinstance(message, dict) and message.get("method") == "notifications/cancelled"):
             return False
         request_id = (message.get("params") or {}).get("requestId")
-        task = self._modern.pop(request_id, None) if isinstance(request_id, str | int) else None
+        task = self._modern.pop(request_id, None) if isinstance(request_id, (str, int)) else None
         if task is None:
             return False
         assert self._transport is not None

@@ -208,7 +208,7 @@ class ChildMux:
         if method == "notifications/cancelled":
             params = message.get("params")
             key = params.get("requestId") if isinstance(params, dict) else None
-            if isinstance(key, int | str) and key in self._calls:
+            if isinstance(key, (int, str)) and key in self._calls:
                 self._write_raw(raw)
                 self._forget(key)
             return
@@ -346,7 +346,7 @@ class ChildMux:
 
     def _child_answer(self, raw: bytes, message: dict[str, Any]) -> None:
         key = message.get("id")
-        call = self._calls.get(key) if isinstance(key, int | str) else None
+        call = self._calls.get(key) if isinstance(key, (int, str)) else None
         if call is not None:
             self._forget(key)
             call.link.receive(raw, None, call.caller)

@@ -127,7 +127,7 @@ class Dispatcher:
         if method == "notifications/cancelled":
             params = message.get("params")
             request_id = params.get("requestId") if isinstance(params, dict) else None
-            if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+            if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
                 # A notification gets no answer: say it once in the log, cancel nothing.
                 log.info("ignored notifications/cancelled: params.requestId must be the string or integer id of a "
                          "request, got %s", type(request_id).__name__)

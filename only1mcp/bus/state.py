@@ -110,7 +110,7 @@ class StateEntry:
 
     @classmethod
     def from_wire(cls, raw: Any) -> StateEntry:
-        if not isinstance(raw, list | tuple) or len(raw) != 3:
+        if not isinstance(raw, (list, tuple)) or len(raw) != 3:
             raise WireError(f"StateEntry: expected 3 fields, got {type(raw).__name__}")
         namespace, name, value = raw
         try:

@@ -117,7 +117,7 @@ class HttpConnection(ResponseWriter):
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             signal = exc.__context__
-            if not isinstance(signal, _Handoff | _Pause | _Refused):
+            if not isinstance(signal, (_Handoff, _Pause, _Refused)):
                 raise
         except httptools.HttpParserError as exc:
             signal = _Refused(400, f"malformed HTTP request: {exc}")

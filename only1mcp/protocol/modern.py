@@ -242,7 +242,7 @@ def _annotated(schema: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str,
 def _rendered(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value) if isinstance(value, str | int | float) else None
+    return str(value) if isinstance(value, (str, int, float)) else None
 
 
 def param_header_problem(schema: Any, arguments: Any, headers: Mapping[str, str]) -> str | None:
@@ -266,7 +266,7 @@ def param_header_problem(schema: Any, arguments: Any, headers: Mapping[str, str]
         decoded = decode_header_value(header)
         if decoded is None:
             return f"the {header_name} header has a malformed =?base64?…?= value"
-        if prop.get("type") == "integer" and isinstance(value, int | float) and not isinstance(value, bool) \
+        if prop.get("type") == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool) \
                 and _DECIMAL.fullmatch(decoded):
             if float(decoded) != float(value):
                 return f"the {header_name} header ({decoded}) does not match argument '{argument}' ({value})"
