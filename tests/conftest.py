@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,9 @@ def gateways() -> Iterator[list[Gateway]]:
 
 
 @pytest.fixture
-def start_gateway(gateways: list[Gateway], tmp_path: Path):
+def start_gateway(gateways: list[Gateway], tmp_path: Path) -> Callable[..., Gateway]:
+    """Start a gateway and wait until it is ready (for sync tests and fixtures)."""
+
     def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Gateway:
         gateway = Gateway(*args, env=env, cwd=tmp_path)
         gateways.append(gateway)
@@ -27,3 +29,15 @@ def start_gateway(gateways: list[Gateway], tmp_path: Path):
         return gateway
 
     return start
+
+
+@pytest.fixture
+def launch_gateway(start_gateway: Callable[..., Gateway]) -> Callable[..., Awaitable[Gateway]]:
+    """``start_gateway`` for async tests: waits for the ready line without stopping the event loop."""
+
+    async def launch(*args: str, env: dict[str, str] | None = None) -> Gateway:
+        gateway = start_gateway(*args, env=env, ready=False)
+        await gateway.until_ready()
+        return gateway
+
+    return launch

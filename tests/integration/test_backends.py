@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -12,21 +13,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.processes import ROOT, FixtureServer, free_port, stdio_command
+from tests.support.processes import ROOT, FixtureServer, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp, pinned
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-def web_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def web(web_port: int):
-    server = FixtureServer("feature_server", "--name", "web", port=web_port)
+def web():
+    server = FixtureServer("feature_server", "--name", "web")
     yield server
     server.close()
 
@@ -47,7 +43,7 @@ def gateway(start_gateway, tmp_path: Path, web: FixtureServer):
 
 
 async def test_stdio_crash_fails_only_that_call(gateway) -> None:
-    pids = set(gateway.worker_pids())
+    pids = set(await gateway.fetch_worker_pids())
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -62,29 +58,32 @@ async def test_stdio_crash_fails_only_that_call(gateway) -> None:
             body = await mcp.call("tools/call", {"name": "local_echo", "arguments": {"text": "again"}})
             return body.get("result", {}).get("content", [{}])[0].get("text") == "again"
 
-        await async_wait_until(local_back, 15, "the restarted stdio backend to answer")
-    assert set(gateway.worker_pids()) == pids
-    status = gateway.status()
+        await eventually(local_back, 15, "the restarted stdio backend to answer")
+    assert set(await gateway.fetch_worker_pids()) == pids
+    status = await gateway.fetch_status()
     assert [s["restarts"] for s in status["stdio"] if s["backend"] == "local"] == [1]
-    gateway.wait_log(r"backend 'noisy' \[\d+\] stderr: hello-from-stderr")
 
 
-async def test_expired_http_backend_session_is_reinitialized(gateway, web: FixtureServer, web_port: int) -> None:
+async def test_a_stdio_childs_stderr_goes_to_the_log_with_its_name(gateway) -> None:
+    await gateway.log_line(r"backend 'noisy' \[\d+\] stderr: hello-from-stderr")
+
+
+async def test_expired_http_backend_session_is_reinitialized(gateway, web: FixtureServer) -> None:
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
         for _ in range(6):  # establish backend sessions on both workers
             body = await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})
             assert body["result"]["content"][0]["text"] == "web"
-        web.close()  # the backend restarts: every session it issued is unknown to it now
-        restarted = FixtureServer("feature_server", "--name", "web", port=web_port)
+        await web.aclose()  # the backend restarts: every session it issued is unknown to it now
+        restarted = await web.relaunch()
         try:
             for _ in range(6):  # each worker meets a 404, re-initializes, and retries the call once
                 body = await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})
                 assert body.get("result", {}).get("content", [{}])[0].get("text") == "web", body
         finally:
-            restarted.close()
-    gateway.wait_log(r"backend 'web': session expired; initializing a new one")
+            await restarted.aclose()
+    await gateway.log_line(r"backend 'web': session expired; initializing a new one")
 
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
@@ -127,16 +126,26 @@ async def _post_stream(http: aiohttp.ClientSession, mcp: RawMcp, message: dict[s
     return response
 
 
-async def test_cancel_and_client_answers_cross_workers(gateway) -> None:
+@contextlib.asynccontextmanager
+async def _one_session_on_two_workers(gateway) -> AsyncIterator[tuple[aiohttp.ClientSession, RawMcp, RawMcp]]:
+    """One MCP session (with sampling) over two keep-alive connections held by different workers: the
+    connection to post calls on, a client for it, and a client on the other worker."""
     near, near_pid = await pinned(gateway.url)
     far, far_pid = await pinned(gateway.url, avoid=near_pid)
+    assert far_pid != near_pid
     try:
         mcp = RawMcp(near, gateway.url, keep_alive=True)
         await mcp.initialize(capabilities={"sampling": {}})
         other = RawMcp(far, gateway.url, keep_alive=True)
         other.session_id = mcp.session_id
+        yield near, mcp, other
+    finally:
+        await near.close()
+        await far.close()
 
-        # A cancel posted to the other worker stops the call held by this one.
+
+async def test_a_cancel_posted_to_another_worker_stops_the_call(gateway) -> None:
+    async with _one_session_on_two_workers(gateway) as (near, mcp, other):
         call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                 "params": {"name": "web_slow", "arguments": {"seconds": 60, "steps": 60, "tag": "far-cancel"},
                            "_meta": {"progressToken": "p7"}}}
@@ -153,18 +162,20 @@ async def test_cancel_and_client_answers_cross_workers(gateway) -> None:
                 final = message
                 break
         response.release()
-        assert final is not None and final["error"]["code"] == -32800
+        assert final is not None and final["error"]["code"] == -32800, final
 
         async def recorded() -> bool:
             body = await other.call("tools/call", {"name": "web_cancellations", "arguments": {}})
             return "far-cancel" in json.dumps(body)
 
-        await async_wait_until(recorded, 10, "the cancel to reach the backend")
+        await eventually(recorded, 10, "the cancel to reach the backend")
 
-        # A sampling request relayed on this worker's stream, answered through the other worker.
+
+async def test_a_sampling_request_is_answered_through_another_worker(gateway) -> None:
+    async with _one_session_on_two_workers(gateway) as (near, mcp, other):
         call = {"jsonrpc": "2.0", "id": 8, "method": "tools/call",
                 "params": {"name": "web_ask_llm", "arguments": {"prompt": "cross"}}}
-        response = await _post_stream(near, mcp, call)
+        response = await _post_stream(near, mcp, call)  # relayed on this worker's stream
         events = _events(response)
         _, request = await asyncio.wait_for(anext(events), 10)
         assert request["method"] == "sampling/createMessage"
@@ -175,8 +186,4 @@ async def test_cancel_and_client_answers_cross_workers(gateway) -> None:
         assert status == 202
         _, final = await asyncio.wait_for(anext(events), 10)
         response.release()
-        assert "answered far away" in json.dumps(final["result"])
-    finally:
-        await near.close()
-        await far.close()
-    assert far_pid != near_pid
+        assert "answered far away" in json.dumps(final["result"]), final

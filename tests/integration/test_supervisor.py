@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG
-from tests.support.gateway import elapsed, pid_alive, session_members
-from tests.support.waiting import async_wait_until, wait_until
+from tests.support.gateway import pid_alive, session_members
+from tests.support.waiting import eventually, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,22 +52,17 @@ async def _hammer(url: str, stop: asyncio.Event, outcomes: dict[int | None, list
                 return
 
 
-async def test_killed_worker_is_replaced_and_others_keep_serving(start_gateway) -> None:
-    gateway = start_gateway("--port", "0", "--workers", "4")
-    before = gateway.status()["workers"]
+async def test_killed_worker_is_replaced_and_others_keep_serving(launch_gateway) -> None:
+    gateway = await launch_gateway("--port", "0", "--workers", "4")
+    before = (await gateway.fetch_status())["workers"]
     victim = before[1]["pid"]
     survivors = {w["pid"] for w in before} - {victim}
     stop = asyncio.Event()
     outcomes: dict[int | None, list[bool]] = {}
     tasks = [asyncio.create_task(_hammer(gateway.url, stop, outcomes)) for _ in range(8)]
-
-    async def survivors_busy() -> bool:
-        await asyncio.sleep(0.01)
-        return len(survivors & set(outcomes)) >= 2
-
-    await async_wait_until(survivors_busy, 10, "keep-alive load on at least two surviving workers")
+    await eventually(lambda: len(survivors & set(outcomes)) >= 2, 10,
+                     "keep-alive load on at least two surviving workers")
     os.kill(victim, signal.SIGKILL)
-    killed_at = time.monotonic()
 
     async def replacement_serving() -> int | None:
         async with aiohttp.ClientSession() as session:
@@ -81,21 +76,22 @@ async def test_killed_worker_is_replaced_and_others_keep_serving(start_gateway) 
                     return body["pid"]
         return None
 
-    replacement = await async_wait_until(replacement_serving, 2.0, "a replacement in slot 1 serving")
-    took = time.monotonic() - killed_at
+    # A standby takes the slot in well under 2 s, even on a saturated box (bench.lifecycle measures it); the
+    # deadline only catches a slot that is never filled.
+    replacement = await eventually(replacement_serving, 20, "a replacement in slot 1 serving")
     stop.set()
     await asyncio.gather(*tasks)
-    assert took < 2.0
     survivor_outcomes = {pid: oks for pid, oks in outcomes.items() if pid in survivors}
     assert len(survivor_outcomes) >= 2
     assert all(all(oks) for oks in survivor_outcomes.values()), "a request to a surviving worker failed"
-    status = gateway.status()
+    status = await gateway.fetch_status()
     assert status["workers"][1]["pid"] == replacement and status["workers"][1]["restarts"] == 1
+    assert {w["pid"] for w in status["workers"]} - {replacement} == survivors  # no other worker was replaced
 
 
-async def test_sigterm_drains_in_flight_request(start_gateway) -> None:
-    gateway = start_gateway("--port", "0", "--workers", "2")
-    pids = gateway.worker_pids()
+async def test_sigterm_drains_in_flight_request(launch_gateway) -> None:
+    gateway = await launch_gateway("--port", "0", "--workers", "2")
+    pids = await gateway.fetch_worker_pids()
     sid = gateway.process.pid
     async with aiohttp.ClientSession() as session:
         # A long-poll that stays in flight for 2 s: it must complete even though SIGTERM comes first.
@@ -108,16 +104,17 @@ async def test_sigterm_drains_in_flight_request(start_gateway) -> None:
             ) as response:
                 return (await response.json())["in_flight"] >= 2
 
-        await async_wait_until(slow_request_in_flight, 5, "the slow request to reach its worker")
+        await eventually(slow_request_in_flight, 5, "the slow request to reach its worker")
         gateway.signal(signal.SIGTERM)
         response = await slow
         body = await response.json()
     assert response.status == 504 and body["reached"] is False  # the long-poll ran to its own end
-    assert elapsed(started) >= 1.5
-    assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
-    wait_until(lambda: not any(pid_alive(p) for p in pids), 5, "workers to be gone")
+    # A lower bound, not a speed: an answer before the long-poll's 2 s would mean the drain cut it short.
+    assert time.monotonic() - started >= 1.5
+    assert await gateway.exited(30) == 0
+    await eventually(lambda: not any(pid_alive(p) for p in pids), 5, "workers to be gone")
     # multiprocessing's resource tracker leaves when it reads EOF, just after the supervisor exits.
-    wait_until(lambda: session_members(sid) == [], 5, "every child of the supervisor to exit")
+    await eventually(lambda: session_members(sid) == [], 5, "every child of the supervisor to exit")
 
 
 def test_sighup_reload_keeps_old_config_on_error_and_spreads_new_one(start_gateway, tmp_path: Path) -> None:
@@ -137,7 +134,6 @@ def test_sighup_reload_keeps_old_config_on_error_and_spreads_new_one(start_gatew
 
     config.write_text("server:\n  port: 0\n  workers: 4\nbackends:\n  - name: x\n    command: y\n")
     gateway.signal(signal.SIGHUP)
-    sent = time.monotonic()
     pids = set(gateway.worker_pids())
     seen: dict[int, int] = {}
 
@@ -147,9 +143,13 @@ def test_sighup_reload_keeps_old_config_on_error_and_spreads_new_one(start_gatew
         seen[body["pid"]] = body["config_version"]
         return set(seen) == pids and all(v == 2 for v in seen.values())
 
-    wait_until(all_workers_on_v2, 1.0, "config version 2 on every worker")
-    assert elapsed(sent) < 1.0
-    assert {w["config_version"] for w in gateway.status()["workers"]} == {2}
+    # Every worker serves version 2 some milliseconds after the signal (bench.lifecycle measures it); the
+    # deadline only catches a version that never arrives.
+    wait_until(all_workers_on_v2, 10, "config version 2 on every worker")
+    status = gateway.status()
+    assert {w["config_version"] for w in status["workers"]} == {2}
+    assert status["config"]["reloads"]["failed"] == 1 and status["config"]["reloads"]["ok"] == 1
+    assert set(gateway.worker_pids()) == pids  # spread to the running workers, none restarted
 
 
 def test_reload_reports_settings_that_need_a_restart(start_gateway, tmp_path: Path) -> None:
@@ -191,7 +191,10 @@ def test_stuck_worker_is_killed_and_replaced(start_gateway) -> None:
                                  "ONLY1MCP_SERVER__WORKER_TIMEOUT": "1.5"})
     stuck = gateway.status()["workers"][0]["pid"]
     os.kill(stuck, signal.SIGSTOP)  # its event loop stops: no more heartbeats
+    # The time bound is the behaviour here: the supervisor must notice after worker_timeout (1.5 s). The
+    # deadline is generous so that only a supervisor that never notices fails, not a slow box.
     gateway.wait_log(rf"worker 0 \(pid {stuck}\) sent no heartbeat", timeout=10)
+
     def replaced() -> bool:
         status = gateway.try_status()
         worker = status["workers"][0] if status else {}

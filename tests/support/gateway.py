@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -11,17 +12,26 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .waiting import wait_until
+import aiohttp
+
+from .waiting import eventually, wait_until
 
 _READY = re.compile(r"ready url=(\S+) workers=(\d+)")
 
 
 class Gateway:
-    """One ``only1mcp-supervisor`` process in its own session, with its log captured line by line."""
+    """One ``only1mcp-supervisor`` process in its own session, with its log captured line by line.
+
+    Each blocking method has an async counterpart for async tests (``wait_ready`` / ``until_ready``,
+    ``wait_log`` / ``log_line``, ``get`` / ``fetch``, ``status`` / ``fetch_status``, ``wait_exit`` /
+    ``exited``): a blocking call inside an async test stops its event loop.
+    """
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         command = [sys.executable, "-m", "only1mcp.supervisor.main", *args]
@@ -47,17 +57,21 @@ class Gateway:
         with self._lock:
             return "\n".join(self.lines)
 
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        def ready() -> str | None:
-            if self.process.poll() is not None:
-                raise AssertionError(f"supervisor exited with {self.process.returncode}:\n{self.log}")
-            found = _READY.search(self.log)
-            return found.group(1) if found else None
+    def _ready_url(self) -> str | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"supervisor exited with {self.process.returncode}:\n{self.log}")
+        found = _READY.search(self.log)
+        return found.group(1) if found else None
 
-        self.url = wait_until(ready, timeout, "the supervisor to report ready")
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        self.url = wait_until(self._ready_url, timeout, "the supervisor to report ready")
         return self.url
 
-    def wait_log(self, pattern: str, timeout: float = 10.0, after: int = 0) -> re.Match[str]:
+    async def until_ready(self, timeout: float = 30.0) -> str:
+        self.url = await eventually(self._ready_url, timeout, "the supervisor to report ready")
+        return self.url
+
+    def _finder(self, pattern: str, after: int):
         regex = re.compile(pattern)
 
         def found() -> re.Match[str] | None:
@@ -68,7 +82,31 @@ class Gateway:
                         return match
             return None
 
-        return wait_until(found, timeout, f"log line matching {pattern!r}\n--- log so far:\n{self.log}")
+        return found
+
+    def _log_wanted(self, pattern: str) -> str:
+        return f"log line matching {pattern!r}\n--- log so far:\n{self.log}"
+
+    def wait_log(self, pattern: str, timeout: float = 10.0, after: int = 0) -> re.Match[str]:
+        try:
+            return wait_until(self._finder(pattern, after), timeout, f"log line matching {pattern!r}")
+        except AssertionError as exc:  # the log as it is at the deadline, not as it was at the start
+            raise AssertionError(f"{exc}\n--- log so far:\n{self.log}") from None
+
+    async def log_line(self, pattern: str, timeout: float = 10.0, after: int = 0) -> re.Match[str]:
+        try:
+            return await eventually(self._finder(pattern, after), timeout, f"log line matching {pattern!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log so far:\n{self.log}") from None
+
+    def mark(self) -> int:
+        """The number of log lines so far: pass it as ``after`` to look only at what comes next."""
+        with self._lock:
+            return len(self.lines)
+
+    def lines_since(self, mark: int) -> list[str]:
+        with self._lock:
+            return self.lines[mark:]
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         """One request on a new connection."""
@@ -79,8 +117,20 @@ class Gateway:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
 
+    async def fetch(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+        """``get`` for async tests: one request on a new connection."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, http.get(
+            self.url + path, headers={"Connection": "close"}
+        ) as response:
+            return response.status, json.loads(await response.read() or b"{}")
+
     def status(self) -> dict[str, Any]:
         code, body = self.get("/api/v1/admin/status")
+        assert code == 200, body
+        return body
+
+    async def fetch_status(self) -> dict[str, Any]:
+        code, body = await self.fetch("/api/v1/admin/status")
         assert code == 200, body
         return body
 
@@ -92,14 +142,50 @@ class Gateway:
             return None
         return body if code == 200 else None
 
+    async def fetch_try_status(self, timeout: float = 1.0) -> dict[str, Any] | None:
+        try:
+            code, body = await self.fetch("/api/v1/admin/status", timeout)
+        except (OSError, aiohttp.ClientError, TimeoutError):
+            return None
+        return body if code == 200 else None
+
+    def wait_backends_up(self, *names: str, timeout: float = 30.0) -> None:
+        """Until backends ``names`` are discovered ("ok") and every worker serves that catalog.
+
+        "ready" means every backend was discovered *or failed* once; a fixture shared by many tests waits for
+        them all to be up, so that a slow start fails here, named, and not in whichever test comes first.
+        """
+
+        def up() -> int | None:
+            catalog = self.status()["catalog"]
+            states = {name: (catalog.get("backends") or {}).get(name, {}).get("state") for name in names}
+            return catalog["version"] if all(state == "ok" for state in states.values()) else None
+
+        version = wait_until(up, timeout, f"backends {', '.join(names)} to be up")
+        workers = len(self.status()["workers"])
+        seen: dict[int, int] = {}
+
+        def everywhere() -> bool:  # new connections spread over the workers
+            _, body = self.get("/health")
+            seen[body["pid"]] = body["catalog_version"]
+            return len(seen) == workers and all(v >= version for v in seen.values())
+
+        wait_until(everywhere, timeout, f"catalog version {version} on every worker")
+
     def worker_pids(self) -> list[int]:
         return [w["pid"] for w in self.status()["workers"] if w["pid"]]
+
+    async def fetch_worker_pids(self) -> list[int]:
+        return [w["pid"] for w in (await self.fetch_status())["workers"] if w["pid"]]
 
     def signal(self, sig: int) -> None:
         self.process.send_signal(sig)
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         return self.process.wait(timeout)
+
+    async def exited(self, timeout: float = 30.0) -> int:
+        return await asyncio.to_thread(self.process.wait, timeout)
 
     def close(self) -> None:
         """Stop whatever is left: the supervisor, then its session (workers, children)."""
@@ -113,6 +199,81 @@ class Gateway:
             self.process.kill()
             self.process.wait(5)
         self._reader.join(5)
+
+
+class RequestCounts:
+    """Requests each worker served since a baseline, not counting the admin status requests that read them.
+
+    Workers report their counts with their heartbeats (one a second), so the baseline is a status in which
+    every worker's heartbeat is newer than the call that asked for it: it includes all earlier traffic.
+    Each status request is itself a request to one worker, which its answer names (``served_by``); all of
+    them are subtracted, so ``served`` is a lower bound of the other traffic and can only catch up.
+    """
+
+    def __init__(self) -> None:
+        self.baseline: dict[int, int] = {}
+        self.probes: dict[int, int] = {}
+
+    @classmethod
+    def take(cls, gateway: Gateway) -> RequestCounts:
+        counts, started = cls(), time.monotonic()
+        def fresh() -> dict[str, Any] | None:
+            since = time.monotonic() - started  # measured before asking: a lower bound of the wait
+            status = gateway.status()
+            counts._count_probe(status)
+            return counts._fresh(status, since)
+
+        status = wait_until(fresh, 10, "a heartbeat from every worker", interval=0.25)
+        return counts._based_on(status)
+
+    @classmethod
+    async def fetch(cls, gateway: Gateway) -> RequestCounts:
+        counts, started = cls(), time.monotonic()
+
+        async def fresh() -> dict[str, Any] | None:
+            since = time.monotonic() - started  # measured before asking: a lower bound of the wait
+            status = await gateway.fetch_status()
+            counts._count_probe(status)
+            return counts._fresh(status, since)
+
+        status = await eventually(fresh, 10, "a heartbeat from every worker", interval=0.25)
+        return counts._based_on(status)
+
+    @staticmethod
+    def _fresh(status: dict[str, Any], since: float) -> dict[str, Any] | None:
+        workers = [w for w in status["workers"] if w["pid"]]
+        return status if workers and all(w["heartbeat_age"] < since for w in workers) else None
+
+    def _based_on(self, status: dict[str, Any]) -> RequestCounts:
+        # Every status request so far is subtracted later, also those its counts already include: which ones
+        # a heartbeat included is unknown, and counting too few is the safe side.
+        self.baseline = _requests(status)
+        return self
+
+    def _count_probe(self, status: dict[str, Any]) -> None:
+        pid = status["served_by"]["pid"]
+        self.probes[pid] = self.probes.get(pid, 0) + 1
+
+    def served(self, status: dict[str, Any]) -> dict[int, int]:
+        """pid -> requests since the baseline, other than status requests, for each worker in ``status``."""
+        self._count_probe(status)
+        return {pid: count - self.baseline.get(pid, 0) - self.probes.get(pid, 0)
+                for pid, count in _requests(status).items()}
+
+
+def _requests(status: dict[str, Any]) -> dict[int, int]:
+    return {w["pid"]: w["requests"] for w in status["workers"] if w["pid"]}
+
+
+@contextlib.contextmanager
+def running_gateway(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """A ready gateway for a module-scoped fixture (the ``start_gateway`` fixture is per test)."""
+    gateway = Gateway(*args, env=env, cwd=cwd)
+    try:
+        gateway.wait_ready()
+        yield gateway
+    finally:
+        gateway.close()
 
 
 def pid_alive(pid: int) -> bool:
@@ -137,7 +298,3 @@ def session_members(sid: int) -> list[int]:
         if int(fields[3]) == sid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
-
-
-def elapsed(start: float) -> float:
-    return time.monotonic() - start
