@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gateway import RequestCounts
 from tests.support.processes import FixtureServer
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -52,9 +52,9 @@ def test_suite_passes_through_the_gateway_with_two_workers(fixture_server: Fixtu
     config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: conformance\n"
                       f"    url: {fixture_server.url}\n    prefix: \"\"\n")
     gateway = start_gateway("--config", str(config))
+    counts = RequestCounts.take(gateway)
     passed, failed, output = run_suite(gateway.url + "/mcp")
     assert failed == 0, output[-4000:]
     assert passed >= 39
     # The suite's fresh connections were spread over both workers (counts arrive with heartbeats).
-    wait_until(lambda: all(w["requests"] > 10 for w in gateway.status()["workers"]), 5,
-               "both workers to report having served the suite")
+    counts.wait_each_served(gateway, 11)

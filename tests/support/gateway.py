@@ -260,6 +260,35 @@ class RequestCounts:
         return {pid: count - self.baseline.get(pid, 0) - self.probes.get(pid, 0)
                 for pid, count in _requests(status).items()}
 
+    def _each_served(self, status: dict[str, Any], minimum: int, seen: dict[int, int]) -> bool:
+        seen.clear()
+        seen.update(self.served(status))
+        return len(seen) == len(self.baseline) and all(n >= minimum for n in seen.values())
+
+    def _spread_failure(self, exc: AssertionError, seen: dict[int, int]) -> AssertionError:
+        return AssertionError(f"{exc}: requests by worker {seen}, status requests {self.probes}")
+
+    def wait_each_served(self, gateway: Gateway, minimum: int, timeout: float = 10.0) -> None:
+        """Until every worker has served ``minimum`` requests since the baseline."""
+        seen: dict[int, int] = {}
+        try:
+            wait_until(lambda: self._each_served(gateway.status(), minimum, seen), timeout,
+                       f"every worker to report {minimum} requests", interval=0.2)
+        except AssertionError as exc:
+            raise self._spread_failure(exc, seen) from None
+
+    async def each_served(self, gateway: Gateway, minimum: int, timeout: float = 10.0) -> None:
+        """``wait_each_served`` for async tests."""
+        seen: dict[int, int] = {}
+
+        async def check() -> bool:
+            return self._each_served(await gateway.fetch_status(), minimum, seen)
+
+        try:
+            await eventually(check, timeout, f"every worker to report {minimum} requests", interval=0.2)
+        except AssertionError as exc:
+            raise self._spread_failure(exc, seen) from None
+
 
 def _requests(status: dict[str, Any]) -> dict[int, int]:
     return {w["pid"]: w["requests"] for w in status["workers"] if w["pid"]}
