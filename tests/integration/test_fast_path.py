@@ -6,7 +6,6 @@ server answered a request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.rawhttp import INITIALIZE, RawConnection, connect, rpc
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -148,7 +147,7 @@ async def test_a_2026_message_is_handed_to_the_stateless_door(gateway) -> None:
 
 
 async def test_broken_http_is_refused_and_harms_no_one(gateway) -> None:
-    worker = set(gateway.worker_pids())
+    worker = set(await gateway.fetch_worker_pids())
     async with connect(gateway.url) as bystander:
         session = await _session(bystander)
 
@@ -171,7 +170,7 @@ async def test_broken_http_is_refused_and_harms_no_one(gateway) -> None:
         await bystander.send(bystander.post_bytes(_echo(9, "still here"), session=session))
         response = await bystander.response()
         assert response.json()["result"]["content"][0]["text"] == "still here" and _fast(response.headers)
-        assert set(gateway.worker_pids()) == worker
+        assert set(await gateway.fetch_worker_pids()) == worker
 
 
 async def test_sigterm_lets_a_fast_path_call_finish_then_closes(gateway) -> None:
@@ -182,13 +181,13 @@ async def test_sigterm_lets_a_fast_path_call_finish_then_closes(gateway) -> None
         await busy.send(busy.post_bytes(slow, session=session))
 
         async def slow_call_in_flight() -> bool:  # the /health probe is itself one request in flight
-            return (await asyncio.to_thread(gateway.get, "/health"))[1]["in_flight"] >= 2
+            return (await gateway.fetch("/health"))[1]["in_flight"] >= 2
 
-        await async_wait_until(slow_call_in_flight, 10, "the slow call to be in flight")
+        await eventually(slow_call_in_flight, 10, "the slow call to be in flight")
         gateway.signal(signal.SIGTERM)
         assert await idle.closed_by_server()  # an idle keep-alive connection is closed at once
         response = await busy.response()
         assert response.status == 200 and response.headers["connection"] == "close" and _fast(response.headers)
         assert "counted down from 10" in response.json()["result"]["content"][0]["text"]
         assert await busy.closed_by_server()
-        assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
+        assert await gateway.exited(30) == 0

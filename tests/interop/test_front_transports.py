@@ -1,10 +1,14 @@
-"""The legacy HTTP+SSE and WebSocket front doors, with the official SDK's sse_client and aiohttp."""
+"""The legacy HTTP+SSE and WebSocket front doors, with the official SDK's sse_client and aiohttp.
+
+One gateway serves the whole module; each test opens its own client connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -12,45 +16,63 @@ import pytest
 from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 
+from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import pinned
 
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def gateway(start_gateway, tmp_path: Path):
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     local = stdio_command("feature_server", "--name", "local")
-    config = tmp_path / "only1mcp.yaml"
+    folder = tmp_path_factory.mktemp("front-transports")
+    config = folder / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
                       f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n")
-    return start_gateway("--config", str(config))
+    with running_gateway("--config", str(config), cwd=folder) as gateway:
+        yield gateway
 
 
 def _text(result: types.CallToolResult) -> str:
     return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
-async def test_sdk_sse_client_full_flow(gateway) -> None:
-    async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        return types.CreateMessageResult(role="assistant", model="m",
-                                         content=types.TextContent(type="text", text="from the sse client"))
+async def _sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(role="assistant", model="m",
+                                     content=types.TextContent(type="text", text="from the sse client"))
 
+
+@asynccontextmanager
+async def _sse_session(gateway: Gateway) -> AsyncIterator[ClientSession]:
+    async with sse_client(gateway.url + "/sse") as (read, write), ClientSession(
+        read, write, sampling_callback=_sampling
+    ) as session:
+        init = await session.initialize()
+        assert init.server_info.name == "only1mcp"
+        yield session
+
+
+async def test_sdk_sse_client_lists_and_calls(gateway: Gateway) -> None:
+    async with _sse_session(gateway) as session:
+        tools = await session.list_tools()
+        assert "local_whoami" in [t.name for t in tools.tools]
+        assert _text(await session.call_tool("local_whoami", {})) == "local"
+
+
+async def test_sdk_sse_client_gets_progress(gateway: Gateway) -> None:
     progress: list[float] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append(value)
 
-    async with sse_client(gateway.url + "/sse") as (read, write), ClientSession(
-        read, write, sampling_callback=sampling
-    ) as session:
-        init = await session.initialize()
-        assert init.server_info.name == "only1mcp"
-        tools = await session.list_tools()
-        assert "local_whoami" in [t.name for t in tools.tools]
-        assert _text(await session.call_tool("local_whoami", {})) == "local"
+    async with _sse_session(gateway) as session:
         await session.call_tool("local_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
-        assert progress == [1, 2, 3]
+    assert progress == [1, 2, 3]
+
+
+async def test_sdk_sse_client_answers_sampling(gateway: Gateway) -> None:
+    async with _sse_session(gateway) as session:
         assert "from the sse client" in _text(await session.call_tool("local_ask_llm", {"prompt": "p"}))
 
 
@@ -93,35 +115,60 @@ async def test_legacy_post_to_another_worker_reaches_the_stream(gateway) -> None
         await far.close()
 
 
-async def test_websocket_front_door(gateway) -> None:
+class _Socket:
+    """A WebSocket to /ws; frames that are not the awaited answer are kept in ``seen``."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.seen: list[dict[str, Any]] = []
+
+    async def answer(self, request_id: int | None) -> dict[str, Any]:
+        while True:
+            message = json.loads((await asyncio.wait_for(self.socket.receive(), 10)).data)
+            if message.get("id") == request_id:
+                return message
+            self.seen.append(message)
+
+    async def initialize(self) -> None:
+        await self.socket.send_json({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "ws", "version": "1"}}})
+        assert (await self.answer(1))["result"]["serverInfo"]["name"] == "only1mcp"
+        await self.socket.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+
+@asynccontextmanager
+async def _websocket(gateway: Gateway) -> AsyncIterator[_Socket]:
     async with aiohttp.ClientSession() as http, http.ws_connect(gateway.url.replace("http", "ws") + "/ws",
                                                                  protocols=("mcp",)) as socket:
         assert socket.protocol == "mcp"
+        yield _Socket(socket)
 
-        async def answer(request_id: int) -> dict[str, Any]:
-            while True:
-                message = json.loads((await asyncio.wait_for(socket.receive(), 10)).data)
-                if message.get("id") == request_id:
-                    return message
-                seen.append(message)
 
-        seen: list[dict[str, Any]] = []
-        await socket.send_str("this is not json")
-        error = await answer(None)  # type: ignore[arg-type]
+async def test_websocket_answers_a_frame_that_is_not_json_and_stays_open(gateway: Gateway) -> None:
+    async with _websocket(gateway) as ws:
+        await ws.socket.send_str("this is not json")
+        error = await ws.answer(None)
         assert error["error"]["code"] == -32700
-        await socket.send_json({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "ws", "version": "1"}}})
-        assert (await answer(1))["result"]["serverInfo"]["name"] == "only1mcp"
-        await socket.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        await socket.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-        assert "local_whoami" in [t["name"] for t in (await answer(2))["result"]["tools"]]
-        await socket.send_json({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        await ws.initialize()  # the same socket goes on serving
+
+
+async def test_websocket_lists_and_calls_with_progress_frames(gateway: Gateway) -> None:
+    async with _websocket(gateway) as ws:
+        await ws.initialize()
+        await ws.socket.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        assert "local_whoami" in [t["name"] for t in (await ws.answer(2))["result"]["tools"]]
+        await ws.socket.send_json({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
             "name": "local_slow", "arguments": {"seconds": 0.3, "steps": 3}, "_meta": {"progressToken": "w"}}})
-        result = await answer(3)
-        assert result["result"]["content"][0]["text"].startswith("slept")
-        assert [m["params"]["progressToken"] for m in seen if m.get("method") == "notifications/progress"] == \
-            ["w"] * 3  # notifications arrive as frames before the result
-        await socket.send_bytes(b"\x00binary")
-        closing = await asyncio.wait_for(socket.receive(), 10)
+        result = await ws.answer(3)
+    assert result["result"]["content"][0]["text"].startswith("slept")
+    assert [m["params"]["progressToken"] for m in ws.seen if m.get("method") == "notifications/progress"] == \
+        ["w"] * 3  # notifications arrive as frames before the result
+
+
+async def test_websocket_closes_on_a_binary_frame(gateway: Gateway) -> None:
+    async with _websocket(gateway) as ws:
+        await ws.initialize()
+        await ws.socket.send_bytes(b"\x00binary")
+        closing = await asyncio.wait_for(ws.socket.receive(), 10)
         assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-        assert socket.close_code == aiohttp.WSCloseCode.UNSUPPORTED_DATA
+        assert ws.socket.close_code == aiohttp.WSCloseCode.UNSUPPORTED_DATA
