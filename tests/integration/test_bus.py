@@ -17,7 +17,7 @@ from only1mcp.bus.messages import Delta
 from only1mcp.bus.state import BackendRoutes, ReplicaRoute, Revocation
 from only1mcp.routing.breaker import State as BreakerState
 from only1mcp.routing.health import Health
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 SUPERVISOR = Sender(Role.SUPERVISOR, -1, 1)
 WORKER = Sender(Role.WORKER, 0, 2)
@@ -65,7 +65,7 @@ async def test_late_joiner_converges_after_1000_changes(bus) -> None:
             publisher.set(Namespace.REVOKED, f"s{i % 50}", None if i % 2 else Revocation(float(i)))
     replica = Replica(ctx, endpoints, WORKER)
     await replica.start()
-    await async_wait_until(_converged(replica, publisher), 5, "the late replica to converge")
+    await eventually(_converged(replica, publisher), 5, "the late replica to converge")
     assert replica.state.seq == publisher.seq > 1000
     replica.close()
 
@@ -89,7 +89,7 @@ async def test_replica_joining_during_a_write_storm_converges(bus) -> None:
     assert any(0 < state.seq < publisher.seq for state in first), "no replica joined during the storm"
     publisher.heartbeat()  # a replica that lost the tail of the storm learns it from the heartbeat
     for replica in replicas:
-        await async_wait_until(_converged(replica, publisher), 5, "a storm-time replica to converge")
+        await eventually(_converged(replica, publisher), 5, "a storm-time replica to converge")
         replica.close()
     assert storm_done.is_set()
 
@@ -125,15 +125,14 @@ async def test_replica_that_misses_a_delta_resnapshots(bus, tmp_path: Path) -> N
     assert replica.snapshots == 1
 
     # Make sure the forwarding path is live before the change that will be lost.
-    async def path_live() -> bool:
+    def path_live() -> bool:  # a probe set on one poll has arrived by a later one
         put(publisher, "probe", publisher.seq)
-        await asyncio.sleep(0.01)
         return replica.state.routes.get("probe") is not None
 
-    await async_wait_until(path_live, 5, "deltas to flow through the forwarder")
+    await eventually(path_live, 5, "deltas to flow through the forwarder")
     put(publisher, "drop-me", 4242)
     put(publisher, "after", 1)  # arrives with a gap: the replica must re-snapshot
-    await async_wait_until(_converged(replica, publisher), 5, "the replica to recover the lost delta")
+    await eventually(_converged(replica, publisher), 5, "the replica to recover the lost delta")
     assert dropped and replica.state.routes.get("drop-me") == routes(4242)
     assert replica.snapshots == 2
 
@@ -141,7 +140,7 @@ async def test_replica_that_misses_a_delta_resnapshots(bus, tmp_path: Path) -> N
     dropped.clear()
     put(publisher, "drop-me", 4343)  # the last change is lost: only the heartbeat reveals it
     publisher.heartbeat()
-    await async_wait_until(_converged(replica, publisher), 5, "the heartbeat to reveal the lost delta")
+    await eventually(_converged(replica, publisher), 5, "the heartbeat to reveal the lost delta")
     assert replica.snapshots == 3
     forwarder.cancel()
     replica.close()

