@@ -3,6 +3,8 @@
 * failover: a backend dies (SIGKILL) -> every worker routes around it (answers "circuit open" at once
   instead of trying the dead backend). One keep-alive client per worker sends calls back to back; the
   figure is, per trial, the time from the kill until the last worker's first fail-fast answer.
+* fail-fast answer: while the circuit is open, the round trip of a call that the gateway refuses without
+  trying the backend, on each worker's keep-alive connection (client side, back to back).
 * reload: a config save -> the change applied on every worker. Measured end to end (file saved -> every
   worker's tools/list shows the added backend's tool, or no longer the removed one; includes the 500 ms
   debounce) and the supervisor's own apply time (validation, diff, discovery of the added backend,
@@ -19,7 +21,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -83,9 +84,12 @@ def _connections(host: str, port: int, workers: int) -> list[http.client.HTTPCon
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "f_echo", "arguments": {"text": "x"}}}
 
 
+FAIL_FAST_CALLS = 20  # per worker and trial, timed once the circuit is open everywhere
+
+
 def failover(trials: int) -> dict[str, Any]:
-    port = _free_port()
-    backend, url = _backend(port)
+    backend, url = _backend(0)
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])  # it comes back here after each kill (SO_REUSEADDR)
     folder = Path(tempfile.mkdtemp(prefix="only1mcp-failover-"))
     config = folder / "c.yaml"
     config.write_text("server: {port: 0, workers: 2, log_level: warning}\nbackends:\n"
@@ -95,6 +99,7 @@ def failover(trials: int) -> dict[str, Any]:
                                    "--log-level", "info"], r"ready url=(\S+)")
     host, gw_port = gateway_url.removeprefix("http://").split(":")
     results: list[float] = []
+    fail_fast: list[float] = []
     try:
         connections = _connections(host, int(gw_port), 2)
         session = _initialize(connections[0])
@@ -110,6 +115,13 @@ def failover(trials: int) -> dict[str, Any]:
                         if "circuit open" in answer.get("error", {}).get("message", ""):
                             routed[index] = time.perf_counter() - killed
             results.append(max(routed.values()) * 1000)
+            for connection in connections:
+                for _ in range(FAIL_FAST_CALLS):
+                    started = time.perf_counter()
+                    answer = _post(connection, CALL, session)
+                    took = time.perf_counter() - started
+                    if "circuit open" in answer.get("error", {}).get("message", ""):  # not a half-open trial
+                        fail_fast.append(took * 1000)
             backend, _ = _backend(port)
         for connection in connections:
             connection.close()
@@ -117,7 +129,9 @@ def failover(trials: int) -> dict[str, Any]:
         _stop(gateway)
         _stop(backend)
     return {"trials": trials, "p50_ms": round(percentile(results, 50), 2), "p99_ms": round(percentile(results, 99), 2),
-            "max_ms": round(max(results), 2), "breaker": "failures 3 (calls back to back from each worker)"}
+            "max_ms": round(max(results), 2), "breaker": "failures 3 (calls back to back from each worker)",
+            "fail_fast_calls": len(fail_fast), "fail_fast_p50_ms": round(percentile(fail_fast, 50), 3),
+            "fail_fast_p99_ms": round(percentile(fail_fast, 99), 3)}
 
 
 def reload(trials: int) -> dict[str, Any]:
@@ -188,12 +202,6 @@ def _until(predicate: Any, what: str, timeout: float = 30.0, interval: float = 0
         time.sleep(interval)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
@@ -203,6 +211,8 @@ def main() -> None:
     f, r = result["failover"], result["reload"]
     print(f"backend killed -> every worker routes around it: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms "
           f"({f['trials']} trials)")
+    print(f"circuit open -> a refused call's round trip: p50 {f['fail_fast_p50_ms']} ms, p99 "
+          f"{f['fail_fast_p99_ms']} ms ({f['fail_fast_calls']} calls)")
     print(f"config saved -> change on every worker: p50 {r['save_to_all_workers_p50_ms']} ms, p99 "
           f"{r['save_to_all_workers_p99_ms']} ms (includes {r['debounce_ms']} ms debounce); supervisor apply "
           f"p50 {r['apply_p50_ms']} ms, p99 {r['apply_p99_ms']} ms  ({path})")
