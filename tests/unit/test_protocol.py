@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from only1mcp.http.sse import SseDecoder, encode_event
@@ -25,11 +27,18 @@ def test_session_round_trip_and_tamper() -> None:
         sealer.open("!!!")
 
 
-def test_expired_session() -> None:
-    sealer = SessionSealer(b"k" * 32, ttl=0.0001)
-    token, _ = sealer.new("2025-06-18", {}, {})
+def test_expired_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    sealer = SessionSealer(b"k" * 32, ttl=60)
+    now = time.time()
+    # Issued two minutes ago. (A tiny ttl instead would depend on the clock: the issue time is stored in
+    # whole seconds, so a token opened in the same second's first instants was not yet expired.)
+    with monkeypatch.context() as patched:
+        patched.setattr(time, "time", lambda: now - 120)
+        token, _ = sealer.new("2025-06-18", {}, {})
     with pytest.raises(InvalidSession, match="expired"):
         sealer.open(token)
+    recent, _ = sealer.new("2025-06-18", {}, {})
+    assert sealer.open(recent).issued <= time.time()  # the same sealer still opens a token within its ttl
 
 
 def test_sse_decoder_handles_split_chunks_and_line_endings() -> None:
