@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import RequestCounts
 from tests.support.processes import FixtureServer
+from tests.support.spread import RequestCounts
 
 pytestmark = pytest.mark.timeout(600)
 

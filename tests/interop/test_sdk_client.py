@@ -20,8 +20,9 @@ import pytest
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.support.gateway import Gateway, RequestCounts, running_gateway
+from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.spread import RequestCounts
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.timeout(300),

@@ -22,7 +22,7 @@ class FixtureServer:
     """``python -m tests.fixtures.<module> --transport http --port 0 …``; ``url`` is its /mcp endpoint.
 
     It starts on a port the OS chooses. A test that needs the server back where the gateway expects it
-    after stopping it calls ``restarted()``, which starts the same command on the same port (the fixtures
+    after stopping it calls ``relaunch()``, which starts the same command on the same port (the fixtures
     bind with SO_REUSEADDR, so the old connections in TIME_WAIT do not block it); if another process took
     the port meanwhile, that fails at once with a message saying so.
 
@@ -55,12 +55,8 @@ class FixtureServer:
         assert port is not None, self.url
         return port
 
-    def restarted(self) -> FixtureServer:
-        """The same server started again on this one's port (stop this one first)."""
-        return FixtureServer(self.module, *self.args, port=self.port, transport=self.transport)
-
     async def relaunch(self) -> FixtureServer:
-        """``restarted()`` for async tests."""
+        """The same server started again on this one's port (stop this one first)."""
         return await FixtureServer.launch(self.module, *self.args, port=self.port, transport=self.transport)
 
     def _read(self) -> None:

@@ -1,8 +1,7 @@
-"""Process facts from /proc, for tests about which process runs which child and how busy it is."""
+"""Process facts from /proc, for tests about which process runs which child."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
@@ -22,7 +21,3 @@ def children(of: int, marker: bytes = b"") -> list[int]:
                 continue
     return found
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

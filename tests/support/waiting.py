@@ -44,7 +44,7 @@ async def eventually(predicate: Callable[[], T | Awaitable[T]], timeout: float, 
         await asyncio.sleep(interval)
 
 
-# The name async tests used before ``eventually`` also took plain predicates.
+# The name this helper had before it also took plain predicates; kept for tests written against it.
 async_wait_until = eventually
 
 
