@@ -14,7 +14,7 @@ import pytest
 from tests.support.gateway import Gateway
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,10 +28,6 @@ def _rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-async def _status(gateway: Gateway) -> dict[str, Any]:
-    return await asyncio.to_thread(gateway.status)
 
 
 async def _unanswered_calls(http: aiohttp.ClientSession, mcp: RawMcp, count: int) -> tuple[int, list[Any]]:
@@ -53,15 +49,15 @@ async def _unanswered_calls(http: aiohttp.ClientSession, mcp: RawMcp, count: int
     return sum(n for n, _ in results), [final for _, final in results]
 
 
-async def test_requests_no_client_answers_are_forgotten_with_their_calls(start_gateway, tmp_path: Path) -> None:
+async def test_requests_no_client_answers_are_forgotten_with_their_calls(launch_gateway, tmp_path: Path) -> None:
     command = stdio_command("feature_server", "--name", "files")
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 1}\nbackends:\n"
                       f"  - name: files\n    command: {command[0]}\n    args: {command[1:]}\n    cwd: {ROOT}\n"
                       # every call times out on purpose: the breaker must not turn that into failing fast
                       "    timeouts: {call: 2}\n    breaker: {failures: 10000, error_rate: 1, min_calls: 100000}\n")
-    gateway = await asyncio.to_thread(start_gateway, "--config", str(config))
-    status = await _status(gateway)
+    gateway: Gateway = await launch_gateway("--config", str(config))
+    status = await gateway.fetch_status()
     worker, host = status["workers"][0]["pid"], status["stdio_host"]["pid"]
     connector = aiohttp.TCPConnector(limit=AT_ONCE)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -76,10 +72,10 @@ async def test_requests_no_client_answers_are_forgotten_with_their_calls(start_g
     assert all(a.get("error", {}).get("code") == -32001 for a in answers), answers[:3]  # each call timed out
 
     async def nothing_waits() -> bool:
-        current = await _status(gateway)
+        current = await gateway.fetch_status()
         return (current["workers"][0]["waiting_on_clients"] == 0
                 and current["stdio_host"]["waiting_on_clients"] == 0)
 
-    await async_wait_until(nothing_waits, 20, "the worker and the stdio host to forget every unanswered request")
+    await eventually(nothing_waits, 20, "the worker and the stdio host to forget every unanswered request")
     grown = {"worker": _rss_kb(worker) - baseline["worker"], "host": _rss_kb(host) - baseline["host"]}
     assert grown["worker"] < RSS_TOLERANCE_KB and grown["host"] < RSS_TOLERANCE_KB, grown

@@ -3,7 +3,6 @@ and a credential in a backend URL appears nowhere (status, a client's error, the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ import pytest
 
 from tests.support.processes import FixtureServer
 from tests.support.rawmcp import RawMcp
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,15 +61,15 @@ async def test_no_url_credential_in_status_errors_or_logs(gateway, search: Fixtu
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
         assert (await mcp.call("tools/call", {"name": "search_whoami", "arguments": {}}))["result"]
-        search.close()  # the backend goes away: errors now quote where it was
+        await search.aclose()  # the backend goes away: errors now quote where it was
         body = await mcp.call("tools/call", {"name": "search_whoami", "arguments": {}})
     assert "api_key=***" in body["error"]["message"], body
 
     async def status_shows_it_down() -> dict | None:
-        status = await asyncio.to_thread(gateway.status)
+        status = await gateway.fetch_status()
         replica = status["routes"]["search"][0]
         return status if replica["health"] == "unhealthy" else None
 
-    status = await async_wait_until(status_shows_it_down, 30, "the health probe to mark the backend down")
+    status = await eventually(status_shows_it_down, 30, "the health probe to mark the backend down")
     text = json.dumps(status) + json.dumps(body) + gateway.log
     assert SECRET not in text and "user:pw" not in text

@@ -3,11 +3,9 @@ and a worker that cannot even be imported stops the gateway instead of restartin
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,7 +14,7 @@ from only1mcp.spec import EXIT_BOOT
 from tests.support.gateway import Gateway, pid_alive
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import RawMcp
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,10 +30,6 @@ def _config(tmp_path: Path, extra_server: str = "") -> Path:
     return config
 
 
-async def _status(gateway: Gateway) -> dict[str, Any]:
-    return await asyncio.to_thread(gateway.status)
-
-
 async def _whoami(gateway: Gateway) -> str | None:
     """The stdio backend's answer through the gateway, or None while it cannot answer."""
     async with aiohttp.ClientSession() as http:
@@ -48,30 +42,28 @@ async def _whoami(gateway: Gateway) -> str | None:
         return body["result"]["content"][0]["text"] if "result" in body else None
 
 
-async def test_a_hung_stdio_host_is_replaced_with_its_children(start_gateway, tmp_path: Path) -> None:
-    gateway = await asyncio.to_thread(start_gateway, "--config", str(_config(tmp_path)))
+async def test_a_hung_stdio_host_is_replaced_with_its_children(launch_gateway, tmp_path: Path) -> None:
+    gateway: Gateway = await launch_gateway("--config", str(_config(tmp_path)))
     assert await _whoami(gateway) == "files"
-    status = await _status(gateway)
+    status = await gateway.fetch_status()
     host = status["stdio_host"]["pid"]
     child = status["stdio"][0]["pid"]
     assert host and child and pid_alive(host) and pid_alive(child)
 
     os.kill(host, signal.SIGSTOP)  # hung: alive, but its event loop sends nothing
-    await async_wait_until(lambda: asyncio.to_thread(lambda: not pid_alive(host)), 15,
-                           "the silent stdio host to be killed (worker_timeout is 3s)")
-    assert await async_wait_until(lambda: asyncio.to_thread(lambda: not pid_alive(child)), 10,
-                                  "the hung host's child to go with it")
+    await eventually(lambda: not pid_alive(host), 15, "the silent stdio host to be killed (worker_timeout is 3s)")
+    await eventually(lambda: not pid_alive(child), 10, "the hung host's child to go with it")
     assert f"stdio host (pid {host}) sent no heartbeat" in gateway.log
 
     async def replaced() -> bool:
-        current = await _status(gateway)
+        current = await gateway.fetch_status()
         running = [s for s in current["stdio"] if s["state"] == "running"]
         return bool(current["stdio_host"]["pid"] not in (None, host) and running and running[0]["pid"] != child)
 
-    await async_wait_until(replaced, 20, "a new stdio host with a new child")
-    answer = await async_wait_until(lambda: _whoami(gateway), 20, "calls to the shared stdio backend to work again")
+    await eventually(replaced, 20, "a new stdio host with a new child")
+    answer = await eventually(lambda: _whoami(gateway), 20, "calls to the shared stdio backend to work again")
     assert answer == "files"
-    status = await _status(gateway)
+    status = await gateway.fetch_status()
     assert status["stdio_host"]["restarts"] == 1
     assert all(w["ready"] for w in status["workers"]), "workers are untouched by the host's replacement"
 
@@ -80,8 +72,8 @@ async def test_a_worker_that_cannot_be_imported_stops_the_gateway_without_a_rest
         start_gateway, tmp_path: Path) -> None:
     broken = str(FIXTURES / "broken_worker_import")
     env = {"PYTHONPATH": os.pathsep.join([broken, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    gateway = await asyncio.to_thread(start_gateway, "--port", "0", "--workers", "2", env=env, ready=False)
-    code = await asyncio.to_thread(gateway.wait_exit, 60)
+    gateway = start_gateway("--port", "0", "--workers", "2", env=env, ready=False)  # starting does not wait
+    code = await gateway.exited(60)
     assert code == EXIT_BOOT
     log = gateway.log
     assert "only1mcp.workers.main is broken in this installation" in log  # the cause, once per process

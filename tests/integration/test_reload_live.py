@@ -4,7 +4,6 @@ restart instead of silently ignoring it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import RawMcp
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,10 +24,10 @@ def _config(server: str, proxy: str, sessions: str) -> str:
             f"backends:\n  - name: files\n    command: {command[0]}\n    args: {command[1:]}\n    cwd: {ROOT}\n")
 
 
-async def test_a_reload_applies_live_settings_and_reports_restart_ones(start_gateway, tmp_path: Path) -> None:
+async def test_a_reload_applies_live_settings_and_reports_restart_ones(launch_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text(_config("workers: 2, log_level: info", "page_size: 100", "ttl: 3600"))
-    gateway = await asyncio.to_thread(start_gateway, "--config", str(config))
+    gateway = await launch_gateway("--config", str(config))
     async with aiohttp.ClientSession() as http:
         before = RawMcp(http, gateway.url)
         await before.initialize()
@@ -39,15 +38,15 @@ async def test_a_reload_applies_live_settings_and_reports_restart_ones(start_gat
         gateway.signal(signal.SIGHUP)
         async with http.get(gateway.url + "/api/v1/admin/wait?config_version=2&timeout=20") as response:
             assert response.status == 200
-        status = await asyncio.to_thread(gateway.status)
+        status = await gateway.fetch_status()
         assert status["config"]["needs_restart"] == ["server.workers"]
         assert len(status["workers"]) == 2  # kept until a restart, and said so
 
         async def on_every_worker() -> bool:
-            current = await asyncio.to_thread(gateway.status)
+            current = await gateway.fetch_status()
             return {w["config_version"] for w in current["workers"]} == {2}
 
-        await async_wait_until(on_every_worker, 20, "config version 2 on both workers")
+        await eventually(on_every_worker, 20, "config version 2 on both workers")
         fresh = RawMcp(http, gateway.url)
         await fresh.initialize()
         for _ in range(4):  # new connections reach both workers: each serves pages of the new size
@@ -59,13 +58,13 @@ async def test_a_reload_applies_live_settings_and_reports_restart_ones(start_gat
             assert status_code == 413 and "2048-byte limit" in body["error"]["message"]
 
         await fresh.post_raw(b'{"jsonrpc":"2.0","method":"notifications/unheard_of"}')
-        gateway.wait_log(r"DEBUG ignored client notification notifications/unheard_of")
+        await gateway.log_line(r"DEBUG ignored client notification notifications/unheard_of")
 
         async def expired() -> dict | None:  # the session issued before the reload outlives the new 2 s TTL
             status_code, body, _ = await before.post_raw(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}')
             return body if status_code == 404 else None
 
-        body = await async_wait_until(expired, 20, "the earlier session to expire under the reloaded TTL")
+        body = await eventually(expired, 20, "the earlier session to expire under the reloaded TTL")
         assert body["error"]["message"] == "session expired; initialize a new session", body
 
 

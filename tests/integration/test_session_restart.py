@@ -3,7 +3,6 @@ ended (DELETE) stays ended after one."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
@@ -17,11 +16,11 @@ pytestmark = pytest.mark.timeout(120)
 LIST = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 
 
-async def test_a_deleted_session_stays_dead_across_a_restart(start_gateway, tmp_path: Path) -> None:
+async def test_a_deleted_session_stays_dead_across_a_restart(launch_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text(f"server: {{port: 0, workers: 2}}\nsessions: {{secret: '{'z' * 40}', "
                       f"state_dir: {tmp_path / 'state'}}}\n")
-    first = await asyncio.to_thread(start_gateway, "--config", str(config))
+    first = await launch_gateway("--config", str(config))
     async with aiohttp.ClientSession() as http:
         ended, kept = RawMcp(http, first.url), RawMcp(http, first.url)
         await ended.initialize()
@@ -29,9 +28,9 @@ async def test_a_deleted_session_stays_dead_across_a_restart(start_gateway, tmp_
         async with http.delete(ended.url, headers=ended.headers()) as response:
             assert response.status == 200
         first.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(first.wait_exit) == 0
+        assert await first.exited() == 0
 
-        second = await asyncio.to_thread(start_gateway, "--config", str(config))
+        second = await launch_gateway("--config", str(config))
         for client in (ended, kept):
             client.url = second.url + "/mcp"
         status, body, _ = await kept.post_raw(LIST)

@@ -28,7 +28,7 @@ async def _environment(gateway, tool: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("mode", ["shared", "per_worker"])
-async def test_a_backend_sees_none_of_the_gateways_own_environment(start_gateway, tmp_path: Path, mode: str) -> None:
+async def test_a_backend_sees_none_of_the_gateways_own_environment(launch_gateway, tmp_path: Path, mode: str) -> None:
     assert NODE.exists() and EVERYTHING.exists(), "run `make test`: it installs the interop npm packages"
     config = tmp_path / "only1mcp.yaml"
     config.write_text(
@@ -42,7 +42,7 @@ async def test_a_backend_sees_none_of_the_gateways_own_environment(start_gateway
         f"    per_worker: {str(mode == 'per_worker').lower()}\n"
         "    env_allow: [ALLOWED_*]\n"
     )
-    gateway = start_gateway("--config", str(config), env={
+    gateway = await launch_gateway("--config", str(config), env={
         "ONLY1MCP_SESSION_SECRET": SECRET, "GATEWAY_ONLY_TOKEN": "t0ken", "ALLOWED_REGION": "eu", "LANG": "C.UTF-8"})
 
     plain = await _environment(gateway, "plain_get-env")

@@ -131,6 +131,6 @@ async def test_per_session_isolation_relays_every_request_to_its_own_client(gate
     for name, results in outcomes.items():
         assert results == [f"{name} answers"] * (ROUNDS + 1), results
         assert sorted(clients[name].prompts) == sorted([*(f"{name}-{i}" for i in range(ROUNDS)), f"{name}-alone"])
-    status = await asyncio.to_thread(gateway.status)
+    status = await gateway.fetch_status()
     private = next(s for s in status["stdio"] if s["backend"] == "private")
     assert private["sessions"] == 2  # one child per client session (the gateway's own child besides)
