@@ -1,4 +1,7 @@
-"""Backends failing and recovering, GET-stream replay, and messages that must cross workers."""
+"""Backends failing and recovering, GET-stream replay, and messages that must cross workers.
+
+One gateway (with its backends) serves the module; the test that restarts its HTTP backend has its own.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,14 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, FixtureServer, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp, pinned
 from tests.support.waiting import eventually
@@ -20,30 +24,37 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def web():
-    server = FixtureServer("feature_server", "--name", "web")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def gateway(start_gateway, tmp_path: Path, web: FixtureServer):
+def _config(web: FixtureServer) -> str:
     local = stdio_command("feature_server", "--name", "local")
-    config = tmp_path / "only1mcp.yaml"
-    config.write_text(
-        "server: {port: 0, workers: 2}\n"
-        "backends:\n"
-        f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n"
-        f"  - name: web\n    url: {web.url}\n"
-        f"  - name: noisy\n    command: sh\n"
-        f"    args: ['-c', 'echo hello-from-stderr >&2; exec {sys.executable} -m only1mcp.demo_server']\n"
-    )
-    return start_gateway("--config", str(config))
+    return ("server: {port: 0, workers: 2}\n"
+            "backends:\n"
+            f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n"
+            f"  - name: web\n    url: {web.url}\n"
+            f"  - name: noisy\n    command: sh\n"
+            f"    args: ['-c', 'echo hello-from-stderr >&2; exec {sys.executable} -m only1mcp.demo_server']\n")
 
 
-async def test_stdio_crash_fails_only_that_call(gateway) -> None:
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    web = FixtureServer("feature_server", "--name", "web")
+    folder = tmp_path_factory.mktemp("backends")
+    config = folder / "only1mcp.yaml"
+    config.write_text(_config(web))
+    try:
+        with running_gateway("--config", str(config), cwd=folder) as gateway:
+            gateway.wait_backends_up("local", "web", "noisy")
+            yield gateway
+    finally:
+        web.close()
+
+
+def _local_restarts(status: dict[str, Any]) -> list[int]:
+    return [s["restarts"] for s in status["stdio"] if s["backend"] == "local"]
+
+
+async def test_stdio_crash_fails_only_that_call(gateway: Gateway) -> None:
     pids = set(await gateway.fetch_worker_pids())
+    (restarts,) = _local_restarts(await gateway.fetch_status())
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -60,30 +71,33 @@ async def test_stdio_crash_fails_only_that_call(gateway) -> None:
 
         await eventually(local_back, 15, "the restarted stdio backend to answer")
     assert set(await gateway.fetch_worker_pids()) == pids
-    status = await gateway.fetch_status()
-    assert [s["restarts"] for s in status["stdio"] if s["backend"] == "local"] == [1]
+    assert _local_restarts(await gateway.fetch_status()) == [restarts + 1]
 
 
-async def test_a_stdio_childs_stderr_goes_to_the_log_with_its_name(gateway) -> None:
+async def test_a_stdio_childs_stderr_goes_to_the_log_with_its_name(gateway: Gateway) -> None:
     await gateway.log_line(r"backend 'noisy' \[\d+\] stderr: hello-from-stderr")
 
 
-async def test_expired_http_backend_session_is_reinitialized(gateway, web: FixtureServer) -> None:
-    async with aiohttp.ClientSession() as http:
-        mcp = RawMcp(http, gateway.url)
-        await mcp.initialize()
-        for _ in range(6):  # establish backend sessions on both workers
-            body = await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})
-            assert body["result"]["content"][0]["text"] == "web"
-        await web.aclose()  # the backend restarts: every session it issued is unknown to it now
-        restarted = await web.relaunch()
-        try:
+async def test_expired_http_backend_session_is_reinitialized(launch_gateway, tmp_path: Path) -> None:
+    web = await FixtureServer.launch("feature_server", "--name", "web")  # its own: this test restarts it
+    try:
+        config = tmp_path / "only1mcp.yaml"
+        config.write_text(_config(web))
+        gateway = await launch_gateway("--config", str(config))
+        async with aiohttp.ClientSession() as http:
+            mcp = RawMcp(http, gateway.url)
+            await mcp.initialize()
+            for _ in range(6):  # establish backend sessions on both workers
+                body = await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})
+                assert body["result"]["content"][0]["text"] == "web"
+            await web.aclose()  # the backend restarts: every session it issued is unknown to it now
+            web = await web.relaunch()
             for _ in range(6):  # each worker meets a 404, re-initializes, and retries the call once
                 body = await mcp.call("tools/call", {"name": "web_whoami", "arguments": {}})
                 assert body.get("result", {}).get("content", [{}])[0].get("text") == "web", body
-        finally:
-            await restarted.aclose()
-    await gateway.log_line(r"backend 'web': session expired; initializing a new one")
+        await gateway.log_line(r"backend 'web': session expired; initializing a new one")
+    finally:
+        await web.aclose()
 
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
@@ -97,7 +111,7 @@ async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str |
             event_id = None
 
 
-async def test_get_stream_replays_after_last_event_id(gateway) -> None:
+async def test_get_stream_replays_after_last_event_id(gateway: Gateway) -> None:
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -127,7 +141,7 @@ async def _post_stream(http: aiohttp.ClientSession, mcp: RawMcp, message: dict[s
 
 
 @contextlib.asynccontextmanager
-async def _one_session_on_two_workers(gateway) -> AsyncIterator[tuple[aiohttp.ClientSession, RawMcp, RawMcp]]:
+async def _one_session_on_two_workers(gateway: Gateway) -> AsyncIterator[tuple[aiohttp.ClientSession, RawMcp, RawMcp]]:
     """One MCP session (with sampling) over two keep-alive connections held by different workers: the
     connection to post calls on, a client for it, and a client on the other worker."""
     near, near_pid = await pinned(gateway.url)
@@ -144,7 +158,7 @@ async def _one_session_on_two_workers(gateway) -> AsyncIterator[tuple[aiohttp.Cl
         await far.close()
 
 
-async def test_a_cancel_posted_to_another_worker_stops_the_call(gateway) -> None:
+async def test_a_cancel_posted_to_another_worker_stops_the_call(gateway: Gateway) -> None:
     async with _one_session_on_two_workers(gateway) as (near, mcp, other):
         call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                 "params": {"name": "web_slow", "arguments": {"seconds": 60, "steps": 60, "tag": "far-cancel"},
@@ -171,7 +185,7 @@ async def test_a_cancel_posted_to_another_worker_stops_the_call(gateway) -> None
         await eventually(recorded, 10, "the cancel to reach the backend")
 
 
-async def test_a_sampling_request_is_answered_through_another_worker(gateway) -> None:
+async def test_a_sampling_request_is_answered_through_another_worker(gateway: Gateway) -> None:
     async with _one_session_on_two_workers(gateway) as (near, mcp, other):
         call = {"jsonrpc": "2.0", "id": 8, "method": "tools/call",
                 "params": {"name": "web_ask_llm", "arguments": {"prompt": "cross"}}}

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import FixtureServer
 from tests.support.rawmcp import RawMcp
 from tests.support.waiting import eventually
@@ -30,20 +32,24 @@ def _get(url: str, **headers: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-@pytest.fixture
-def search():
-    server = FixtureServer("feature_server", "--name", "search")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def gateway(start_gateway, tmp_path: Path, search: FixtureServer):
+def _config(folder: Path, search: FixtureServer) -> Path:
     url = search.url.replace("http://", "http://user:pw@") + f"?api_key={SECRET}"
-    config = tmp_path / "only1mcp.yaml"
+    config = folder / "only1mcp.yaml"
     config.write_text(f"server: {{port: 0, workers: 1}}\nbackends:\n  - name: search\n    url: {url}\n"
                       "    health: {interval: 0.5, timeout: 1, unhealthy_threshold: 1}\n")
-    return start_gateway("--config", str(config))
+    return config
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One gateway for the refusal tests, which change nothing."""
+    search = FixtureServer("feature_server", "--name", "search")
+    folder = tmp_path_factory.mktemp("exposure")
+    try:
+        with running_gateway("--config", str(_config(folder, search)), cwd=folder) as gateway:
+            yield gateway
+    finally:
+        search.close()
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -56,7 +62,16 @@ def test_every_route_refuses_a_foreign_host_or_origin(gateway, route: str, heade
     assert _get(gateway.url + "/health")[0] == 200  # the gateway's own Host passes
 
 
-async def test_no_url_credential_in_status_errors_or_logs(gateway, search: FixtureServer) -> None:
+async def test_no_url_credential_in_status_errors_or_logs(launch_gateway, tmp_path: Path) -> None:
+    search = await FixtureServer.launch("feature_server", "--name", "search")  # its own: this test stops it
+    try:
+        gateway = await launch_gateway("--config", str(_config(tmp_path, search)))
+        await _credential_nowhere(gateway, search)
+    finally:
+        await search.aclose()
+
+
+async def _credential_nowhere(gateway: Gateway, search: FixtureServer) -> None:
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()

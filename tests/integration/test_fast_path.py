@@ -1,7 +1,8 @@
 """The worker's HTTP/1.1 fast path for POST /mcp and its hand-over to aiohttp, byte by byte on one socket.
 
 aiohttp names itself in a ``Server`` header and the fast path sends none, so each test can tell which
-server answered a request.
+server answered a request. One gateway serves the module, each test on its own connections; the test that
+stops its gateway starts its own.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.gateway import Gateway, running_gateway
 from tests.support.rawhttp import INITIALIZE, RawConnection, connect, rpc
 from tests.support.waiting import eventually
 
@@ -31,11 +34,13 @@ backends:
 MODERN = "2026-07-28"
 
 
-@pytest.fixture
-def gateway(start_gateway, tmp_path: Path):
-    config = tmp_path / "only1mcp.yaml"
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    folder = tmp_path_factory.mktemp("fast-path")
+    config = folder / "only1mcp.yaml"
     config.write_text(CONFIG.format(python=sys.executable))
-    return start_gateway("--config", str(config))
+    with running_gateway("--config", str(config), cwd=folder) as gateway:
+        yield gateway
 
 
 def _fast(headers: dict[str, str]) -> bool:
@@ -173,7 +178,10 @@ async def test_broken_http_is_refused_and_harms_no_one(gateway) -> None:
         assert set(await gateway.fetch_worker_pids()) == worker
 
 
-async def test_sigterm_lets_a_fast_path_call_finish_then_closes(gateway) -> None:
+async def test_sigterm_lets_a_fast_path_call_finish_then_closes(launch_gateway, tmp_path: Path) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(CONFIG.format(python=sys.executable))
+    gateway = await launch_gateway("--config", str(config))  # its own: this test stops it
     async with connect(gateway.url) as busy, connect(gateway.url) as idle:
         session = await _session(busy)
         await _session(idle)
