@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.instructions
 	$(BIN)/python -m bench.failover
 	$(BIN)/python -m bench.slowloris
+	$(BIN)/python -m bench.lifecycle
+	$(BIN)/python -m bench.failed_backend
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -71,7 +71,7 @@ async def test_child_that_exits_at_once_backs_off_then_fails_without_spinning(la
         return child["state"] == "failed" and child["restarts"] == 4
 
     await holds(still_failed, 3, "the failed backend stays failed and is not restarted")
-    logged = [line for line in gateway.lines_since(mark) if "backend 'broken'" in line]
+    logged = [line for line in gateway.lines_since(mark) if "stdio-host[" in line and "'broken'" in line]
     assert logged == [], logged
     async with aiohttp.ClientSession() as http:  # the other backend is unaffected
         mcp = RawMcp(http, gateway.url)
