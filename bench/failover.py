@@ -24,7 +24,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +36,21 @@ HERE = Path(__file__).resolve().parent
 ACCEPT = "application/json, text/event-stream"
 
 
+_TAILS: dict[int, deque[str]] = {}  # pid -> the last lines of that process's output
+
+
 def _start(command: list[str], pattern: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(command, text=True, start_new_session=True, cwd=HERE.parent,
+    process = subprocess.Popen(command, text=True, errors="replace", start_new_session=True, cwd=HERE.parent,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
     for line in process.stdout:
         found = re.search(pattern, line)
         if found:
-            os.set_blocking(process.stdout.fileno(), False)
+            # Keep reading: a process whose log pipe fills up blocks on its next log line (the gateway logs
+            # every failed call at info level).
+            tail: deque[str] = deque(maxlen=100)
+            _TAILS[process.pid] = tail
+            threading.Thread(target=tail.extend, args=(process.stdout,), daemon=True).start()
             return process, found.group(1)
     raise RuntimeError(f"{command} did not print {pattern!r}")
 
@@ -159,8 +168,7 @@ def reload(trials: int) -> dict[str, Any]:
                 _until(lambda adding=adding: all(_has_tool(c, session, "b_echo") == adding for c in connections),
                        "the change on every worker", interval=0.002)
             except RuntimeError:
-                assert gateway.stdout is not None
-                print(gateway.stdout.read()[-3000:], file=sys.stderr)
+                print("".join(_TAILS.get(gateway.pid, ())), file=sys.stderr)
                 raise
             end_to_end.append((time.perf_counter() - saved) * 1000)
             status = _status(connections[0])
