@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from tests.support.processes import ROOT, FixtureServer
 from tests.support.rawmcp import RawMcp
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -45,17 +44,17 @@ def gateway(start_gateway, tmp_path: Path, hostile: list[FixtureServer]):
     return start_gateway("--config", str(config))
 
 
-def _open_answers(server: FixtureServer) -> int:
+async def _open_answers(server: FixtureServer) -> int:
     stats = server.url.rsplit("/", 1)[0] + "/stats"
-    with urllib.request.urlopen(stats, timeout=5) as response:
-        return int(json.loads(response.read())["open"])
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, http.get(stats) as response:
+        return int(json.loads(await response.read())["open"])
 
 
 async def _nothing_left_open(server: FixtureServer) -> None:
     async def closed() -> bool:
-        return _open_answers(server) == 0
+        return await _open_answers(server) == 0
 
-    await async_wait_until(closed, 15, "the gateway to close every answer it no longer reads")
+    await eventually(closed, 15, "the gateway to close every answer it no longer reads")
 
 
 def _peak_mb(pid: int) -> int:
@@ -79,7 +78,7 @@ async def _call(mcp: RawMcp, tool: str, request_id: int) -> dict[str, Any]:
 ])
 async def test_a_hostile_answer_fails_its_call_and_is_closed(gateway, hostile: list[FixtureServer], tool: str,
                                                              expected: str) -> None:
-    (worker,) = gateway.worker_pids()
+    (worker,) = await gateway.fetch_worker_pids()
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -103,7 +102,7 @@ async def test_an_answer_is_taken_and_a_stream_left_open_is_closed(gateway, host
 
 
 async def test_a_legacy_stream_event_over_the_limit_ends_that_session(gateway, hostile: list[FixtureServer]) -> None:
-    (worker,) = gateway.worker_pids()
+    (worker,) = await gateway.fetch_worker_pids()
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -111,13 +110,13 @@ async def test_a_legacy_stream_event_over_the_limit_ends_that_session(gateway, h
         message = answer["error"]["message"]
         assert f"backend 'old' sent an SSE event or line over {16 * MiB} bytes" in message, answer
         assert "raise backends[].max_event_bytes" in message
-        gateway.wait_log(r"backend 'old': SSE stream ended: .*max_event_bytes")
+        await gateway.log_line(r"backend 'old': SSE stream ended: .*max_event_bytes")
 
         async def served_again() -> bool:  # the next call opens a new stream
             reply = await _call(mcp, "old_ok", 2)
             return reply.get("result", {}).get("content", [{}])[0].get("text") == "ok"
 
-        await async_wait_until(served_again, 15, "the legacy backend to be reachable again", interval=0.2)
+        await eventually(served_again, 15, "the legacy backend to be reachable again", interval=0.2)
     assert _peak_mb(worker) < PEAK_BOUND_MB
 
 
@@ -131,12 +130,12 @@ async def test_a_websocket_message_over_the_limit_ends_that_session(gateway) -> 
         assert "raise backends[].max_event_bytes" in message
 
 
-async def test_a_stdio_line_over_the_limit_stops_that_child(start_gateway, tmp_path: Path) -> None:
+async def test_a_stdio_line_over_the_limit_stops_that_child(launch_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 1, standby_workers: 0}\nbackends:\n"
                       f"  - name: std\n    command: {sys.executable}\n"
                       f"    args: ['-m', 'tests.fixtures.hostile_stdio']\n    cwd: {ROOT}\n    per_worker: true\n")
-    gateway = start_gateway("--config", str(config))
+    gateway = await launch_gateway("--config", str(config))
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()

@@ -89,15 +89,15 @@ async def test_aiohttp_keeps_the_same_header_limit_on_a_connection_it_serves(gat
      "refused 400: malformed HTTP request: Invalid character in chunk size"),
 ])
 async def test_a_malformed_request_is_logged_in_one_line(gateway, request_bytes: bytes, logged: str) -> None:
-    mark = len(gateway.lines)
+    mark = gateway.mark()
     async with connect(gateway.url) as connection:
         await connection.send(request_bytes)
         assert (await connection.response()).status == 400
     async with connect(gateway.url) as marker:  # a refusal of a known kind, logged after the one under test
         await marker.send(b"GET /end-of-test HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
         assert (await marker.response()).status == 400
-    gateway.wait_log("refused 400: more than one Host header", after=mark)
-    lines = gateway.lines[mark:]
+    await gateway.log_line("refused 400: more than one Host header", after=mark)
+    lines = gateway.lines_since(mark)
     end = next(i for i, line in enumerate(lines) if "more than one Host header" in line)
     worker_lines = [line for line in lines[:end] if "worker-" in line]
     assert len(worker_lines) == 1 and logged in worker_lines[0] and " INFO " in worker_lines[0], worker_lines

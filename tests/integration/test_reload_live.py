@@ -68,16 +68,16 @@ async def test_a_reload_applies_live_settings_and_reports_restart_ones(launch_ga
         assert body["error"]["message"] == "session expired; initialize a new session", body
 
 
-async def test_a_reloaded_drain_timeout_is_the_one_a_stop_uses(start_gateway, tmp_path: Path) -> None:
+async def test_a_reloaded_drain_timeout_is_the_one_a_stop_uses(launch_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 1, drain_timeout: 30}\n")
-    gateway = await asyncio.to_thread(start_gateway, "--config", str(config))
+    gateway = await launch_gateway("--config", str(config))
     config.write_text("server: {port: 0, workers: 1, drain_timeout: 2}\n")
     gateway.signal(signal.SIGHUP)
     async with aiohttp.ClientSession() as http, http.get(
             gateway.url + "/api/v1/admin/wait?config_version=2&timeout=20") as response:
         assert response.status == 200
     gateway.signal(signal.SIGTERM)
-    assert await asyncio.to_thread(gateway.wait_exit) == 0
+    assert await gateway.exited() == 0
     assert "SIGTERM: draining workers (up to 2s)" in gateway.log
     assert "draining (up to 2s)" in gateway.log.split("SIGTERM", 1)[1]  # the worker's own drain, too

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gateway import Gateway
 from tests.support.rawhttp import INITIALIZE, connect, rpc
 from tests.support.slowloris import Slowloris
-from tests.support.waiting import async_wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,10 +39,10 @@ backends:
 """
 
 
-def _start(start_gateway, tmp_path: Path, timeout: float, cap: int = 10_000):
+async def _start(launch_gateway, tmp_path: Path, timeout: float, cap: int = 10_000) -> Gateway:
     config = tmp_path / "only1mcp.yaml"
     config.write_text(CONFIG.format(timeout=timeout, cap=cap, python=sys.executable))
-    return start_gateway("--config", str(config))
+    return await launch_gateway("--config", str(config))
 
 
 def _rss_mb(pid: int) -> int:
@@ -65,9 +66,9 @@ async def _answered(url: str, session: str, text: str) -> bool:
         return (await connection.response(timeout=30)).json()["result"]["content"][0]["text"] == text
 
 
-async def test_slowloris_is_cut_off_and_a_client_is_answered_throughout(start_gateway, tmp_path: Path) -> None:
-    gateway = _start(start_gateway, tmp_path, TIMEOUT)
-    (worker,) = gateway.worker_pids()
+async def test_slowloris_is_cut_off_and_a_client_is_answered_throughout(launch_gateway, tmp_path: Path) -> None:
+    gateway = await _start(launch_gateway, tmp_path, TIMEOUT)
+    (worker,) = await gateway.fetch_worker_pids()
     session = await _session(gateway.url)
     assert await _answered(gateway.url, session, "warm")
     baseline = _rss_mb(worker)
@@ -76,7 +77,7 @@ async def test_slowloris_is_cut_off_and_a_client_is_answered_throughout(start_ga
     attack.start()
     answered_under_attack = 0
     try:
-        await async_wait_until(lambda: _true(attack.open() > 500), 30, "the attack to be under way")
+        await eventually(lambda: attack.open() > 500, 30, "the attack to be under way")
         while attack.open():
             assert await _answered(gateway.url, session, f"call {answered_under_attack}")
             answered_under_attack += 1
@@ -94,23 +95,19 @@ async def test_slowloris_is_cut_off_and_a_client_is_answered_throughout(start_ga
     async def memory_back() -> bool:
         return _rss_mb(worker) <= baseline + RSS_TOLERANCE_MB
 
-    await async_wait_until(memory_back, 15, f"the worker's RSS to come back near {baseline} MB")
+    await eventually(memory_back, 15, f"the worker's RSS to come back near {baseline} MB")
     assert await _answered(gateway.url, session, "after")
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def test_at_the_connection_cap_the_attackers_make_room(start_gateway, tmp_path: Path) -> None:
-    gateway = _start(start_gateway, tmp_path, timeout=120.0, cap=64)
+async def test_at_the_connection_cap_the_attackers_make_room(launch_gateway, tmp_path: Path) -> None:
+    gateway = await _start(launch_gateway, tmp_path, timeout=120.0, cap=64)
     attack = Slowloris(gateway.url, heads=300, bodies=0)
     attack.start()
     try:
-        await async_wait_until(lambda: _true(all(v.sent_at for v in attack.heads)), 30, "every attacker to connect")
-        gateway.wait_log(r"connection cap reached: 64 connections \(server\.max_connections\)")
+        await eventually(lambda: all(v.sent_at for v in attack.heads), 30, "every attacker to connect")
+        await gateway.log_line(r"connection cap reached: 64 connections \(server\.max_connections\)")
         assert await _answered(gateway.url, await _session(gateway.url), "made room")
-        await async_wait_until(lambda: _true(attack.open() <= 64), 30, "the gateway to close the oldest attackers")
+        await eventually(lambda: attack.open() <= 64, 30, "the gateway to close the oldest attackers")
         assert all(v.answer == b"" for v in attack.heads if v.closed_at)  # closed to make room, no 408
     finally:
         await attack.stop()

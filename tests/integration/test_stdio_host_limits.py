@@ -17,13 +17,13 @@ MiB = 1024 * 1024
 
 
 async def test_a_shared_childs_overlong_line_stops_it_and_fails_the_call_naming_the_limit(
-        start_gateway, tmp_path: Path) -> None:
+        launch_gateway, tmp_path: Path) -> None:
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 1, standby_workers: 0}\nbackends:\n"
                       f"  - name: std\n    command: {sys.executable}\n"
                       f"    args: ['-m', 'tests.fixtures.hostile_stdio']\n    cwd: {ROOT}\n"
                       "    timeouts: {call: 60}\n")
-    gateway = start_gateway("--config", str(config))
+    gateway = await launch_gateway("--config", str(config))
     async with aiohttp.ClientSession() as http:
         mcp = RawMcp(http, gateway.url)
         await mcp.initialize()
@@ -32,4 +32,4 @@ async def test_a_shared_childs_overlong_line_stops_it_and_fails_the_call_naming_
     assert f"wrote a line over {16 * MiB} bytes and was stopped" in message, answer
     assert "raise backends[].max_event_bytes" in message
     assert "did not answer" not in message  # not left to the call's 60 s timeout
-    gateway.wait_log(r"backend 'std' wrote a line over \d+ bytes and was stopped")
+    await gateway.log_line(r"backend 'std' wrote a line over \d+ bytes and was stopped")
