@@ -76,8 +76,8 @@ async def test_killed_worker_is_replaced_and_others_keep_serving(launch_gateway)
                     return body["pid"]
         return None
 
-    # A standby takes the slot in well under 2 s, even on a saturated box (bench.lifecycle measures it); the
-    # deadline only catches a slot that is never filled.
+    # A standby takes the slot within tens of milliseconds, also under load (bench.lifecycle measures it);
+    # the deadline only catches a slot that is never filled.
     replacement = await eventually(replacement_serving, 20, "a replacement in slot 1 serving")
     stop.set()
     await asyncio.gather(*tasks)
@@ -143,8 +143,8 @@ def test_sighup_reload_keeps_old_config_on_error_and_spreads_new_one(start_gatew
         seen[body["pid"]] = body["config_version"]
         return set(seen) == pids and all(v == 2 for v in seen.values())
 
-    # Every worker serves version 2 some milliseconds after the signal (bench.lifecycle measures it); the
-    # deadline only catches a version that never arrives.
+    # Every worker serves version 2 some 20 ms after the signal (bench.lifecycle measures it); the deadline
+    # only catches a version that never arrives.
     wait_until(all_workers_on_v2, 10, "config version 2 on every worker")
     status = gateway.status()
     assert {w["config_version"] for w in status["workers"]} == {2}
