@@ -177,7 +177,12 @@ class HttpTransport:
         except (ResponseTooLarge, EventTooLarge) as exc:
             self.on_failure(related, self._too_large(message.get("method"), exc))
         except ConnectError as exc:
+            # The connection broke before the answer (the replica went away): fail the call now rather than
+            # at its deadline. A stream the backend ends by itself is left alone: it may send the answer
+            # on its GET stream instead, as a resumable server can.
             log.info("%s: SSE stream ended early: %s", self._label, exc)
+            self.on_failure(related, BackendUnavailable(f"{self._label} broke its answer to "
+                                                        f"{message.get('method') or 'a request'} off: {exc}"))
         finally:
             response.release()  # the connection is reused only if the stream ended by itself
 
