@@ -14,15 +14,16 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.config.models import ServerSettings
-from only1mcp.protocol.codec import dumps
-from only1mcp.protocol.jsonrpc import Code, error_message
+from only1mcp.protocol.codec import MAX_DEPTH, TooDeep, dumps
+from only1mcp.protocol.jsonrpc import Code, answer_id, error_message
 from only1mcp.protocol.versions import SUPPORTED
 from only1mcp.sessions import InvalidSession, SessionInfo
 
 from .exchange import Answer
 from .gateway import Gateway
 
-__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Guard", "read_body", "refusal"]
+__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "TOO_DEEP", "VERSION_HEADER", "Guard", "read_body",
+           "refusal", "too_deep"]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -32,10 +33,24 @@ JSON = {"Content-Type": "application/json"}
 DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default  # before the first config arrives
 
 
+# JSON nested past the gateway's limit (only1mcp/protocol/codec.py says why 128) is answered -32600, not
+# -32700: the text is valid JSON (RFC 8259 lets a parser limit nesting but sets no limit itself) and it was
+# parsed, so the message is one the gateway does not take rather than one it could not read; and the error
+# then carries the request's id, which a client multiplexing requests on one stream (WebSocket, legacy
+# SSE) needs to match it to the request. HTTP 400, as for every malformed request.
+TOO_DEEP = (f"message nested deeper than {MAX_DEPTH} levels of arrays and objects, the gateway's limit; send "
+            "flatter JSON (deep data can travel as a string)")
+
+
 def refusal(status: int, code: int, message: str, request_id: Any = None) -> Answer:
     """A refused request: logged once here, answered with a JSON-RPC error that says what to fix."""
     log.info("refused %d: %s", status, message)
     return Answer(status, dumps(error_message(request_id, code, message)), JSON)
+
+
+def too_deep(exc: TooDeep) -> Answer:
+    """The refusal of a message nested past the gateway's limit: 400, -32600 with the message's id."""
+    return refusal(400, Code.INVALID_REQUEST, TOO_DEEP, answer_id(exc.value))
 
 
 class Guard:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads
 from only1mcp.protocol.sse import SseDecoder
 from only1mcp.redact import mask_url
 
@@ -128,6 +128,10 @@ class HttpTransport:
             return
         try:
             data = loads(body)
+        except TooDeep as exc:
+            data = exc.replies(f"backend '{self._name}'")
+            log.warning("backend '%s': sent a message %s; %s", self._name, exc,
+                        "dropped it" if data is None else "its call fails with an error saying so")
         except JSONDecodeError:
             raise BackendUnavailable(f"backend '{self._name}' sent invalid JSON ({content_type or 'no type'})") \
                 from None
@@ -145,6 +149,10 @@ class HttpTransport:
                         continue
                     try:
                         data = loads(event.data)
+                    except TooDeep as exc:
+                        data = exc.replies(f"backend '{self._name}'")
+                        log.warning("backend '%s': sent a message %s; %s", self._name, exc,
+                                    "dropped it" if data is None else "its call fails with an error saying so")
                     except JSONDecodeError:
                         log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
                         continue

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads
 
 from .base import BackendUnavailable, Message
 
@@ -46,6 +46,13 @@ class LineChannel:
                     continue
                 try:
                     data = loads(line)
+                except TooDeep as exc:
+                    data = exc.replies(self._name)
+                    log.warning("%s: sent a message %s; %s", self._name, exc,
+                                "dropped it" if data is None else "its call fails with an error saying so")
+                    if data is None:
+                        continue
+                    line = dumps(data)
                 except JSONDecodeError:
                     log.warning("%s: skipped a line that is not JSON: %r", self._name, line[:120])
                     continue

@@ -14,7 +14,7 @@ from only1mcp.bus import Kind, Sender
 from only1mcp.bus.codec import Envelope
 from only1mcp.bus.messages import LinkHello, LinkPurpose, LinkReceive, LinkSend
 from only1mcp.bus.stream import FramedChannel, LinkClosed
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads
 
 from .base import BackendUnavailable, Message
 
@@ -60,6 +60,8 @@ class LinkTransport:
             return
         try:
             message = loads(received.message)
+        except TooDeep as exc:  # the host checks as we do; only a host with another limit sends one
+            message = exc.replies(f"backend '{self._name}'")
         except JSONDecodeError:
             return  # the host relays only what it parsed; nothing to do with a frame that is not JSON
         if isinstance(message, dict):

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import urljoin
 
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads
 from only1mcp.protocol.sse import SseDecoder
 from only1mcp.redact import mask_url
 
@@ -84,6 +84,10 @@ class SseTransport:
                         continue
                     try:
                         data = loads(event.data)
+                    except TooDeep as exc:
+                        data = exc.replies(f"backend '{self._name}'")
+                        log.warning("backend '%s': sent a message %s; %s", self._name, exc,
+                                    "dropped it" if data is None else "its call fails with an error saying so")
                     except JSONDecodeError:
                         log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
                         continue

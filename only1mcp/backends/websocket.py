@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads
 from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
@@ -58,6 +58,10 @@ class WebSocketTransport:
                 if frame.type is aiohttp.WSMsgType.TEXT:
                     try:
                         data = loads(frame.data)
+                    except TooDeep as exc:
+                        data = exc.replies(f"backend '{self._name}'")
+                        log.warning("backend '%s': sent a message %s; %s", self._name, exc,
+                                    "dropped it" if data is None else "its call fails with an error saying so")
                     except JSONDecodeError:
                         log.warning("backend '%s': skipped a WebSocket frame that is not JSON", self._name)
                         continue
