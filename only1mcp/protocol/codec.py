@@ -127,7 +127,11 @@ def loads_message(data: bytes | str) -> Any:
     except TooDeep as exc:
         _keep_exact_ids(exc.value, data)
         raise
-    _keep_exact_ids(value, data)
+    if type(value) is dict:
+        if type(value.get("id")) is float:
+            _keep_exact_ids(value, data)
+    elif type(value) is list:
+        _keep_exact_ids(value, data)
     return value
 
 
