@@ -110,7 +110,7 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        refused = self._guard.version(exchange.header(VERSION_HEADER))
+        refused = self._guard.version(exchange.header(VERSION_HEADER), answer_id(message))
         if refused is not None:
             return refused
         if isinstance(message, list):
@@ -120,7 +120,7 @@ class FrontDoor:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
             return self._initialize(message)
-        session = self._guard.session(exchange.header(SESSION_HEADER))
+        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
         if isinstance(session, Answer):
             return session
         if "method" not in message:

@@ -76,27 +76,30 @@ class Guard:
                                                   "(server.max_body_size)", request_id)
 
     @staticmethod
-    def version(header: str | None) -> Answer | None:
+    def version(header: str | None, request_id: Any = None) -> Answer | None:
+        """400 for a version header this gateway does not speak; ``request_id``: the refused request's."""
         if header is not None and header not in SUPPORTED:
             return refusal(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{header}'; this gateway "
-                                                      f"speaks {', '.join(SUPPORTED)}")
+                                                      f"speaks {', '.join(SUPPORTED)}", request_id)
         return None
 
-    def session(self, token: str | None, reopen: str = "initialize a new session") -> SessionInfo | Answer:
+    def session(self, token: str | None, reopen: str = "initialize a new session",
+                request_id: Any = None) -> SessionInfo | Answer:
         """The session a sealed token names, or the refusal: 400 without one, 404 unknown, expired or ended
-        (``reopen`` says how to get a new one), 503 before the gateway has its session keys."""
+        (``reopen`` says how to get a new one), 503 before the gateway has its session keys. ``request_id``:
+        the id the refusal carries (the request's, once its body is read)."""
         if not token:
             return refusal(400, Code.INVALID_REQUEST, f"missing {SESSION_HEADER} header; send the id returned by "
-                                                      "initialize, or initialize first")
+                                                      "initialize, or initialize first", request_id)
         sealer = self._gateway.sealer
         if sealer is None:
-            return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+            return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment", request_id)
         try:
             session = sealer.open(token)
         except InvalidSession as exc:
-            return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}")
+            return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}", request_id)
         if self._gateway.session_gone(session):
-            return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}")
+            return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}", request_id)
         return session
 
 

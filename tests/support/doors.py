@@ -141,10 +141,13 @@ class WebSocketDoor(_Stream):
     async def open(self, version: str = "2025-06-18") -> WebSocketDoor:
         self._socket = await self._http.ws_connect(self._url, protocols=("mcp",))
         self._reader = asyncio.get_running_loop().create_task(self._read())
+        await self.initialize(version)
+        return self
+
+    async def initialize(self, version: str) -> None:
         answer = await self.call({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
             "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "doors", "version": "1"}}})
-        assert "result" in answer, answer
-        return self
+        assert answer.get("result", {}).get("protocolVersion") == version, answer
 
     async def _read(self) -> None:
         assert self._socket is not None
