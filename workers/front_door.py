@@ -159,9 +159,11 @@ class FrontDoor:
         replies: list[bytes] = []
         for message in messages:
             problem = jsonrpc.shape_error(message)
-            if problem is not None or message.get("method") == "initialize":
-                replies.append(error_bytes(answer_id(message), Code.INVALID_REQUEST,
-                                           problem or "initialize cannot be batched"))
+            if problem is None and message.get("method") == "initialize" and "id" in message:
+                problem = "initialize cannot be batched"  # (as a notification it is ignored, like any other)
+            if problem is not None:
+                log.info("refused a message of a batch: %s", problem)
+                replies.append(error_bytes(answer_id(message), Code.INVALID_REQUEST, problem))
             elif "method" not in message:
                 self._gateway.client_response(message)
             elif "id" not in message:

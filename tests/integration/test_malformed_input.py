@@ -212,6 +212,24 @@ async def test_a_huge_id_survives_the_relay_between_workers(gateway: Gateway) ->
             await stream.close()
 
 
+async def test_refusals_after_the_body_is_read_carry_the_request_id(gateway: Gateway) -> None:
+    for session in (None, "not-a-session"):
+        reply = await HttpDoor(gateway.url, session).send(json.dumps(_request(12, "ping")).encode())
+        assert reply.status in (400, 404) and [a["id"] for a in reply.answers] == [12], reply
+
+
+async def test_an_initialize_notification_in_a_batch_is_not_answered(gateway: Gateway) -> None:
+    async with connect(gateway.url) as connection:
+        await connection.send(connection.post_bytes(json.dumps(_request(0, "initialize", {
+            "protocolVersion": "2025-03-26", "capabilities": {},
+            "clientInfo": {"name": "batch", "version": "1"}})).encode()))
+        session = (await connection.response()).headers["mcp-session-id"]
+    batch = [{"jsonrpc": "2.0", "method": "initialize"}, _request(13, "ping"), _request(14, "initialize")]
+    reply = await HttpDoor(gateway.url, session).send(json.dumps(batch).encode())
+    assert reply.status == 200 and [a["id"] for a in reply.answers] == [13, 14], reply
+    assert reply.answers[1]["error"]["message"] == "initialize cannot be batched"
+
+
 def test_gateway_log_has_no_traceback(gateway: Gateway) -> None:
     # Runs last in this module: nothing above may have hit an unexpected failure inside the gateway.
     assert "Traceback" not in gateway.log, gateway.log

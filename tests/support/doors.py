@@ -151,10 +151,12 @@ class WebSocketDoor(_Stream):
 
     async def _read(self) -> None:
         assert self._socket is not None
-        async for frame in self._socket:
-            if frame.type is aiohttp.WSMsgType.TEXT:
-                await self.received.put(exact(frame.data))
-        await self.received.put({"closed": f"the gateway closed the WebSocket ({self._socket.close_code})"})
+        try:
+            async for frame in self._socket:
+                if frame.type is aiohttp.WSMsgType.TEXT:
+                    await self.received.put(exact(frame.data))
+        finally:  # seen by the next exchange as an answer that is not JSON-RPC
+            self.received.put_nowait({"closed": f"the WebSocket closed ({self._socket.close_code})"})
 
     async def _post(self, body: bytes) -> Reply:
         assert self._socket is not None
@@ -187,7 +189,9 @@ class LegacySseDoor(_Stream):
         self._response: aiohttp.ClientResponse | None = None
 
     async def open(self) -> LegacySseDoor:
-        self._response = await self._http.get(self._url + "/sse", headers={"Accept": "text/event-stream"})
+        # No read deadline on the stream itself (aiohttp's default ends any response after 5 minutes).
+        self._response = await self._http.get(self._url + "/sse", headers={"Accept": "text/event-stream"},
+                                              timeout=aiohttp.ClientTimeout(total=None))
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await asyncio.wait_for(asyncio.shield(self._endpoint), 10)
         answer = await self.call({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
@@ -198,20 +202,22 @@ class LegacySseDoor(_Stream):
     async def _read(self) -> None:
         assert self._response is not None
         kind, data = "message", []
-        async for raw in self._response.content:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-            elif not line and data:
-                text, data = "\n".join(data), []
-                if kind == "endpoint":
-                    self._endpoint.set_result(text)
-                else:
-                    await self.received.put(exact(text))
-                kind = "message"
-        await self.received.put({"closed": "the gateway ended the SSE stream"})
+        try:
+            async for raw in self._response.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif not line and data:
+                    text, data = "\n".join(data), []
+                    if kind == "endpoint":
+                        self._endpoint.set_result(text)
+                    else:
+                        await self.received.put(exact(text))
+                    kind = "message"
+        finally:  # seen by the next exchange as an answer that is not JSON-RPC
+            self.received.put_nowait({"closed": "the SSE stream ended"})
 
     async def _post(self, body: bytes) -> Reply:
         connection = await RawConnection.open(self._url)
