@@ -61,7 +61,13 @@ def run(minutes: float, first_seed: int) -> dict[str, Any]:
         backend.close()
     return {"minutes": minutes, "first_seed": first_seed, "rounds": rounds, "examples": sum(examples.values()),
             "examples_per_door": dict(examples), "findings": findings, "workers_restarted": after != before,
-            "normal_call_after": still_works, "tracebacks_in_log": gateway.log.count("Traceback")}
+            "normal_call_after": still_works, "tracebacks_in_log": _tracebacks(gateway.lines)}
+
+
+def _tracebacks(lines: list[str], kept: int = 5) -> dict[str, Any]:
+    """How many tracebacks the gateway logged, and the first few with the line before each."""
+    found = [i for i, line in enumerate(lines) if "Traceback" in line]
+    return {"count": len(found), "first": ["\n".join(lines[max(0, i - 1):i + 12]) for i in found[:kept]]}
 
 
 def _round(doors: Doors, name: str, round_seed: int, examples: collections.Counter[str]) -> None:
