@@ -66,7 +66,7 @@ def run(minutes: float, first_seed: int) -> dict[str, Any]:
 
 def _tracebacks(lines: list[str], kept: int = 5) -> dict[str, Any]:
     """How many tracebacks the gateway logged, and the first few with the line before each."""
-    found = [i for i, line in enumerate(lines) if "Traceback" in line]
+    found = [i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line]
     return {"count": len(found), "first": ["\n".join(lines[max(0, i - 1):i + 12]) for i in found[:kept]]}
 
 

@@ -232,4 +232,4 @@ async def test_an_initialize_notification_in_a_batch_is_not_answered(gateway: Ga
 
 def test_gateway_log_has_no_traceback(gateway: Gateway) -> None:
     # Runs last in this module: nothing above may have hit an unexpected failure inside the gateway.
-    assert "Traceback" not in gateway.log, gateway.log
+    assert "Traceback (most recent call last)" not in gateway.log, gateway.log
