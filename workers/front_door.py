@@ -110,7 +110,7 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        refused = self._guard.version(exchange.header(VERSION_HEADER), answer_id(message))
+        refused = self._guard.version(exchange.header(VERSION_HEADER), message)
         if refused is not None:
             return refused
         if isinstance(message, list):

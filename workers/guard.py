@@ -76,11 +76,11 @@ class Guard:
                                                   "(server.max_body_size)", request_id)
 
     @staticmethod
-    def version(header: str | None, request_id: Any = None) -> Answer | None:
-        """400 for a version header this gateway does not speak; ``request_id``: the refused request's."""
+    def version(header: str | None, message: Any = None) -> Answer | None:
+        """400 for a version header this gateway does not speak (with the id of ``message``, once read)."""
         if header is not None and header not in SUPPORTED:
             return refusal(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{header}'; this gateway "
-                                                      f"speaks {', '.join(SUPPORTED)}", request_id)
+                                                      f"speaks {', '.join(SUPPORTED)}", answer_id(message))
         return None
 
     def session(self, token: str | None, reopen: str = "initialize a new session",

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import orjson
@@ -139,8 +137,10 @@ def loads_message(data: bytes | str) -> Any:
     return value
 
 
-# A partial rather than a function: no Python frame on a call made several times per proxied request.
-dumps: Callable[[Any], bytes] = partial(orjson.dumps, default=_default)
+def dumps(value: Any) -> bytes:
+    # A plain function: a functools.partial with a keyword merges dictionaries on every call (callgrind:
+    # ~1,000 instructions more per call, where passing default= costs ~90).
+    return orjson.dumps(value, default=_default)
 
 
 # ---------------------------------------------------------------- exact ids (a rare path)
