@@ -84,7 +84,8 @@ class DemoServer:
         if method is None or not isinstance(params, dict):
             return  # a response or malformed notification: nothing to answer
         if method == "notifications/cancelled":
-            self._cancelled.add(params.get("requestId"))
+            if isinstance(params.get("requestId"), int | str):
+                self._cancelled.add(params["requestId"])
             return
         if request_id is None:
             return  # other notifications (initialized, roots changed) need no answer
@@ -92,7 +93,10 @@ class DemoServer:
         if handler is None:
             self.error(request_id, -32601, f"method not found: {method}")
             return
-        handler(request_id, params)
+        try:
+            handler(request_id, params)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # params of the wrong shape
+            self.error(request_id, -32602, f"invalid params for {method}: {exc}")
 
     def on_initialize(self, request_id: Any, params: dict[str, Any]) -> None:
         asked = params.get("protocolVersion")
@@ -137,6 +141,9 @@ class DemoServer:
 
     def on_tools_call(self, request_id: Any, params: dict[str, Any]) -> None:
         name, args = params.get("name"), params.get("arguments") or {}
+        if not isinstance(args, dict):
+            self.error(request_id, -32602, "tools/call arguments must be an object")
+            return
         if name == "echo":
             self.reply(request_id, {"content": [{"type": "text", "text": str(args.get("text", ""))}]})
         elif name == "add":
@@ -151,13 +158,14 @@ class DemoServer:
                                     "structuredContent": {"sum": value}})
         elif name == "countdown":
             token = (params.get("_meta") or {}).get("progressToken")
-            threading.Thread(target=self._countdown, args=(request_id, args, token), daemon=True).start()
+            # Read here, not on the thread: a bad argument is an error answer, not a thread that dies unheard.
+            steps = max(1, min(100, int(args.get("n", 3))))
+            interval = max(0.0, min(5.0, float(args.get("interval", 0.1))))
+            threading.Thread(target=self._countdown, args=(request_id, steps, interval, token), daemon=True).start()
         else:
             self.error(request_id, -32602, f"unknown tool: {name}")
 
-    def _countdown(self, request_id: Any, args: dict[str, Any], token: Any) -> None:
-        steps = max(1, min(100, int(args.get("n", 3))))
-        interval = max(0.0, min(5.0, float(args.get("interval", 0.1))))
+    def _countdown(self, request_id: Any, steps: int, interval: float, token: Any) -> None:
         for step in range(1, steps + 1):
             if request_id in self._cancelled:
                 return  # a cancelled request gets no response

@@ -1,12 +1,26 @@
-"""Logging setup: one line per event, naming the process that wrote it."""
+"""Logging setup: one line per event, naming the process that wrote it, with repeats held back.
+
+An event that repeats (every call failing while a backend is down, every malformed request of a broken
+client) is written at most ``BURST`` times per ``WINDOW`` seconds per pattern; then one line says how
+many more were suppressed. A 5-second backend outage under load wrote 45,863 lines before this.
+
+This module holds logging's global state (the root handler it installs); nothing else does.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+from collections.abc import Callable
 
-__all__ = ["set_level", "set_role", "setup_logging"]
+__all__ = ["BURST", "WINDOW", "RepeatLimiter", "set_level", "set_role", "setup_logging"]
+
+WINDOW = 10.0  # seconds
+BURST = 5  # lines of one pattern written per window
+_PATTERNS_KEPT = 1000  # a bound on memory when messages keep varying in more than their numbers
+_NUMBERS = re.compile(r"\d+")
 
 
 class _Formatter(logging.Formatter):
@@ -23,9 +37,107 @@ class _Formatter(logging.Formatter):
         return line
 
 
+class _Window:
+    """One pattern's current window: what the summary needs (not the record, which may hold a traceback)."""
+
+    __slots__ = ("example", "level", "lineno", "name", "pathname", "started", "suppressed", "written")
+
+    def __init__(self, started: float, record: logging.LogRecord, example: str) -> None:
+        self.started = started
+        self.written = 1
+        self.suppressed = 0
+        self.example = example
+        self.name, self.level, self.pathname, self.lineno = record.name, record.levelno, record.pathname, record.lineno
+
+
+class RepeatLimiter:
+    """Decides which records are written. A pattern is the logger, the level and the message with its
+    numbers masked (request ids, ports, counts), so "tools/call 7 failed" and "tools/call 8 failed" are
+    one pattern while different messages, such as a backend's stderr lines, stay apart."""
+
+    __slots__ = ("_burst", "_clock", "_window", "_windows")
+
+    def __init__(self, window: float = WINDOW, burst: int = BURST,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window
+        self._burst = burst
+        self._clock = clock
+        self._windows: dict[tuple[str, int, str], _Window] = {}  # oldest window first
+
+    def admit(self, record: logging.LogRecord) -> tuple[bool, list[logging.LogRecord]]:
+        """(whether to write ``record``, the summary lines of windows that ended before it)."""
+        now = self._clock()
+        summaries = self.expired(now)
+        message = record.getMessage()
+        key = (record.name, record.levelno, _NUMBERS.sub("#", message))
+        window = self._windows.get(key)
+        if window is None:
+            if len(self._windows) >= _PATTERNS_KEPT:
+                self._windows.pop(next(iter(self._windows)))  # its suppressed count, if any, is lost
+            self._windows[key] = _Window(now, record, message)
+            return True, summaries
+        if window.written < self._burst:
+            window.written += 1
+            return True, summaries
+        window.suppressed += 1
+        return False, summaries
+
+    def expired(self, now: float | None = None) -> list[logging.LogRecord]:
+        """End the windows that are over; a summary record for each that suppressed something."""
+        now = self._clock() if now is None else now
+        summaries: list[logging.LogRecord] = []
+        windows = self._windows
+        while windows:
+            key = next(iter(windows))
+            window = windows[key]
+            if now - window.started < self._window:
+                break  # windows are kept in the order they started, so the rest are newer
+            del windows[key]
+            if window.suppressed:
+                summaries.append(self._summary(window))
+        return summaries
+
+    def _summary(self, window: _Window) -> logging.LogRecord:
+        return logging.LogRecord(window.name, window.level, window.pathname, window.lineno,
+                                 "suppressed %d more lines like this in %.0fs: %s",
+                                 (window.suppressed, self._window, window.example), None)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr, through the repeat limiter. A window's summary is written with the next line the process
+    logs after the window ends, or when logging shuts down at exit."""
+
+    def __init__(self, limiter: RepeatLimiter) -> None:
+        super().__init__(sys.stderr)
+        self.limiter = limiter
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.filter(record):
+            return False
+        self.acquire()
+        try:
+            write, summaries = self.limiter.admit(record)
+            for summary in summaries:
+                self.emit(summary)
+            if write:
+                self.emit(record)
+        finally:
+            self.release()
+        return write
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            for summary in self.limiter.expired(float("inf")):
+                self.emit(summary)
+        finally:
+            self.release()
+        super().close()
+
+
 def setup_logging(role: str, level: str) -> None:
     """Configure the root logger of this process (called once, at process start)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(RepeatLimiter())
     handler.setFormatter(_Formatter(role))
     root = logging.getLogger()
     root.handlers[:] = [handler]

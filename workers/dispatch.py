@@ -74,10 +74,18 @@ class Dispatcher:
             raise JsonRpcError(Code.INTERNAL_ERROR, "the gateway has no catalog yet; retry in a moment")
         return view
 
-    def initialize(self, params: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        """(result, negotiated version, the client capabilities worth remembering)."""
-        version = negotiate(params.get("protocolVersion"))
+    def initialize(self, params: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """(result, negotiated version, the client capabilities worth remembering); JsonRpcError (-32602)
+        when ``params`` is not what initialize takes."""
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise JsonRpcError(Code.INVALID_PARAMS, "initialize: params must be an object with protocolVersion, "
+                               "capabilities and clientInfo")
         declared = params.get("capabilities")
+        if declared is not None and not isinstance(declared, dict):
+            raise JsonRpcError(Code.INVALID_PARAMS, "initialize: params.capabilities must be an object")
+        version = negotiate(params.get("protocolVersion"))
         capabilities = {k: v for k, v in (declared or {}).items()
                         if k in ("sampling", "elicitation", "roots", "tasks") and isinstance(v, dict)}
         view = self._gateway.view

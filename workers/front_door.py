@@ -15,8 +15,8 @@ from aiohttp import web
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import SessionRevoke
 from only1mcp.protocol import jsonrpc, modern
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.jsonrpc import Code
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
 from only1mcp.sessions import SessionInfo
 
@@ -25,7 +25,7 @@ from .context import WorkerContext
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import AiohttpExchange, Answer, Exchange, web_response
 from .gateway import Gateway
-from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal
+from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal, too_deep
 from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor"]
@@ -62,9 +62,11 @@ class FrontDoor:
         return self._guard.body_limit()
 
     def parse(self, body: bytes) -> Any:
-        """The JSON message of a body; an Answer (400, -32700) when it is not JSON."""
+        """The JSON message of a body; an Answer (400) when it is not JSON (-32700) or nested too deep."""
         try:
-            return loads(body)
+            return loads_message(body)
+        except TooDeep as exc:
+            return too_deep(exc)
         except JSONDecodeError as exc:
             return refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
 
@@ -91,17 +93,17 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        refused = self._guard.version(exchange.header(VERSION_HEADER))
+        refused = self._guard.version(exchange.header(VERSION_HEADER), message)
         if refused is not None:
             return refused
         if isinstance(message, list):
             return await self._batch(exchange, message)
         problem = jsonrpc.shape_error(message)
         if problem is not None:
-            return refusal(400, Code.INVALID_REQUEST, problem, message.get("id") if isinstance(message, dict) else None)
+            return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
             return self._initialize(message)
-        session = self._guard.session(exchange.header(SESSION_HEADER))
+        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
         if isinstance(session, Answer):
             return session
         if "method" not in message:
@@ -119,8 +121,11 @@ class FrontDoor:
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+        try:
+            result, version, capabilities = self._dispatcher.initialize(message.get("params"))
+        except JsonRpcError as exc:
+            return refusal(400, exc.code, exc.message, message["id"])
         params = message.get("params") or {}
-        result, version, capabilities = self._dispatcher.initialize(params)
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
@@ -137,9 +142,11 @@ class FrontDoor:
         replies: list[bytes] = []
         for message in messages:
             problem = jsonrpc.shape_error(message)
-            if problem is not None or message.get("method") == "initialize":
-                replies.append(error_bytes(message.get("id") if isinstance(message, dict) else None,
-                                           Code.INVALID_REQUEST, problem or "initialize cannot be batched"))
+            if problem is None and message.get("method") == "initialize" and "id" in message:
+                problem = "initialize cannot be batched"  # (as a notification it is ignored, like any other)
+            if problem is not None:
+                log.info("refused a message of a batch: %s", problem)
+                replies.append(error_bytes(answer_id(message), Code.INVALID_REQUEST, problem))
             elif "method" not in message:
                 self._gateway.client_response(message)
             elif "id" not in message:

@@ -15,16 +15,16 @@ from aiohttp import web
 
 from only1mcp.config.models import ServerSettings
 from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
-from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.codec import MAX_DEPTH, TooDeep, dumps
 from only1mcp.protocol.constants import SESSION_HEADER, VERSION_HEADER
-from only1mcp.protocol.jsonrpc import Code, error_message
+from only1mcp.protocol.jsonrpc import Code, answer_id, error_message
 from only1mcp.protocol.versions import SUPPORTED
 from only1mcp.sessions import InvalidSession, SessionInfo
 
 from .exchange import Answer, Exchange, media_type, web_response
 from .gateway import Gateway
 
-__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "VERSION_HEADER", "Guard", "refusal"]
+__all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "TOO_DEEP", "VERSION_HEADER", "Guard", "refusal", "too_deep"]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -34,10 +34,24 @@ DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default
 DEFAULT_BODY_TIMEOUT: float = ServerSettings.model_fields["body_timeout"].default
 
 
+# JSON nested past the gateway's limit (only1mcp/protocol/codec.py says why 128) is answered -32600, not
+# -32700: the text is valid JSON (RFC 8259 lets a parser limit nesting but sets no limit itself) and it was
+# parsed, so the message is one the gateway does not take rather than one it could not read; and the error
+# then carries the request's id, which a client multiplexing requests on one stream (WebSocket, legacy
+# SSE) needs to match it to the request. HTTP 400, as for every malformed request.
+TOO_DEEP = (f"message nested deeper than {MAX_DEPTH} levels of arrays and objects, the gateway's limit; send "
+            "flatter JSON (deep data can travel as a string)")
+
+
 def refusal(status: int, code: int, message: str, request_id: Any = None) -> Answer:
     """A refused request: logged once here, answered with a JSON-RPC error that says what to fix."""
     log.info("refused %d: %s", status, message)
     return Answer(status, dumps(error_message(request_id, code, message)), JSON)
+
+
+def too_deep(exc: TooDeep) -> Answer:
+    """The refusal of a message nested past the gateway's limit: 400, -32600 with the message's id."""
+    return refusal(400, Code.INVALID_REQUEST, TOO_DEEP, answer_id(exc.value))
 
 
 class Guard:
@@ -101,25 +115,28 @@ class Guard:
                                                   "(server.max_body_size)", request_id)
 
     @staticmethod
-    def version(header: str | None) -> Answer | None:
+    def version(header: str | None, message: Any = None) -> Answer | None:
+        """400 for a version header this gateway does not speak (with the id of ``message``, once read)."""
         if header is not None and header not in SUPPORTED:
             return refusal(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{header}'; this gateway "
-                                                      f"speaks {', '.join(SUPPORTED)}")
+                                                      f"speaks {', '.join(SUPPORTED)}", answer_id(message))
         return None
 
-    def session(self, token: str | None, reopen: str = "initialize a new session") -> SessionInfo | Answer:
+    def session(self, token: str | None, reopen: str = "initialize a new session",
+                request_id: Any = None) -> SessionInfo | Answer:
         """The session a sealed token names, or the refusal: 400 without one, 404 unknown, expired or ended
-        (``reopen`` says how to get a new one), 503 before the gateway has its session keys."""
+        (``reopen`` says how to get a new one), 503 before the gateway has its session keys. ``request_id``:
+        the id the refusal carries (the request's, once its body is read)."""
         if not token:
             return refusal(400, Code.INVALID_REQUEST, f"missing {SESSION_HEADER} header; send the id returned by "
-                                                      "initialize, or initialize first")
+                                                      "initialize, or initialize first", request_id)
         sealer = self._gateway.sealer
         if sealer is None:
-            return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+            return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment", request_id)
         try:
             session = sealer.open(token)
         except InvalidSession as exc:
-            return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}")
+            return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}", request_id)
         if self._gateway.session_gone(session):
-            return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}")
+            return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}", request_id)
         return session

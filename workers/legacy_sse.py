@@ -19,16 +19,16 @@ from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
 from only1mcp.http.sse import encode_event
 from only1mcp.protocol import jsonrpc
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.constants import SSE_HEADERS
-from only1mcp.protocol.jsonrpc import Code
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
-from .dispatch import Dispatcher, result_bytes
+from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import Answer, web_response
 from .gateway import Gateway
-from .guard import Guard, refusal
+from .guard import Guard, refusal, too_deep
 from .sse_pump import pump
 
 __all__ = ["LegacySseDoor"]
@@ -99,12 +99,14 @@ class LegacySseDoor:
         if not isinstance(body, bytes):
             return body
         try:
-            message = loads(body)
+            message = loads_message(body)
+        except TooDeep as exc:
+            return web_response(too_deep(exc))
         except JSONDecodeError as exc:
             return self._refuse(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
         problem = jsonrpc.shape_error(message)
         if problem is not None:
-            return self._refuse(400, Code.INVALID_REQUEST, problem)
+            return web_response(refusal(400, Code.INVALID_REQUEST, problem, answer_id(message)))
         if token in self._streams:
             self._deliver(token, message)
             return web.Response(status=202)
@@ -133,20 +135,31 @@ class LegacySseDoor:
     def _deliver(self, token: str, message: dict[str, Any]) -> None:
         stream = self._streams[token]
         if message.get("method") == "initialize":
-            params = message.get("params") or {}
-            result, version, capabilities = self._dispatcher.initialize(params)
+            try:
+                result, version, capabilities = self._dispatcher.initialize(message.get("params"))
+            except JsonRpcError as exc:
+                log.info("refused a legacy SSE initialize: %s", exc.message)
+                if "id" in message:
+                    stream.queue.put_nowait(error_bytes(message["id"], exc.code, exc.message))
+                return
             # The stream's session gets what initialize negotiated (kept here: every message of a legacy
             # session is handled by the worker that holds its stream).
             stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
                                          stream.session.issued, stream.session.principal)
-            stream.queue.put_nowait(result_bytes(message.get("id"), result))
+            if "id" in message:  # a notification named initialize gets no answer, like any notification
+                stream.queue.put_nowait(result_bytes(message["id"], result))
             return
         task = watched(asyncio.get_running_loop().create_task(self._run(stream, message)))
         stream.calls.add(task)
         task.add_done_callback(stream.calls.discard)
 
     async def _run(self, stream: _Stream, message: dict[str, Any]) -> None:
-        answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push))
+        try:
+            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push))
+        except Exception as exc:  # a defect of ours: this request still gets its one answer, the stream goes on
+            log.exception("%s failed inside the gateway", message.get("method", "a client response"))
+            answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \
+                if "id" in message and "method" in message else None
         if answer is not None:
             stream.queue.put_nowait(answer)
 

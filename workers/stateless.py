@@ -154,8 +154,7 @@ class StatelessDoor:
                                                                     "objects; batches are not allowed"))
         problem = jsonrpc.shape_error(message)
         if problem is not None:
-            return _refuse(message.get("id") if isinstance(message, dict) else None,
-                           JsonRpcError(Code.INVALID_REQUEST, problem))
+            return _refuse(jsonrpc.answer_id(message), JsonRpcError(Code.INVALID_REQUEST, problem))
         if "method" not in message:
             return _refuse(message.get("id"), JsonRpcError(
                 Code.INVALID_REQUEST, "a 2026-07-28 client does not post responses: answer input requests by "

@@ -15,15 +15,15 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
-from only1mcp.protocol.jsonrpc import Code
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
 from .dispatch import Dispatcher, error_bytes, result_bytes
 from .gateway import Gateway
-from .guard import Guard
+from .guard import TOO_DEEP, Guard
 
 __all__ = ["WebSocketDoor"]
 
@@ -49,6 +49,12 @@ class _Connection:
 
     def push(self, message: Any) -> None:
         self.send(dumps(message))
+
+
+def _refuse(connection: _Connection, request_id: Any, code: int, message: str) -> None:
+    """An error frame for a message the gateway does not take, logged once; the socket stays open."""
+    log.info("refused a WebSocket message: %s", message)
+    connection.send(error_bytes(request_id, code, message))
 
 
 def _quiet(task: asyncio.Task[Any]) -> None:
@@ -94,15 +100,18 @@ class WebSocketDoor:
 
     def _frame(self, connection: _Connection, text: str) -> None:
         try:
-            message = loads(text)
+            message = loads_message(text)
+        except TooDeep as exc:
+            _refuse(connection, answer_id(exc.value), Code.INVALID_REQUEST, TOO_DEEP)
+            return
         except JSONDecodeError as exc:
-            connection.send(error_bytes(None, Code.PARSE_ERROR, f"frame is not valid JSON: {exc}"))
+            _refuse(connection, None, Code.PARSE_ERROR, f"frame is not valid JSON: {exc}")
             return
         if isinstance(message, list):
             session = connection.session
             if not message or session is None or session.version not in BATCH_VERSIONS:
-                connection.send(error_bytes(None, Code.INVALID_REQUEST, "batches need a session of protocol "
-                                            "2025-03-26 and at least one message"))
+                _refuse(connection, None, Code.INVALID_REQUEST, "batches need a session of protocol 2025-03-26 "
+                        "and at least one message")
                 return
             for item in message:
                 self._message(connection, item)
@@ -112,8 +121,7 @@ class WebSocketDoor:
     def _message(self, connection: _Connection, message: Any) -> None:
         problem = jsonrpc.shape_error(message)
         if problem is not None:
-            request_id = message.get("id") if isinstance(message, dict) else None
-            connection.send(error_bytes(request_id, Code.INVALID_REQUEST, problem))
+            _refuse(connection, answer_id(message), Code.INVALID_REQUEST, problem)
             return
         if message.get("method") == "initialize":
             self._initialize(connection, message)
@@ -121,7 +129,7 @@ class WebSocketDoor:
         session = connection.session
         if session is None:
             if "id" in message and "method" in message:
-                connection.send(error_bytes(message["id"], Code.INVALID_REQUEST, "initialize first"))
+                _refuse(connection, message["id"], Code.INVALID_REQUEST, "initialize first")
             return
         task = watched(asyncio.get_running_loop().create_task(self._run(connection, session, message)))
         connection.calls.add(task)
@@ -129,11 +137,18 @@ class WebSocketDoor:
 
     def _initialize(self, connection: _Connection, message: dict[str, Any]) -> None:
         sealer = self._gateway.sealer
-        if "id" not in message or sealer is None:
-            connection.send(error_bytes(message.get("id"), Code.INVALID_REQUEST, "initialize must be a request"))
+        if "id" not in message:  # a notification: never answered, whatever its method
+            log.info("ignored an initialize notification on a WebSocket: initialize must be a request (with an id)")
+            return
+        if sealer is None:
+            _refuse(connection, message["id"], Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+            return
+        try:
+            result, version, capabilities = self._dispatcher.initialize(message.get("params"))
+        except JsonRpcError as exc:
+            _refuse(connection, message["id"], exc.code, exc.message)
             return
         params = message.get("params") or {}
-        result, version, capabilities = self._dispatcher.initialize(params)
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
         if connection.session is not None:
@@ -143,6 +158,11 @@ class WebSocketDoor:
         connection.send(result_bytes(message["id"], result))
 
     async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
-        answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push))
+        try:
+            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push))
+        except Exception as exc:  # a defect of ours: this request still gets its one answer, the socket goes on
+            log.exception("%s failed inside the gateway", message.get("method", "a client response"))
+            answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \
+                if "id" in message and "method" in message else None
         if answer is not None:
             connection.send(answer)

@@ -8,7 +8,7 @@ from typing import Any
 
 from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, ResponseTooLarge, Target, render_headers
 from only1mcp.http.sse import EventTooLarge, SseDecoder
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, deep_replies, dumps, loads, loads_from
 from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message, ReplyTooLarge, SessionExpired
@@ -159,6 +159,8 @@ class HttpTransport:
             return
         try:
             data = loads(body)
+        except TooDeep as exc:  # written out, not loads_from: one call less for every JSON answer
+            data = deep_replies(exc, self._label)
         except JSONDecodeError:
             raise BackendUnavailable(f"{self._label} sent invalid JSON ({content_type or 'no type'})") from None
         for item in data if isinstance(data, list) else [data]:
@@ -181,8 +183,8 @@ class HttpTransport:
             # at its deadline. A stream the backend ends by itself is left alone: it may send the answer
             # on its GET stream instead, as a resumable server can.
             log.info("%s: SSE stream ended early: %s", self._label, exc)
-            self.on_failure(related, BackendUnavailable(f"{self._label} broke its answer to "
-                                                        f"{message.get('method') or 'a request'} off: {exc}"))
+            self.on_failure(related, BackendUnavailable(f"{self._label} at {self.shown_url} broke off its "
+                                                        f"answer to {message.get('method') or 'a request'}: {exc}"))
         finally:
             response.release()  # the connection is reused only if the stream ended by itself
 
@@ -196,7 +198,7 @@ class HttpTransport:
                 if event.event != "message" or not event.data:
                     continue
                 try:
-                    data = loads(event.data)
+                    data = loads_from(event.data, self._label)
                 except JSONDecodeError:
                     log.warning("%s: skipped an SSE event that is not JSON", self._label)
                     continue

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from only1mcp.background import watched
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, deep_replies, dumps, loads
 
 from .base import BackendUnavailable, Message
 
@@ -46,14 +46,19 @@ class LineChannel:
                     break
                 if not line.strip():
                     continue
+                raw: bytes | None = line.strip()
                 try:
                     data = loads(line)
+                except TooDeep as exc:
+                    data, raw = deep_replies(exc, self._name), None
                 except JSONDecodeError:
                     log.warning("%s: skipped a line that is not JSON: %r", self._name, line[:120])
                     continue
+                if data is None:
+                    continue  # nested too deep and not a reply: dropped (logged by deep_replies)
                 if self.on_line is not None:
                     if isinstance(data, dict):
-                        self.on_line(line.strip(), data)
+                        self.on_line(raw if raw is not None else dumps(data), data)
                     elif isinstance(data, list):  # a batch: each message on its own
                         for item in data:
                             if isinstance(item, dict):

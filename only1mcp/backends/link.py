@@ -14,7 +14,7 @@ from only1mcp.bus import Kind, Sender
 from only1mcp.bus.codec import Envelope
 from only1mcp.bus.messages import LinkHello, LinkPurpose, LinkReceive, LinkSend
 from only1mcp.bus.stream import FramedChannel, LinkClosed
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads_from
 
 from .base import BackendUnavailable, Message
 
@@ -62,7 +62,7 @@ class LinkTransport:
         if not isinstance(received, LinkReceive):
             return
         try:
-            message = loads(received.message)
+            message = loads_from(received.message, f"backend '{self._name}'")  # the host checks as we do
         except JSONDecodeError:
             return  # the host relays only what it parsed; nothing to do with a frame that is not JSON
         if isinstance(message, dict):

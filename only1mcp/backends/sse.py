@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, Target, render_headers
 from only1mcp.http.sse import EventTooLarge, SseDecoder
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads_from
 from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
@@ -89,7 +89,7 @@ class SseTransport:
                     if event.event != "message" or not event.data:
                         continue
                     try:
-                        data = loads(event.data)
+                        data = loads_from(event.data, f"backend '{self._name}'")
                     except JSONDecodeError:
                         log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
                         continue

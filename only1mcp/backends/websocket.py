@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WebSocketError, WSCloseCode
 
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads
+from only1mcp.protocol.codec import JSONDecodeError, dumps, loads_from
 from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
@@ -60,7 +60,7 @@ class WebSocketTransport:
             async for frame in self._socket:
                 if frame.type is aiohttp.WSMsgType.TEXT:
                     try:
-                        data = loads(frame.data)
+                        data = loads_from(frame.data, f"backend '{self._name}'")
                     except JSONDecodeError:
                         log.warning("backend '%s': skipped a WebSocket frame that is not JSON", self._name)
                         continue

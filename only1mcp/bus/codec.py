@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import msgpack
 
+from only1mcp.protocol.codec import ExactNumber
+
 from .messages import SPECS, Kind, Role, Sender
 from .wire import Payload
 
@@ -19,6 +21,9 @@ LENGTH_BYTES = 4
 _KINDS = {kind.value: kind for kind in Kind}
 _ROLES = {role.value: role for role in Role}
 _SENDERS_KEPT = 256
+# A client's request id that only its own text holds exactly (an integer past 64 bits) rides in the
+# messages relayed between workers (a legacy SSE POST, a 2026-07-28 retry) as this extension type.
+_EXACT_NUMBER = 1
 
 
 class BusProtocolError(ValueError):
@@ -48,7 +53,7 @@ class Codec:
     __slots__ = ("_packer", "_senders")
 
     def __init__(self) -> None:
-        self._packer = msgpack.Packer(use_bin_type=True)
+        self._packer = msgpack.Packer(use_bin_type=True, default=_pack_extension)
         self._senders: dict[tuple[int, int, int], Sender] = {}
 
     def encode(self, envelope: Envelope) -> bytes:
@@ -61,7 +66,7 @@ class Codec:
 
     def decode(self, frame: bytes) -> Envelope:
         try:
-            raw = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+            raw = msgpack.unpackb(frame, raw=False, strict_map_key=False, ext_hook=_unpack_extension)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): {exc}") from exc
         if type(raw) is not list or len(raw) != 5:
@@ -89,6 +94,18 @@ class Codec:
             self._senders.clear()
         self._senders[key] = sender  # type: ignore[index]
         return sender
+
+
+def _pack_extension(value: object) -> msgpack.ExtType:
+    if type(value) is ExactNumber:
+        return msgpack.ExtType(_EXACT_NUMBER, value.text.encode("ascii"))
+    raise TypeError(f"cannot put a {type(value).__name__} on the bus")
+
+
+def _unpack_extension(code: int, data: bytes) -> object:
+    if code == _EXACT_NUMBER:
+        return ExactNumber(data.decode("ascii"))
+    raise ValueError(f"unknown msgpack extension type {code}")
 
 
 def encode(envelope: Envelope) -> bytes:

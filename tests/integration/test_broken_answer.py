@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -39,6 +40,7 @@ async def test_a_backend_dying_mid_answer_fails_the_call_at_once(launch_gateway,
                 os.killpg(backend.process.pid, signal.SIGKILL)  # the backend dies mid-answer
                 rest = await asyncio.wait_for(response.text(), CALL_TIMEOUT / 3)
         final = json.loads([line for line in rest.splitlines() if line.startswith("data: ")][-1][6:])
-        assert final["id"] == 7 and "backend 'web' broke its answer to tools/call off" in final["error"]["message"]
+        broke = r"backend 'web' at http://127\.0\.0\.1:\d+/mcp broke off its answer to tools/call: "
+        assert final["id"] == 7 and re.match(broke, final["error"]["message"]), final
     finally:
         await backend.aclose()
