@@ -149,48 +149,18 @@ class StatelessDoor:
     # ------------------------------------------------------------ the POST
 
     async def post(self, request: web.Request, message: Any) -> web.StreamResponse:
-        if isinstance(message, list):
-            return _refuse(None, JsonRpcError(Code.INVALID_REQUEST, "2026-07-28 requests are single JSON-RPC "
-                                                                    "objects; batches are not allowed"))
-        problem = jsonrpc.shape_error(message)
-        if problem is not None:
-            return _refuse(jsonrpc.answer_id(message), JsonRpcError(Code.INVALID_REQUEST, problem))
-        if "method" not in message:
-            return _refuse(message.get("id"), JsonRpcError(
-                Code.INVALID_REQUEST, "a 2026-07-28 client does not post responses: answer input requests by "
-                "retrying the request with inputResponses and requestState"))
-        if "id" not in message:
-            # The stateless HTTP wire defines no client notifications (a client cancels by closing its
-            # response stream); accept and drop them as the transport allows.
-            log.debug("dropped a 2026-07-28 client notification %s", message["method"])
-            return web.Response(status=202)
-        request_id = message["id"]
-        try:
-            envelope = modern.classify(message, request.headers)
-        except JsonRpcError as exc:
-            return _refuse(request_id, exc)
-        method = message["method"]
-        params = message.get("params")
-        if not isinstance(params, dict):
-            return _refuse(request_id, JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object"))
-        if method in modern.REMOVED:
-            return _refuse(request_id, JsonRpcError(Code.METHOD_NOT_FOUND, f"{method} is not part of 2026-07-28: "
-                                                    f"{modern.REMOVED[method]}"))
-        if self._gateway.sealer is None:  # the shared state (and its secret) has not arrived yet
-            log.info("refused 503: a 2026-07-28 request before the gateway finished starting")
-            return _json(jsonrpc.error_message(request_id, Code.INTERNAL_ERROR, "the gateway is starting; retry "
-                                               "in a moment"), 503)
+        admitted = self._admit(request, message)
+        if not isinstance(admitted, tuple):
+            return admitted
+        envelope, params = admitted
+        request_id, method = message["id"], message["method"]
         session = self._session(envelope)
         try:
-            if method == "server/discover":
-                return _json(jsonrpc.response(request_id, self._complete(self._discover(), method)), 200)
-            if method == "subscriptions/listen":
-                return await self.listeners.serve(request, request_id, params, session)
-            if method in LIST_KEYS:
-                result = loads(self._dispatcher.page(method, modern.backend_params(params)))
-                return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
+            served = await self._serve_here(request, request_id, method, params, session)
         except JsonRpcError as exc:
             return _refuse(request_id, exc)
+        if served is not None:
+            return served
         if method == "tools/call":
             refused = self._param_headers(request, request_id, params)
             if refused is not None:
@@ -203,6 +173,47 @@ class StatelessDoor:
             outcome = await self._start(message, params, envelope, session, channel)
         body, status = outcome
         return exchange.respond(await channel.finish(dumps(body), status))
+
+    def _admit(self, request: web.Request, message: Any) -> web.Response | tuple[modern.Envelope, dict[str, Any]]:
+        """The request's envelope and params, or the answer that ends it here: a refusal, or 202 for a
+        notification."""
+        refused = _shape_refusal(message)
+        if refused is not None:
+            return refused
+        if "id" not in message:
+            # The stateless HTTP wire defines no client notifications (a client cancels by closing its
+            # response stream); accept and drop them as the transport allows.
+            log.debug("dropped a 2026-07-28 client notification %s", message["method"])
+            return web.Response(status=202)
+        request_id, method = message["id"], message["method"]
+        try:
+            envelope = modern.classify(message, request.headers)
+        except JsonRpcError as exc:
+            return _refuse(request_id, exc)
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return _refuse(request_id, JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object"))
+        if method in modern.REMOVED:
+            return _refuse(request_id, JsonRpcError(Code.METHOD_NOT_FOUND, f"{method} is not part of 2026-07-28: "
+                                                    f"{modern.REMOVED[method]}"))
+        if self._gateway.sealer is None:  # the shared state (and its secret) has not arrived yet
+            log.info("refused 503: a 2026-07-28 request before the gateway finished starting")
+            return _json(jsonrpc.error_message(request_id, Code.INTERNAL_ERROR, "the gateway is starting; retry "
+                                               "in a moment"), 503)
+        return envelope, params
+
+    async def _serve_here(self, request: web.Request, request_id: Any, method: str, params: dict[str, Any],
+                          session: SessionInfo) -> web.StreamResponse | None:
+        """The answer to a request the gateway answers itself (discover, listen, the lists); None for one
+        that goes to a backend. JsonRpcError for a request it refuses."""
+        if method == "server/discover":
+            return _json(jsonrpc.response(request_id, self._complete(self._discover(), method)), 200)
+        if method == "subscriptions/listen":
+            return await self.listeners.serve(request, request_id, params, session)
+        if method in LIST_KEYS:
+            result = loads(self._dispatcher.page(method, modern.backend_params(params)))
+            return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
+        return None
 
     def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any]) -> web.Response | None:
         """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
@@ -457,6 +468,22 @@ def _lost(request_id: Any, why: str) -> Outcome:
 
 def _json(message: dict[str, Any], status: int) -> web.Response:
     return web.Response(status=status, body=dumps(message), content_type="application/json")
+
+
+def _shape_refusal(message: Any) -> web.Response | None:
+    """The refusal of a body that is not one JSON-RPC request or notification (the stateless era has no
+    batches, and a client answers input requests by retrying, not by posting responses)."""
+    if isinstance(message, list):
+        return _refuse(None, JsonRpcError(Code.INVALID_REQUEST, "2026-07-28 requests are single JSON-RPC "
+                                                                "objects; batches are not allowed"))
+    problem = jsonrpc.shape_error(message)
+    if problem is not None:
+        return _refuse(jsonrpc.answer_id(message), JsonRpcError(Code.INVALID_REQUEST, problem))
+    if "method" not in message:
+        return _refuse(message.get("id"), JsonRpcError(
+            Code.INVALID_REQUEST, "a 2026-07-28 client does not post responses: answer input requests by "
+            "retrying the request with inputResponses and requestState"))
+    return None
 
 
 def _refuse(request_id: Any, exc: JsonRpcError) -> web.Response:

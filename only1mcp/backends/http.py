@@ -130,23 +130,10 @@ class HttpTransport:
             return
         related = message.get("id")
         if status >= 400:
-            text = (await response.read_prefix(_ERROR_PREFIX)).decode("utf-8", "replace")
-            response.release()
-            if self._session_id is not None and message.get("method") != "initialize" and (
-                status == 404 or (status == 400 and "session" in text.lower())
-            ):
-                raise SessionExpired(text[:300])
-            answer = _rpc_error(text, related) if status < 500 else None
-            if answer is not None:
-                self.on_message(answer, related)
-                return
-            raise BackendUnavailable(f"{self._label} answered HTTP {status} to {message.get('method')}: "
-                                     f"{text.strip()[:300] or 'no details'}")
+            await self._refused(response, message, related)
+            return
         if message.get("method") == "initialize":
-            session_id = response.headers.get("mcp-session-id")
-            if session_id:
-                self._session_id = session_id
-                self._rerender()
+            self._take_session(response.headers.get("mcp-session-id"))
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("text/event-stream"):
             task = asyncio.get_running_loop().create_task(self._answer_stream(response, message))
@@ -166,6 +153,28 @@ class HttpTransport:
         for item in data if isinstance(data, list) else [data]:
             if isinstance(item, dict):
                 self.on_message(item, related)
+
+    def _take_session(self, session_id: str | None) -> None:
+        """The session initialize opened (if the backend keeps sessions): sent with every later request."""
+        if session_id:
+            self._session_id = session_id
+            self._rerender()
+
+    async def _refused(self, response: HttpResponse, message: Message, related: Any) -> None:
+        """An HTTP error status: an expired session, a JSON-RPC error worth relaying to the caller (4xx),
+        or the backend unavailable for this call."""
+        status = response.status
+        text = (await response.read_prefix(_ERROR_PREFIX)).decode("utf-8", "replace")
+        response.release()
+        if self._session_id is not None and message.get("method") != "initialize" and (
+            status == 404 or (status == 400 and "session" in text.lower())
+        ):
+            raise SessionExpired(text[:300])
+        answer = _rpc_error(text, related) if status < 500 else None
+        if answer is None:
+            raise BackendUnavailable(f"{self._label} answered HTTP {status} to {message.get('method')}: "
+                                     f"{text.strip()[:300] or 'no details'}")
+        self.on_message(answer, related)
 
     def _forget_stream(self, related: Any, task: asyncio.Task[None]) -> None:
         if self._streams.get(related) is task:

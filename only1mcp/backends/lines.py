@@ -44,29 +44,8 @@ class LineChannel:
                 line = await self._reader.readline()
                 if not line:
                     break
-                if not line.strip():
-                    continue
-                raw: bytes | None = line.strip()
-                try:
-                    data = loads(line)
-                except TooDeep as exc:
-                    data, raw = deep_replies(exc, self._name), None
-                except JSONDecodeError:
-                    log.warning("%s: skipped a line that is not JSON: %r", self._name, line[:120])
-                    continue
-                if data is None:
-                    continue  # nested too deep and not a reply: dropped (logged by deep_replies)
-                if self.on_line is not None:
-                    if isinstance(data, dict):
-                        self.on_line(raw if raw is not None else dumps(data), data)
-                    elif isinstance(data, list):  # a batch: each message on its own
-                        for item in data:
-                            if isinstance(item, dict):
-                                self.on_line(dumps(item), item)
-                    continue
-                for item in data if isinstance(data, list) else [data]:
-                    if isinstance(item, dict):
-                        self.on_message(item, None)
+                if line.strip():
+                    self._line(line)
         except (OSError, ValueError) as exc:  # ValueError: a line over the reader's limit
             error = BackendUnavailable(self._too_long) if isinstance(exc, ValueError) and self._too_long else exc
             log.warning("%s: read failed: %s", self._name, error)
@@ -74,6 +53,35 @@ class LineChannel:
             self.closed = True
             if self.on_close is not None:
                 self.on_close(error)
+
+    def _line(self, line: bytes) -> None:
+        """One line: its message(s) to on_line (with the bytes to relay) or on_message."""
+        raw: bytes | None = line.strip()
+        try:
+            data = loads(line)
+        except TooDeep as exc:
+            data, raw = deep_replies(exc, self._name), None
+        except JSONDecodeError:
+            log.warning("%s: skipped a line that is not JSON: %r", self._name, line[:120])
+            return
+        if data is None:
+            return  # nested too deep and not a reply: dropped (logged by deep_replies)
+        if self.on_line is not None:
+            self._relay(data, raw)
+            return
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict):
+                self.on_message(item, None)
+
+    def _relay(self, data: Any, raw: bytes | None) -> None:
+        """Each message of a line to on_line with its bytes: the line itself when it is one message read
+        as it was written, else the message encoded again."""
+        if isinstance(data, dict):
+            self.on_line(raw if raw is not None else dumps(data), data)
+        elif isinstance(data, list):  # a batch: each message on its own
+            for item in data:
+                if isinstance(item, dict):
+                    self.on_line(dumps(item), item)
 
     def write(self, message: Message) -> None:
         self.write_line(dumps(message))

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, Target, render_headers
-from only1mcp.http.sse import EventTooLarge, SseDecoder
+from only1mcp.http.sse import EventTooLarge, SseDecoder, SseEvent
 from only1mcp.protocol.codec import JSONDecodeError, dumps, loads_from
 from only1mcp.redact import mask_url
 
@@ -82,20 +82,7 @@ class SseTransport:
         try:
             async for chunk in response.chunks():
                 for event in decoder.feed(chunk):
-                    if event.event == "endpoint":
-                        if self._ready is not None and not self._ready.done():
-                            self._ready.set_result(Target(urljoin(self.url, event.data.strip())))
-                        continue
-                    if event.event != "message" or not event.data:
-                        continue
-                    try:
-                        data = loads_from(event.data, f"backend '{self._name}'")
-                    except JSONDecodeError:
-                        log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
-                        continue
-                    for item in data if isinstance(data, list) else [data]:
-                        if isinstance(item, dict):
-                            self.on_message(item, None)
+                    self._event(event)
         except ConnectError as exc:
             error = exc
         except EventTooLarge as exc:
@@ -112,6 +99,23 @@ class SseTransport:
                         "backend '%s': SSE stream ended%s", self._name, f": {error}" if error else "")
                 if self.on_close is not None:
                     self.on_close(error)
+
+    def _event(self, event: SseEvent) -> None:
+        """One event of the stream: the endpoint to POST to, or message(s) for on_message."""
+        if event.event == "endpoint":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(Target(urljoin(self.url, event.data.strip())))
+            return
+        if event.event != "message" or not event.data:
+            return
+        try:
+            data = loads_from(event.data, f"backend '{self._name}'")
+        except JSONDecodeError:
+            log.warning("backend '%s': skipped an SSE event that is not JSON", self._name)
+            return
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict):
+                self.on_message(item, None)
 
     async def send(self, message: Message, caller: str | None = None) -> None:
         if self.closed or self._endpoint is None:

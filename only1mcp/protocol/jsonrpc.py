@@ -127,10 +127,15 @@ def shape_error(message: Any) -> str | None:
         if "params" in message and not isinstance(message["params"], _PARAMS_TYPES):
             return 'the "params" member must be an object'
         return None
-    if "result" in message or "error" in message:
-        if "id" not in message:
-            return 'a response needs an "id"'
-        if "error" in message and not isinstance(message["error"], dict):
-            return 'the "error" member must be an object'
-        return None
-    return 'a message needs a "method" (request or notification) or a "result"/"error" (response)'
+    return _response_shape_error(message)
+
+
+def _response_shape_error(message: dict[str, Any]) -> str | None:
+    """Why a message without a method is not a JSON-RPC response (clients answer the gateway's requests)."""
+    if "result" not in message and "error" not in message:
+        return 'a message needs a "method" (request or notification) or a "result"/"error" (response)'
+    if "id" not in message:
+        return 'a response needs an "id"'
+    if "error" in message and not isinstance(message["error"], dict):
+        return 'the "error" member must be an object'
+    return None

@@ -259,40 +259,62 @@ def problems(body: bytes, reply: Reply, http: bool, batches: str) -> list[str]:
     try:
         value = reference(body)
     except _Unreadable:
-        if len(answers) != 1 or answers[0]["id"] is not None or answers[0].get("error", {}).get("code") not in (
-                -32700, -32600):
-            found.append(f"expected one -32700 error with a null id for unreadable JSON, got {answers}")
-        return found
+        return found + _unreadable_problems(answers)
     if _depth(value) > 128:
-        expected = _answer_id(value)
-        if len(answers) != 1 or answers[0].get("error", {}).get("code") != -32600 or \
-                _key(answers[0]["id"]) != _key(expected):
-            found.append(f"expected one -32600 error with id {expected!r} for JSON nested too deep, got {answers}")
-        return found
+        return found + _too_deep_problems(value, answers)
     if isinstance(value, list):
-        if batches == "whole" or not value:
-            if len(answers) != 1 or "error" not in answers[0] or answers[0]["id"] is not None:
-                found.append(f"expected one refusal of the batch, got {answers}")
-            return found
-        wanted = sorted(_key(_answer_id(m)) for m in value if _kind(m) in ("request", "invalid"))
-        if sorted(_key(a["id"]) for a in answers) != wanted:
-            found.append(f"batch answers {[a['id'] for a in answers]} are not one per request {wanted}")
-        return found
+        return found + _batch_problems(value, answers, batches)
     kind = _kind(value)
     if kind in ("request", "invalid"):
-        expected = _answer_id(value)
-        if len(answers) != 1 or _key(answers[0]["id"]) != _key(expected):
-            found.append(f"expected one answer with id {expected!r}, got {answers}")
-        elif kind == "invalid" and "error" not in answers[0]:
-            found.append(f"an invalid message got a result: {answers}")
-        if http and reply.status is not None and kind == "invalid" and reply.status != 400 and "error" in answers[0]:
-            found.append(f"an invalid message got HTTP {reply.status}, not 400")
-        return found
-    # A notification or a response: nothing, or on HTTP a refusal (4xx) with one error.
+        return found + _request_problems(kind, value, reply, http)
+    return found + _silent_problems(kind, value, reply, http)
+
+
+def _unreadable_problems(answers: list[Any]) -> list[str]:
+    if len(answers) != 1 or answers[0]["id"] is not None or answers[0].get("error", {}).get("code") not in (
+            -32700, -32600):
+        return [f"expected one -32700 error with a null id for unreadable JSON, got {answers}"]
+    return []
+
+
+def _too_deep_problems(value: Any, answers: list[Any]) -> list[str]:
+    expected = _answer_id(value)
+    if len(answers) != 1 or answers[0].get("error", {}).get("code") != -32600 or \
+            _key(answers[0]["id"]) != _key(expected):
+        return [f"expected one -32600 error with id {expected!r} for JSON nested too deep, got {answers}"]
+    return []
+
+
+def _batch_problems(value: list[Any], answers: list[Any], batches: str) -> list[str]:
+    if batches == "whole" or not value:
+        if len(answers) != 1 or "error" not in answers[0] or answers[0]["id"] is not None:
+            return [f"expected one refusal of the batch, got {answers}"]
+        return []
+    wanted = sorted(_key(_answer_id(m)) for m in value if _kind(m) in ("request", "invalid"))
+    if sorted(_key(a["id"]) for a in answers) != wanted:
+        return [f"batch answers {[a['id'] for a in answers]} are not one per request {wanted}"]
+    return []
+
+
+def _request_problems(kind: str, value: Any, reply: Reply, http: bool) -> list[str]:
+    answers = reply.answers
+    expected = _answer_id(value)
+    if len(answers) != 1 or _key(answers[0]["id"]) != _key(expected):
+        return [f"expected one answer with id {expected!r}, got {answers}"]
+    found = []
+    if kind == "invalid" and "error" not in answers[0]:
+        found.append(f"an invalid message got a result: {answers}")
+    if http and reply.status is not None and kind == "invalid" and reply.status != 400 and "error" in answers[0]:
+        found.append(f"an invalid message got HTTP {reply.status}, not 400")
+    return found
+
+
+def _silent_problems(kind: str, value: Any, reply: Reply, http: bool) -> list[str]:
+    """A notification or a response: nothing, or on HTTP a refusal (4xx) with one error."""
+    answers = reply.answers
     if http and reply.status != 202:
         if not (reply.status is not None and 400 <= reply.status < 500 and len(answers) == 1
                 and "error" in answers[0] and _key(answers[0]["id"]) in (_key(None), _key(_answer_id(value)))):
-            found.append(f"a {kind} got HTTP {reply.status} with {answers}")
-    elif answers:
-        found.append(f"a {kind} was answered: {answers}")
-    return found
+            return [f"a {kind} got HTTP {reply.status} with {answers}"]
+        return []
+    return [f"a {kind} was answered: {answers}"] if answers else []
