@@ -20,6 +20,8 @@ from typing import Any
 
 import msgpack
 
+from .auth.principal import Principal
+
 __all__ = ["InvalidSession", "SessionInfo", "SessionSealer"]
 
 _MAC_BYTES = 16
@@ -43,6 +45,9 @@ class SessionInfo:
     # The client-to-server request capabilities this client declared, in a fixed order: the key of the
     # backend sessions that may serve it (derived, not sealed).
     profile: tuple[str, ...] = field(default=(), compare=False)
+    # Who sends the request being served (authenticated per request, not sealed; ``principal`` above is
+    # the key of the one that opened the session). None while authentication is off.
+    caller: Principal | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "profile", tuple(c for c in RELAYED if c in self.capabilities))

@@ -10,12 +10,17 @@ pydantic-settings (0.25 s of every worker's boot).
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from .audit import AuditSettings
+from .auth import AuthSettings
+from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict
+from .rate_limits import RateLimitSettings
+from .rbac import RbacSettings
 
 __all__ = [
     "LIVE",
@@ -41,35 +46,6 @@ __all__ = [
 _NAME_RE = r"^[A-Za-z0-9_.-]{1,64}$"
 _PREFIX_RE = r"^[A-Za-z0-9_.-]{0,64}$"
 TRANSPORTS = ("stdio", "http", "sse", "websocket")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Reload(StrEnum):
-    """What a config reload does with a setting: apply it to the running gateway, or keep the running value
-    and report that it needs a restart. Every field of the top-level sections carries one (a test walks
-    them); a backend is reloaded as a whole (a changed backend is restarted)."""
-
-    LIVE = "live"
-    RESTART = "restart"
-
-
-LIVE = Reload.LIVE
-RESTART = Reload.RESTART
-
-
-class Sensitive:
-    """Marks a setting never shown in logs or status (its value; its name may be)."""
-
-
-SENSITIVE = Sensitive()
-
-
-def _hint(text: str) -> dict[str, Any]:
-    """Attach the 'what to write instead' text that config errors append."""
-    return {"hint": text}
 
 
 class ServerSettings(_Strict):
@@ -599,6 +575,10 @@ class Settings(BaseModel):
     proxy: Annotated[ProxySettings, LIVE] = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
     sessions: Annotated[SessionSettings, LIVE] = Field(default_factory=SessionSettings)  # type: ignore[arg-type]
     backends: Annotated[list[Backend], AfterValidator(_unique_names), LIVE] = Field(default_factory=list)
+    auth: Annotated[AuthSettings, LIVE] = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    rbac: Annotated[RbacSettings, LIVE] = Field(default_factory=RbacSettings)  # type: ignore[arg-type]
+    rate_limits: Annotated[RateLimitSettings, LIVE] = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
+    audit: Annotated[AuditSettings, LIVE] = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
 
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
         return [b for b in self.backends if b.enabled]

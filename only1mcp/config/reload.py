@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .models import Reload, Sensitive, Settings
+from .fields import Reload, Sensitive
+from .models import Settings
 
 __all__ = ["Pending", "reload_mark", "sections", "split_reload"]
 

@@ -1,0 +1,1 @@
+"""Who a request comes from: credentials checked at the door, the principal they prove."""

@@ -1,0 +1,32 @@
+"""The principal a request was authenticated as: what policy, quotas and the audit trail key on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["AuthMethod", "Principal"]
+
+
+class AuthMethod(StrEnum):
+    ANONYMOUS = "anonymous"  # auth.mode none: known by the client's address only
+    JWT = "jwt"
+    API_KEY = "api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who sent a request. ``subject``: a JWT's ``sub``, an API key's configured name, or the client's
+    address when authentication is off. ``roles`` and ``scopes`` come from the credential of this request
+    (a refreshed token may carry others than the one that opened the session)."""
+
+    subject: str
+    method: AuthMethod
+    roles: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+    expires: float | None = None  # wall-clock time the credential stops being valid
+
+    @property
+    def key(self) -> str:
+        """The stable identity: sealed into the sessions this principal opens, and a rate-limit key."""
+        return f"{self.method}:{self.subject}"
