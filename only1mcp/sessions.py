@@ -46,7 +46,8 @@ class SessionInfo:
     # backend sessions that may serve it (derived, not sealed).
     profile: tuple[str, ...] = field(default=(), compare=False)
     # Who sends the request being served (authenticated per request, not sealed; ``principal`` above is
-    # the key of the one that opened the session). None while authentication is off.
+    # the key of the one that opened the session). None while authentication is off, except that a door
+    # attaches the anonymous principal of the client's address when a per-tool rate limit counts against it.
     caller: Principal | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

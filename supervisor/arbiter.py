@@ -38,6 +38,7 @@ from .fleet import Fleet, Specs
 from .health import HealthManager
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
+from .quotas import Quotas
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
 from .stdio_children import StdioChildren
@@ -59,7 +60,7 @@ class _Parts:
     def __init__(self, runtime_dir: Path, endpoints: Endpoints, ctx: zmq.asyncio.Context,
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
-                 children: StdioChildren, fleet: Fleet) -> None:
+                 children: StdioChildren, fleet: Fleet, quotas: Quotas) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -73,6 +74,7 @@ class _Parts:
         self.health = health
         self.children = children
         self.fleet = fleet
+        self.quotas = quotas
 
 
 class Supervisor:
@@ -174,11 +176,12 @@ class Supervisor:
         record = self._revocation_log(secret) if sessions.secret else None  # else sessions end with the gateway
         revocations = RevocationList(publisher, mailboxes.drop, record)
         revocations.load()
+        quotas = Quotas(relay, self._sender, self.settings.rate_limits)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet)
-        for part in (fleet, children, mailboxes, revocations, health):
+                             catalog, health, children, fleet, quotas)
+        for part in (fleet, children, mailboxes, revocations, health, quotas):
             part.register(self.reports)
-        for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT}):  # those two are ours to send
+        for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT, Kind.LEASE_GRANT}):  # those are ours to send
             self.reports.register(kind, relay.publish)
         self.reports.register(Kind.BACKEND_CHANGED, lambda envelope: catalog.backend_changed(
             envelope.payload.backend))  # type: ignore[attr-defined]
@@ -188,6 +191,7 @@ class Supervisor:
         self._tasks.spawn(publisher.run_heartbeats(server.heartbeat_interval), "bus-heartbeat")
         self._tasks.spawn(sink.serve(), "bus-reports")
         self._tasks.spawn(self._housekeeping(), "housekeeping")
+        self._tasks.spawn(quotas.sweep(), "rate-limit-leases")
         self._tasks.spawn(self._first_catalog(), "first-catalog")
         if record is not None:
             self._tasks.spawn(revocations.follow(), "revocation-log")
@@ -299,6 +303,7 @@ class Supervisor:
         sessions = settings.sessions
         parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
         parts.revocations.ttl = sessions.ttl
+        parts.quotas.configure(settings.rate_limits)
         keys = parts.publisher.get(Namespace.SESSIONS)
         if isinstance(keys, SessionKeys) and keys.ttl != sessions.ttl:
             parts.publisher.set(Namespace.SESSIONS, "", SessionKeys(keys.secret, sessions.ttl))
@@ -369,6 +374,7 @@ class Supervisor:
             "routes": parts.health.describe(),
             "stdio": parts.children.describe(),
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
+            "rate_limits": parts.quotas.describe(),
             "bus": {"reports": self.reports.describe(), "background_failures": self._tasks.failures},
         }
 

@@ -17,11 +17,13 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.versions import negotiate
+from only1mcp.ratelimit.limits import Limit
 from only1mcp.sessions import SessionInfo
 
 from . import tasks
-from .calls import Channel, ClientCall
+from .calls import Channel, ClientCall, ReplyChannel
 from .gateway import Gateway
+from .rate_limits import RateLimited, caller_key
 
 __all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
 
@@ -110,6 +112,8 @@ class Dispatcher:
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
             return result_bytes(request_id, await self.answer(session, method, request_id, params or {}, channel))
         except JsonRpcError as exc:
+            if isinstance(exc, RateLimited) and isinstance(channel, ReplyChannel):
+                channel.rate_limited(exc.refusal.retry_after)
             return error_bytes(request_id, exc.code, exc.message, exc.data)
 
     def page(self, method: str, params: dict[str, Any] | None) -> bytes:
@@ -125,6 +129,8 @@ class Dispatcher:
                 raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
             return await handler(session, request_id, params, channel)
         except JsonRpcError as exc:
+            if isinstance(exc, RateLimited):
+                raise  # logged where it was decided
             if not isinstance(exc, BackendError) or exc.code in (Code.BACKEND_UNAVAILABLE, Code.REQUEST_TIMEOUT):
                 log.info("%s %s failed: %s", method, request_id, exc.message)
             raise
@@ -250,6 +256,9 @@ class Dispatcher:
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
         backend, original = self._named(self.view.tool, name, "tool")
+        limits = self._gateway.limits
+        if limits.per_tool or limits.per_backend:
+            await self._within_limits(session, name, backend)
         router = self._gateway.routers.get(backend)
         key = None
         if router is not None and router.hash_argument is not None:
@@ -263,6 +272,20 @@ class Dispatcher:
             self._gateway.remember_task(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
+
+    async def _within_limits(self, session: SessionInfo, tool: str, backend: str) -> None:
+        """RateLimited when the call is over per_tool (its principal's bucket for this tool) or per_backend
+        (everyone's bucket for this backend). The principal's own bucket is asked first, so a call refused
+        there takes nothing from the backend's, which all clients share."""
+        limits = self._gateway.limits
+        if limits.per_tool:
+            refused = await limits.admit(Limit.PER_TOOL, f"{caller_key(session)} {tool}")
+            if refused is not None:
+                raise RateLimited(refused)
+        if limits.per_backend:
+            refused = await limits.admit(Limit.PER_BACKEND, backend)
+            if refused is not None:
+                raise RateLimited(refused)
 
     def _idempotent_tool(self, backend: str, exposed: str, original: str) -> bool:
         """Safe to retry elsewhere: configured so, or annotated idempotent or read-only by the backend."""

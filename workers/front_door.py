@@ -12,12 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.auth.principal import Principal
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import SessionRevoke
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.ratelimit.limits import Limit, Refusal, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import ReplyChannel
@@ -26,6 +28,7 @@ from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import AiohttpExchange, Answer, Exchange, web_response
 from .gateway import Gateway
 from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal, too_deep
+from .rate_limits import too_many
 from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor"]
@@ -102,7 +105,7 @@ class FrontDoor:
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message)
+            return await self._initialize(exchange, message)
         session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
         if isinstance(session, Answer):
             return session
@@ -112,12 +115,39 @@ class FrontDoor:
         if "id" not in message:
             self._dispatcher.notification(session, message)
             return _ACCEPTED
+        limits = self._gateway.limits
+        if limits.per_principal or limits.per_tool:
+            session = await self._limited(exchange, session, message["id"])
+            if isinstance(session, Answer):
+                return session
         channel = ReplyChannel(exchange, {})
         return await channel.finish(await self._dispatcher.request(session, message, channel))
 
-    def _initialize(self, message: dict[str, Any]) -> Answer:
+    async def _limited(self, exchange: Exchange, session: SessionInfo, request_id: Any) -> SessionInfo | Answer:
+        """429 when the request's principal is over rate_limits.per_principal; else the session as the
+        dispatcher should see it (with the caller that per-tool limits count against)."""
+        limits = self._gateway.limits
+        if limits.per_principal:
+            key = principal_key(session.caller, exchange.client_address())
+            if not limits.admit_now(Limit.PER_PRINCIPAL, key):  # the common case: a lease held here, no wait
+                refused = await limits.admit(Limit.PER_PRINCIPAL, key)
+                if refused is not None:
+                    return too_many(refused, request_id)
+        return limits.identify(session, exchange.client_address()) if limits.per_tool else session
+
+    async def _over_limit(self, exchange: Exchange, caller: Principal | None, request_id: Any) -> Answer | None:
+        """429 when the request's principal is over rate_limits.per_principal; None when admitted."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL,
+                                                   principal_key(caller, exchange.client_address()))
+        return None if refused is None else too_many(refused, request_id)
+
+    async def _initialize(self, exchange: Exchange, message: dict[str, Any]) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
+        if self._gateway.limits.per_principal:
+            refused = await self._over_limit(exchange, None, message["id"])
+            if refused is not None:
+                return refused
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
@@ -139,7 +169,21 @@ class FrontDoor:
         if session.version not in BATCH_VERSIONS:
             return refusal(400, Code.INVALID_REQUEST, f"JSON-RPC batches are not allowed in protocol version "
                                  f"{session.version} (only 2025-03-26); send one message per POST")
+        replies, refused = await self._batch_replies(exchange, session, messages)
+        if not replies:
+            return _ACCEPTED
+        body = b"[" + b",".join(replies) + b"]"
+        if len(refused) == len(replies):  # every request of it refused by the limit: so is the batch
+            return Answer(429, body, {**JSON, "Retry-After": str(max(r.retry_after for r in refused))})
+        return Answer(200, body, JSON)
+
+    async def _batch_replies(self, exchange: Exchange, session: SessionInfo,
+                             messages: list[Any]) -> tuple[list[bytes], list[Refusal]]:
+        """The answers to a batch's requests, and the rate-limit refusals among them."""
+        if self._gateway.limits.per_tool:
+            session = self._gateway.limits.identify(session, exchange.client_address())
         replies: list[bytes] = []
+        refused: list[Refusal] = []
         for message in messages:
             problem = jsonrpc.shape_error(message)
             if problem is None and message.get("method") == "initialize" and "id" in message:
@@ -152,10 +196,21 @@ class FrontDoor:
             elif "id" not in message:
                 self._dispatcher.notification(session, message)
             else:
-                replies.append(await self._dispatcher.request(session, message, None))
-        if not replies:
-            return _ACCEPTED
-        return Answer(200, b"[" + b",".join(replies) + b"]", JSON)
+                replies.append(await self._batched_request(exchange, session, message, refused))
+        return replies, refused
+
+    async def _batched_request(self, exchange: Exchange, session: SessionInfo, message: dict[str, Any],
+                               refused: list[Refusal]) -> bytes:
+        """The answer to one request of a batch; each counts against per_principal as one request (a
+        refusal is its error in the batch's answer, and is added to ``refused``)."""
+        limits = self._gateway.limits
+        if limits.per_principal:
+            refusal_ = await limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller,
+                                                                            exchange.client_address()))
+            if refusal_ is not None:
+                refused.append(refusal_)
+                return error_bytes(message["id"], Code.RATE_LIMITED, refusal_.message, refusal_.data)
+        return await self._dispatcher.request(session, message, None)
 
     # ------------------------------------------------------------ GET and DELETE
 

@@ -36,6 +36,7 @@ from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
 from .origins import OriginPolicy
+from .rate_limits import RateLimiter
 from .routing import OutcomeBatcher, Router
 from .streams import SessionStreams
 
@@ -59,6 +60,7 @@ class Gateway:
         self.policy = OriginPolicy(spec.host, [], [])  # replaced with the configured one on every config
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
+        self.limits = RateLimiter(reporter)
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
@@ -84,6 +86,7 @@ class Gateway:
         inbox.register(Kind.CLIENT_RESPONSE, self._relayed_response)
         inbox.register(Kind.CANCEL_CALL, self._relayed_cancel)
         inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
+        self.limits.register(inbox)
 
     # ------------------------------------------------------------ shared state
 
@@ -96,6 +99,7 @@ class Gateway:
             set_level(server.log_level)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
+            self.limits.configure(self.settings.rate_limits)
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers
@@ -275,6 +279,7 @@ class Gateway:
             return
 
     async def close(self) -> None:
+        await self.limits.close()
         self.streams.close_all()
         self.outstanding.clear()
         await self.tasks.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
@@ -39,10 +41,11 @@ LEGACY_VERSION = "2024-11-05"
 
 
 class _Stream:
-    __slots__ = ("calls", "queue", "session")
+    __slots__ = ("address", "calls", "queue", "session")
 
-    def __init__(self, session: SessionInfo) -> None:
+    def __init__(self, session: SessionInfo, address: str) -> None:
         self.session = session
+        self.address = address  # the client's, from its GET: its messages count against it while auth is off
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -68,7 +71,7 @@ class LegacySseDoor:
         if sealer is None:
             return self._refuse(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
         token, session = sealer.new(LEGACY_VERSION, {}, {})
-        stream = _Stream(session)
+        stream = _Stream(session, request.remote or "")
         self._streams[token] = stream
         self._gateway.streams.attach(session.sid, stream.push)
         response = web.StreamResponse(headers=SSE_HEADERS)
@@ -133,7 +136,30 @@ class LegacySseDoor:
             log.info("dropped a relayed legacy SSE message: its stream is closed")
 
     def _deliver(self, token: str, message: dict[str, Any]) -> None:
+        """A message of the stream's client. Rate limits are checked here, where its answer is written (the
+        stream is the only way to tell the client, so a refusal is the JSON-RPC error alone)."""
         stream = self._streams[token]
+        limits = self._gateway.limits
+        if limits.per_principal and "id" in message and "method" in message and not limits.admit_now(
+                Limit.PER_PRINCIPAL, principal_key(stream.session.caller, stream.address)):
+            self._track(stream, self._admit_then_handle(stream, message))
+        else:
+            self._handle(stream, message)
+
+    async def _admit_then_handle(self, stream: _Stream, message: dict[str, Any]) -> None:
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(stream.session.caller,
+                                                                                       stream.address))
+        if refused is None:
+            self._handle(stream, message)
+        else:
+            stream.queue.put_nowait(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
+
+    def _track(self, stream: _Stream, work: Coroutine[Any, Any, None]) -> None:
+        task = watched(asyncio.get_running_loop().create_task(work))
+        stream.calls.add(task)
+        task.add_done_callback(stream.calls.discard)
+
+    def _handle(self, stream: _Stream, message: dict[str, Any]) -> None:
         if message.get("method") == "initialize":
             try:
                 result, version, capabilities = self._dispatcher.initialize(message.get("params"))
@@ -149,13 +175,12 @@ class LegacySseDoor:
             if "id" in message:  # a notification named initialize gets no answer, like any notification
                 stream.queue.put_nowait(result_bytes(message["id"], result))
             return
-        task = watched(asyncio.get_running_loop().create_task(self._run(stream, message)))
-        stream.calls.add(task)
-        task.add_done_callback(stream.calls.discard)
+        self._track(stream, self._run(stream, message))
 
     async def _run(self, stream: _Stream, message: dict[str, Any]) -> None:
+        session = self._gateway.limits.identify(stream.session, stream.address)
         try:
-            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push))
+            answer = await self._dispatcher.handle(session, message, SinkChannel(stream.push))
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the stream goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

@@ -27,13 +27,15 @@ from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps, loads
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.versions import ALL_VERSIONS
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
 
 from .calls import ReplyChannel
 from .dispatch import SERVER_INFO, Dispatcher
-from .exchange import AiohttpExchange
+from .exchange import AiohttpExchange, web_response
 from .gateway import Gateway
 from .listen import Listeners
+from .rate_limits import RateLimited, too_many
 
 __all__ = ["StatelessDoor"]
 
@@ -155,6 +157,11 @@ class StatelessDoor:
         envelope, params = admitted
         request_id, method = message["id"], message["method"]
         session = self._session(envelope)
+        limits = self._gateway.limits
+        if limits.per_principal or limits.per_tool:
+            session = await self._limited(request, session, request_id)
+            if isinstance(session, web.Response):
+                return session
         try:
             served = await self._serve_here(request, request_id, method, params, session)
         except JsonRpcError as exc:
@@ -173,6 +180,17 @@ class StatelessDoor:
             outcome = await self._start(message, params, envelope, session, channel)
         body, status = outcome
         return exchange.respond(await channel.finish(dumps(body), status))
+
+    async def _limited(self, request: web.Request, session: SessionInfo, request_id: Any) -> SessionInfo | web.Response:
+        """429 when the request's principal is over rate_limits.per_principal; else the session as the
+        dispatcher should see it (with the caller that per-tool limits count against)."""
+        limits = self._gateway.limits
+        address = request.remote or ""
+        if limits.per_principal:
+            refused = await limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller, address))
+            if refused is not None:
+                return web_response(too_many(refused, request_id))
+        return limits.identify(session, address)
 
     def _admit(self, request: web.Request, message: Any) -> web.Response | tuple[modern.Envelope, dict[str, Any]]:
         """The request's envelope and params, or the answer that ends it here: a refusal, or 202 for a
@@ -293,6 +311,8 @@ class StatelessDoor:
         try:
             result = task.result()
         except JsonRpcError as exc:
+            if isinstance(exc, RateLimited) and isinstance(call.sink, ReplyChannel):
+                call.sink.rate_limited(exc.refusal.retry_after)  # 429 with Retry-After, like the other doors
             return jsonrpc.error_message(request_id, exc.code, exc.message, exc.data), modern.http_status(exc.code)
         except asyncio.CancelledError:
             return jsonrpc.error_message(request_id, Code.REQUEST_TIMEOUT, f"{call.method} was abandoned: the "

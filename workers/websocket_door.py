@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -18,6 +19,7 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
@@ -35,10 +37,11 @@ _HEARTBEAT = 30.0  # seconds between WebSocket pings; a peer that stops answerin
 class _Connection:
     """One socket: its session once initialized, and the calls it has running."""
 
-    __slots__ = ("calls", "session", "socket")
+    __slots__ = ("address", "calls", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse) -> None:
+    def __init__(self, socket: web.WebSocketResponse, address: str) -> None:
         self.socket = socket
+        self.address = address  # the client's: its messages count against it while auth is off
         self.session: SessionInfo | None = None
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -81,7 +84,7 @@ class WebSocketDoor:
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket)
+        connection = _Connection(socket, request.remote or "")
         self._open.add(socket)
         try:
             async for frame in socket:
@@ -123,6 +126,33 @@ class WebSocketDoor:
         if problem is not None:
             _refuse(connection, answer_id(message), Code.INVALID_REQUEST, problem)
             return
+        limits = self._gateway.limits
+        if limits.per_principal and "id" in message and "method" in message and not limits.admit_now(
+                Limit.PER_PRINCIPAL, self._principal(connection)):
+            self._track(connection, self._admit_then_handle(connection, message))
+        else:
+            self._handle(connection, message)
+
+    @staticmethod
+    def _principal(connection: _Connection) -> str:
+        session = connection.session
+        return principal_key(session.caller if session is not None else None, connection.address)
+
+    async def _admit_then_handle(self, connection: _Connection, message: dict[str, Any]) -> None:
+        """A request that needs the supervisor's word on the rate limit; refused, it gets the JSON-RPC error
+        alone (a WebSocket has no status per message)."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, self._principal(connection))
+        if refused is None:
+            self._handle(connection, message)
+        else:
+            connection.send(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
+
+    def _track(self, connection: _Connection, work: Coroutine[Any, Any, None]) -> None:
+        task = watched(asyncio.get_running_loop().create_task(work))
+        connection.calls.add(task)
+        task.add_done_callback(connection.calls.discard)
+
+    def _handle(self, connection: _Connection, message: dict[str, Any]) -> None:
         if message.get("method") == "initialize":
             self._initialize(connection, message)
             return
@@ -131,9 +161,8 @@ class WebSocketDoor:
             if "id" in message and "method" in message:
                 _refuse(connection, message["id"], Code.INVALID_REQUEST, "initialize first")
             return
-        task = watched(asyncio.get_running_loop().create_task(self._run(connection, session, message)))
-        connection.calls.add(task)
-        task.add_done_callback(connection.calls.discard)
+        self._track(connection, self._run(connection, self._gateway.limits.identify(session, connection.address),
+                                          message))
 
     def _initialize(self, connection: _Connection, message: dict[str, Any]) -> None:
         sealer = self._gateway.sealer

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from only1mcp.ratelimit.limits import Limit
+
 from .state import StateEntry
 from .wire import Payload, payload
 
@@ -35,6 +37,13 @@ __all__ = [
     "Empty",
     "Heartbeat",
     "Kind",
+    "LeaseAsk",
+    "LeaseAsks",
+    "LeaseEnd",
+    "LeaseEnds",
+    "LeaseGrant",
+    "LeaseGrants",
+    "LeaseUse",
     "LegacyPost",
     "LinkHello",
     "LinkPurpose",
@@ -86,6 +95,8 @@ class Kind(IntEnum):
     CALL_OUTCOMES = 18
     SESSION_SEND = 19
     SESSION_REVOKE = 20
+    LEASE_ASK = 21
+    LEASE_RETURN = 22
     # addressed to one worker or all (relay PUB; a worker sends them as reports, the supervisor forwards)
     CLIENT_RESPONSE = 30
     CANCEL_CALL = 31
@@ -96,6 +107,7 @@ class Kind(IntEnum):
     UNSUBSCRIBE = 36
     SESSION_EVENT = 37
     ADOPT = 38
+    LEASE_GRANT = 39
     # a connection to one shared stdio backend in the stdio host
     LINK_HELLO = 40
     LINK_SEND = 41
@@ -300,6 +312,47 @@ class SessionRevoke(Payload):
     expires: float  # wall-clock time its token would have expired anyway
 
 
+@payload
+class LeaseUse(Payload):
+    """Tokens of a lease spent so far."""
+
+    lease: int
+    used: int
+
+
+@payload
+class LeaseAsk(Payload):
+    """A worker wants tokens of one bucket (``want``: requests waiting for them, at least 1), and reports
+    what it spent of the leases it holds on it, so the bucket refills behind them."""
+
+    limit: Limit
+    key: str  # the principal key, "<principal key> <tool>", or the backend's name
+    want: int
+    uses: tuple[LeaseUse, ...]
+
+
+@payload
+class LeaseAsks(Payload):
+    """Every ask a worker made in one turn of its event loop."""
+
+    asks: tuple[LeaseAsk, ...]
+
+
+@payload
+class LeaseEnd(Payload):
+    """A worker is done with a lease, having spent ``used`` of its tokens; the rest go back to the bucket."""
+
+    limit: Limit
+    key: str
+    lease: int
+    used: int
+
+
+@payload
+class LeaseEnds(Payload):
+    ends: tuple[LeaseEnd, ...]
+
+
 # ---------------------------------------------------------------- relayed
 
 
@@ -387,6 +440,28 @@ class Adopt(Payload):
     replaces: int  # pid of the worker that died
 
 
+@payload
+class LeaseGrant(Payload):
+    """Tokens of one bucket for the asking worker: ``tokens`` under ``lease`` (0 and 0: none now) usable until
+    ``expires``; ``retry_at``: when the bucket will next hold enough to be worth asking (both times on
+    CLOCK_MONOTONIC, which every process of the gateway reads alike)."""
+
+    limit: Limit
+    key: str
+    lease: int
+    tokens: int
+    expires: float
+    retry_at: float
+
+
+@payload
+class LeaseGrants(Payload):
+    """The answers to one LeaseAsks, in its order."""
+
+    to: Target
+    grants: tuple[LeaseGrant, ...]
+
+
 # ---------------------------------------------------------------- stdio host links
 
 
@@ -464,6 +539,10 @@ SPECS: dict[Kind, MessageSpec] = {
                                    "a message for a session's GET stream"),
     Kind.SESSION_REVOKE: MessageSpec(Channel.REPORT, "worker → supervisor", SessionRevoke,
                                      "a session was ended (DELETE)"),
+    Kind.LEASE_ASK: MessageSpec(Channel.REPORT, "worker → supervisor", LeaseAsks,
+                                "tokens wanted from rate-limit buckets"),
+    Kind.LEASE_RETURN: MessageSpec(Channel.REPORT, "worker → supervisor", LeaseEnds,
+                                   "leases done with: their unused tokens go back"),
     Kind.CLIENT_RESPONSE: MessageSpec(Channel.RELAY, "worker → worker", ClientResponse,
                                       "a client's answer to a relayed request"),
     Kind.CANCEL_CALL: MessageSpec(Channel.RELAY, "worker → all", CancelCall, "a client cancelled a call"),
@@ -480,6 +559,8 @@ SPECS: dict[Kind, MessageSpec] = {
     Kind.SESSION_EVENT: MessageSpec(Channel.RELAY, "supervisor → all", SessionEvent,
                                     "a numbered mailbox event"),
     Kind.ADOPT: MessageSpec(Channel.RELAY, "supervisor → standbys", Adopt, "take this slot now"),
+    Kind.LEASE_GRANT: MessageSpec(Channel.RELAY, "supervisor → worker", LeaseGrants,
+                                  "leased tokens (or when to ask again)"),
     Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,
                                  "first frame: what the link is for"),
     Kind.LINK_SEND: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkSend,

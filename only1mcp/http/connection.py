@@ -56,8 +56,8 @@ class _Refused(Exception):
 class HttpConnection(ResponseWriter):
     """One client connection; ``phase`` and ``since`` tell the server's sweep which time limit runs."""
 
-    __slots__ = ("_backlog", "_backlog_size", "_buffer", "_fields", "_handed", "_head_end", "_headers", "_length",
-                 "_limits", "_parser", "_task", "_url", "done", "phase", "since")
+    __slots__ = ("_address", "_backlog", "_backlog_size", "_buffer", "_fields", "_handed", "_head_end", "_headers",
+                 "_length", "_limits", "_parser", "_task", "_url", "done", "phase", "since")
 
     _server: HttpServer
 
@@ -76,6 +76,7 @@ class HttpConnection(ResponseWriter):
         self._length = 0
         self._task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
         self._handed = False
+        self._address: str | None = None  # the client's, looked up when first asked for
         self.done: asyncio.Future[None] | None = None  # set while a request is being answered
         self.phase = HEAD
         self.since = 0.0
@@ -95,6 +96,14 @@ class HttpConnection(ResponseWriter):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._release()
+
+    def client_address(self) -> str:
+        """The client's IP address ('' when the transport has none, e.g. a Unix socket)."""
+        address = self._address
+        if address is None:
+            peer = self._transport.get_extra_info("peername") if self._transport is not None else None
+            address = self._address = peer[0] if isinstance(peer, tuple) and peer else ""
+        return address
 
     def data_received(self, data: bytes) -> None:
         if self._handed:

@@ -39,6 +39,7 @@ class Code(IntEnum):
     REQUEST_TIMEOUT = -32001
     RESOURCE_NOT_FOUND = -32002
     BACKEND_UNAVAILABLE = -32003
+    RATE_LIMITED = -32004  # a rate limit refused the request (HTTP 429 where the transport has a status)
     # 2026-07-28
     HEADER_MISMATCH = -32020
     MISSING_CLIENT_CAPABILITY = -32021

@@ -1,0 +1,83 @@
+"""A worker's leased tokens on one bucket: admitting from them, and when to ask for more or give them back.
+
+The lease's expiry is a time on CLOCK_MONOTONIC, which every process of the gateway reads alike (one host),
+so the worker stops admitting on a lease before the supervisor writes it off, without any exchange.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ASK_LOST", "IDLE_RETURN", "STOP_MARGIN", "Holding", "LocalLease"]
+
+STOP_MARGIN = 0.05  # stop admitting on a lease this long before it expires (the supervisor's write-off is later)
+IDLE_RETURN = 0.2  # a lease unused this long goes back, so its tokens can serve another worker
+ASK_LOST = 2.0  # an ask unanswered this long is taken as lost (a full report queue drops it): ask again
+
+
+class LocalLease:
+    __slots__ = ("lease", "remaining", "until", "used")
+
+    def __init__(self, lease: int, tokens: int, until: float) -> None:
+        self.lease = lease
+        self.remaining = tokens
+        self.used = 0
+        self.until = until  # admit on it only before this
+
+
+class Holding:
+    """The leases held on one bucket, and what the supervisor said about asking again."""
+
+    __slots__ = ("asked", "last_grant", "last_use", "leases", "next_ask")
+
+    def __init__(self, now: float) -> None:
+        self.leases: list[LocalLease] = []
+        self.last_use = now
+        self.last_grant = 0
+        self.next_ask = 0.0  # the supervisor's retry_at: the bucket holds nothing worth asking for before
+        self.asked = 0.0  # when the ask in flight was sent; 0 when none is
+
+    def take(self, now: float) -> bool:
+        """Admit one request from a lease, if one has a token and time left."""
+        for lease in self.leases:
+            if lease.remaining and now < lease.until:
+                lease.remaining -= 1
+                lease.used += 1
+                self.last_use = now
+                return True
+        return False
+
+    def running_low(self) -> bool:
+        """Time to ask ahead: a quarter of the last grant or less is left (so a busy worker rarely waits)."""
+        left = 0
+        for lease in self.leases:
+            left += lease.remaining
+        return left <= self.last_grant // 4
+
+    def may_ask(self, now: float) -> bool:
+        return (not self.asked or now - self.asked >= ASK_LOST) and now >= self.next_ask
+
+    def uses(self) -> dict[int, int]:
+        """Tokens spent so far per lease (reported with an ask, so the bucket refills behind them)."""
+        return {lease.lease: lease.used for lease in self.leases if lease.lease}
+
+    def granted(self, lease: int, tokens: int, expires: float, retry_at: float) -> None:
+        self.asked = 0.0
+        self.next_ask = retry_at
+        if tokens:
+            self.leases.append(LocalLease(lease, tokens, expires - STOP_MARGIN))
+            self.last_grant = tokens
+
+    def ending(self, now: float) -> list[tuple[int, int]]:
+        """Remove and return (lease, used) of each lease that is spent, at its end, or unused lately."""
+        idle = now - self.last_use >= IDLE_RETURN
+        ended = [lease for lease in self.leases if not lease.remaining or now >= lease.until or idle]
+        if ended:
+            self.leases = [lease for lease in self.leases if lease not in ended]
+        return [(lease.lease, lease.used) for lease in ended if lease.lease]
+
+    def forgettable(self, now: float) -> bool:
+        """Nothing held, nothing asked, nothing known to refuse with: as good as never seen."""
+        return not self.leases and not self.asked and now >= self.next_ask
+
+    def wait(self, now: float) -> float:
+        """Seconds until asking makes sense again (for a refusal's Retry-After)."""
+        return max(0.0, self.next_ask - now)
