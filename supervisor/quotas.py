@@ -67,7 +67,8 @@ class Quotas:
         grants = []
         for ask in asks.asks:
             grant = book.ask(holder, ask.limit, ask.key, ask.want, {use.lease: use.used for use in ask.uses}, now)
-            grants.append(LeaseGrant(ask.limit, ask.key, grant.lease, grant.tokens, grant.expires, grant.retry_at))
+            grants.append(LeaseGrant(ask.limit, ask.key, grant.lease, grant.tokens, grant.starts, grant.expires,
+                                     grant.retry_at))
         self.asks += len(grants)
         self._relay.publish(Envelope.of(Kind.LEASE_GRANT, self._sender,
                                         LeaseGrants(Target(sender.slot, sender.pid), tuple(grants))))

@@ -111,7 +111,7 @@ class RateLimiter:
         now = self._clock()
         if not holding.take(now):
             return False
-        if holding.running_low() and holding.may_ask(now):
+        if holding.asks_ahead(now):
             self._ask((limit, key), holding, now)  # ahead of need, so this worker rarely waits
         return True
 
@@ -142,6 +142,8 @@ class RateLimiter:
         now = self._clock()
         holding = self._holdings.get(bucket)
         if holding is not None and holding.take(now):
+            if holding.asks_ahead(now):
+                self._ask(bucket, holding, now)
             return None
         return self.refuse(limit, key, holding.wait(now) if holding is not None else 1.0)
 
@@ -185,7 +187,7 @@ class RateLimiter:
                 holding = self._holdings[bucket] = Holding(self._clock())
                 self._start_sweeping()
             if holding is not None:
-                holding.granted(grant.lease, grant.tokens, grant.expires, grant.retry_at)
+                holding.granted(grant.lease, grant.tokens, grant.starts, grant.expires, grant.retry_at)
             elif grant.lease:
                 unwanted.append(LeaseEnd(grant.limit, grant.key, grant.lease, 0))  # its limit was removed
             waiter = self._waiters.pop(bucket, None)

@@ -442,14 +442,15 @@ class Adopt(Payload):
 
 @payload
 class LeaseGrant(Payload):
-    """Tokens of one bucket for the asking worker: ``tokens`` under ``lease`` (0 and 0: none now) usable until
-    ``expires``; ``retry_at``: when the bucket will next hold enough to be worth asking (both times on
-    CLOCK_MONOTONIC, which every process of the gateway reads alike)."""
+    """Tokens of one bucket for the asking worker: ``tokens`` under ``lease`` (0 and 0: none now) usable from
+    ``starts`` (later than now for a reservation) until ``expires``; ``retry_at``: when asking again makes
+    sense. Times are on CLOCK_MONOTONIC, which every process of the gateway reads alike."""
 
     limit: Limit
     key: str
     lease: int
     tokens: int
+    starts: float
     expires: float
     retry_at: float
 

@@ -25,6 +25,7 @@ from .models import (
     Timeouts,
     WebSocketBackend,
 )
+from .rate_limits import BucketSettings, RateLimitSettings
 from .reload import reload_mark
 
 __all__ = ["render"]
@@ -33,6 +34,10 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("server", ServerSettings, "The listening side and the process layout. Env: `ONLY1MCP_SERVER__<KEY>`."),
     ("proxy", ProxySettings, "How the merged catalog is presented. Env: `ONLY1MCP_PROXY__<KEY>`."),
     ("sessions", SessionSettings, "Client sessions. Env: `ONLY1MCP_SESSIONS__<KEY>`."),
+    ("rate_limits", RateLimitSettings, "Token buckets that hold across every worker of the gateway: the whole "
+     "cluster admits at most `rate * seconds + burst` per bucket, over any window. Each limit is off unless set. "
+     "Env: `ONLY1MCP_RATE_LIMITS__<KEY>__RATE` and `…__BURST`."),
+    ("rate_limits.per_principal, .per_tool, .per_backend", BucketSettings, "The shape of each bucket."),
     ("backends[] (stdio)", StdioBackend, "A local server run as a child process. Chosen when `command` is given."),
     ("backends[] (http)", HttpBackend, "Streamable HTTP. Chosen for a `url` unless it ends in `/sse` or is ws(s)://."),
     ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),

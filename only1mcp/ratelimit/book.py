@@ -9,6 +9,12 @@ most ``burst + rate * window``, however the leases are spread, returned or lost.
 come back only when its holder returns them; a holder that died (or never returned them) loses them when
 the lease expires, so a dead worker can only make the cluster admit less, never more.
 
+Reservations. A busy bucket has no tokens when asked; it then leases the next quantum ahead, usable from
+the moment the refill will have brought it (``tokens`` goes below zero until then). Only within the room
+the leases leave (``burst - outstanding``), so no refill is cut short while the bucket is in debt and each
+reservation starts exactly when its tokens have accrued. Without them, a worker on a small burst would learn
+"nothing now", come back, and the refill during each round trip would be lost to the cap.
+
 Bounded memory: a bucket with no lease that would be full by now is the same as a new one, so it is
 forgotten; due times sit in heaps, so each sweep costs only what is due.
 """
@@ -27,7 +33,8 @@ __all__ = ["LEASE_SECONDS", "Bucket", "Grant", "Lease", "QuotaBook", "Shape"]
 LEASE_SECONDS = 1.0  # a lease's life: the longest a dead worker's unused tokens stay out of the bucket
 RECLAIM_GRACE = 0.25  # after expiry, time for the holder's return to arrive before the lease is written off
 QUANTUM_SECONDS = 0.05  # the smallest grant worth a message: 50 ms of the rate (at most ~20 asks/s at saturation)
-SLICE_SECONDS = 0.5  # a grant from a bucket with plenty: up to half a second of the rate (or half the burst)
+SLICE_SECONDS = 0.25  # a grant from a bucket with plenty: up to a quarter second of the rate (or half the burst)
+RESERVE_SECONDS = 0.5  # a reservation starts at most this far ahead (further, the worker is told to ask later)
 
 Holder = tuple[int, int]  # (slot, pid) of the worker holding a lease
 BucketKey = tuple[Limit, str]
@@ -41,11 +48,12 @@ class Shape:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """The answer to an ask: ``tokens`` under lease ``lease`` (0: none) until ``expires``; asking again before
-    ``retry_at`` is pointless (the bucket will not hold a quantum before then)."""
+    """The answer to an ask: ``tokens`` under lease ``lease`` (0: none), usable from ``starts`` (now, or when a
+    reservation's tokens have accrued) until ``expires``; asking again before ``retry_at`` is pointless."""
 
     lease: int
     tokens: int
+    starts: float
     expires: float
     retry_at: float
 
@@ -85,9 +93,10 @@ class Bucket:
         self.tokens = min(self.tokens, self.burst - self.outstanding)
 
     def quantum(self) -> int:
-        """The fewest tokens worth granting: 50 ms of the rate, but never more than the bucket can hold now
-        (else a burst smaller than the quantum could never be granted)."""
-        return max(1, min(math.ceil(self.rate * QUANTUM_SECONDS), self.burst - self.outstanding))
+        """The fewest tokens worth granting: 50 ms of the rate, but at most half the burst (a reservation of
+        the whole burst would fill the bucket when it starts, and a full bucket stops refilling until the
+        worker reports the tokens used) and never more than the bucket can hold now."""
+        return max(1, min(math.ceil(self.rate * QUANTUM_SECONDS), self.burst // 2, self.burst - self.outstanding))
 
     def slice(self, want: int) -> int:
         """Most tokens one grant takes: what the worker waits for, or a slice of the rate or burst."""
@@ -149,7 +158,7 @@ class QuotaBook:
         """A worker wants ``want`` tokens (it also reports ``uses``: tokens spent so far per lease it holds)."""
         shape = self._shapes.get(limit)
         if shape is None:  # the worker's config names a limit ours no longer has: nothing to hold it to
-            return Grant(0, max(1, want), now + LEASE_SECONDS, now)
+            return Grant(0, max(1, want), now, now + LEASE_SECONDS, now)
         bucket = self._buckets.get((limit, key))
         if bucket is None:
             bucket = self._buckets[(limit, key)] = Bucket(shape, now)
@@ -158,17 +167,31 @@ class QuotaBook:
             lease = bucket.leases.get(lease_id)
             if lease is not None and lease.holder == holder:
                 bucket.report_use(lease, used)
-        if bucket.tokens < bucket.quantum():
-            return Grant(0, 0, 0.0, bucket.ready_at(now))
-        tokens = min(math.floor(bucket.tokens), bucket.slice(want))
+        quantum = bucket.quantum()
+        if bucket.tokens >= quantum:
+            tokens, starts = min(math.floor(bucket.tokens), bucket.slice(want)), now
+        elif quantum <= bucket.burst - bucket.outstanding:
+            # Reserve the next quantum: usable once the bucket has refilled it, so a busy worker gets its next
+            # slice ahead of time instead of a refusal and another round trip (on a small burst that round
+            # trip would be refill lost). Reserving within the room left keeps refills from being cut short
+            # while the bucket is in debt, so a reservation starts exactly when its tokens have accrued.
+            tokens, starts = quantum, now + (quantum - bucket.tokens) / bucket.rate
+            if starts - now > RESERVE_SECONDS:
+                return Grant(0, 0, 0.0, 0.0, starts - RESERVE_SECONDS)
+        else:
+            return Grant(0, 0, 0.0, 0.0, bucket.ready_at(now))  # leases hold all it may: wait for them
+        return self._lease(bucket, (limit, key), holder, tokens, starts, now)
+
+    def _lease(self, bucket: Bucket, key: BucketKey, holder: Holder, tokens: int, starts: float,
+               now: float) -> Grant:
         lease_id = next(self._ids)
-        expires = now + LEASE_SECONDS
+        expires = starts + LEASE_SECONDS
         bucket.leases[lease_id] = Lease(holder, tokens, expires)
         bucket.outstanding += tokens
         bucket.tokens -= tokens
         self.granted += tokens
-        heapq.heappush(self._expiries, (expires + RECLAIM_GRACE, lease_id, (limit, key)))
-        return Grant(lease_id, tokens, expires, bucket.ready_at(now))
+        heapq.heappush(self._expiries, (expires + RECLAIM_GRACE, lease_id, key))
+        return Grant(lease_id, tokens, starts, expires, bucket.ready_at(now))
 
     def give_back(self, holder: Holder, limit: Limit, key: str, lease_id: int, used: int, now: float) -> None:
         """The holder is done with a lease, having spent ``used`` of its tokens; the rest come back."""
@@ -208,8 +231,17 @@ class QuotaBook:
 
     def next_due(self) -> float | None:
         """When ``sweep`` next has something to do; None while nothing is held."""
-        due = [heap[0][0] for heap in (self._expiries, self._idle) if heap]
+        expiries, idle = self._expiries, self._idle
+        while expiries and not self._holds(expiries[0][2], expiries[0][1]):
+            heapq.heappop(expiries)  # returned already: nothing to write off
+        while idle and idle[0][1] not in self._buckets:
+            heapq.heappop(idle)
+        due = [heap[0][0] for heap in (expiries, idle) if heap]
         return min(due) if due else None
+
+    def _holds(self, key: BucketKey, lease_id: int) -> bool:
+        bucket = self._buckets.get(key)
+        return bucket is not None and lease_id in bucket.leases
 
     def _forget_later(self, bucket: Bucket, key: BucketKey) -> None:
         if not bucket.leases:

@@ -36,14 +36,16 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
         candidates = [Path("/tmp/only1mcp-reload-test")]
     elif str in args or annotation is str:
         candidates = ["x" * 40, "127.0.0.2"]
+    elif field.examples:  # a nested model (e.g. a rate limit's bucket): its documented example
+        candidates = list(field.examples)
     else:
         raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
     for candidate in candidates:
         try:
-            model.model_validate({name: candidate})
+            valid = model.model_validate({name: candidate})
         except ValidationError:
             continue
-        return candidate
+        return getattr(valid, name)
     raise AssertionError(f"no valid alternative value for {model.__name__}.{name}")
 
 
