@@ -24,7 +24,7 @@ from only1mcp.bus.messages import LeaseAsk, LeaseAsks, LeaseEnd, LeaseEnds, Leas
 from only1mcp.config.rate_limits import BucketSettings, RateLimitSettings
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, error_message
-from only1mcp.ratelimit.holding import Holding
+from only1mcp.ratelimit.holding import IDLE_RETURN, Holding
 from only1mcp.ratelimit.limits import Limit, Refusal, retry_after
 from only1mcp.sessions import SessionInfo
 
@@ -63,7 +63,7 @@ class RateLimiter:
     """The leases this worker holds, per bucket. ``per_principal``, ``per_tool``, ``per_backend``: which
     limits are on (read on every request, so a limit that is off costs one attribute read)."""
 
-    __slots__ = ("_clock", "_flush", "_holdings", "_reporter", "_shapes", "_sweeping", "_tasks", "_waiters",
+    __slots__ = ("_ahead", "_clock", "_flush", "_holdings", "_reporter", "_shapes", "_sweeping", "_tasks", "_waiters",
                  "_wanted", "per_backend", "per_principal", "per_tool", "refused")
 
     def __init__(self, reporter: Reporter) -> None:
@@ -74,6 +74,7 @@ class RateLimiter:
         self._wanted: dict[BucketKey, int] = {}  # asks of this loop turn, not sent yet: requests waiting
         self._flush: asyncio.Handle | None = None
         self._shapes: dict[Limit, BucketSettings] = {}
+        self._ahead: set[Limit] = set()  # limits whose buckets are worth asking ahead of need
         self._tasks = Background("rate-limits")
         self._sweeping = False
         self.per_principal = self.per_tool = self.per_backend = False
@@ -89,6 +90,10 @@ class RateLimiter:
         for key in [key for key in self._holdings if key[0] not in shapes]:
             del self._holdings[key]
         self._shapes = shapes
+        # Asking ahead leaves a spare token or two here. Worth it for a bucket that refills at least one
+        # token while a spare nobody wants waits to be given back (IDLE_RETURN); on a slower one, a spare
+        # stranded here would refuse requests at another worker for longer than the refill itself would.
+        self._ahead = {limit for limit, shape in shapes.items() if shape.rate * IDLE_RETURN >= 1}
         self.per_principal = Limit.PER_PRINCIPAL in shapes
         self.per_tool = Limit.PER_TOOL in shapes
         self.per_backend = Limit.PER_BACKEND in shapes
@@ -111,7 +116,7 @@ class RateLimiter:
         now = self._clock()
         if not holding.take(now):
             return False
-        if holding.asks_ahead(now):
+        if limit in self._ahead and holding.asks_ahead(now):
             self._ask((limit, key), holding, now)  # ahead of need, so this worker rarely waits
         return True
 
@@ -142,7 +147,7 @@ class RateLimiter:
         now = self._clock()
         holding = self._holdings.get(bucket)
         if holding is not None and holding.take(now):
-            if holding.asks_ahead(now):
+            if limit in self._ahead and holding.asks_ahead(now):
                 self._ask(bucket, holding, now)
             return None
         return self.refuse(limit, key, holding.wait(now) if holding is not None else 1.0)
