@@ -54,7 +54,8 @@ def _dump(scratch: Path, worker: int, timeout: float = 60.0) -> Path:
     raise RuntimeError(f"callgrind wrote no dump for the worker within {timeout:.0f}s")
 
 
-def run(seconds: float, connections: int) -> dict[str, Any]:
+def run(seconds: float, connections: int, extra_config: str = "") -> dict[str, Any]:
+    """``extra_config``: YAML appended to the gateway's config (e.g. a ``rate_limits`` section)."""
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: apt-get install valgrind wrk")
@@ -66,7 +67,7 @@ def run(seconds: float, connections: int) -> dict[str, Any]:
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         config = scratch / "bench.yaml"
         config.write_text("server: {port: 0, workers: 1, standby_workers: 0, log_level: warning}\n"
-                          f"backends:\n  - name: h\n    url: {backend_url}\n")
+                          f"backends:\n  - name: h\n    url: {backend_url}\n{extra_config}")
         gateway = _spawn(["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
                           f"--callgrind-out-file={scratch}/callgrind.%p", sys.executable, "-m",
                           "only1mcp.supervisor.main", "--config", str(config), "--log-level", "info"], "0",

@@ -27,14 +27,17 @@ class LocalLease:
 class Holding:
     """The leases held on one bucket, and what the supervisor said about asking again."""
 
-    __slots__ = ("asked", "last_grant", "last_wanted", "leases", "next_ask")
+    __slots__ = ("asked", "last_grant", "last_wanted", "leases", "left", "logged", "next_ask", "refused")
 
     def __init__(self, now: float) -> None:
         self.leases: list[LocalLease] = []
+        self.left = 0  # tokens remaining in all its leases (started or not)
         self.last_wanted = now  # the last request that wanted a token (admitted or not)
         self.last_grant = 0
         self.next_ask = 0.0  # the supervisor's retry_at: the bucket holds nothing worth asking for before
         self.asked = 0.0  # when the ask in flight was sent; 0 when none is
+        self.refused = 0  # refusals not yet in the log (the worker logs a bucket's refusals now and then)
+        self.logged = float("-inf")  # when its last refusal line was written
 
     def take(self, now: float) -> bool:
         """Admit one request from a lease, if one has a token and its time has come and not gone."""
@@ -43,16 +46,14 @@ class Holding:
             if lease.remaining and lease.since <= now < lease.until:
                 lease.remaining -= 1
                 lease.used += 1
+                self.left -= 1
                 return True
         return False
 
     def running_low(self) -> bool:
         """Time to ask ahead: half the last grant or less is left (so a busy worker rarely waits, and the use
         it reports lets the bucket refill behind it sooner)."""
-        left = 0
-        for lease in self.leases:
-            left += lease.remaining
-        return left <= self.last_grant // 2
+        return self.left <= self.last_grant // 2
 
     def may_ask(self, now: float) -> bool:
         """Whether asking is worth a message: none is in flight and the supervisor's retry time has come."""
@@ -77,6 +78,7 @@ class Holding:
         if tokens:
             self.leases.append(LocalLease(lease, tokens, starts, expires - STOP_MARGIN))
             self.last_grant = tokens
+            self.left += tokens
 
     def ending(self, now: float) -> list[tuple[int, int]]:
         """Remove and return (lease, used) of each lease that is spent, at its end, or not wanted lately."""
@@ -84,6 +86,7 @@ class Holding:
         ended = [lease for lease in self.leases if not lease.remaining or now >= lease.until or idle]
         if ended:
             self.leases = [lease for lease in self.leases if lease not in ended]
+            self.left = sum(lease.remaining for lease in self.leases)
         return [(lease.lease, lease.used) for lease in ended if lease.lease]
 
     def forgettable(self, now: float) -> bool:

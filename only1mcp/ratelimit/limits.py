@@ -20,12 +20,15 @@ class Limit(StrEnum):
     PER_BACKEND = "per_backend"  # one per backend, everyone together: tools/call
 
 
+_ANONYMOUS = f"{AuthMethod.ANONYMOUS.value}:"  # formatting the enum member on every request cost 0.4 us
+
+
 def principal_key(caller: Principal | None, address: str) -> str:
     """Who a request counts against: its authenticated principal, else (authentication off) the client's
     address, written as the key an anonymous principal of that address would have."""
     if caller is not None:
         return caller.key
-    return f"{AuthMethod.ANONYMOUS}:{address}"
+    return _ANONYMOUS + address
 
 
 def retry_after(seconds: float) -> int:
