@@ -129,7 +129,7 @@ def accuracy(seconds: float) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- cost
 
 def cost(seconds: float, repeat: int) -> dict[str, Any]:
-    """CPU per ping of a 1-worker gateway, interleaved between the three configs."""
+    """CPU per ping of a 1-worker gateway, interleaved between the three configs (medians of ``repeat``)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     two_cores = (os.cpu_count() or 1) >= 2
@@ -141,8 +141,11 @@ def cost(seconds: float, repeat: int) -> dict[str, Any]:
         sessions = {name: gateway.session() for name, gateway in gateways.items()}
         for name, gateway in gateways.items():  # warm up
             _wrk_ping(gateway.url, sessions[name], min(2.0, seconds), load_cpus)
-        for _ in range(repeat):
-            for name, gateway in gateways.items():
+        for round_ in range(repeat):
+            # the order turns every round, so a VM that slows down during a round favours none of them
+            names = list(gateways)[round_ % len(gateways):] + list(gateways)[:round_ % len(gateways)]
+            for name in names:
+                gateway = gateways[name]
                 before = _gateway_cpu(gateway.process.pid)
                 measured = _wrk_ping(gateway.url, sessions[name], seconds, load_cpus)
                 used = _gateway_cpu(gateway.process.pid) - before
