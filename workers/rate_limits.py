@@ -65,7 +65,7 @@ class RateLimiter:
     limits are on (read on every request, so a limit that is off costs one attribute read)."""
 
     __slots__ = ("_ahead", "_clock", "_flush", "_holdings", "_reporter", "_shapes", "_sweeping", "_tasks", "_waiters",
-                 "_wanted", "per_backend", "per_principal", "per_tool", "refused")
+                 "_wanted", "per_backend", "per_principal", "per_tool")
 
     def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
@@ -80,7 +80,6 @@ class RateLimiter:
         self._tasks = Background("rate-limits")
         self._sweeping = False
         self.per_principal = self.per_tool = self.per_backend = False
-        self.refused = 0
 
     def register(self, inbox: MessageRouter) -> None:
         inbox.register(Kind.LEASE_GRANT, self._granted)
@@ -161,24 +160,21 @@ class RateLimiter:
         floods, and a log line costs more than the refusal itself (17 of 26 us)."""
         shape = self._shapes.get(limit)
         refusal = Refusal(limit, shape.rate if shape else 0.0, shape.burst if shape else 0, retry_after(wait))
-        self.refused += 1
+        count = 1
         if holding is not None:
             holding.refused += 1
             now = self._clock()
             if now - holding.logged < _LOG_EVERY:
                 return refusal
-            holding.logged = now
-        count = holding.refused if holding is not None else 1
-        if holding is not None:
-            holding.refused = 0
-        log.info("refused 429: %s (%s; %d refused since this bucket's last such line, at most one a %ds)",
+            holding.logged, count, holding.refused = now, holding.refused, 0
+        log.info("rate limited: %s (%s; %d refused since this bucket's last such line, at most one a %ds)",
                  refusal.message, key, count, _LOG_EVERY)
         return refusal
 
     # ------------------------------------------------------------ asking and answers
 
     def _ask(self, bucket: BucketKey, holding: Holding, now: float) -> None:
-        holding.asked = now
+        holding.ask(now)
         self._waiters[bucket] = asyncio.get_running_loop().create_future()
         self._wanted[bucket] = self._wanted.get(bucket, 0) + 1
         if self._flush is None:

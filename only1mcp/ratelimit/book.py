@@ -93,18 +93,27 @@ class Bucket:
         self.tokens = min(self.tokens, self.burst - self.outstanding)
 
     def quantum(self) -> int:
-        """The fewest tokens worth granting: 50 ms of the rate, but at most half the burst (a reservation of
+        """The fewest tokens worth a grant: 50 ms of the rate, but at most half the burst (a reservation of
         the whole burst would fill the bucket when it starts, and a full bucket stops refilling until the
-        worker reports the tokens used) and never more than the bucket can hold now."""
-        return max(1, min(math.ceil(self.rate * QUANTUM_SECONDS), self.burst // 2, self.burst - self.outstanding))
+        worker reports the tokens used)."""
+        return max(1, min(math.ceil(self.rate * QUANTUM_SECONDS), self.burst // 2))
+
+    def room(self) -> int:
+        """What the bucket may still hold beside the leases' unreported tokens."""
+        return self.burst - self.outstanding
 
     def slice(self, want: int) -> int:
-        """Most tokens one grant takes: what the worker waits for, or a slice of the rate or burst."""
-        return max(want, self.quantum(), min(math.ceil(self.rate * SLICE_SECONDS), math.ceil(self.burst / 2)))
+        """Most tokens one grant takes: what the worker waits for; a quarter second of the rate, up to half the
+        burst; or a quarter of what the bucket holds (a slow bucket with a big burst is not dealt out one
+        token per ask, and three quarters stay for the other workers)."""
+        return max(want, self.quantum(), min(math.ceil(self.rate * SLICE_SECONDS), math.ceil(self.burst / 2)),
+                   math.floor(self.tokens / 4))
 
     def ready_at(self, now: float) -> float:
-        """When the bucket will hold a quantum, as far as refills alone go."""
-        missing = self.quantum() - self.tokens
+        """When the bucket will hold a quantum with room for it, if it refills and the holders spend their
+        leases at the rate: when asking again is worth a message."""
+        quantum = self.quantum()
+        missing = max(quantum - self.tokens, quantum - self.room())
         return now if missing <= 0 else now + missing / self.rate
 
     def report_use(self, lease: Lease, used: int) -> None:
@@ -167,10 +176,10 @@ class QuotaBook:
             lease = bucket.leases.get(lease_id)
             if lease is not None and lease.holder == holder:
                 bucket.report_use(lease, used)
-        quantum = bucket.quantum()
-        if bucket.tokens >= quantum:
+        quantum, room = bucket.quantum(), bucket.room()
+        if bucket.tokens >= max(1, min(quantum, room)):  # a quantum, or all the leases leave room for
             tokens, starts = min(math.floor(bucket.tokens), bucket.slice(want)), now
-        elif quantum <= bucket.burst - bucket.outstanding:
+        elif quantum <= room:
             # Reserve the next quantum: usable once the bucket has refilled it, so a busy worker gets its next
             # slice ahead of time instead of a refusal and another round trip (on a small burst that round
             # trip would be refill lost). Reserving within the room left keeps refills from being cut short
@@ -179,7 +188,7 @@ class QuotaBook:
             if starts - now > RESERVE_SECONDS:
                 return Grant(0, 0, 0.0, 0.0, starts - RESERVE_SECONDS)
         else:
-            return Grant(0, 0, 0.0, 0.0, bucket.ready_at(now))  # leases hold all it may: wait for them
+            return Grant(0, 0, 0.0, 0.0, bucket.ready_at(now))  # leases hold what it may: wait for them
         return self._lease(bucket, (limit, key), holder, tokens, starts, now)
 
     def _lease(self, bucket: Bucket, key: BucketKey, holder: Holder, tokens: int, starts: float,

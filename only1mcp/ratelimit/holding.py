@@ -27,7 +27,7 @@ class LocalLease:
 class Holding:
     """The leases held on one bucket, and what the supervisor said about asking again."""
 
-    __slots__ = ("asked", "last_grant", "last_wanted", "leases", "left", "logged", "next_ask", "refused")
+    __slots__ = ("asked", "fresh", "last_grant", "last_wanted", "leases", "left", "logged", "next_ask", "refused")
 
     def __init__(self, now: float) -> None:
         self.leases: list[LocalLease] = []
@@ -36,6 +36,7 @@ class Holding:
         self.last_grant = 0
         self.next_ask = 0.0  # the supervisor's retry_at: the bucket holds nothing worth asking for before
         self.asked = 0.0  # when the ask in flight was sent; 0 when none is
+        self.fresh = False  # tokens came since the last ask: one ask ahead may go before the retry time
         self.refused = 0  # refusals not yet in the log (the worker logs a bucket's refusals now and then)
         self.logged = float("-inf")  # when its last refusal line was written
 
@@ -60,10 +61,16 @@ class Holding:
         return self._not_asking(now) and now >= self.next_ask
 
     def asks_ahead(self, now: float) -> bool:
-        """Whether to ask ahead, after a take: when running low, whatever the retry time, because the ask
-        reports what was spent, and the bucket refills only behind reported use (on a small burst, waiting
-        for the retry time would leave the refill stopped until then)."""
-        return self._not_asking(now) and self.running_low()
+        """Whether to ask ahead, after a take: when running low. The first such ask after a grant goes at
+        once, whatever the retry time, because it reports what was spent and the bucket refills only behind
+        reported use (on a small burst, waiting would leave the refill stopped until then); later ones wait
+        for the retry time, so a bucket whose leases hold all it may is not asked on every request."""
+        return self._not_asking(now) and self.running_low() and (self.fresh or now >= self.next_ask)
+
+    def ask(self, now: float) -> None:
+        """An ask for this bucket is on its way."""
+        self.asked = now
+        self.fresh = False
 
     def _not_asking(self, now: float) -> bool:
         return not self.asked or now - self.asked >= ASK_LOST
@@ -79,6 +86,7 @@ class Holding:
             self.leases.append(LocalLease(lease, tokens, starts, expires - STOP_MARGIN))
             self.last_grant = tokens
             self.left += tokens
+            self.fresh = True
 
     def ending(self, now: float) -> list[tuple[int, int]]:
         """Remove and return (lease, used) of each lease that is spent, at its end, or not wanted lately."""

@@ -24,13 +24,14 @@ def test_a_new_bucket_is_full_and_a_grant_takes_a_slice_of_it_not_all() -> None:
     assert book.ask(B, P, "k", 1, {}, now=100.0).tokens == 10
     refused = book.ask(A, P, "k", 1, {}, now=100.0)
     assert (refused.lease, refused.tokens) == (0, 0)
-    # The leases hold the whole burst, so the smallest grant is one token (not 50 ms of the rate, which
-    # the bucket cannot hold until they are reported used): one token at 40/s
-    assert refused.retry_at == pytest.approx(100.025)
+    # The leases hold the whole burst: worth asking again once a quantum (50 ms of the rate) could be
+    # spent from them and refilled
+    assert refused.retry_at == pytest.approx(100.05)
 
 
-def test_a_grant_is_at_most_a_quarter_second_of_the_rate() -> None:
-    assert _book(rate=10, burst=20).ask(A, P, "k", 1, {}, now=0.0).tokens == 3
+def test_a_grant_is_a_quarter_second_of_the_rate_or_a_quarter_of_what_the_bucket_holds() -> None:
+    assert _book(rate=100, burst=1000).ask(A, P, "k", 1, {}, now=0.0).tokens == 250
+    assert _book(rate=1, burst=100).ask(A, P, "k", 1, {}, now=0.0).tokens == 25  # not one token per ask
 
 
 def test_a_worker_waiting_with_many_requests_gets_what_they_need() -> None:

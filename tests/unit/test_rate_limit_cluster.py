@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ class _Cluster:
     seed: int
     dies: float | None = None  # when worker 0 is killed (SIGKILL: it sends nothing more)
     admitted: list[float] = field(default_factory=list)
+    asks: int = 0
 
     def run(self) -> list[float]:
         rng = random.Random(self.seed)
@@ -69,7 +71,8 @@ class _Cluster:
 
     def _ask(self, now: float, worker: int) -> None:
         holding = self.holdings[worker]
-        holding.asked = now
+        holding.ask(now)
+        self.asks += 1
         self._at(now + self.latency, "supervisor", worker, (max(1, self.waiting[worker]), holding.uses()))
 
     def _request(self, now: float, worker: int, _: Any) -> None:
@@ -131,8 +134,13 @@ _PARAMETERS = dict(rate=st.floats(0.5, 400), burst=st.integers(1, 300), workers=
 @given(**_PARAMETERS)
 def test_no_window_admits_more_than_burst_plus_rate_times_its_length(rate: float, burst: int, workers: int,
                                                                      latency: float, seed: int) -> None:
-    admitted = _Cluster(rate, burst, workers, latency, 3.0, seed).run()
+    cluster = _Cluster(rate, burst, workers, latency, 3.0, seed)
+    admitted = cluster.run()
     assert _worst_excess(admitted, rate, burst) <= 1e-6
+    # and with few messages: a saturated bucket is asked about once per quantum (50 ms of its rate, at most
+    # half its burst) plus a few times a second per worker, not once per request
+    quantum = max(1, min(math.ceil(rate * 0.05), burst // 2))
+    assert cluster.asks <= 4 * 3.0 * (rate / quantum + 5 * workers), (cluster.asks, len(admitted))
 
 
 @settings(max_examples=60, deadline=None)

@@ -34,8 +34,11 @@ def test_a_worker_asks_ahead_when_half_its_last_grant_is_left_whatever_the_retry
     assert not holding.asks_ahead(1.0)
     holding.take(1.0)
     assert holding.asks_ahead(1.0)  # its ask reports the use, which lets the bucket refill
-    holding.asked = 1.0
+    holding.ask(1.0)
     assert not holding.asks_ahead(1.0)  # one ask at a time
+    holding.granted(0, 0, 0.0, 0.0, 5.0)  # refused: the leases hold all the bucket may
+    assert not holding.asks_ahead(1.0)  # so the next ask waits for the retry time
+    assert holding.asks_ahead(5.0)
 
 
 def test_a_reservation_admits_nothing_before_it_starts() -> None:
