@@ -118,7 +118,7 @@ class RateLimiter:
         now = self._clock()
         if not holding.take(now):
             return False
-        if limit in self._ahead and holding.asks_ahead(now):
+        if holding.left <= holding.low and limit in self._ahead and holding.asks_ahead(now):
             self._ask((limit, key), holding, now)  # ahead of need, so this worker rarely waits
         return True
 

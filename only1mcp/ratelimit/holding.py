@@ -27,13 +27,13 @@ class LocalLease:
 class Holding:
     """The leases held on one bucket, and what the supervisor said about asking again."""
 
-    __slots__ = ("asked", "fresh", "last_grant", "last_wanted", "leases", "left", "logged", "next_ask", "refused")
+    __slots__ = ("asked", "fresh", "last_wanted", "leases", "left", "logged", "low", "next_ask", "refused")
 
     def __init__(self, now: float) -> None:
         self.leases: list[LocalLease] = []
         self.left = 0  # tokens remaining in all its leases (started or not)
+        self.low = 0  # running low at this many left: half the last grant
         self.last_wanted = now  # the last request that wanted a token (admitted or not)
-        self.last_grant = 0
         self.next_ask = 0.0  # the supervisor's retry_at: the bucket holds nothing worth asking for before
         self.asked = 0.0  # when the ask in flight was sent; 0 when none is
         self.fresh = False  # tokens came since the last ask: one ask ahead may go before the retry time
@@ -54,7 +54,7 @@ class Holding:
     def running_low(self) -> bool:
         """Time to ask ahead: half the last grant or less is left (so a busy worker rarely waits, and the use
         it reports lets the bucket refill behind it sooner)."""
-        return self.left <= self.last_grant // 2
+        return self.left <= self.low
 
     def may_ask(self, now: float) -> bool:
         """Whether asking is worth a message: none is in flight and the supervisor's retry time has come."""
@@ -84,7 +84,7 @@ class Holding:
         self.next_ask = retry_at
         if tokens:
             self.leases.append(LocalLease(lease, tokens, starts, expires - STOP_MARGIN))
-            self.last_grant = tokens
+            self.low = tokens // 2
             self.left += tokens
             self.fresh = True
 
