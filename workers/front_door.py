@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import SessionRevoke
 from only1mcp.protocol import jsonrpc, modern
@@ -102,7 +103,7 @@ class FrontDoor:
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message)
+            return self._initialize(message, exchange.peer())
         session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
         if isinstance(session, Answer):
             return session
@@ -113,21 +114,25 @@ class FrontDoor:
             self._dispatcher.notification(session, message)
             return _ACCEPTED
         channel = ReplyChannel(exchange, {})
-        return await channel.finish(await self._dispatcher.request(session, message, channel))
+        return await channel.finish(await self._dispatcher.request(session, message, channel, exchange.peer()))
 
-    def _initialize(self, message: dict[str, Any]) -> Answer:
+    def _initialize(self, message: dict[str, Any], peer: str) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+        started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
+            self._dispatcher.audit(Outcome.ERROR, None, message, peer, started, exc.code)
             return refusal(400, exc.code, exc.message, message["id"])
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        token, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version")
+                                                            if k in client})
+        self._dispatcher.audit(Outcome.OK, session, message, peer, started)
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
     async def _batch(self, exchange: Exchange, messages: list[Any]) -> Answer:
@@ -152,7 +157,7 @@ class FrontDoor:
             elif "id" not in message:
                 self._dispatcher.notification(session, message)
             else:
-                replies.append(await self._dispatcher.request(session, message, None))
+                replies.append(await self._dispatcher.request(session, message, None, exchange.peer()))
         if not replies:
             return _ACCEPTED
         return Answer(200, b"[" + b",".join(replies) + b"]", JSON)

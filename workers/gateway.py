@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from only1mcp.audit.trail import AuditTrail
 from only1mcp.backends.base import Message
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
@@ -74,6 +75,7 @@ class Gateway:
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
+        self.audit = AuditTrail(Path(spec.runtime_dir))
         self._config_version = 0
         self._sessions_value: Any = None
         self.request_timeout = 300.0
@@ -94,6 +96,7 @@ class Gateway:
             self.settings = Settings.model_validate(config.settings)
             server = self.settings.server
             set_level(server.log_level)
+            self.audit.configure(self.settings.audit)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             backends = {b.name: b for b in self.settings.enabled_backends()}
@@ -279,3 +282,4 @@ class Gateway:
         self.outstanding.clear()
         await self.tasks.close()
         await self.pool.close()
+        self.audit.close()

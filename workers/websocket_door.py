@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
@@ -35,10 +37,11 @@ _HEARTBEAT = 30.0  # seconds between WebSocket pings; a peer that stops answerin
 class _Connection:
     """One socket: its session once initialized, and the calls it has running."""
 
-    __slots__ = ("calls", "session", "socket")
+    __slots__ = ("calls", "peer", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse) -> None:
+    def __init__(self, socket: web.WebSocketResponse, peer: str) -> None:
         self.socket = socket
+        self.peer = peer
         self.session: SessionInfo | None = None
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -81,7 +84,7 @@ class WebSocketDoor:
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket)
+        connection = _Connection(socket, request.remote or "")
         self._open.add(socket)
         try:
             async for frame in socket:
@@ -143,14 +146,17 @@ class WebSocketDoor:
         if sealer is None:
             _refuse(connection, message["id"], Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
             return
+        started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
+            self._dispatcher.audit(Outcome.ERROR, None, message, connection.peer, started, exc.code)
             _refuse(connection, message["id"], exc.code, exc.message)
             return
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        self._dispatcher.audit(Outcome.OK, session, message, connection.peer, started)
         if connection.session is not None:
             self._gateway.streams.detach(connection.session.sid)
         connection.session = session
@@ -159,7 +165,7 @@ class WebSocketDoor:
 
     async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
         try:
-            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push))
+            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push), connection.peer)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the socket goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

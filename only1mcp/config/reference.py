@@ -11,6 +11,7 @@ import sys
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from .audit import AuditSettings
 from .models import (
     BreakerSettings,
     HealthSettings,
@@ -41,6 +42,8 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("backends[].health", HealthSettings, "Active health probes of each replica."),
     ("backends[].breaker", BreakerSettings, "The circuit breaker of each replica."),
     ("backends[].limits (stdio)", StdioLimits, "Resource limits of each stdio child."),
+    ("audit", AuditSettings, "The audit trail: one JSON line per client request that reached policy, written "
+     "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
 ]
 
 
