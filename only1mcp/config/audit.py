@@ -74,7 +74,7 @@ class AuditSettings(_Strict):
         ge=1,
         le=10_000,
         description="Rotated files kept by size-based rotation.",
-        json_schema_extra=_hint("write a whole number from 1 up"),
+        json_schema_extra=_hint("write a whole number from 1 to 10000"),
     )
 
     @field_validator("redact")
