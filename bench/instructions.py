@@ -5,12 +5,13 @@ worth a few percent of CPU cannot be judged from seconds. Callgrind counts the i
 runs in user space (the kernel's share is not counted), and the count is the same from run to run for
 the same code and requests. Compare two checkouts by running this in each.
 
-    python -m bench.instructions [--seconds 15] [--connections 16]
+    python -m bench.instructions [--seconds 15] [--connections 16] [--audit]
 
 The gateway runs with 1 worker in front of bench.fast_backend, everything under ``valgrind
 --tool=callgrind --trace-children=yes`` with instrumentation off; after a warm-up, instrumentation is
 switched on in the worker for a wrk run and the counters are dumped (callgrind_control). Needs valgrind
-and wrk (Debian packages).
+and wrk (Debian packages). ``--audit`` runs the gateway with the audit trail on (a file): the instructions
+it adds in user space (the write of each line is kernel time, which bench.audit_cost counts).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _dump(scratch: Path, worker: int, timeout: float = 60.0) -> Path:
     raise RuntimeError(f"callgrind wrote no dump for the worker within {timeout:.0f}s")
 
 
-def run(seconds: float, connections: int) -> dict[str, Any]:
+def run(seconds: float, connections: int, audit: bool = False) -> dict[str, Any]:
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: apt-get install valgrind wrk")
@@ -65,7 +66,10 @@ def run(seconds: float, connections: int) -> dict[str, Any]:
     try:
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         config = scratch / "bench.yaml"
+        trail = scratch / "log" / "audit.log"  # not in the config's directory, which the supervisor watches
+        trail.parent.mkdir()
         config.write_text("server: {port: 0, workers: 1, standby_workers: 0, log_level: warning}\n"
+                          f"audit: {{enabled: {str(audit).lower()}, path: {trail}}}\n"
                           f"backends:\n  - name: h\n    url: {backend_url}\n")
         gateway = _spawn(["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
                           f"--callgrind-out-file={scratch}/callgrind.%p", sys.executable, "-m",
@@ -84,7 +88,8 @@ def run(seconds: float, connections: int) -> dict[str, Any]:
         dump = _dump(scratch, worker).read_text(errors="replace")
         total = int(re.search(r"^(?:summary|totals): (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
         calls = measured["requests"]
-        return {"connections": connections, "seconds": seconds, "calls": calls, "non_2xx": measured["non_2xx"],
+        return {"connections": connections, "seconds": seconds, "audit": audit, "calls": calls,
+                "non_2xx": measured["non_2xx"],
                 "instructions": total, "instructions_per_call": round(total / max(1, calls))}
     finally:
         if gateway is not None:
@@ -98,9 +103,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--audit", action="store_true", help="with the audit trail on (a file)")
     args = parser.parse_args()
-    results = run(args.seconds, args.connections)
-    path = save("instructions", results)
+    results = run(args.seconds, args.connections, args.audit)
+    path = save("instructions_audit" if args.audit else "instructions", results)
     print(f"{results['instructions_per_call']:,} instructions per proxied tools/call in the worker "
           f"({results['calls']:,} calls at c{results['connections']}, user space only; {path})")
 

@@ -19,6 +19,7 @@ from typing import Protocol
 from only1mcp.config.audit import FACILITIES, AuditSettings
 
 from .appender import FileAppender, check_appendable
+from .moves import MoveWatch
 
 __all__ = ["Sink", "StdoutSink", "SyslogSink", "check_destination", "describe", "open_sink"]
 
@@ -112,7 +113,7 @@ def _write_all(fd: int, line: bytes) -> None:
 def open_sink(settings: AuditSettings, runtime_dir: Path) -> Sink:
     """The sink ``settings`` name; OSError when it cannot be opened."""
     if settings.path is not None:
-        return FileAppender(settings.path, settings.max_bytes, settings.backups)
+        return FileAppender(settings.path, settings.max_bytes, settings.backups, MoveWatch.start())
     if settings.syslog is not None:
         return SyslogSink(settings.syslog, settings.facility)
     return StdoutSink(runtime_dir / "audit-stdout.lock")

@@ -18,7 +18,7 @@ from only1mcp.auth.principal import AuthMethod, Principal
 from only1mcp.config.audit import AuditSettings
 from only1mcp.sessions import SessionInfo
 
-from .line import Clock, encode, session_hash, target_of
+from .line import Clock, SessionHashes, encode, target_of
 from .masking import Redactor
 from .outcome import Outcome
 from .sinks import Sink, describe, open_sink
@@ -33,7 +33,7 @@ _OFF = AuditSettings()
 class AuditTrail:
     """``enabled`` is read on the data path: everything else happens only while the trail is on."""
 
-    __slots__ = ("_clock", "_redactor", "_runtime_dir", "_settings", "_sink", "enabled")
+    __slots__ = ("_clock", "_hashes", "_redactor", "_runtime_dir", "_settings", "_sink", "enabled")
 
     def __init__(self, runtime_dir: Path) -> None:
         self._runtime_dir = runtime_dir
@@ -41,6 +41,7 @@ class AuditTrail:
         self._sink: Sink | None = None
         self._redactor: Redactor | None = None
         self._clock = Clock()
+        self._hashes = SessionHashes()
         self.enabled = False
 
     def configure(self, settings: AuditSettings) -> None:
@@ -82,7 +83,7 @@ class AuditTrail:
             "principal": caller.subject if caller is not None else peer,
             "auth": caller.method if caller is not None else AuthMethod.ANONYMOUS,
             "client": peer,
-            "session": session_hash(session.sid) if session is not None else None,
+            "session": self._hashes.of(session.sid) if session is not None else None,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
         }
         if code is not None:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from only1mcp.audit.appender import FileAppender, check_appendable
+from only1mcp.audit.moves import MoveWatch
 from only1mcp.audit.sinks import check_destination
 from only1mcp.config.audit import AuditSettings
+from tests.support.waiting import eventually
 
 
 def _line(n: int) -> bytes:
@@ -101,3 +103,36 @@ def test_a_directory_that_does_not_exist_is_refused_at_start(tmp_path: Path) -> 
 def test_a_syslog_socket_nobody_listens_on_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"audit.syslog .*nolog"):
         check_destination(AuditSettings(enabled=True, syslog=str(tmp_path / "nolog")))
+
+
+async def test_in_an_event_loop_a_move_is_learned_from_inotify(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    watch = MoveWatch.start()
+    assert watch is not None
+    appender = FileAppender(path, watch=watch)
+    appender.write(_line(1))
+    os.rename(path, tmp_path / "audit.log.1")
+    await eventually(lambda: watch.moved, 5, "the inotify event of the rename")
+    appender.write(_line(2))
+    path.unlink()  # a deleted file (its link count changes) is followed too
+    await eventually(lambda: watch.moved, 5, "the inotify event of the unlink")
+    appender.write(_line(3))
+    appender.close()
+    assert _numbers(tmp_path / "audit.log.1") == [1] and _numbers(path) == [3]
+
+
+async def test_in_an_event_loop_a_rotation_by_another_writer_is_followed(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    size = len(_line(0))
+    watch = MoveWatch.start()
+    assert watch is not None
+    follower = FileAppender(path, max_bytes=size * 3, backups=10, watch=watch)
+    rotator = FileAppender(path, max_bytes=size * 3, backups=10)
+    follower.write(_line(0))
+    for n in (1, 2):
+        rotator.write(_line(n))  # the third line fills the file: rotated to audit.log.1
+    await eventually(lambda: watch.moved, 5, "the inotify event of the other writer's rotation")
+    follower.write(_line(3))
+    follower.close()
+    rotator.close()
+    assert _numbers(tmp_path / "audit.log.1") == [0, 1, 2] and _numbers(path) == [3]

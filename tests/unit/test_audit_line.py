@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from only1mcp.audit.line import Clock, encode, session_hash, target_of
+from only1mcp.audit.line import Clock, SessionHashes, encode, session_hash, target_of
 from only1mcp.audit.outcome import Outcome
 from only1mcp.audit.trail import AuditTrail
 from only1mcp.auth.principal import AuthMethod, Principal
@@ -149,3 +149,12 @@ def test_encode_is_one_json_object_per_line() -> None:
     line = encode({"a": "x\ny", "b": [1, 2]})
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == {"a": "x\ny", "b": [1, 2]}
+
+
+def test_remembered_session_hashes_are_the_hashes_and_stay_bounded() -> None:
+    hashes = SessionHashes()
+    assert hashes.of("abc") == session_hash("abc") == hashes.of("abc")
+    for n in range(10_000):
+        hashes.of(f"s{n}")
+    assert len(hashes._known) <= 4096
+    assert hashes.of("s9999") == session_hash("s9999")
