@@ -6,16 +6,23 @@ only while the trail is on, and no handler has to know about auditing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from only1mcp.audit.outcome import Outcome
 from only1mcp.catalog.view import CatalogView
 
-__all__ = ["backend_of", "outcome_of"]
+__all__ = ["Client", "backend_of", "outcome_of"]
 
 _BY_NAME = {"tools/call": CatalogView.tool, "prompts/get": CatalogView.prompt}
 _BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
 _TASKS = ("tasks/get", "tasks/result", "tasks/cancel")
+
+
+class Client(Protocol):
+    """Whoever sent a request, as the trail names it: asked only while the trail is on."""
+
+    def peer(self) -> str:
+        """The client's IP address ('' when unknown)."""
 
 
 def backend_of(view: CatalogView | None, method: str, params: Any) -> str | None:

@@ -23,7 +23,7 @@ from only1mcp.protocol.versions import negotiate
 from only1mcp.sessions import SessionInfo
 
 from . import tasks
-from .audited import backend_of, outcome_of
+from .audited import Client, backend_of, outcome_of
 from .calls import Channel, ClientCall
 from .gateway import Gateway
 
@@ -103,11 +103,13 @@ class Dispatcher:
         return result, version, capabilities
 
     async def request(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
-                      peer: str) -> bytes:
-        """The serialized response to one client request (from the client at address ``peer``). Its audit
-        line is written here, before the response is returned to be sent (docs/architecture.md, "The audit
-        trail")."""
-        started = time.perf_counter()
+                      client: Client) -> bytes:
+        """The serialized response to one client request. Its audit line is written here, before the
+        response is returned to be sent (docs/architecture.md, "The audit trail")."""
+        # Read once: a request that arrived while the trail was off is not audited when it is turned on
+        # meanwhile, and with it off a request pays this one attribute read.
+        audited = self._gateway.audit.enabled
+        started = time.perf_counter() if audited else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
         try:
@@ -115,30 +117,31 @@ class Dispatcher:
                 raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
             if method in LIST_KEYS:
                 page = self.page(method, params)
-                if self._gateway.audit.enabled:
-                    self.audit(Outcome.OK, session, message, peer, started)
+                if audited:
+                    self.audit(Outcome.OK, session, message, client, started)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
             result = await self.answer(session, method, request_id, params or {}, channel)
         except JsonRpcError as exc:
-            if self._gateway.audit.enabled:
-                self.audit(exc.outcome if isinstance(exc, Refused) else Outcome.ERROR, session, message, peer,
+            if audited:
+                self.audit(exc.outcome if isinstance(exc, Refused) else Outcome.ERROR, session, message, client,
                            started, exc.code)
             return error_bytes(request_id, exc.code, exc.message, exc.data)
         except Exception:
             # A defect of ours: the door answers -32603; the line must already be there when it does.
-            self.audit(Outcome.ERROR, session, message, peer, started, Code.INTERNAL_ERROR)
+            if audited:
+                self.audit(Outcome.ERROR, session, message, client, started, Code.INTERNAL_ERROR)
             raise
-        if self._gateway.audit.enabled:  # read here, not passed down: off costs one attribute read
-            self.audit(outcome_of(result), session, message, peer, started)
+        if audited:
+            self.audit(outcome_of(result), session, message, client, started)
         return result_bytes(request_id, result)
 
-    def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], peer: str,
+    def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:
         """Write the audit line of a request answered now (nothing while the trail is off)."""
         trail = self._gateway.audit
         if trail.enabled:
-            trail.record(outcome, message, peer=peer, session=session, caller=caller, started=started, code=code,
-                         backend=backend_of(self._gateway.view, message["method"], message.get("params")))
+            trail.record(outcome, message, peer=client.peer(), session=session, caller=caller, started=started,
+                         code=code, backend=backend_of(self._gateway.view, message["method"], message.get("params")))
 
     def page(self, method: str, params: dict[str, Any] | None) -> bytes:
         """One serialized page of a list, answered from the catalog."""
@@ -173,7 +176,8 @@ class Dispatcher:
         elif method not in ("notifications/initialized", "notifications/roots/list_changed"):
             log.debug("ignored client notification %s", method)
 
-    async def handle(self, session: SessionInfo, message: dict[str, Any], channel: Any, peer: str) -> bytes | None:
+    async def handle(self, session: SessionInfo, message: dict[str, Any], channel: Any,
+                     client: Client) -> bytes | None:
         """Any message of an established session (shape already checked): the serialized answer to a
         request, or None for a notification or a client's response."""
         if "method" not in message:
@@ -182,7 +186,7 @@ class Dispatcher:
         if "id" not in message:
             self.notification(session, message)
             return None
-        return await self.request(session, message, channel, peer)
+        return await self.request(session, message, channel, client)
 
     async def _forward(self, session: SessionInfo, request_id: Any, backend: str, method: str,
                        params: dict[str, Any], channel: Channel | None, *, idempotent: bool = False,

@@ -103,7 +103,7 @@ class FrontDoor:
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message, exchange.peer())
+            return self._initialize(message, exchange)
         session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
         if isinstance(session, Answer):
             return session
@@ -114,9 +114,9 @@ class FrontDoor:
             self._dispatcher.notification(session, message)
             return _ACCEPTED
         channel = ReplyChannel(exchange, {})
-        return await channel.finish(await self._dispatcher.request(session, message, channel, exchange.peer()))
+        return await channel.finish(await self._dispatcher.request(session, message, channel, exchange))
 
-    def _initialize(self, message: dict[str, Any], peer: str) -> Answer:
+    def _initialize(self, message: dict[str, Any], exchange: Exchange) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
         sealer = self._gateway.sealer
@@ -126,13 +126,13 @@ class FrontDoor:
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
-            self._dispatcher.audit(Outcome.ERROR, None, message, peer, started, exc.code)
+            self._dispatcher.audit(Outcome.ERROR, None, message, exchange, started, exc.code)
             return refusal(400, exc.code, exc.message, message["id"])
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         token, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version")
                                                             if k in client})
-        self._dispatcher.audit(Outcome.OK, session, message, peer, started)
+        self._dispatcher.audit(Outcome.OK, session, message, exchange, started)
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
     async def _batch(self, exchange: Exchange, messages: list[Any]) -> Answer:
@@ -157,7 +157,7 @@ class FrontDoor:
             elif "id" not in message:
                 self._dispatcher.notification(session, message)
             else:
-                replies.append(await self._dispatcher.request(session, message, None, exchange.peer()))
+                replies.append(await self._dispatcher.request(session, message, None, exchange))
         if not replies:
             return _ACCEPTED
         return Answer(200, b"[" + b",".join(replies) + b"]", JSON)

@@ -41,16 +41,19 @@ LEGACY_VERSION = "2024-11-05"
 
 
 class _Stream:
-    __slots__ = ("calls", "peer", "queue", "session")
+    __slots__ = ("_address", "calls", "queue", "session")
 
-    def __init__(self, session: SessionInfo, peer: str) -> None:
+    def __init__(self, session: SessionInfo, address: str) -> None:
         self.session = session
-        self.peer = peer  # the client that opened the stream (its POSTs may reach another worker first)
+        self._address = address  # of the client that opened the stream (its POSTs may reach another worker)
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.calls: set[asyncio.Task[None]] = set()
 
     def push(self, message: Any) -> None:
         self.queue.put_nowait(dumps(message))
+
+    def peer(self) -> str:
+        return self._address
 
 
 class LegacySseDoor:
@@ -152,7 +155,7 @@ class LegacySseDoor:
         except JsonRpcError as exc:
             log.info("refused a legacy SSE initialize: %s", exc.message)
             if request:
-                self._dispatcher.audit(Outcome.ERROR, stream.session, message, stream.peer, started, exc.code)
+                self._dispatcher.audit(Outcome.ERROR, stream.session, message, stream, started, exc.code)
                 stream.queue.put_nowait(error_bytes(message["id"], exc.code, exc.message))
             return
         # The stream's session gets what initialize negotiated (kept here: every message of a legacy
@@ -160,12 +163,12 @@ class LegacySseDoor:
         stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
                                      stream.session.issued, stream.session.principal)
         if request:
-            self._dispatcher.audit(Outcome.OK, stream.session, message, stream.peer, started)
+            self._dispatcher.audit(Outcome.OK, stream.session, message, stream, started)
             stream.queue.put_nowait(result_bytes(message["id"], result))
 
     async def _run(self, stream: _Stream, message: dict[str, Any]) -> None:
         try:
-            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push), stream.peer)
+            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push), stream)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the stream goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

@@ -188,11 +188,12 @@ class StatelessDoor:
         if not self._gateway.audit.enabled:
             return
         error = answer.get("error")
+        client = AiohttpExchange(request)
         if isinstance(error, dict):
-            self._dispatcher.audit(AuditOutcome.ERROR, None, message, request.remote or "", started,
-                                   error.get("code"), caller=session.caller)
+            self._dispatcher.audit(AuditOutcome.ERROR, None, message, client, started, error.get("code"),
+                                   caller=session.caller)
         else:
-            self._dispatcher.audit(outcome_of(answer.get("result")), None, message, request.remote or "", started,
+            self._dispatcher.audit(outcome_of(answer.get("result")), None, message, client, started,
                                    caller=session.caller)
 
     def _admit(self, request: web.Request, message: Any) -> web.Response | tuple[modern.Envelope, dict[str, Any]]:

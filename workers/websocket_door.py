@@ -37,11 +37,11 @@ _HEARTBEAT = 30.0  # seconds between WebSocket pings; a peer that stops answerin
 class _Connection:
     """One socket: its session once initialized, and the calls it has running."""
 
-    __slots__ = ("calls", "peer", "session", "socket")
+    __slots__ = ("_address", "calls", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse, peer: str) -> None:
+    def __init__(self, socket: web.WebSocketResponse, address: str) -> None:
         self.socket = socket
-        self.peer = peer
+        self._address = address
         self.session: SessionInfo | None = None
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -52,6 +52,9 @@ class _Connection:
 
     def push(self, message: Any) -> None:
         self.send(dumps(message))
+
+    def peer(self) -> str:
+        return self._address
 
 
 def _refuse(connection: _Connection, request_id: Any, code: int, message: str) -> None:
@@ -150,13 +153,13 @@ class WebSocketDoor:
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
-            self._dispatcher.audit(Outcome.ERROR, None, message, connection.peer, started, exc.code)
+            self._dispatcher.audit(Outcome.ERROR, None, message, connection, started, exc.code)
             _refuse(connection, message["id"], exc.code, exc.message)
             return
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
-        self._dispatcher.audit(Outcome.OK, session, message, connection.peer, started)
+        self._dispatcher.audit(Outcome.OK, session, message, connection, started)
         if connection.session is not None:
             self._gateway.streams.detach(connection.session.sid)
         connection.session = session
@@ -165,7 +168,7 @@ class WebSocketDoor:
 
     async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
         try:
-            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push), connection.peer)
+            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push), connection)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the socket goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \
