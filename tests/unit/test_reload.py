@@ -24,7 +24,12 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
     annotation = field.annotation
     args = [a for a in get_args(annotation) if a is not type(None)]
     candidates: list[Any]
-    if get_origin(annotation) is typing.Literal:
+    # A field whose valid values depend on its neighbours (rbac.default_roles names roles) gives examples,
+    # valid together with the examples of the other fields.
+    context = {other: f.examples[0] for other, f in model.model_fields.items() if f.examples and other != name}
+    if field.examples:
+        candidates = list(field.examples)
+    elif get_origin(annotation) is typing.Literal:
         candidates = [value for value in get_args(annotation) if value != default]
     elif annotation is bool:
         candidates = [not default]
@@ -40,7 +45,7 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
         raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
     for candidate in candidates:
         try:
-            model.model_validate({name: candidate})
+            model.model_validate({**context, name: candidate})
         except ValidationError:
             continue
         return candidate
