@@ -95,12 +95,16 @@ class Gateway:
         config = state.config
         if config is not None and config.version != self._config_version:
             self._config_version = config.version
-            self.settings = Settings.model_validate(config.settings)
+            previous, self.settings = self.settings, Settings.model_validate(config.settings)
             server = self.settings.server
             set_level(server.log_level)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.rbac = Policy(self.settings.rbac)
+            if previous is not None and previous.rbac != self.settings.rbac:
+                # What each caller may see changed, though the catalog did not: every list may differ.
+                for kind in ("prompts", "resources", "tools"):
+                    self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers

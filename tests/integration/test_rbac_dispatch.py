@@ -227,3 +227,16 @@ async def test_a_new_config_brings_a_new_policy(build: Build) -> None:
     wider = {"roles": {**RBAC["roles"], "reader": {"allow": ["tools:gh_*"]}}}
     gateway.on_state(_state(2, wider, _discoveries(), 100))
     assert "gh_create_issue" in _names(await _listed(dispatcher, reader, "tools/list"))
+
+
+async def test_a_changed_policy_tells_open_streams_that_their_lists_changed(build: Build) -> None:
+    dispatcher = await build()
+    gateway = dispatcher._gateway
+    received: list[dict[str, Any]] = []
+    gateway.streams.attach("s1", received.append)  # a client's duplex stream held by this worker
+    gateway.on_state(_state(2, RBAC, _discoveries(), 50))  # another setting changed: the lists did not
+    assert received == []
+    gateway.on_state(_state(3, {"roles": {"reader": {"allow": ["tools:*"]}}}, _discoveries(), 50))
+    assert sorted(m["method"] for m in received) == ["notifications/prompts/list_changed",
+                                                     "notifications/resources/list_changed",
+                                                     "notifications/tools/list_changed"]
