@@ -9,14 +9,15 @@ from .patterns import PolicyKind, glob_regex
 
 __all__ = ["Permissions", "Rules"]
 
-Matcher = Callable[[str], bool]
+# A compiled regex's bound ``match``, or one of the two constants below: not None means allowed.
+Matcher = Callable[[str], object]
 
 # (kind, allow globs, deny globs) of one role or a union of roles
 Rules = dict[PolicyKind, tuple[frozenset[str], frozenset[str]]]
 
 
-def _never(_target: str) -> bool:
-    return False
+def _never(_target: str) -> None:
+    return None
 
 
 def _always(_target: str) -> bool:
@@ -35,8 +36,7 @@ def _matcher(allow: Iterable[str], deny: Iterable[str]) -> Matcher:
     source = "(?:" + "|".join(glob_regex(g) for g in allowed) + ")"
     if denied:
         source = "(?!(?:" + "|".join(glob_regex(g) for g in denied) + "))" + source
-    match = re.compile(source, re.DOTALL).match
-    return lambda target: match(target) is not None
+    return re.compile(source, re.DOTALL).match
 
 
 class Permissions:
@@ -60,21 +60,21 @@ class Permissions:
         self._by_kind = matchers
 
     def allows_tool(self, name: str) -> bool:
-        return self._tools(name)
+        return self._tools(name) is not None
 
     def allows_prompt(self, name: str) -> bool:
-        return self._prompts(name)
+        return self._prompts(name) is not None
 
     def allows_resource(self, uri: str) -> bool:
         """A resource URI, or a resource template's uriTemplate (as lists show it)."""
-        return self._resources(uri)
+        return self._resources(uri) is not None
 
     def allows_admin(self, action: str) -> bool:
         """One of patterns.ADMIN_ACTIONS."""
-        return self._admin(action)
+        return self._admin(action) is not None
 
     def allows(self, kind: PolicyKind, target: str) -> bool:
-        return self._by_kind[kind](target)
+        return self._by_kind[kind](target) is not None
 
     def __repr__(self) -> str:
         return "Permissions(everything)" if self.unrestricted else f"Permissions(roles={sorted(self.roles)})"
