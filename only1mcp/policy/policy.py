@@ -44,13 +44,6 @@ class Policy:
         found = self._by_roles.get(caller.roles)
         return found if found is not None else self._build(caller.roles)
 
-    def for_roles(self, roles: frozenset[str]) -> Permissions:
-        """The Permissions of a principal carrying ``roles`` (what ``permissions`` answers for it)."""
-        if not self.enabled:
-            return self.everything
-        found = self._by_roles.get(roles)
-        return found if found is not None else self._build(roles)
-
     def _build(self, roles: frozenset[str]) -> Permissions:
         known = frozenset(name for name in roles if name in self._roles)
         if known != roles:
