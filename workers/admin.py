@@ -51,13 +51,18 @@ def health(guard: Guard) -> Handler:
     return handle
 
 
-def authorized(guard: Guard, handler: Handler) -> Handler:
-    """An admin route: with authentication on, only for a request whose credential is valid."""
+def authorized(guard: Guard, action: str, handler: Handler) -> Handler:
+    """An admin route: with authentication on, only for a request whose credential is valid and whose roles
+    allow ``admin:<action>`` (403 otherwise)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         caller = guard.identify(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
+        if caller is not None and not guard.permissions(caller).allows_admin(action):
+            log.info("refused 403: %s may not use admin:%s", caller.key, action)
+            return web.json_response({"error": f"admin:{action} is not allowed for this credential's roles "
+                                               "(rbac.roles.<role>.allow)"}, status=403)
         return await handler(request)
 
     return handle

@@ -25,8 +25,10 @@ from only1mcp.bus.messages import (
 from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
+from only1mcp.config.rbac import RbacSettings
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
+from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer
@@ -59,6 +61,8 @@ class Gateway:
         self.settings: Settings | None = None
         self.policy = OriginPolicy(spec.host, [], [])  # replaced with the configured one on every config
         self.protected: ProtectedResource | None = None  # authentication; None while it is off
+        # rbac, compiled here from each new config and nowhere else; requests only look permissions up
+        self.rbac = Policy(RbacSettings())
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
         self.view: CatalogView | None = None
@@ -93,18 +97,23 @@ class Gateway:
         config = state.config
         if config is not None and config.version != self._config_version:
             self._config_version = config.version
-            self.settings = Settings.model_validate(config.settings)
+            previous, self.settings = self.settings, Settings.model_validate(config.settings)
             server = self.settings.server
             set_level(server.log_level)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port, None)
+            self.rbac = Policy(self.settings.rbac)
+            if previous is not None and previous.rbac != self.settings.rbac:
+                # What each caller may see changed, though the catalog did not: every list may differ.
+                for kind in ("prompts", "resources", "tools"):
+                    self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers
                             else Router(backend) for name, backend in backends.items()}
             self.pool.configure(backends)
-            self.view = None  # page size may have changed
+            self.view = None  # page size may have changed, and the permissions its filtered pages are for
         sessions = state.sessions
         if sessions is not None and sessions is not self._sessions_value:
             self._sessions_value = sessions

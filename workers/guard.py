@@ -18,6 +18,7 @@ from only1mcp.auth.challenge import www_authenticate
 from only1mcp.auth.principal import Principal
 from only1mcp.config.models import ServerSettings
 from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
+from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol.codec import MAX_DEPTH, TooDeep, dumps
 from only1mcp.protocol.constants import SESSION_HEADER, VERSION_HEADER
 from only1mcp.protocol.jsonrpc import Code, answer_id, error_message
@@ -78,6 +79,9 @@ class Guard:
             return self.challenge(exc, request_id)
         except KeyUnknown as exc:
             return self.challenge(AuthRefused(401, exc.error, str(exc)), request_id)
+
+    def permissions(self, caller: Principal) -> Permissions:
+        return self._gateway.rbac.permissions(caller)
 
     def proves(self, exchange: Exchange) -> bool:
         """Whether the request carries a valid credential (always, while authentication is off). For routes

@@ -169,7 +169,7 @@ class StatelessDoor:
         if served is not None:
             return served
         if method == "tools/call":
-            refused = self._param_headers(request, request_id, params)
+            refused = self._param_headers(request, request_id, params, session)
             if refused is not None:
                 return refused
         exchange = AiohttpExchange(request)
@@ -218,16 +218,20 @@ class StatelessDoor:
         if method == "subscriptions/listen":
             return await self.listeners.serve(request, request_id, params, session)
         if method in LIST_KEYS:
-            result = loads(self._dispatcher.page(method, modern.backend_params(params)))
+            result = loads(self._dispatcher.page(session, method, modern.backend_params(params)))
             return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
         return None
 
-    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any]) -> web.Response | None:
+    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any],
+                       session: SessionInfo) -> web.Response | None:
         """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
         view = self._gateway.view
-        tool = view.tools.get(params.get("name")) if view is not None else None  # type: ignore[arg-type]
-        if not isinstance(tool, dict):
-            return None  # an unknown tool gets its own, clearer error from the dispatcher
+        name = params.get("name")
+        tool = view.tools.get(name) if view is not None and isinstance(name, str) else None
+        if not isinstance(tool, dict) or not self._dispatcher.permissions(session).allows_tool(str(name)):
+            # An unknown tool gets its own, clearer error from the dispatcher; so does one the caller may
+            # not use (the same error: checking its headers here would tell that it exists).
+            return None
         problem = modern.param_header_problem(tool.get("inputSchema"), params.get("arguments") or {},
                                               request.headers)
         if problem is None:

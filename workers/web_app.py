@@ -71,8 +71,8 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) ->
         ("POST", "/mcp", door.post), ("GET", "/mcp", door.get), ("DELETE", "/mcp", door.delete),
         ("GET", "/ws", sockets.handle), ("GET", "/sse", legacy.stream), ("POST", "/messages", legacy.post),
         ("GET", "/health", admin.health(guard)),
-        ("GET", "/api/v1/admin/status", admin.authorized(guard, admin.status)),
-        ("GET", "/api/v1/admin/wait", admin.authorized(guard, admin.wait)),
+        ("GET", "/api/v1/admin/status", admin.authorized(guard, "status", admin.status)),
+        ("GET", "/api/v1/admin/wait", admin.authorized(guard, "wait", admin.wait)),
         *(("GET", path, ResourceMetadata(gateway).get) for path in PATHS),
     ]
     for method, path, handler in routes:

@@ -592,6 +592,15 @@ class Settings(BaseModel):
                 "every backend. Set auth.mode (jwt or api_key, see docs/configuration.md), bind 127.0.0.1, or "
                 "set auth.allow_unauthenticated: true to serve without credentials on purpose",
                 {"host": self.server.host, "at": "server.host"})
+        roles = self.rbac.roles
+        for index, key in enumerate(auth.api_keys):
+            unknown = [role for role in key.roles if roles and role not in roles]
+            if unknown:  # a key's roles are written here, next to rbac: an unknown one is a typo
+                raise PydanticCustomError(
+                    "unknown_role", "API key '{name}' has role '{role}', which rbac.roles does not define; "
+                    "define it or use one of: {known}",
+                    {"name": key.name, "role": unknown[0], "known": ", ".join(sorted(roles)),
+                     "at": f"auth.api_keys.{index}.roles"})
         if "api_key" in auth.modes and not auth.api_keys:
             raise PydanticCustomError(
                 "no_api_keys", "auth.mode includes api_key but auth.api_keys is empty; add entries with name, "

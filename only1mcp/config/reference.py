@@ -26,6 +26,7 @@ from .models import (
     Timeouts,
     WebSocketBackend,
 )
+from .rbac import RbacSettings, Role
 from .reload import reload_mark
 
 __all__ = ["render"]
@@ -44,6 +45,16 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("backends[].health", HealthSettings, "Active health probes of each replica."),
     ("backends[].breaker", BreakerSettings, "The circuit breaker of each replica."),
     ("backends[].limits (stdio)", StdioLimits, "Resource limits of each stdio child."),
+    ("rbac", RbacSettings, "Role-based access: what each role may list, call, read, subscribe to, complete and "
+     "administer. **With no role configured rbac is off**: every principal may use everything. It applies to "
+     "authenticated callers only; while `auth` is off nothing is filtered. Env: `ONLY1MCP_RBAC__<KEY>`."),
+    ("rbac.roles.<role>", Role, "One role. Patterns are `<kind>:<glob>` with kind `tools`, `prompts`, `resources` "
+     "or `admin`; the glob matches the whole exposed name (with its namespace prefix) or URI: `*` any run of "
+     "characters (`/` too), `?` one character, anything else itself. Resource patterns match the URI as the "
+     "client sends it and a template's `uriTemplate` text, so prefer allow-lists for resources. A role has the "
+     "allows and denies of every role it inherits. Example: `reader: {allow: [\"tools:github_get_*\", "
+     "\"resources:file:///docs/*\"]}`, `editor: {inherits: [reader], allow: [\"tools:github_*\"], deny: "
+     "[\"tools:github_delete_*\"]}`."),
 ]
 
 

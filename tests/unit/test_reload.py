@@ -24,8 +24,13 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
     annotation = field.annotation
     args = [a for a in get_args(annotation) if a is not type(None)]
     candidates: list[Any]
+    # A field whose valid values depend on its neighbours (rbac.default_roles names roles) gives examples,
+    # valid together with the examples of the other fields.
+    context = {other: f.examples[0] for other, f in model.model_fields.items() if f.examples and other != name}
     literals = [a for a in (annotation, *args) if get_origin(a) is typing.Literal]
-    if literals:
+    if field.examples:
+        candidates = list(field.examples)
+    elif literals:
         candidates = [value for value in get_args(literals[0]) if value != default]
     elif annotation is bool:
         candidates = [not default]
@@ -41,7 +46,7 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
         raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
     for candidate in candidates:
         try:
-            return getattr(model.model_validate({name: candidate}), name)  # as the model holds it
+            return getattr(model.model_validate({**context, name: candidate}), name)  # as the model holds it
         except ValidationError:
             continue
     raise AssertionError(f"no valid alternative value for {model.__name__}.{name}")
