@@ -11,6 +11,7 @@ import sys
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from .auth import JwtSettings
 from .models import (
     BreakerSettings,
     HealthSettings,
@@ -33,6 +34,8 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("server", ServerSettings, "The listening side and the process layout. Env: `ONLY1MCP_SERVER__<KEY>`."),
     ("proxy", ProxySettings, "How the merged catalog is presented. Env: `ONLY1MCP_PROXY__<KEY>`."),
     ("sessions", SessionSettings, "Client sessions. Env: `ONLY1MCP_SESSIONS__<KEY>`."),
+    ("auth.jwt", JwtSettings, "Bearer JWTs from an OAuth 2.1 / OpenID Connect provider. The issuer's keys are "
+     "fetched by the supervisor and published to every worker. Env: `ONLY1MCP_AUTH__JWT__<KEY>`."),
     ("backends[] (stdio)", StdioBackend, "A local server run as a child process. Chosen when `command` is given."),
     ("backends[] (http)", HttpBackend, "Streamable HTTP. Chosen for a `url` unless it ends in `/sse` or is ws(s)://."),
     ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),
