@@ -72,7 +72,10 @@ class IssuerKeys:
     def apply(self, settings: JwtSettings | None) -> None:
         """Follow the (re)loaded ``auth.jwt``: an unchanged one keeps running, any change fetches at once."""
         old, self._settings = self._settings, settings
-        if settings == old and (settings is None or self._task is not None):
+        if settings is None and old is None:
+            self._first.set()  # nothing to fetch: "ready" need not wait for keys
+            return
+        if settings == old and self._task is not None:
             return
         if self._task is not None:
             self._task.cancel()
@@ -149,8 +152,10 @@ class IssuerKeys:
 
     def _failed(self, error: str) -> None:
         kept = f"keeping the {len(self.kids)} keys fetched before" if self.kids else "no keys yet: JWTs are refused"
-        if error != self.last_error or not self.failing:  # once per distinct failure, not once per retry
+        if not self.failing:  # once when it starts failing, not once per retry (admin status shows the latest)
             log.warning("cannot fetch the JWT issuer's keys: %s; %s, retrying with backoff", error, kept)
+        else:
+            log.debug("still cannot fetch the JWT issuer's keys: %s", error)
         self.last_error, self.last_error_at, self.failing = error, time.time(), True
 
     # ------------------------------------------------------------ workers' reports
@@ -188,6 +193,9 @@ class IssuerKeys:
             "next_fetch_at": self.next_at,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            # before this wall-clock time a worker's unknown kid causes no fetch (min_refresh_interval)
+            "refetch_after": time.time() + max(0.0, self._last_fetch + self._settings.min_refresh_interval
+                                               - time.monotonic()),
             "fetches": self.fetches,
             "refetches": self.refetches,
             "refetches_refused": self.refused,

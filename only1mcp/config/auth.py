@@ -106,10 +106,10 @@ class JwtSettings(_Strict):
         json_schema_extra=_hint("write seconds from 1 to 86400, e.g. 300"),
     )
     min_refresh_interval: float = Field(
-        10.0, ge=0, le=3600,
-        description="A token signed by a key not yet known makes the gateway fetch the keys again, at most once "
-        "in this many seconds (for all workers together).",
-        json_schema_extra=_hint("write seconds, at most refresh_interval, e.g. 10"),
+        10.0, ge=1, le=3600,
+        description="A token signed by a key not yet known makes the gateway fetch the keys again, unless it "
+        "fetched them less than this many seconds ago (one fetch for all workers together).",
+        json_schema_extra=_hint("write seconds from 1 up to refresh_interval, e.g. 10"),
     )
     fetch_timeout: float = Field(
         10.0, gt=0, le=120,

@@ -20,6 +20,7 @@ class OidcProvider:
         path_start = server.url.find("/", len("http://"))
         self.origin = server.url if path_start < 0 else server.url[:path_start]
         self.jwks_uri = f"{self.origin}/jwks"
+        self.token_endpoint = f"{self.origin}/token"
 
     @classmethod
     def start(cls, *args: str) -> OidcProvider:
@@ -61,6 +62,13 @@ class OidcProvider:
     async def stats(self) -> dict[str, Any]:
         """Fetch counts per endpoint (discovery, oauth_metadata, jwks, token) and the kids it publishes."""
         return dict(await self._call("GET", "/admin/stats"))
+
+    async def token(self, client_id: str, secret: str, **form: str) -> tuple[int, dict[str, Any]]:
+        """The token endpoint's answer to a client_credentials request (client_secret_basic)."""
+        async with aiohttp.ClientSession() as http, http.post(
+                self.token_endpoint, data={"grant_type": "client_credentials", **form},
+                headers={"Authorization": aiohttp.encode_basic_auth(client_id, secret)}) as response:
+            return response.status, dict(await response.json())
 
     async def jwks(self) -> dict[str, Any]:
         """The published key set (counted as a fetch, like anyone's)."""
