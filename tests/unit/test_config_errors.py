@@ -31,6 +31,10 @@ CASES = [
      "must start with ws:// or wss://"),
     ("per_worker_idle.yaml", "backends:\n  - name: a\n    command: x\n    per_worker: true\n    idle_shutdown: 5\n",
      "2:5", "idle_shutdown applies to shared children only; with per_worker: true each worker keeps its child"),
+    ("jwt_http_issuer.yaml", "auth:\n  jwt:\n    issuer: http://login.example.com\n", "3:13",
+     "issuer 'http://login.example.com' must use https: keys fetched over plain http can be replaced on the way"),
+    ("jwt_hmac.yaml", "auth:\n  jwt:\n    issuer: https://login.example.com\n    algorithms: [RS256, HS256]\n",
+     "3:5", "algorithms lists HS256 but no shared_secret is set"),
     ("unset_env.yaml", "backends:\n  - name: a\n    command: ${NOT_SET_ANYWHERE_1234}\n", "3:14",
      "environment variable NOT_SET_ANYWHERE_1234 is not set"),
 ]
