@@ -75,7 +75,7 @@ class IssuerKeys:
         if settings is None and old is None:
             self._first.set()  # nothing to fetch: "ready" need not wait for keys
             return
-        if settings == old and self._task is not None:
+        if settings == old and self._task is not None and not self._task.done():
             return
         if self._task is not None:
             self._task.cancel()
