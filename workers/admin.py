@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +13,13 @@ from only1mcp.bus import Kind
 from only1mcp.bus.messages import Request, Status
 
 from .context import WorkerContext
+from .exchange import AiohttpExchange, Answer, web_response
+from .guard import Guard
 from .keys import CONTEXT, ISSUER_KEYS
 
-__all__ = ["health", "status", "wait"]
+__all__ = ["authorized", "health", "status", "wait"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -34,9 +39,28 @@ def _identity(context: WorkerContext) -> dict[str, Any]:
     }
 
 
-async def health(request: web.Request) -> web.Response:
-    """Liveness of this worker and the state it holds."""
-    return web.json_response({"status": "ok", **_identity(request.app[CONTEXT])})
+def health(guard: Guard) -> Handler:
+    """Liveness of this worker, and the state it holds. Open to anyone: with authentication on, a request
+    without a valid credential learns nothing beyond liveness."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if not guard.proves(AiohttpExchange(request)):
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", **_identity(request.app[CONTEXT])})
+
+    return handle
+
+
+def authorized(guard: Guard, handler: Handler) -> Handler:
+    """An admin route: with authentication on, only for a request whose credential is valid."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        caller = guard.identify(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)
+        return await handler(request)
+
+    return handle
 
 
 async def status(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.auth.keyset import KeySet
+from only1mcp.auth.resource import ProtectedResource
 from only1mcp.backends.base import Message
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
@@ -59,6 +60,7 @@ class Gateway:
         self.reporter = reporter
         self.settings: Settings | None = None
         self.policy = OriginPolicy(spec.host, [], [])  # replaced with the configured one on every config
+        self.protected: ProtectedResource | None = None  # authentication; None while it is off
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
         self.view: CatalogView | None = None
@@ -99,6 +101,7 @@ class Gateway:
             set_level(server.log_level)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
+            self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port, None)
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers

@@ -13,13 +13,16 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.auth.authenticate import AuthRefused, KeyUnknown
+from only1mcp.auth.challenge import www_authenticate
+from only1mcp.auth.principal import Principal
 from only1mcp.config.models import ServerSettings
 from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
 from only1mcp.protocol.codec import MAX_DEPTH, TooDeep, dumps
 from only1mcp.protocol.constants import SESSION_HEADER, VERSION_HEADER
 from only1mcp.protocol.jsonrpc import Code, answer_id, error_message
 from only1mcp.protocol.versions import SUPPORTED
-from only1mcp.sessions import InvalidSession, SessionInfo
+from only1mcp.sessions import UNKNOWN_SESSION, InvalidSession, SessionInfo
 
 from .exchange import Answer, Exchange, media_type, web_response
 from .gateway import Gateway
@@ -56,6 +59,47 @@ def too_deep(exc: TooDeep) -> Answer:
 
 class Guard:
     __slots__ = ("_gateway",)
+
+    # ------------------------------------------------------------ who is asking
+
+    @property
+    def authenticating(self) -> bool:
+        return self._gateway.protected is not None
+
+    def identify(self, exchange: Exchange, request_id: Any = None) -> Principal | Answer | None:
+        """The principal the request's credential proves; the 401/403 refusal with its WWW-Authenticate
+        challenge; None while authentication is off."""
+        protected = self._gateway.protected
+        if protected is None:
+            return None
+        try:
+            return protected.authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key"))
+        except AuthRefused as exc:
+            return self.challenge(exc, request_id)
+        except KeyUnknown as exc:
+            return self.challenge(AuthRefused(401, exc.error, str(exc)), request_id)
+
+    def proves(self, exchange: Exchange) -> bool:
+        """Whether the request carries a valid credential (always, while authentication is off). For routes
+        that answer everyone but tell more to the authenticated: nothing is logged for a miss."""
+        protected = self._gateway.protected
+        if protected is None:
+            return True
+        try:
+            protected.authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key"))
+        except (AuthRefused, KeyUnknown):
+            return False
+        return True
+
+    def challenge(self, refused: AuthRefused, request_id: Any = None) -> Answer:
+        """401 or 403 with the challenge that names the Protected Resource Metadata, and a JSON-RPC body."""
+        protected = self._gateway.protected
+        assert protected is not None
+        description = refused.description if refused.error is not None else None
+        header = www_authenticate(protected.metadata_url, refused.error, description, refused.scope)
+        answer = refusal(refused.status, Code.UNAUTHORIZED, refused.description, request_id)
+        answer.headers = {**answer.headers, "WWW-Authenticate": header}
+        return answer
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
@@ -123,10 +167,12 @@ class Guard:
         return None
 
     def session(self, token: str | None, reopen: str = "initialize a new session",
-                request_id: Any = None) -> SessionInfo | Answer:
+                request_id: Any = None, caller: Principal | None = None) -> SessionInfo | Answer:
         """The session a sealed token names, or the refusal: 400 without one, 404 unknown, expired or ended
         (``reopen`` says how to get a new one), 503 before the gateway has its session keys. ``request_id``:
-        the id the refusal carries (the request's, once its body is read)."""
+        the id the refusal carries (the request's, once its body is read). ``caller``: the principal of
+        this request (authentication on): a session opened by another is answered as unknown, so a stolen
+        session id is worth nothing without its owner's credential."""
         if not token:
             return refusal(400, Code.INVALID_REQUEST, f"missing {SESSION_HEADER} header; send the id returned by "
                                                       "initialize, or initialize first", request_id)
@@ -139,4 +185,8 @@ class Guard:
             return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}", request_id)
         if self._gateway.session_gone(session):
             return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}", request_id)
-        return session
+        if caller is None:
+            return session
+        if session.principal != caller.key:
+            return refusal(404, Code.INVALID_REQUEST, f"{UNKNOWN_SESSION}; {reopen}", request_id)
+        return session.called_by(caller)

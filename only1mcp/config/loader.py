@@ -142,10 +142,14 @@ def build_settings(
             path = _error_path(err)
             if not any(path[: len(scope)] == scope for scope in scopes):
                 problems.append(_problem(err, doc, environ, cli))
+    far = Position(1 << 30, 0)
     if problems or bound is None:
-        far = Position(1 << 30, 0)
         raise ConfigErrors(sorted(problems, key=lambda p: (p.position or far).line))
-    return Settings.model_validate(bound.model_dump())
+    try:
+        return Settings.model_validate(bound.model_dump())
+    except ValidationError as exc:  # checks across sections (e.g. an open address without auth)
+        raise ConfigErrors(sorted((_problem(err, doc, environ, cli) for err in exc.errors()),
+                                  key=lambda p: (p.position or far).line)) from None
 
 
 # ---------------------------------------------------------------- error mapping
@@ -167,6 +171,8 @@ def _problem(err: Any, doc: Document, env: Mapping[str, str], cli: Mapping[str, 
 def _error_path(err: Any) -> Path_:
     loc: tuple[Any, ...] = tuple(err["loc"])
     ctx = err.get("ctx") or {}
+    if "at" in ctx:  # a check across sections names the setting to change
+        return tuple(int(part) if part.isdigit() else part for part in str(ctx["at"]).split("."))
     if "index" in ctx:  # a list-level check that knows which item is wrong
         loc = (*loc, ctx["index"], "name")
     return _tree_path(loc)

@@ -28,14 +28,15 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
     annotation = field.annotation
     args = [a for a in get_args(annotation) if a is not type(None)]
     candidates: list[Any]
-    if get_origin(annotation) is typing.Literal:
-        candidates = [value for value in get_args(annotation) if value != default]
+    literals = [a for a in (annotation, *args) if get_origin(a) is typing.Literal]
+    if literals:
+        candidates = [value for value in get_args(literals[0]) if value != default]
     elif annotation is bool:
         candidates = [not default]
     elif annotation in (int, float):
         candidates = [default + 1, default * 2, default - 1, 1, 2]
     elif get_origin(annotation) is list:
-        candidates = [["http://example.test"]]
+        candidates = [["http://example.test"], [{"name": "holder", "sha256": "0" * 64}]]
     elif Path in args or annotation is Path:
         candidates = [Path("/tmp/only1mcp-reload-test")]
     elif str in args or annotation is str:
@@ -46,10 +47,9 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
         raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
     for candidate in candidates:
         try:
-            model.model_validate({name: candidate})
+            return getattr(model.model_validate({name: candidate}), name)  # as the model holds it
         except ValidationError:
             continue
-        return candidate
     raise AssertionError(f"no valid alternative value for {model.__name__}.{name}")
 
 
