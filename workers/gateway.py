@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from only1mcp.auth.keyset import KeySet
 from only1mcp.auth.resource import ProtectedResource
 from only1mcp.backends.base import Message
 from only1mcp.backends.session import BackendSession, Pending
@@ -38,6 +39,7 @@ from . import tasks
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
+from .jwks import WorkerKeys
 from .origins import OriginPolicy
 from .routing import OutcomeBatcher, Router
 from .streams import SessionStreams
@@ -80,6 +82,7 @@ class Gateway:
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
+        self.issuer_keys = WorkerKeys(reporter)
         self._config_version = 0
         self._sessions_value: Any = None
         self.request_timeout = 300.0
@@ -118,6 +121,7 @@ class Gateway:
         if sessions is not None and sessions is not self._sessions_value:
             self._sessions_value = sessions
             self.sealer = SessionSealer(sessions.secret, sessions.ttl)
+        self.issuer_keys.on_state(state.jwks, self.settings.auth.jwt if self.settings is not None else None)
         for name, router in self.routers.items():
             router.update(state.routes.get(name))
         catalog = state.catalog
@@ -135,6 +139,27 @@ class Gateway:
                                           ("templates", "resources")) if old.get(key) != new.get(key)}
         for kind in sorted(changed):
             self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
+
+    # ------------------------------------------------------------ the JWT issuer's keys
+
+    @property
+    def keys(self) -> KeySet:
+        """The issuer's keys as last published (rebuilt only when they change)."""
+        return self.issuer_keys.keys
+
+    def want_keys(self, kid: str) -> bool:
+        """A token names key ``kid``, not in ``keys``: ask the supervisor to fetch them again (rate-limited).
+        True when newer keys may arrive (wait with ``newer_keys``), False when waiting would be in vain."""
+        return self.issuer_keys.want(kid)
+
+    async def newer_keys(self, generation: int, timeout: float) -> KeySet:
+        """The keys once a publication after ``generation`` (``issuer_keys.generation`` when asking) arrived,
+        or the current ones after ``timeout`` seconds."""
+        return await self.issuer_keys.newer_than(generation, timeout)
+
+    async def keys_for(self, kid: str, timeout: float) -> KeySet:
+        """``want_keys`` and ``newer_keys`` in one: the keys to verify again a token that raised UnknownKey."""
+        return await self.issuer_keys.keys_for(kid, timeout)
 
     def remember_task(self, backend: str, task_id: str, sid: str) -> None:
         """Who created a task, for its status notifications; bounded, oldest forgotten first."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from only1mcp.config.auth import AuthSettings
 
+from .jwt import TokenRefused, UnknownKey
 from .principal import AuthMethod, Principal
 
 __all__ = ["AuthRefused", "Authenticator", "KeyUnknown", "TokenRefused"]
@@ -23,18 +24,8 @@ __all__ = ["AuthRefused", "Authenticator", "KeyUnknown", "TokenRefused"]
 JwtCheck = Callable[[str, float], Principal]
 
 
-class TokenRefused(Exception):
-    """A credential that was presented and is not valid; ``args[0]`` says why, without the credential."""
-
-    error = "invalid_token"
-
-
-class KeyUnknown(TokenRefused):
-    """A JWT signed with a key id the gateway does not have (yet): worth one refresh of the keys."""
-
-    def __init__(self, kid: str) -> None:
-        super().__init__(f"the token's signing key '{kid}' is not among the issuer's keys")
-        self.kid = kid
+# The verifier's refusals (only1mcp/auth/jwt.py), under the names this module has used: one class each.
+KeyUnknown = UnknownKey
 
 
 @dataclass(frozen=True, slots=True)

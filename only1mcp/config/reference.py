@@ -11,7 +11,7 @@ import sys
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .auth import ApiKey, AuthSettings
+from .auth import ApiKey, AuthSettings, JwtSettings
 from .models import (
     BreakerSettings,
     HealthSettings,
@@ -37,6 +37,8 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("sessions", SessionSettings, "Client sessions. Env: `ONLY1MCP_SESSIONS__<KEY>`."),
     ("auth", AuthSettings, "Who may use the gateway (see docs/architecture.md). Env: `ONLY1MCP_AUTH__<KEY>`."),
     ("auth.api_keys[]", ApiKey, "One API key, known by its SHA-256 only."),
+    ("auth.jwt", JwtSettings, "Bearer JWTs from an OAuth 2.1 / OpenID Connect provider. The issuer's keys are "
+     "fetched by the supervisor and published to every worker. Env: `ONLY1MCP_AUTH__JWT__<KEY>`."),
     ("backends[] (stdio)", StdioBackend, "A local server run as a child process. Chosen when `command` is given."),
     ("backends[] (http)", HttpBackend, "Streamable HTTP. Chosen for a `url` unless it ends in `/sse` or is ws(s)://."),
     ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),

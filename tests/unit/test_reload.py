@@ -11,8 +11,12 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from only1mcp.config.auth import JwtSettings
 from only1mcp.config.models import Reload, Settings
 from only1mcp.config.reload import reload_mark, sections, split_reload
+
+# A valid value of each optional nested section (its required fields filled in), for the walk below.
+_EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {JwtSettings: {"issuer": "https://idp.example.test"}}
 
 FIELDS = [(section, name, field) for section, model in sections().items()
           for name, field in model.model_fields.items()]
@@ -42,6 +46,8 @@ def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
         candidates = [Path("/tmp/only1mcp-reload-test")]
     elif str in args or annotation is str:
         candidates = ["x" * 40, "127.0.0.2"]
+    elif example := next((arg for arg in args if arg in _EXAMPLES), None):
+        candidates = [example.model_validate(_EXAMPLES[example])]
     else:
         raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
     for candidate in candidates:
