@@ -56,7 +56,7 @@ def authorized(guard: Guard, action: str, handler: Handler) -> Handler:
     allow ``admin:<action>`` (403 otherwise)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        caller = guard.identify(AiohttpExchange(request))
+        caller = await guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
         if caller is not None and not guard.permissions(caller).allows_admin(action):

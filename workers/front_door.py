@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.auth.authenticate import KeyUnknown
 from only1mcp.auth.principal import Principal
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import SessionRevoke
@@ -94,7 +95,9 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        caller = self._guard.identify(exchange, answer_id(message))
+        caller = self._guard.identify(exchange, answer_id(message))  # not awaited: the hot path
+        if isinstance(caller, KeyUnknown):
+            caller = await self._guard.after_refresh(exchange, caller, answer_id(message))
         if isinstance(caller, Answer):
             return caller
         refused = self._guard.version(exchange.header(VERSION_HEADER), message)
@@ -164,10 +167,10 @@ class FrontDoor:
 
     # ------------------------------------------------------------ GET and DELETE
 
-    def _session_of(self, request: web.Request) -> SessionInfo | Answer:
+    async def _session_of(self, request: web.Request) -> SessionInfo | Answer:
         """A GET's or DELETE's session (the route already checked Host and Origin)."""
         exchange = AiohttpExchange(request)
-        caller = self._guard.identify(exchange)
+        caller = await self._guard.authenticate(exchange)
         if isinstance(caller, Answer):
             return caller
         refused = self._guard.version(request.headers.get(VERSION_HEADER))
@@ -178,13 +181,13 @@ class FrontDoor:
         accept = request.headers.get("Accept", "")
         if "text/event-stream" not in accept and "*/*" not in accept:
             return web_response(refusal(406, Code.INVALID_REQUEST, "GET needs Accept: text/event-stream"))
-        session = self._session_of(request)
+        session = await self._session_of(request)
         if isinstance(session, Answer):
             return web_response(session)
         return await self._gateway.streams.serve(request, session.sid, request.headers.get("Last-Event-ID"), {})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        session = self._session_of(request)
+        session = await self._session_of(request)
         if isinstance(session, Answer):
             return web_response(session)
         settings = self._gateway.settings

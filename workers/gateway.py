@@ -105,7 +105,8 @@ class Gateway:
             set_level(server.log_level)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
-            self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port, None)
+            self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port,
+                                                     lambda: self.issuer_keys.keys)
             self.rbac = Policy(self.settings.rbac)
             if previous is not None and previous.rbac != self.settings.rbac:
                 # What each caller may see changed, though the catalog did not: every list may differ.

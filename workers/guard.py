@@ -33,6 +33,8 @@ __all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "TOO_DEEP", "VERSION_
 log = logging.getLogger("only1mcp.worker")
 
 JSON = {"Content-Type": "application/json"}
+# How long a request with a just-rotated key id waits for the supervisor's refetch of the issuer's keys
+_KEY_WAIT = 5.0
 # before the first config arrives
 DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default
 DEFAULT_BODY_TIMEOUT: float = ServerSettings.model_fields["body_timeout"].default
@@ -67,9 +69,10 @@ class Guard:
     def authenticating(self) -> bool:
         return self._gateway.protected is not None
 
-    def identify(self, exchange: Exchange, request_id: Any = None) -> Principal | Answer | None:
+    def identify(self, exchange: Exchange, request_id: Any = None) -> Principal | Answer | KeyUnknown | None:
         """The principal the request's credential proves; the 401/403 refusal with its WWW-Authenticate
-        challenge; None while authentication is off."""
+        challenge; None while authentication is off. KeyUnknown for a JWT signed with a key id not (yet)
+        published: ``after_refresh`` asks for the issuer's keys again and decides."""
         protected = self._gateway.protected
         if protected is None:
             return None
@@ -78,7 +81,24 @@ class Guard:
         except AuthRefused as exc:
             return self.challenge(exc, request_id)
         except KeyUnknown as exc:
-            return self.challenge(AuthRefused(401, exc.error, str(exc)), request_id)
+            return exc
+
+    async def after_refresh(self, exchange: Exchange, unknown: KeyUnknown, request_id: Any = None
+                            ) -> Principal | Answer | None:
+        """A token whose key the issuer may have just added: the keys fetched again (one fetch for all
+        workers, rate-limited by auth.jwt.min_refresh_interval), then the token verified once more."""
+        await self._gateway.keys_for(unknown.kid, _KEY_WAIT)
+        caller = self.identify(exchange, request_id)
+        if isinstance(caller, KeyUnknown):
+            return self.challenge(AuthRefused(401, caller.error, str(caller)), request_id)
+        return caller
+
+    async def authenticate(self, exchange: Exchange, request_id: Any = None) -> Principal | Answer | None:
+        """``identify``, waiting for a refresh of the issuer's keys when a token names one not yet known."""
+        caller = self.identify(exchange, request_id)
+        if isinstance(caller, KeyUnknown):
+            return await self.after_refresh(exchange, caller, request_id)
+        return caller
 
     def permissions(self, caller: Principal) -> Permissions:
         return self._gateway.rbac.permissions(caller)

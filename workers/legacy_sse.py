@@ -64,7 +64,7 @@ class LegacySseDoor:
         return web_response(refusal(status, code, message))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        caller = self._guard.identify(AiohttpExchange(request))
+        caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
         sealer = self._gateway.sealer
@@ -90,12 +90,12 @@ class LegacySseDoor:
             self._gateway.streams.detach(session.sid)
         return response
 
-    def _session_of(self, request: web.Request, token: str) -> SessionInfo | web.Response:
+    async def _session_of(self, request: web.Request, token: str) -> SessionInfo | web.Response:
         """The session a POST names, opened by the principal whose credential the POST carries."""
         if not token:
             return self._refuse(400, Code.INVALID_REQUEST, "missing session_id; POST to the endpoint the SSE "
                                                            "stream announced")
-        caller = self._guard.identify(AiohttpExchange(request))
+        caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
         session = self._guard.session(token, reopen="open a new stream with GET /sse", caller=caller)
@@ -103,7 +103,7 @@ class LegacySseDoor:
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         token = request.query.get("session_id", "")
-        session = self._session_of(request, token)
+        session = await self._session_of(request, token)
         if not isinstance(session, SessionInfo):
             return session
         if request.content_type != "application/json":

@@ -153,7 +153,7 @@ class StatelessDoor:
     # ------------------------------------------------------------ the POST
 
     async def post(self, request: web.Request, message: Any) -> web.StreamResponse:
-        caller = self._guard.identify(AiohttpExchange(request), answer_id(message))
+        caller = await self._guard.authenticate(AiohttpExchange(request), answer_id(message))
         if isinstance(caller, Answer):
             return web_response(caller)
         admitted = self._admit(request, message)

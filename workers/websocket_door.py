@@ -86,7 +86,7 @@ class WebSocketDoor:
                                for s in list(self._open)), return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        caller = self._guard.identify(AiohttpExchange(request))
+        caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)  # before the upgrade: the client sees the 401 and its challenge
         socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=self._guard.body_limit())

@@ -49,16 +49,20 @@ _NO_CREDENTIAL = AuthRefused(401, None, "this gateway needs a credential: send A
 
 
 class Authenticator:
-    __slots__ = ("_api_keys", "_cache", "_cache_size", "_jwt", "_required", "_scope_text", "modes")
+    __slots__ = ("_api_keys", "_cache", "_cache_size", "_jwt", "_keys", "_required", "_scope_text", "modes")
 
-    def __init__(self, settings: AuthSettings, jwt: JwtCheck | None) -> None:
+    def __init__(self, settings: AuthSettings, jwt: JwtCheck | None,
+                 keys: Callable[[], object] = lambda: None) -> None:
         self.modes = settings.modes
         self._jwt = jwt if "jwt" in self.modes else None
+        # The issuer's key set as last published: a remembered token counts only while the keys that
+        # verified it are still the published ones (a key removed at the issuer stops its tokens).
+        self._keys = keys
         self._api_keys = [_Key(bytes.fromhex(k.sha256), Principal(k.name, AuthMethod.API_KEY, frozenset(k.roles)))
                           for k in settings.api_keys] if "api_key" in self.modes else []
         self._required = frozenset(settings.required_scopes)
         self._scope_text = " ".join(settings.required_scopes) or None
-        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Principal, object]] = OrderedDict()
         self._cache_size = settings.token_cache
 
     def identify(self, authorization: str | None, api_key: str | None, now: float | None = None) -> Principal:
@@ -88,8 +92,11 @@ class Authenticator:
         return found
 
     def _token(self, token: str, now: float) -> Principal:
-        principal = self._cache.get(token)
-        if principal is None or (principal.expires is not None and principal.expires <= now):
+        keys = self._keys()
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] is keys and (cached[0].expires is None or now < cached[0].expires):
+            principal = cached[0]
+        else:
             assert self._jwt is not None
             try:
                 principal = self._jwt(token, now)
@@ -97,17 +104,17 @@ class Authenticator:
                 raise
             except TokenRefused as exc:
                 raise AuthRefused(401, exc.error, str(exc)) from None
-            self._remember(token, principal)
+            self._remember(token, principal, keys)
         if self._required and not self._required <= principal.scopes:
             missing = " ".join(sorted(self._required - principal.scopes))
             raise AuthRefused(403, "insufficient_scope", f"the token lacks the scope(s) {missing}",
                               self._scope_text)
         return principal
 
-    def _remember(self, token: str, principal: Principal) -> None:
+    def _remember(self, token: str, principal: Principal, keys: object) -> None:
         if self._cache_size <= 0:
             return
-        self._cache[token] = principal
+        self._cache[token] = (principal, keys)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)  # oldest first: bounded whatever clients send
 

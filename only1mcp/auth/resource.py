@@ -3,6 +3,7 @@ from, and the authenticator that checks them. Built once per config version in e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from only1mcp.config.models import Settings
@@ -10,6 +11,8 @@ from only1mcp.protocol.codec import dumps
 
 from .authenticate import Authenticator, JwtCheck
 from .challenge import metadata_url, protected_resource_metadata
+from .jwt import JwtVerifier
+from .keyset import KeySet
 
 __all__ = ["ProtectedResource", "canonical_resource"]
 
@@ -30,16 +33,21 @@ class ProtectedResource:
     metadata: bytes  # the RFC 9728 document, serialized once
 
     @classmethod
-    def build(cls, settings: Settings, host: str, port: int, jwt: JwtCheck | None) -> ProtectedResource | None:
-        """None while authentication is off."""
+    def build(cls, settings: Settings, host: str, port: int,
+              keys: Callable[[], KeySet]) -> ProtectedResource | None:
+        """None while authentication is off. ``keys``: the issuer's keys as last published (they change
+        without a new config)."""
         auth = settings.auth
         if not auth.modes:
             return None
         resource = canonical_resource(settings, host, port)
         servers = list(auth.authorization_servers)
-        issuer = getattr(getattr(auth, "jwt", None), "issuer", None)
-        if not servers and issuer:
-            servers = [issuer]
+        if not servers and auth.jwt is not None:
+            servers = [auth.jwt.issuer]
         scopes = list(auth.scopes_supported) or list(auth.required_scopes)
         document = protected_resource_metadata(resource, servers, scopes)
-        return cls(Authenticator(auth, jwt), resource, metadata_url(resource), dumps(document))
+        check: JwtCheck | None = None
+        if auth.jwt is not None and "jwt" in auth.modes:
+            verify = JwtVerifier(auth.jwt, resource).verify
+            check = lambda token, now: verify(token, keys(), now)  # noqa: E731 (one line, closes over both)
+        return cls(Authenticator(auth, check, keys), resource, metadata_url(resource), dumps(document))

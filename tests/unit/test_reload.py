@@ -22,35 +22,38 @@ FIELDS = [(section, name, field) for section, model in sections().items()
           for name, field in model.model_fields.items()]
 
 
-def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
-    """A valid value of the field that differs from its default."""
+def _candidates(field: FieldInfo) -> list[Any]:
+    """Values of the field's type that differ from its default, most likely valid first."""
     default = field.get_default(call_default_factory=True)
     annotation = field.annotation
     args = [a for a in get_args(annotation) if a is not type(None)]
-    candidates: list[Any]
+    literals = [a for a in (annotation, *args) if get_origin(a) is typing.Literal]
+    example = next((arg for arg in args if arg in _EXAMPLES), None)
+    if field.examples:
+        return list(field.examples)
+    if literals:
+        return [value for value in get_args(literals[0]) if value != default]
+    if annotation is bool:
+        return [not default]
+    if annotation in (int, float):
+        return [default + 1, default * 2, default - 1, 1, 2]
+    if get_origin(annotation) is list:
+        return [["http://example.test"], [{"name": "holder", "sha256": "0" * 64}]]
+    if Path in args or annotation is Path:
+        return [Path("/tmp/only1mcp-reload-test")]
+    if str in args or annotation is str:
+        return ["x" * 40, "127.0.0.2"]
+    if example is not None:
+        return [example.model_validate(_EXAMPLES[example])]
+    raise AssertionError(f"no alternative value for {annotation}")
+
+
+def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
+    """A valid value of the field that differs from its default."""
     # A field whose valid values depend on its neighbours (rbac.default_roles names roles) gives examples,
     # valid together with the examples of the other fields.
     context = {other: f.examples[0] for other, f in model.model_fields.items() if f.examples and other != name}
-    literals = [a for a in (annotation, *args) if get_origin(a) is typing.Literal]
-    if field.examples:
-        candidates = list(field.examples)
-    elif literals:
-        candidates = [value for value in get_args(literals[0]) if value != default]
-    elif annotation is bool:
-        candidates = [not default]
-    elif annotation in (int, float):
-        candidates = [default + 1, default * 2, default - 1, 1, 2]
-    elif get_origin(annotation) is list:
-        candidates = [["http://example.test"], [{"name": "holder", "sha256": "0" * 64}]]
-    elif Path in args or annotation is Path:
-        candidates = [Path("/tmp/only1mcp-reload-test")]
-    elif str in args or annotation is str:
-        candidates = ["x" * 40, "127.0.0.2"]
-    elif example := next((arg for arg in args if arg in _EXAMPLES), None):
-        candidates = [example.model_validate(_EXAMPLES[example])]
-    else:
-        raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
-    for candidate in candidates:
+    for candidate in _candidates(field):
         try:
             return getattr(model.model_validate({**context, name: candidate}), name)  # as the model holds it
         except ValidationError:
