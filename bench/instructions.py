@@ -79,7 +79,8 @@ def _config(backend: str, backend_url: str) -> tuple[str, str]:
     return head + f"  - name: h\n    url: {backend_url}\n", "h_echo"
 
 
-def run(seconds: float, connections: int, backend_kind: str = "http") -> dict[str, Any]:
+def run(seconds: float, connections: int, backend_kind: str = "http", extra_config: str = "") -> dict[str, Any]:
+    """``extra_config``: more top-level YAML sections (bench.auth_overhead adds auth and rbac)."""
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: apt-get install valgrind wrk")
@@ -91,7 +92,7 @@ def run(seconds: float, connections: int, backend_kind: str = "http") -> dict[st
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         config = scratch / "bench.yaml"
         text, tool = _config(backend_kind, backend_url)
-        config.write_text(text)
+        config.write_text(text + extra_config)
         gateway = _spawn(["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
                           f"--callgrind-out-file={scratch}/callgrind.%p", sys.executable, "-m",
                           "only1mcp.supervisor.main", "--config", str(config), "--log-level", "info"], "0",

@@ -33,6 +33,8 @@ __all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "TOO_DEEP", "VERSION_
 log = logging.getLogger("only1mcp.worker")
 
 JSON = {"Content-Type": "application/json"}
+# Sessions as seen by their current caller, reused while the caller is the same remembered principal
+_BOUND_KEPT = 8192
 # How long a request with a just-rotated key id waits for the supervisor's refetch of the issuer's keys
 _KEY_WAIT = 5.0
 # before the first config arrives
@@ -61,7 +63,7 @@ def too_deep(exc: TooDeep) -> Answer:
 
 
 class Guard:
-    __slots__ = ("_gateway",)
+    __slots__ = ("_bound", "_gateway")
 
     # ------------------------------------------------------------ who is asking
 
@@ -76,8 +78,10 @@ class Guard:
         protected = self._gateway.protected
         if protected is None:
             return None
+        authenticator = protected.authenticator
         try:
-            return protected.authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key"))
+            return authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key")
+                                          if authenticator.reads_api_key_header else None)
         except AuthRefused as exc:
             return self.challenge(exc, request_id)
         except KeyUnknown as exc:
@@ -127,6 +131,7 @@ class Guard:
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._bound: dict[str, SessionInfo] = {}
 
     def refuse_post(self, exchange: Exchange, content_length: int | None, limit: int) -> Answer | None:
         """What the headers of a POST refuse: a foreign Host or Origin, a wrong Accept or Content-Type, a
@@ -213,4 +218,10 @@ class Guard:
             return session
         if session.principal != caller.key:
             return refusal(404, Code.INVALID_REQUEST, f"{UNKNOWN_SESSION}; {reopen}", request_id)
-        return session.called_by(caller)
+        bound = self._bound.get(session.sid)
+        if bound is None or bound.caller is not caller:  # a caller is one object per remembered token
+            bound = session.called_by(caller)
+            self._bound[session.sid] = bound
+            if len(self._bound) > _BOUND_KEPT:
+                del self._bound[next(iter(self._bound))]
+        return bound

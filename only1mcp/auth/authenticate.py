@@ -68,6 +68,14 @@ class Authenticator:
     def identify(self, authorization: str | None, api_key: str | None, now: float | None = None) -> Principal:
         """The principal these headers prove; AuthRefused otherwise. KeyUnknown (not refused yet) for a JWT
         whose key may have just been published by its issuer: the caller refreshes the keys and asks again."""
+        if authorization is not None:
+            # A token seen before: one lookup by the header as sent (it passed every check then, scopes
+            # included), valid while it has not expired and its keys are still the published ones.
+            cached = self._cache.get(authorization)
+            if cached is not None and cached[1] is self._keys():
+                principal = cached[0]
+                if principal.expires is None or (time.time() if now is None else now) < principal.expires:
+                    return principal
         if api_key is not None and self._api_keys:
             return self._api_key(api_key)
         token = _bearer(authorization)
@@ -76,10 +84,16 @@ class Authenticator:
                 raise AuthRefused(401, "invalid_request", "the Authorization header must be 'Bearer <token>'")
             raise _NO_CREDENTIAL
         if self._jwt is not None and token.count(".") == 2:
-            return self._token(token, time.time() if now is None else now)
+            principal = self._token(token, time.time() if now is None else now)
+            self._remember(authorization, principal, self._keys())  # type: ignore[arg-type]
+            return principal
         if self._api_keys:
             return self._api_key(token)
         raise AuthRefused(401, "invalid_token", "the bearer token is not a JWT")
+
+    @property
+    def reads_api_key_header(self) -> bool:
+        return bool(self._api_keys)
 
     def _api_key(self, key: str) -> Principal:
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
@@ -92,19 +106,13 @@ class Authenticator:
         return found
 
     def _token(self, token: str, now: float) -> Principal:
-        keys = self._keys()
-        cached = self._cache.get(token)
-        if cached is not None and cached[1] is keys and (cached[0].expires is None or now < cached[0].expires):
-            principal = cached[0]
-        else:
-            assert self._jwt is not None
-            try:
-                principal = self._jwt(token, now)
-            except KeyUnknown:
-                raise
-            except TokenRefused as exc:
-                raise AuthRefused(401, exc.error, str(exc)) from None
-            self._remember(token, principal, keys)
+        assert self._jwt is not None
+        try:
+            principal = self._jwt(token, now)
+        except KeyUnknown:
+            raise
+        except TokenRefused as exc:
+            raise AuthRefused(401, exc.error, str(exc)) from None
         if self._required and not self._required <= principal.scopes:
             missing = " ".join(sorted(self._required - principal.scopes))
             raise AuthRefused(403, "insufficient_scope", f"the token lacks the scope(s) {missing}",
@@ -122,6 +130,8 @@ class Authenticator:
 def _bearer(authorization: str | None) -> str | None:
     if authorization is None:
         return None
+    if authorization.startswith("Bearer ") and " " not in authorization[7:]:
+        return authorization[7:] or None  # as nearly every client writes it
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
