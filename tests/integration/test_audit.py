@@ -6,6 +6,7 @@ and repeat none; arguments masked; the session id never written; every door and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -220,3 +221,41 @@ async def test_the_gateway_refuses_to_start_when_it_cannot_write_the_trail(start
     assert await gateway.exited(30) == 1
     assert "cannot write the audit trail to audit.path" in gateway.log
     assert "No such file or directory" in gateway.log
+
+
+async def test_principals_refused_credentials_and_denials_are_recorded(launch_gateway, tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    key = "audit-key-5f1c2e9a"
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(
+        "server: {port: 0, workers: 1}\n"
+        f"auth:\n  mode: api_key\n  api_keys:\n    - {{name: rita, sha256: {hashlib.sha256(key.encode()).hexdigest()}, "
+        "roles: [reader]}\n"
+        "rbac:\n  roles:\n    reader: {allow: ['tools:demo_echo']}\n"
+        f"audit: {{enabled: true, path: {path}}}\n"
+        f"backends:\n  - name: demo\n    command: {sys.executable}\n    args: [\"-m\", \"only1mcp.demo_server\"]\n")
+    gateway = await launch_gateway("--config", str(config))
+    async with aiohttp.ClientSession() as anonymous:
+        status, body, _ = await RawMcp(anonymous, gateway.url).post_raw(tool_call(1, "no credential"))
+        assert status == 401, body
+    async with aiohttp.ClientSession(headers={"X-API-Key": "not-the-key"}) as wrong:
+        status, _, _ = await RawMcp(wrong, gateway.url).post_raw(tool_call(2, "wrong key"))
+        assert status == 401
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
+        await mcp.call("tools/call", {"name": "demo_echo", "arguments": {"text": "allowed"}}, request_id=3)
+        denied = await mcp.call("tools/call", {"name": "demo_add", "arguments": {"a": 1, "b": 2}}, request_id=4)
+        unknown = await mcp.call("tools/call", {"name": "demo_nothing"}, request_id=5)
+    assert denied["error"]["message"] == unknown["error"]["message"].replace("demo_nothing", "demo_add")
+    by_id = {line["id"]: line for line in read_trail(path)}
+    for request_id in (1, 2):
+        line = by_id[request_id]
+        assert (line["outcome"], line["method"], line["principal"], line["auth"], line["session"], line["code"]) == (
+            "unauthenticated", "tools/call", "127.0.0.1", "anonymous", None, -32004), line
+    assert (by_id[0]["method"], by_id[0]["principal"], by_id[0]["auth"]) == ("initialize", "rita", "api_key")
+    assert (by_id[3]["outcome"], by_id[3]["principal"], by_id[3]["auth"]) == ("ok", "rita", "api_key")
+    assert (by_id[4]["outcome"], by_id[4]["target"], by_id[4]["principal"]) == ("denied", "demo_add", "rita")
+    assert (by_id[5]["outcome"], by_id[5]["target"]) == ("error", "demo_nothing")
+    assert by_id[0]["session"] == by_id[3]["session"] == by_id[4]["session"] == session_hash(sid_of(mcp.session_id))
+    assert key not in path.read_text()
