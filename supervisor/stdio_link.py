@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from only1mcp.bus import Kind
-from only1mcp.bus.messages import LinkPurpose, LinkReceive
+from only1mcp.bus.messages import LinkPurpose
 from only1mcp.bus.stream import FramedChannel, LinkClosed
 
 __all__ = ["Link", "LinkIds"]
 
 log = logging.getLogger("only1mcp.stdio")
+
+_LINK_RECEIVE = Kind.LINK_RECEIVE  # an enum member costs a class attribute lookup on each use
 
 
 class LinkIds:
@@ -44,6 +46,6 @@ class Link:
         if self.channel.closed:
             return
         try:
-            self.channel.send(Kind.LINK_RECEIVE, LinkReceive(message, related, caller))
+            self.channel.send_fields(_LINK_RECEIVE, message, related, caller)  # LinkReceive(message, related, caller)
         except LinkClosed:
             log.debug("link %d closed while a message was written to it; its drop handles the rest", self.ident)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -19,8 +20,8 @@ from typing import Any
 
 from only1mcp.backends.child import RestartPolicy
 from only1mcp.background import Background
-from only1mcp.bus import Envelope, Role, Sender
-from only1mcp.bus.messages import ChildState, ChildStatus, LinkHello, LinkSend
+from only1mcp.bus import Envelope, Kind, Role, Sender
+from only1mcp.bus.messages import ChildState, ChildStatus, LinkHello
 from only1mcp.bus.stream import FramedChannel
 from only1mcp.config.models import StdioBackend
 from only1mcp.protocol import jsonrpc
@@ -87,7 +88,7 @@ class ReplicaServer:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self._server = await asyncio.start_unix_server(self._accept, path=str(self.socket_path))
+        self._server = await asyncio.get_running_loop().create_unix_server(self._accept, path=str(self.socket_path))
         os.chmod(self.socket_path, 0o600)
         if self.per_session:
             self._child(None)  # the gateway's own child: discovery, probes, initialize
@@ -167,37 +168,39 @@ class ReplicaServer:
 
     # ------------------------------------------------------------ links
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        channel = FramedChannel(f"link to '{self.label}'", reader, writer, self._sender,
-                                self.backend.max_event_bytes + _FRAME_SLACK)
+    def _accept(self) -> FramedChannel:
+        """The protocol of a new connection: a link."""
+        channel = FramedChannel(f"link to '{self.label}'", self._sender, self.backend.max_event_bytes + _FRAME_SLACK)
         link = Link(next(self._link_ids), channel)
         self._links[link.ident] = link
-        channel.on_envelope = lambda envelope: self._from_link(link, envelope)
+        channel.on_envelope = functools.partial(self._hello, link)
+        channel.on_fields(Kind.LINK_SEND, functools.partial(self._from_link, link))
         channel.on_close = lambda exc: self._drop_link(link)
-        channel.start()
+        return channel
 
     def _drop_link(self, link: Link) -> None:
         self._links.pop(link.ident, None)
         for mux in list(self._children.values()):
             mux.drop_link(link)
 
-    def _from_link(self, link: Link, envelope: Envelope) -> None:
-        message = envelope.payload
-        if isinstance(message, LinkHello):
-            link.purpose = message.purpose
+    def _hello(self, link: Link, envelope: Envelope) -> None:
+        """A frame other than LINK_SEND: the link's hello, which says what it is for."""
+        if isinstance(envelope.payload, LinkHello):
+            link.purpose = envelope.payload.purpose
             return
-        if not isinstance(message, LinkSend):
-            log.warning("link to '%s': unexpected %s", self.label, envelope.kind.name)
-            return
+        log.warning("link to '%s': unexpected %s", self.label, envelope.kind.name)
+
+    def _from_link(self, link: Link, caller: str | None, raw: bytes) -> None:
+        """A LINK_SEND frame's fields: a message for the child, and the client session it is for."""
         try:
-            parsed = loads(message.message)
+            parsed = loads(raw)
         except JSONDecodeError:
             log.warning("link to '%s': a message that is not JSON was dropped", self.label)
             return
         if not isinstance(parsed, dict):
             log.warning("link to '%s': a message that is not a JSON-RPC object was dropped", self.label)
             return
-        self._route(link, message.caller, message.message, parsed)
+        self._route(link, caller, raw, parsed)
 
     def _route(self, link: Link, caller: str | None, raw: bytes, message: dict[str, Any]) -> None:
         method = message.get("method")
