@@ -34,11 +34,13 @@ class Link:
     channel: FramedChannel
     purpose: LinkPurpose = LinkPurpose.CALLS  # until its hello says otherwise
     subscriptions: set[str] = field(default_factory=set)
+    # Only a worker's link can pass a backend's request on to a client (read for every message it sends).
+    answers_clients: bool = True
 
-    @property
-    def answers_clients(self) -> bool:
-        """Only a worker's link can pass a backend's request on to a client."""
-        return self.purpose is LinkPurpose.CALLS
+    def hello(self, purpose: LinkPurpose) -> None:
+        """The link's first frame said what it is for."""
+        self.purpose = purpose
+        self.answers_clients = purpose is LinkPurpose.CALLS
 
     def receive(self, message: bytes, related: Any = None, caller: str | None = None) -> None:
         """Pass a message from the child to the other end (``related``: the id of its request it belongs to;

@@ -40,7 +40,7 @@ _FRAME_SLACK = 64 * 1024  # the envelope around a message, beyond the backend's 
 
 class ReplicaServer:
     __slots__ = ("_children", "_ids", "_link_ids", "_links", "_on_status", "_order", "_restart_policy", "_sender",
-                 "_server", "_stopping", "_tasks", "backend", "label", "replica", "socket_path")
+                 "_server", "_stopping", "_tasks", "backend", "label", "per_session", "replica", "socket_path")
 
     def __init__(self, backend: StdioBackend, replica: int, socket_path: Path,
                  on_status: Callable[[ChildStatus], None]) -> None:
@@ -48,6 +48,8 @@ class ReplicaServer:
         self.replica = replica
         self.socket_path = socket_path
         self.label = backend.name if backend.replicas == 1 else f"{backend.name}#{replica}"
+        # A changed backend gets a new server: read once, not from the settings model on every message.
+        self.per_session = backend.isolation == "per_session"
         self._on_status = on_status
         self._sender = Sender(Role.STDIO_HOST, -1, os.getpid())
         self._links: dict[int, Link] = {}
@@ -59,10 +61,6 @@ class ReplicaServer:
         self._server: asyncio.AbstractServer | None = None
         self._stopping = False
         self._tasks = Background(f"replica {self.label}")
-
-    @property
-    def per_session(self) -> bool:
-        return self.backend.isolation == "per_session"
 
     @property
     def pid(self) -> int | None:
@@ -186,7 +184,7 @@ class ReplicaServer:
     def _hello(self, link: Link, envelope: Envelope) -> None:
         """A frame other than LINK_SEND: the link's hello, which says what it is for."""
         if isinstance(envelope.payload, LinkHello):
-            link.purpose = envelope.payload.purpose
+            link.hello(envelope.payload.purpose)
             return
         log.warning("link to '%s': unexpected %s", self.label, envelope.kind.name)
 
@@ -216,7 +214,7 @@ class ReplicaServer:
                 if mux.cancelled(key, raw):
                     return
             return
-        owner = None if method == "initialize" or caller is None or not link.answers_clients else caller
+        owner = None if caller is None or not link.answers_clients or method == "initialize" else caller
         mux = self._child(owner)
         if mux is None:
             if "id" in message:

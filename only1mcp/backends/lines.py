@@ -21,13 +21,16 @@ LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can
 class LineChannel:
     """Reads JSON lines from ``reader`` into ``on_message``; writes messages as lines to ``writer``."""
 
-    __slots__ = ("_name", "_reader", "_task", "_too_long", "_writer", "closed", "on_close", "on_line", "on_message")
+    __slots__ = ("_name", "_reader", "_task", "_too_long", "_write", "_writer", "closed", "on_close", "on_line",
+                 "on_message")
 
     def __init__(self, name: str, reader: asyncio.StreamReader, writer: Any, too_long: str | None = None) -> None:
         self._name = name
         self._too_long = too_long  # the error for a line over the reader's limit (it ends the channel)
         self._reader = reader
         self._writer = writer
+        # The transport's own write: StreamWriter.write only calls it, one Python call more per message.
+        self._write = writer.transport.write
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self.on_message: Any = None  # (message, None) per message
@@ -66,19 +69,20 @@ class LineChannel:
             return
         if data is None:
             return  # nested too deep and not a reply: dropped (logged by deep_replies)
-        if self.on_line is not None:
-            self._relay(data, raw)
+        on_line = self.on_line
+        if on_line is not None:
+            if type(data) is dict:  # one message, read as it was written
+                on_line(raw if raw is not None else dumps(data), data)
+            else:
+                self._relay(data)
             return
         for item in data if isinstance(data, list) else [data]:
             if isinstance(item, dict):
                 self.on_message(item, None)
 
-    def _relay(self, data: Any, raw: bytes | None) -> None:
-        """Each message of a line to on_line with its bytes: the line itself when it is one message read
-        as it was written, else the message encoded again."""
-        if isinstance(data, dict):
-            self.on_line(raw if raw is not None else dumps(data), data)
-        elif isinstance(data, list):  # a batch: each message on its own
+    def _relay(self, data: Any) -> None:
+        """Each message of a batch to on_line on its own, encoded again."""
+        if isinstance(data, list):
             for item in data:
                 if isinstance(item, dict):
                     self.on_line(dumps(item), item)
@@ -91,7 +95,7 @@ class LineChannel:
         if self.closed:
             raise BackendUnavailable(f"{self._name} is not connected")
         try:
-            self._writer.write(data + b"\n")
+            self._write(data + b"\n")
         except (RuntimeError, OSError) as exc:  # uvloop raises RuntimeError once the pipe's handle is closed
             self.closed = True
             raise BackendUnavailable(f"{self._name} closed its input: {exc}") from None

@@ -29,8 +29,8 @@ _LINK_SEND = Kind.LINK_SEND  # an enum member costs a class attribute lookup on 
 class LinkTransport:
     """A worker's (or the supervisor's) connection to the stdio host for one backend replica."""
 
-    __slots__ = ("_channel", "_max_frame", "_name", "_path", "_purpose", "_sender", "on_close", "on_failure",
-                 "on_message")
+    __slots__ = ("_channel", "_max_frame", "_name", "_path", "_purpose", "_sender", "_source", "on_close",
+                 "on_failure", "on_message")
 
     # Many links share one child: each session on a link numbers its requests under a prefix of its own, so
     # the host passes them through unchanged (see BackendSession).
@@ -42,6 +42,7 @@ class LinkTransport:
         self._sender = sender
         self._purpose = purpose
         self._max_frame = max_event_bytes + _FRAME_SLACK
+        self._source = f"backend '{name}'"  # for errors about what it sent (not formatted for each message)
         self._channel: FramedChannel | None = None
         self.on_message: Any = None
         self.on_failure: Any = None  # unused: the host fails a call whose answer was too large
@@ -64,7 +65,7 @@ class LinkTransport:
         """A LINK_RECEIVE frame's fields: a message from the child, the id of our request it belongs to, the
         client session it belongs to."""
         try:
-            message = loads_from(raw, f"backend '{self._name}'")  # the host checks as we do
+            message = loads_from(raw, self._source)  # the host checks as we do
         except JSONDecodeError:
             return  # the host relays only what it parsed; nothing to do with a frame that is not JSON
         if isinstance(message, dict):

@@ -90,7 +90,7 @@ class Codec:
 
     def envelope(self, raw: list[Any], size: int) -> Envelope:
         """The checked envelope of an unpacked frame (``size``: the frame's length, for errors)."""
-        kind = _KINDS.get(raw[0])
+        kind = _KINDS.get(raw[0]) if type(raw[0]) is int else None  # a list there is not even hashable
         if kind is None:
             raise BusProtocolError(f"malformed bus frame ({size} bytes): unknown kind {raw[0]!r}")
         sender = self._sender(raw[1], raw[2], raw[3], kind)

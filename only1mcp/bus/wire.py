@@ -9,7 +9,7 @@ field, never half-applied.
 Each class gets an encoder and a decoder generated for its fields (as ``dataclasses`` does for
 ``__init__``): some of these messages are on the data path (the stdio host's links carry every call to
 a shared stdio backend), and a generic loop over fields cost three times as much. The decoder's checks
-also come without the object (``field_checker``): building a frozen dataclass costs more than checking
+also come without the object (``field_handler``): building a frozen dataclass costs more than checking
 its fields, and the link's data path hands the checked values straight to their handler.
 """
 
@@ -37,7 +37,7 @@ class Payload:
     __slots__ = ()
     _encode: ClassVar[Callable[[Any], list[Any]] | None] = None
     _decode: ClassVar[Callable[[Any], Any] | None] = None
-    _check: ClassVar[Callable[[Any], list[Any]] | None] = None
+    _handle: ClassVar[Callable[[Any, Callable[..., Any]], Any] | None] = None
 
     def to_wire(self) -> list[Any]:
         encode = type(self).__dict__.get("_encode") or type(self)._compile()[0]
@@ -49,19 +49,20 @@ class Payload:
         return decode(raw)  # type: ignore[no-any-return]
 
     @classmethod
-    def field_checker(cls) -> Callable[[Any], list[Any]]:
-        """A function that checks a wire list as ``from_wire`` does and returns the field values in
-        declaration order (decoded as the payload would hold them) instead of a payload."""
-        return cls.__dict__.get("_check") or cls._compile()[2]
+    def field_handler(cls) -> Callable[[Any, Callable[..., Any]], Any]:
+        """A function ``(raw, handler)`` that checks a wire list as ``from_wire`` does, then calls
+        ``handler`` with the field values (decoded as the payload would hold them) in declaration order
+        instead of building a payload; WireError as ``from_wire``."""
+        return cls.__dict__.get("_handle") or cls._compile()[2]
 
     @classmethod
-    def _compile(cls) -> tuple[Callable[[Any], list[Any]], Callable[[Any], Any], Callable[[Any], list[Any]]]:
+    def _compile(cls) -> tuple[Callable[[Any], list[Any]], Callable[[Any], Any], Callable[[Any, Any], Any]]:
         # Compiled on first use: annotations are strings until every class they name exists.
         hints = get_type_hints(cls)
         fields = [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        encode, decode, check = _compile_class(cls, fields)
-        cls._encode, cls._decode, cls._check = encode, decode, check
-        return encode, decode, check
+        encode, decode, handle = _compile_class(cls, fields)
+        cls._encode, cls._decode, cls._handle = encode, decode, handle
+        return encode, decode, handle
 
 
 @dataclass_transform(frozen_default=True)
@@ -115,10 +116,10 @@ def _compile_class(cls: type, fields: list[tuple[str, Any]]) -> tuple[Callable[.
     source = (
         f"def encode(o):\n    return [{', '.join(encode_items)}]\n"
         f"def decode(raw):\n{checks}    return cls({', '.join(names)})\n"
-        f"def check(raw):\n{checks}    return [{', '.join(names)}]\n"
+        f"def handle(raw, handler):\n{checks}    return handler({', '.join(names)})\n"
     )
     exec(source, scope)  # generated from the dataclass's own annotations, as dataclasses does
-    return scope["encode"], scope["decode"], scope["check"]
+    return scope["encode"], scope["decode"], scope["handle"]
 
 
 def _encode_expr(annotation: Any, value: str, scope: dict[str, Any], index: int) -> str:
