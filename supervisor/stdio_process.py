@@ -219,11 +219,11 @@ class ChildProcess:
 
     async def _spawn(self) -> None:
         limit = self.backend.max_event_bytes
-        self._process = await spawn_child(self.backend, self.label, limit)
-        assert self._process.stdout is not None and self._process.stdin is not None
+        self._process, lines = await spawn_child(self.backend, self.label, limit)
+        assert self._process.stdin is not None
         too_long = (f"wrote a line over {limit} bytes and was stopped (raise backends[].max_event_bytes if such "
                     "messages are expected)")
-        self._channel = LineChannel(f"backend '{self.label}'", self._process.stdout, self._process.stdin, too_long)
+        self._channel = LineChannel(f"backend '{self.label}'", lines, self._process.stdin, too_long)
         self._channel.on_line = self._line
         self._channel.on_close = self._stdout_closed
         self._channel.start()
