@@ -87,7 +87,10 @@ def _config(backend: str, backend_url: str) -> tuple[str, str]:
     return head + f"  - name: h\n    url: {backend_url}\n", "h_echo"
 
 
-def run(seconds: float, connections: int, backend_kind: str = "http", idle: float = 5.0) -> dict[str, Any]:
+def run(seconds: float, connections: int, backend_kind: str = "http", extra_config: str = "",
+        idle: float = 5.0) -> dict[str, Any]:
+    """``extra_config``: more top-level YAML sections (bench.auth_overhead adds auth and rbac); ``idle``: the
+    seconds each process is counted at rest first."""
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: apt-get install valgrind wrk")
@@ -99,7 +102,7 @@ def run(seconds: float, connections: int, backend_kind: str = "http", idle: floa
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         config = scratch / "bench.yaml"
         text, tool = _config(backend_kind, backend_url)
-        config.write_text(text)
+        config.write_text(text + extra_config)
         gateway = _spawn(["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
                           f"--callgrind-out-file={scratch}/callgrind.%p", sys.executable, "-m",
                           "only1mcp.supervisor.main", "--config", str(config), "--log-level", "info"], "0",
@@ -151,7 +154,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("http", "stdio"), default="http")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds the background's rate is counted over")
     args = parser.parse_args()
-    results = run(args.seconds, args.connections, args.backend, args.idle)
+    results = run(args.seconds, args.connections, args.backend, idle=args.idle)
     path = save("instructions" if args.backend == "http" else f"instructions_{args.backend}", results)
     host = results.get("stdio_host_instructions_per_call")
     print(f"{results['instructions_per_call']:,} instructions per proxied tools/call in the worker"

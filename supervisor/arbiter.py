@@ -36,6 +36,7 @@ from .config_store import ConfigStore
 from .discovery import CatalogBuilder
 from .fleet import Fleet, Specs
 from .health import HealthManager
+from .jwks import IssuerKeys
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
 from .revocation_log import RevocationLog, default_state_dir
@@ -59,7 +60,7 @@ class _Parts:
     def __init__(self, runtime_dir: Path, endpoints: Endpoints, ctx: zmq.asyncio.Context,
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
-                 children: StdioChildren, fleet: Fleet) -> None:
+                 children: StdioChildren, fleet: Fleet, keys: IssuerKeys) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -73,6 +74,7 @@ class _Parts:
         self.health = health
         self.children = children
         self.fleet = fleet
+        self.keys = keys
 
 
 class Supervisor:
@@ -174,9 +176,10 @@ class Supervisor:
         record = self._revocation_log(secret) if sessions.secret else None  # else sessions end with the gateway
         revocations = RevocationList(publisher, mailboxes.drop, record)
         revocations.load()
+        keys = IssuerKeys(publisher)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet)
-        for part in (fleet, children, mailboxes, revocations, health):
+                             catalog, health, children, fleet, keys)
+        for part in (fleet, children, mailboxes, revocations, health, keys):
             part.register(self.reports)
         for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT}):  # those two are ours to send
             self.reports.register(kind, relay.publish)
@@ -243,6 +246,7 @@ class Supervisor:
             await parts.fleet.stop(self.settings.server.drain_timeout + _KILL_GRACE, self._forced)
             await parts.catalog.close()
             await parts.health.close()
+            await parts.keys.close()
         await self._tasks.close()
 
     # ------------------------------------------------------------ signals
@@ -286,6 +290,7 @@ class Supervisor:
             if parts.config.reload():
                 self.settings = parts.config.settings
                 self._apply_live(parts)
+                parts.keys.apply(self.settings.auth.jwt)
                 await parts.catalog.apply(self.settings)
                 await parts.health.apply(self.settings)
                 parts.fleet.want_host(self._needs_host())
@@ -319,9 +324,13 @@ class Supervisor:
     async def _first_catalog(self) -> None:
         parts = self.parts
         parts.fleet.want_host(self._needs_host())
+        parts.keys.apply(self.settings.auth.jwt)
         await parts.catalog.apply(self.settings)
         await parts.health.apply(self.settings)
         await parts.catalog.wait_first_round(_FIRST_CATALOG_WAIT)
+        # Tokens are checked from the first request on: the first fetch of the issuer's keys is tried before
+        # "ready" (an issuer that is down does not hold the start: its keys keep being retried).
+        await parts.keys.wait_first(_FIRST_CATALOG_WAIT)
         self._catalog_ready = True
         self._announce_if_ready()
 
@@ -369,6 +378,7 @@ class Supervisor:
             "routes": parts.health.describe(),
             "stdio": parts.children.describe(),
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
+            "jwks": parts.keys.describe(),
             "bus": {"reports": self.reports.describe(), "background_failures": self._tasks.failures},
         }
 

@@ -13,6 +13,9 @@ from only1mcp.backends.session import BackendSession
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.policy.denied import Denied
+from only1mcp.policy.patterns import PolicyKind
+from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
@@ -38,6 +41,21 @@ def result_bytes(request_id: Any, result: Any) -> bytes:
 
 def error_bytes(request_id: Any, code: int, message: str, data: Any = None) -> bytes:
     return dumps(jsonrpc.error_message(request_id, code, message, data))
+
+
+def _unknown_name(kind: PolicyKind, name: str) -> JsonRpcError:
+    noun = "tool" if kind is PolicyKind.TOOLS else "prompt"
+    return JsonRpcError(Code.INVALID_PARAMS, f"unknown {noun} '{name}'; call {noun}s/list for the {noun}s this gateway "
+                        "offers")
+
+
+def _resource_not_found(_kind: PolicyKind, uri: str) -> JsonRpcError:
+    return JsonRpcError(Code.RESOURCE_NOT_FOUND, f"resource not found: no backend serves '{uri}'; call resources/list "
+                        "or resources/templates/list", {"uri": uri})
+
+
+def _unknown_reference(_kind: PolicyKind, uri: str) -> JsonRpcError:
+    return JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
 
 
 def _text(params: dict[str, Any], key: str, method: str) -> str:
@@ -106,15 +124,27 @@ class Dispatcher:
             return error_bytes(request_id, Code.INVALID_PARAMS, f"{method}: params must be an object")
         try:
             if method in LIST_KEYS:
-                page = self.page(method, params)
+                page = self.page(session, method, params)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
             return result_bytes(request_id, await self.answer(session, method, request_id, params or {}, channel))
         except JsonRpcError as exc:
             return error_bytes(request_id, exc.code, exc.message, exc.data)
 
-    def page(self, method: str, params: dict[str, Any] | None) -> bytes:
-        """One serialized page of a list, answered from the catalog."""
-        return self.view.page(method, params, self._gateway.settings.proxy.page_size)  # type: ignore[union-attr]
+    def page(self, session: SessionInfo, method: str, params: dict[str, Any] | None) -> bytes:
+        """One serialized page of a list, answered from the catalog: what the caller may use, no more."""
+        return self.view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
+                              self.permissions(session))
+
+    def permissions(self, session: SessionInfo) -> Permissions:
+        """What the caller of the request being served may use (everything while rbac or auth is off)."""
+        return self._gateway.rbac.permissions(session.caller)
+
+    def _permit(self, session: SessionInfo, kind: PolicyKind, target: str,
+                unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
+        """The one place rbac refuses a request: ``Denied``, carrying the very error ``unknown`` makes for a
+        target that does not exist, so the answer shows nothing of what exists (logged in ``answer``)."""
+        if not self.permissions(session).allows(kind, target):
+            raise Denied(unknown(kind, target), kind, target, session.caller)
 
     async def answer(self, session: SessionInfo, method: str, request_id: Any, params: dict[str, Any],
                      channel: Channel | None) -> Any:
@@ -124,6 +154,10 @@ class Dispatcher:
             if handler is None:
                 raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
             return await handler(session, request_id, params, channel)
+        except Denied as exc:
+            log.info("%s %s denied: %s may not use %s '%s' (answered as unknown)", method, request_id,
+                     exc.caller.key if exc.caller is not None else "the caller", exc.kind.value, exc.target)
+            raise
         except JsonRpcError as exc:
             if not isinstance(exc, BackendError) or exc.code in (Code.BACKEND_UNAVAILABLE, Code.REQUEST_TIMEOUT):
                 log.info("%s %s failed: %s", method, request_id, exc.message)
@@ -237,19 +271,19 @@ class Dispatcher:
                     channel: Channel | None) -> Any:
         return {}
 
-    @staticmethod
-    def _named(lookup: Callable[[str], tuple[str, str] | None], name: str, noun: str) -> tuple[str, str]:
-        """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown."""
-        route = lookup(name)
+    def _named(self, session: SessionInfo, kind: PolicyKind, name: str) -> tuple[str, str]:
+        """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown, and the
+        same when the caller may not use it."""
+        route = (self.view.tool if kind is PolicyKind.TOOLS else self.view.prompt)(name)
         if route is None:
-            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown {noun} '{name}'; call {noun}s/list for the {noun}s "
-                               "this gateway offers")
+            raise _unknown_name(kind, name)
+        self._permit(session, kind, name, _unknown_name)
         return route
 
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
-        backend, original = self._named(self.view.tool, name, "tool")
+        backend, original = self._named(session, PolicyKind.TOOLS, name)
         router = self._gateway.routers.get(backend)
         key = None
         if router is not None and router.hash_argument is not None:
@@ -272,17 +306,19 @@ class Dispatcher:
         annotations = (self.view.tools.get(exposed) or {}).get("annotations") or {}
         return bool(annotations.get("idempotentHint") or annotations.get("readOnlyHint"))
 
-    def _resource_route(self, uri: str) -> tuple[str, str]:
+    def _resource_route(self, session: SessionInfo, uri: str) -> tuple[str, str]:
+        """(backend, the backend's own uri) of an exposed uri; -32002 when no backend serves it, and the same
+        when the caller may not use it."""
         route = self.view.resource(uri)
         if route is None:
-            raise JsonRpcError(Code.RESOURCE_NOT_FOUND, f"resource not found: no backend serves '{uri}'; call "
-                               "resources/list or resources/templates/list", {"uri": uri})
+            raise _resource_not_found(PolicyKind.RESOURCES, uri)
+        self._permit(session, PolicyKind.RESOURCES, uri, _resource_not_found)
         return route
 
     async def _resources_read(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                               channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/read")
-        backend, original = self._resource_route(uri)
+        backend, original = self._resource_route(session, uri)
         result = await self._forward(session, request_id, backend, "resources/read", {**params, "uri": original},
                                      channel, idempotent=True)
         if original != uri and isinstance(result, dict):  # show the client the uri it asked for
@@ -293,7 +329,7 @@ class Dispatcher:
     async def _subscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/subscribe")
-        backend, original = self._resource_route(uri)
+        backend, original = self._resource_route(session, uri)
         subscribers = self._gateway.subscriptions.setdefault((backend, original), set())
         first = not subscribers
         subscribers.add(session.sid)
@@ -311,7 +347,7 @@ class Dispatcher:
     async def _unsubscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/unsubscribe")
-        backend, original = self._resource_route(uri)
+        backend, original = self._resource_route(session, uri)
         if not self._gateway.unsubscribe_local(session.sid, backend, original):
             # Subscribed through another worker: that one holds the subscription.
             self._gateway.relay(Kind.UNSUBSCRIBE, Unsubscribe(self._gateway.everyone, session.sid, backend, original))
@@ -319,7 +355,7 @@ class Dispatcher:
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
-        backend, original = self._named(self.view.prompt, _text(params, "name", "prompts/get"), "prompt")
+        backend, original = self._named(session, PolicyKind.PROMPTS, _text(params, "name", "prompts/get"))
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
                                    channel, idempotent=True)
 
@@ -329,14 +365,14 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
         if ref.get("type") == "ref/prompt":
-            backend, original = self._named(self.view.prompt, _text(ref, "name", "completion/complete ref"),
-                                            "prompt")
+            backend, original = self._named(session, PolicyKind.PROMPTS, _text(ref, "name", "completion/complete ref"))
             new_ref = {**ref, "name": original}
         elif ref.get("type") == "ref/resource":
             uri = _text(ref, "uri", "completion/complete ref")
             route = self.view.template(uri) or self.view.resource(uri)
             if route is None:
-                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
+                raise _unknown_reference(PolicyKind.RESOURCES, uri)
+            self._permit(session, PolicyKind.RESOURCES, uri, _unknown_reference)
             backend, original = route
             new_ref = {**ref, "uri": original}
         else:

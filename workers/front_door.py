@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.auth.authenticate import KeyUnknown
+from only1mcp.auth.principal import Principal
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import SessionRevoke
 from only1mcp.protocol import jsonrpc, modern
@@ -93,17 +95,22 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
+        caller = self._guard.identify(exchange, answer_id(message))  # not awaited: the hot path
+        if isinstance(caller, KeyUnknown):
+            caller = await self._guard.after_refresh(exchange, caller, answer_id(message))
+        if isinstance(caller, Answer):
+            return caller
         refused = self._guard.version(exchange.header(VERSION_HEADER), message)
         if refused is not None:
             return refused
         if isinstance(message, list):
-            return await self._batch(exchange, message)
+            return await self._batch(exchange, message, caller)
         problem = jsonrpc.shape_error(message)
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message)
-        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
+            return self._initialize(message, caller)
+        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"), caller=caller)
         if isinstance(session, Answer):
             return session
         if "method" not in message:
@@ -115,7 +122,7 @@ class FrontDoor:
         channel = ReplyChannel(exchange, {})
         return await channel.finish(await self._dispatcher.request(session, message, channel))
 
-    def _initialize(self, message: dict[str, Any]) -> Answer:
+    def _initialize(self, message: dict[str, Any], caller: Principal | None) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
         sealer = self._gateway.sealer
@@ -127,13 +134,14 @@ class FrontDoor:
             return refusal(400, exc.code, exc.message, message["id"])
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client},
+                              caller.key if caller is not None else None)
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
-    async def _batch(self, exchange: Exchange, messages: list[Any]) -> Answer:
+    async def _batch(self, exchange: Exchange, messages: list[Any], caller: Principal | None) -> Answer:
         if not messages:
             return refusal(400, Code.INVALID_REQUEST, "an empty batch is not a valid JSON-RPC request")
-        session = self._guard.session(exchange.header(SESSION_HEADER))
+        session = self._guard.session(exchange.header(SESSION_HEADER), caller=caller)
         if isinstance(session, Answer):
             return session
         if session.version not in BATCH_VERSIONS:
@@ -159,22 +167,27 @@ class FrontDoor:
 
     # ------------------------------------------------------------ GET and DELETE
 
-    def _session_of(self, request: web.Request) -> SessionInfo | Answer:
+    async def _session_of(self, request: web.Request) -> SessionInfo | Answer:
         """A GET's or DELETE's session (the route already checked Host and Origin)."""
+        exchange = AiohttpExchange(request)
+        caller = await self._guard.authenticate(exchange)
+        if isinstance(caller, Answer):
+            return caller
         refused = self._guard.version(request.headers.get(VERSION_HEADER))
-        return refused if refused is not None else self._guard.session(request.headers.get(SESSION_HEADER))
+        return refused if refused is not None else self._guard.session(request.headers.get(SESSION_HEADER),
+                                                                        caller=caller)
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")
         if "text/event-stream" not in accept and "*/*" not in accept:
             return web_response(refusal(406, Code.INVALID_REQUEST, "GET needs Accept: text/event-stream"))
-        session = self._session_of(request)
+        session = await self._session_of(request)
         if isinstance(session, Answer):
             return web_response(session)
         return await self._gateway.streams.serve(request, session.sid, request.headers.get("Last-Event-ID"), {})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        session = self._session_of(request)
+        session = await self._session_of(request)
         if isinstance(session, Answer):
             return web_response(session)
         settings = self._gateway.settings

@@ -26,7 +26,7 @@ from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
 from .dispatch import Dispatcher, error_bytes, result_bytes
-from .exchange import Answer, web_response
+from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
 from .guard import Guard, refusal, too_deep
 from .sse_pump import pump
@@ -64,10 +64,15 @@ class LegacySseDoor:
         return web_response(refusal(status, code, message))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        caller = await self._guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)
         sealer = self._gateway.sealer
         if sealer is None:
             return self._refuse(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
-        token, session = sealer.new(LEGACY_VERSION, {}, {})
+        token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None)
+        if caller is not None:
+            session = session.called_by(caller)
         stream = _Stream(session)
         self._streams[token] = stream
         self._gateway.streams.attach(session.sid, stream.push)
@@ -85,14 +90,22 @@ class LegacySseDoor:
             self._gateway.streams.detach(session.sid)
         return response
 
-    async def post(self, request: web.Request) -> web.StreamResponse:
-        token = request.query.get("session_id", "")
+    async def _session_of(self, request: web.Request, token: str) -> SessionInfo | web.Response:
+        """The session a POST names, opened by the principal whose credential the POST carries."""
         if not token:
             return self._refuse(400, Code.INVALID_REQUEST, "missing session_id; POST to the endpoint the SSE "
                                                            "stream announced")
-        session = self._guard.session(token, reopen="open a new stream with GET /sse")
-        if isinstance(session, Answer):
-            return web_response(session)
+        caller = await self._guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)
+        session = self._guard.session(token, reopen="open a new stream with GET /sse", caller=caller)
+        return web_response(session) if isinstance(session, Answer) else session
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        token = request.query.get("session_id", "")
+        session = await self._session_of(request, token)
+        if not isinstance(session, SessionInfo):
+            return session
         if request.content_type != "application/json":
             return self._refuse(415, Code.INVALID_REQUEST, "Content-Type must be application/json")
         body = await self._guard.body(request)

@@ -19,20 +19,22 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.auth.principal import Principal
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import ModernEvent, ModernRetry, ModernRetryGone
 from only1mcp.catalog.view import LIST_KEYS
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps, loads
-from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import ALL_VERSIONS
 from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
 
 from .calls import ReplyChannel
 from .dispatch import SERVER_INFO, Dispatcher
-from .exchange import AiohttpExchange
+from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
+from .guard import Guard
 from .listen import Listeners
 
 __all__ = ["StatelessDoor"]
@@ -129,11 +131,13 @@ class _RelaySink:
 class StatelessDoor:
     """Serves 2026-07-28 requests: discover, lists, calls with the input-required flow, listen."""
 
-    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_relayed", "_remote", "_tasks", "listeners")
+    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_guard", "_relayed", "_remote", "_tasks",
+                 "listeners")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, guard: Guard) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
+        self._guard = guard
         self.listeners = Listeners(gateway, dispatcher)
         self._calls: dict[str, _Call] = {}
         self._remote: dict[str, tuple[ReplyChannel, asyncio.Future[Outcome]]] = {}  # our POSTs, served elsewhere
@@ -149,12 +153,15 @@ class StatelessDoor:
     # ------------------------------------------------------------ the POST
 
     async def post(self, request: web.Request, message: Any) -> web.StreamResponse:
+        caller = await self._guard.authenticate(AiohttpExchange(request), answer_id(message))
+        if isinstance(caller, Answer):
+            return web_response(caller)
         admitted = self._admit(request, message)
         if not isinstance(admitted, tuple):
             return admitted
         envelope, params = admitted
         request_id, method = message["id"], message["method"]
-        session = self._session(envelope)
+        session = self._session(envelope, caller)
         try:
             served = await self._serve_here(request, request_id, method, params, session)
         except JsonRpcError as exc:
@@ -162,7 +169,7 @@ class StatelessDoor:
         if served is not None:
             return served
         if method == "tools/call":
-            refused = self._param_headers(request, request_id, params)
+            refused = self._param_headers(request, request_id, params, session)
             if refused is not None:
                 return refused
         exchange = AiohttpExchange(request)
@@ -211,29 +218,34 @@ class StatelessDoor:
         if method == "subscriptions/listen":
             return await self.listeners.serve(request, request_id, params, session)
         if method in LIST_KEYS:
-            result = loads(self._dispatcher.page(method, modern.backend_params(params)))
+            result = loads(self._dispatcher.page(session, method, modern.backend_params(params)))
             return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
         return None
 
-    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any]) -> web.Response | None:
+    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any],
+                       session: SessionInfo) -> web.Response | None:
         """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
         view = self._gateway.view
-        tool = view.tools.get(params.get("name")) if view is not None else None  # type: ignore[arg-type]
-        if not isinstance(tool, dict):
-            return None  # an unknown tool gets its own, clearer error from the dispatcher
+        name = params.get("name")
+        tool = view.tools.get(name) if view is not None and isinstance(name, str) else None
+        if not isinstance(tool, dict) or not self._dispatcher.permissions(session).allows_tool(str(name)):
+            # An unknown tool gets its own, clearer error from the dispatcher; so does one the caller may
+            # not use (the same error: checking its headers here would tell that it exists).
+            return None
         problem = modern.param_header_problem(tool.get("inputSchema"), params.get("arguments") or {},
                                               request.headers)
         if problem is None:
             return None
         return _refuse(request_id, JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')"))
 
-    def _session(self, envelope: modern.Envelope) -> SessionInfo:
+    def _session(self, envelope: modern.Envelope, caller: Principal | None) -> SessionInfo:
         """What a session would have remembered, from this request's envelope; a fresh id, since there is
         no session to name (it keys this request's calls and subscriptions in the worker)."""
         capabilities = {k: v for k, v in envelope.capabilities.items() if k in (*RELAYED, "tasks")
                         and isinstance(v, dict)}
         client = {k: envelope.client[k] for k in ("name", "version") if k in envelope.client}
-        return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client)
+        return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client,
+                           principal=caller.key if caller is not None else None, caller=caller)
 
     def _discover(self) -> dict[str, Any]:
         view = self._gateway.view

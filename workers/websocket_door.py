@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from only1mcp.auth.principal import Principal
 from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
@@ -22,6 +24,7 @@ from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
 from .dispatch import Dispatcher, error_bytes, result_bytes
+from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
 from .guard import TOO_DEEP, Guard
 
@@ -30,15 +33,17 @@ __all__ = ["WebSocketDoor"]
 log = logging.getLogger("only1mcp.worker")
 
 _HEARTBEAT = 30.0  # seconds between WebSocket pings; a peer that stops answering is dropped
+_POLICY_VIOLATION = 1008  # RFC 6455: the message violates the server's policy (here: an expired credential)
 
 
 class _Connection:
-    """One socket: its session once initialized, and the calls it has running."""
+    """One socket: who opened it, its session once initialized, and the calls it has running."""
 
-    __slots__ = ("calls", "session", "socket")
+    __slots__ = ("caller", "calls", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse) -> None:
+    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None) -> None:
         self.socket = socket
+        self.caller = caller  # authenticated once, at the upgrade; its credential's expiry ends the socket
         self.session: SessionInfo | None = None
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -55,6 +60,10 @@ def _refuse(connection: _Connection, request_id: Any, code: int, message: str) -
     """An error frame for a message the gateway does not take, logged once; the socket stays open."""
     log.info("refused a WebSocket message: %s", message)
     connection.send(error_bytes(request_id, code, message))
+
+
+def _expired(caller: Principal | None) -> bool:
+    return caller is not None and caller.expires is not None and caller.expires <= time.time()
 
 
 def _quiet(task: asyncio.Task[Any]) -> None:
@@ -77,15 +86,23 @@ class WebSocketDoor:
                                for s in list(self._open)), return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        caller = await self._guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)  # before the upgrade: the client sees the 401 and its challenge
         socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=self._guard.body_limit())
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket)
+        connection = _Connection(socket, caller)
         self._open.add(socket)
         try:
             async for frame in socket:
                 if frame.type is WSMsgType.TEXT:
+                    if _expired(connection.caller):
+                        log.info("closed a WebSocket whose credential expired")
+                        await socket.close(code=_POLICY_VIOLATION, message=b"credential expired; reconnect with a "
+                                                                            b"fresh token")
+                        break
                     self._frame(connection, frame.data)
                 elif frame.type is WSMsgType.BINARY:
                     log.info("closed a WebSocket that sent a binary frame")
@@ -150,7 +167,11 @@ class WebSocketDoor:
             return
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        caller = connection.caller
+        _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client},
+                                caller.key if caller is not None else None)
+        if caller is not None:
+            session = session.called_by(caller)
         if connection.session is not None:
             self._gateway.streams.detach(connection.session.sid)
         connection.session = session

@@ -34,6 +34,7 @@ __all__ = [
     "Delta",
     "Empty",
     "Heartbeat",
+    "KeysWanted",
     "Kind",
     "LegacyPost",
     "LinkHello",
@@ -86,6 +87,7 @@ class Kind(IntEnum):
     CALL_OUTCOMES = 18
     SESSION_SEND = 19
     SESSION_REVOKE = 20
+    KEYS_WANTED = 21
     # addressed to one worker or all (relay PUB; a worker sends them as reports, the supervisor forwards)
     CLIENT_RESPONSE = 30
     CANCEL_CALL = 31
@@ -300,6 +302,13 @@ class SessionRevoke(Payload):
     expires: float  # wall-clock time its token would have expired anyway
 
 
+@payload
+class KeysWanted(Payload):
+    """A token names a key the worker's key set lacks: the issuer may have rotated its keys."""
+
+    kid: str  # "" for a token that names none
+
+
 # ---------------------------------------------------------------- relayed
 
 
@@ -464,6 +473,8 @@ SPECS: dict[Kind, MessageSpec] = {
                                    "a message for a session's GET stream"),
     Kind.SESSION_REVOKE: MessageSpec(Channel.REPORT, "worker → supervisor", SessionRevoke,
                                      "a session was ended (DELETE)"),
+    Kind.KEYS_WANTED: MessageSpec(Channel.REPORT, "worker → supervisor", KeysWanted,
+                                  "a token's kid is unknown: fetch the issuer's keys again (rate-limited)"),
     Kind.CLIENT_RESPONSE: MessageSpec(Channel.RELAY, "worker → worker", ClientResponse,
                                       "a client's answer to a relayed request"),
     Kind.CANCEL_CALL: MessageSpec(Channel.RELAY, "worker → all", CancelCall, "a client cancelled a call"),

@@ -27,7 +27,8 @@ log = logging.getLogger("only1mcp.bus")
 
 _HWM = 200_000
 _MAX_BATCH = 10_000
-_SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog"}
+_SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog",
+               Namespace.JWKS: "jwks"}
 
 
 _LOCAL = -1.0  # a revocation known here (the DELETE came through this worker) but not yet confirmed

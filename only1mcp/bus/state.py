@@ -1,9 +1,9 @@
 """The shared state: its namespaces, the typed value each holds, and one version of it as a worker reads it.
 
 The supervisor is the only writer. Each entry is (namespace, name) -> value; singletons (config, session
-keys, catalog) have the name "". Revocations are not part of the versioned State: a request only asks
-"is this session revoked", so a replica keeps them in one set it changes in place (an entry costs O(1)
-to apply, whatever the number of revoked sessions).
+keys, catalog, the JWT issuer's keys) have the name "". Revocations are not part of the versioned State: a
+request only asks "is this session revoked", so a replica keeps them in one set it changes in place (an
+entry costs O(1) to apply, whatever the number of revoked sessions).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "BackendRoutes",
     "CatalogState",
     "ConfigState",
+    "JwksState",
     "Namespace",
     "ReplicaRoute",
     "Revocation",
@@ -39,6 +40,7 @@ class Namespace(IntEnum):
     CATALOG = 3  # singleton: the merged catalog
     ROUTES = 4  # per backend: health and breaker of each replica
     REVOKED = 5  # per session id: ended by its client (DELETE)
+    JWKS = 6  # singleton: the token issuer's signing keys, as last fetched
 
 
 @payload
@@ -54,6 +56,16 @@ class ConfigState(Payload):
 class SessionKeys(Payload):
     secret: bytes
     ttl: float
+
+
+@payload
+class JwksState(Payload):
+    """The JWT issuer's key set (auth.jwt), published after every good fetch (so ``fetched_at`` moves even
+    when the keys did not change: a worker that asked for a refetch sees it was done)."""
+
+    source: str  # the jwks_uri it came from
+    fetched_at: float  # wall-clock time of the fetch
+    document: dict[str, Any]  # the JWKS document as the issuer served it: public keys only
 
 
 @payload
@@ -87,6 +99,7 @@ VALUE_TYPES: dict[Namespace, type[Payload]] = {
     Namespace.CATALOG: CatalogState,
     Namespace.ROUTES: BackendRoutes,
     Namespace.REVOKED: Revocation,
+    Namespace.JWKS: JwksState,
 }
 
 
@@ -134,6 +147,7 @@ class State:
     sessions: SessionKeys | None = None
     catalog: CatalogState | None = None
     routes: Mapping[str, BackendRoutes] = field(default_factory=lambda: _NO_ROUTES)
+    jwks: JwksState | None = None
 
     @property
     def config_version(self) -> int:

@@ -9,6 +9,7 @@ pydantic-settings (0.25 s of every worker's boot).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -580,8 +581,43 @@ class Settings(BaseModel):
     rate_limits: Annotated[RateLimitSettings, LIVE] = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
     audit: Annotated[AuditSettings, LIVE] = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
 
+    @model_validator(mode="after")
+    def _no_open_door(self) -> Settings:
+        # Anyone who can reach a non-loopback address could list and call every backend's tools.
+        auth = self.auth
+        if not auth.modes and not auth.allow_unauthenticated and not _loopback(self.server.host):
+            raise PydanticCustomError(
+                "unauthenticated",
+                "server.host {host} is reachable from other machines and auth.mode is none: anyone could use "
+                "every backend. Set auth.mode (jwt or api_key, see docs/configuration.md), bind 127.0.0.1, or "
+                "set auth.allow_unauthenticated: true to serve without credentials on purpose",
+                {"host": self.server.host, "at": "server.host"})
+        roles = self.rbac.roles
+        for index, key in enumerate(auth.api_keys):
+            unknown = [role for role in key.roles if roles and role not in roles]
+            if unknown:  # a key's roles are written here, next to rbac: an unknown one is a typo
+                raise PydanticCustomError(
+                    "unknown_role", "API key '{name}' has role '{role}', which rbac.roles does not define; "
+                    "define it or use one of: {known}",
+                    {"name": key.name, "role": unknown[0], "known": ", ".join(sorted(roles)),
+                     "at": f"auth.api_keys.{index}.roles"})
+        if "api_key" in auth.modes and not auth.api_keys:
+            raise PydanticCustomError(
+                "no_api_keys", "auth.mode includes api_key but auth.api_keys is empty; add entries with name, "
+                "sha256 (printf %s \"$KEY\" | sha256sum) and roles", {"at": "auth.mode"})
+        return self
+
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
         return [b for b in self.backends if b.enabled]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def valid_name(text: str) -> bool:

@@ -39,6 +39,7 @@ class Code(IntEnum):
     REQUEST_TIMEOUT = -32001
     RESOURCE_NOT_FOUND = -32002
     BACKEND_UNAVAILABLE = -32003
+    UNAUTHORIZED = -32004  # with HTTP 401 (no or invalid credential) or 403 (insufficient scope)
     # 2026-07-28
     HEADER_MISMATCH = -32020
     MISSING_CLIENT_CAPABILITY = -32021
