@@ -5,7 +5,7 @@ worth a few percent of CPU cannot be judged from seconds. Callgrind counts the i
 runs in user space (the kernel's share is not counted), and the count is the same from run to run for
 the same code and requests. Compare two checkouts by running this in each.
 
-    python -m bench.instructions [--seconds 15] [--connections 16] [--backend http|stdio] [--audit]
+    python -m bench.instructions [--seconds 15] [--connections 16] [--backend http|stdio] [--audit] [--idle 5]
 
 The gateway runs with 1 worker in front of bench.fast_backend (``--backend stdio``: in front of the demo
 server as a shared stdio child, whose calls pass through the stdio host; that process is counted too),
@@ -57,20 +57,28 @@ def _processes(root: int) -> dict[str, int]:
     return found
 
 
-def _dump(scratch: Path, pid: int, timeout: float = 60.0) -> Path:
-    """A process's callgrind dump, once callgrind has written it (it does so asynchronously)."""
+def _dump(scratch: Path, pid: int, number: int, timeout: float = 60.0) -> Path:
+    """A process's ``number``th callgrind dump, once callgrind has written it (it does so asynchronously)."""
+    path = scratch / f"callgrind.{pid}.{number}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for path in scratch.glob(f"callgrind.{pid}.*"):
-            if path.stat().st_size:
-                return path
+        if path.exists() and path.stat().st_size and "totals:" in path.read_text(errors="replace"):
+            return path
         time.sleep(0.1)  # polling a file callgrind writes; no event to wait on
-    raise RuntimeError(f"callgrind wrote no dump for process {pid} within {timeout:.0f}s")
+    raise RuntimeError(f"callgrind wrote no dump {number} for process {pid} within {timeout:.0f}s")
 
 
-def _count(scratch: Path, pid: int) -> int:
-    dump = _dump(scratch, pid).read_text(errors="replace")
+def _count(scratch: Path, pid: int, number: int) -> int:
+    """Instructions in a process's ``number``th dump: those since the dump before (a dump resets them)."""
+    dump = _dump(scratch, pid, number).read_text(errors="replace")
     return int(re.search(r"^(?:summary|totals): (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
+
+
+def _counted(processes: dict[str, int], scratch: Path, number: int) -> dict[str, int]:
+    """Dump every process's counters (their ``number``th dump) and read them."""
+    for pid in processes.values():
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+    return {name: _count(scratch, pid, number) for name, pid in processes.items()}
 
 
 def _config(backend: str, backend_url: str) -> tuple[str, str]:
@@ -81,8 +89,10 @@ def _config(backend: str, backend_url: str) -> tuple[str, str]:
     return head + f"  - name: h\n    url: {backend_url}\n", "h_echo"
 
 
-def run(seconds: float, connections: int, backend_kind: str = "http", extra_config: str = "") -> dict[str, Any]:
-    """``extra_config``: more top-level YAML sections (bench.auth_overhead adds auth and rbac)."""
+def run(seconds: float, connections: int, backend_kind: str = "http", extra_config: str = "",
+        idle: float = 5.0) -> dict[str, Any]:
+    """``extra_config``: more top-level YAML sections (bench.auth_overhead adds auth and rbac); ``idle``: the
+    seconds each process is counted at rest first."""
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: apt-get install valgrind wrk")
@@ -108,18 +118,15 @@ def run(seconds: float, connections: int, backend_kind: str = "http", extra_conf
         processes = _processes(gateway.pid)
         for pid in processes.values():
             subprocess.run(["callgrind_control", "--instr=on", str(pid)], check=True, capture_output=True)
+        started = time.monotonic()
+        time.sleep(idle)  # the background's rate: nothing to wait for, a window to count
+        background = _counted(processes, scratch, 1)
+        rates = {name: count / (time.monotonic() - started) for name, count in background.items()}
+        started = time.monotonic()
         measured = _wrk(url, session, tool, connections, seconds, "1")
-        for pid in processes.values():
-            subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
-        counts = {name: _count(scratch, pid) for name, pid in processes.items()}
-        calls = max(1, measured["requests"])
-        result: dict[str, Any] = {"backend": backend_kind, "connections": connections, "seconds": seconds,
-                                  "calls": measured["requests"], "non_2xx": measured["non_2xx"],
-                                  "instructions": counts["worker"],
-                                  "instructions_per_call": round(counts["worker"] / calls)}
-        if "stdio_host" in counts:
-            result["stdio_host_instructions_per_call"] = round(counts["stdio_host"] / calls)
-        return result
+        counts = _counted(processes, scratch, 2)
+        elapsed = time.monotonic() - started
+        return _result(backend_kind, connections, seconds, measured, counts, rates, elapsed)
     finally:
         if gateway is not None:
             os.killpg(gateway.pid, signal.SIGKILL)  # under valgrind a drain would take minutes; nothing to keep
@@ -128,18 +135,34 @@ def run(seconds: float, connections: int, backend_kind: str = "http", extra_conf
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _result(backend: str, connections: int, seconds: float, measured: dict[str, Any], counts: dict[str, int],
+            rates: dict[str, float], elapsed: float) -> dict[str, Any]:
+    calls = max(1, measured["requests"])
+    result: dict[str, Any] = {"backend": backend, "connections": connections, "seconds": seconds,
+                              "calls": measured["requests"], "non_2xx": measured["non_2xx"],
+                              "instructions": counts["worker"]}
+    for name, count in counts.items():
+        prefix = "" if name == "worker" else f"{name}_"
+        result[f"{prefix}instructions_per_call"] = round(count / calls)
+        result[f"{prefix}background_instructions_per_second"] = round(rates[name])
+        result[f"{prefix}net_instructions_per_call"] = round((count - rates[name] * elapsed) / calls)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backend", choices=("http", "stdio"), default="http")
     parser.add_argument("--audit", action="store_true", help="with the audit trail on (a file)")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds the background's rate is counted over")
     args = parser.parse_args()
     # Not in the config's directory: the supervisor watches that one and would wake for every line.
     trail = Path(tempfile.mkdtemp(prefix="only1mcp-trail-")) if args.audit else None
     try:
         results = run(args.seconds, args.connections, args.backend,
-                      f"audit: {{enabled: true, path: {trail / 'audit.log'}}}\n" if trail is not None else "")
+                      f"audit: {{enabled: true, path: {trail / 'audit.log'}}}\n" if trail is not None else "",
+                      idle=args.idle)
     finally:
         if trail is not None:
             shutil.rmtree(trail, ignore_errors=True)
@@ -150,6 +173,12 @@ def main() -> None:
     print(f"{results['instructions_per_call']:,} instructions per proxied tools/call in the worker"
           + (f", {host:,} in the stdio host" if host is not None else "")
           + f" ({results['calls']:,} calls at c{results['connections']}, user space only; {path})")
+    net_host = results.get("stdio_host_net_instructions_per_call")
+    print(f"without the background: {results['net_instructions_per_call']:,} in the worker"
+          + (f", {net_host:,} in the stdio host" if net_host is not None else "")
+          + f" ({results['background_instructions_per_second']:,} instructions/s at rest in the worker"
+          + (f", {results['stdio_host_background_instructions_per_second']:,} in the stdio host)"
+             if net_host is not None else ")"))
 
 if __name__ == "__main__":
     main()

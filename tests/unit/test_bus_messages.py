@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import msgpack
@@ -10,6 +11,7 @@ import pytest
 from only1mcp.bus import BusProtocolError, Envelope, Kind, Namespace, Role, Sender, Target, decode, encode
 from only1mcp.bus import messages as m
 from only1mcp.bus.catalogue import refresh
+from only1mcp.bus.codec import Codec
 from only1mcp.bus.state import (
     BackendRoutes,
     CatalogState,
@@ -20,6 +22,7 @@ from only1mcp.bus.state import (
     SessionKeys,
     StateEntry,
 )
+from only1mcp.bus.wire import WireError
 from only1mcp.routing.breaker import State as BreakerState
 from only1mcp.routing.health import Health
 
@@ -79,6 +82,23 @@ def test_every_kind_round_trips(kind: Kind) -> None:
     assert decode(encode(envelope)) == envelope
 
 
+@pytest.mark.parametrize("kind", list(Kind), ids=lambda kind: kind.name)
+def test_the_field_handler_gives_what_the_payload_holds(kind: Kind) -> None:
+    """The link's data path checks a frame's fields without building its payload: the values it hands
+    over are the payload's own."""
+    payload = SAMPLES[kind]
+    raw = Codec().unpack(encode(Envelope.of(kind, SENDER, payload)))[4]
+    values = type(payload).field_handler()(raw, lambda *values: values)
+    assert values == tuple(getattr(payload, field.name) for field in dataclasses.fields(payload))
+
+
+def test_the_field_handler_refuses_what_from_wire_refuses() -> None:
+    called: list[object] = []
+    with pytest.raises(WireError, match=r"LinkReceive\.related: expected an integer or a string or nil"):
+        m.LinkReceive.field_handler()([b"{}", 1.5, None], lambda *values: called.append(values))
+    assert called == []
+
+
 def test_a_kind_carries_only_its_own_payload() -> None:
     with pytest.raises(TypeError, match="HEARTBEAT carries Heartbeat"):
         Envelope.of(Kind.HEARTBEAT, SENDER, m.Request(1))
@@ -94,6 +114,8 @@ def test_a_namespace_holds_only_its_own_value_type() -> None:
     (b"\xc1", "malformed bus frame"),
     (msgpack.packb([1, 2]), "not an envelope of 5 fields"),
     (msgpack.packb([99, 2, 0, 1, []]), "unknown kind 99"),
+    (msgpack.packb([[41], 2, 0, 1, []]), r"unknown kind \[41\]"),
+    (msgpack.packb([True, 2, 0, 1, [1]]), "unknown kind True"),
     (msgpack.packb([2, 9, 0, 1, [1]]), "bad sender"),
     (msgpack.packb([2, 2, 0, 1, ["x"]]), "Heartbeat.seq: expected an integer"),
     (msgpack.packb([2, 2, 0, 1, [1, 2]]), "Heartbeat: expected 1 fields"),
