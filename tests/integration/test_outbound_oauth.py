@@ -129,9 +129,10 @@ async def test_a_short_lived_token_is_replaced_before_it_expires(launch_gateway,
         await provider.aclose()
 
 
-async def test_a_401_gets_one_fresh_token_and_one_retry(launch_gateway, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_a_401_gets_one_fresh_token_and_one_retry(launch_gateway, tmp_path: Path, transport: str) -> None:
     provider = await provider_with_client()
-    backend = await guarded_backend(provider, "tools")
+    backend = await guarded_backend(provider, "tools", transport)
     try:
         gateway = await start(launch_gateway, tmp_path, backend_entry(provider, "tools", backend))
         assert text(await call(gateway, "tools_whoami")) == "tools"
@@ -149,6 +150,24 @@ async def test_a_401_gets_one_fresh_token_and_one_retry(launch_gateway, tmp_path
         message = answer["error"]["message"]
         assert "backend 'tools' refused the gateway's access token (HTTP 401), a fresh one" in message, answer
         assert await token_fetches(provider) == before + 2  # one fetch for that call, not one per try
+    finally:
+        await backend.aclose()
+        await provider.aclose()
+
+
+@pytest.mark.parametrize("transport", ["sse", "websocket"])
+async def test_a_refused_stream_or_upgrade_gets_a_fresh_token(launch_gateway, tmp_path: Path, transport: str) -> None:
+    """The connection itself (the SSE stream's GET, the WebSocket upgrade) refused with 401: here the
+    supervisor's discovery, which gets a fresh token from the supervisor's own keeper and connects again."""
+    provider = await provider_with_client()
+    backend = await guarded_backend(provider, "tools", transport)
+    try:
+        await control(backend, "POST", "/admin/reject", {"count": 1, "methods": ["GET"]})
+        gateway = await start(launch_gateway, tmp_path, backend_entry(provider, "tools", backend))
+        assert text(await call(gateway, "tools_whoami")) == "tools"
+        assert (await control(backend, "GET", "/admin/seen"))["refused"] == 1
+        assert await token_fetches(provider) == 2
+        assert (await gateway.fetch_status())["catalog"]["backends"]["tools"]["state"] == "ok"
     finally:
         await backend.aclose()
         await provider.aclose()
