@@ -57,7 +57,7 @@ class BackendTokens:
         for name, keeper in list(self._keepers.items()):
             if wanted.get(name) != keeper.client:
                 del self._keepers[name]
-                self._tasks.spawn(keeper.close(), f"stop {name}")
+                keeper.stop()
                 self._publish(name, None)  # the old client's token must not be sent meanwhile
                 if name not in wanted:
                     log.info("backend '%s': no oauth any more; its access token is withdrawn", name)

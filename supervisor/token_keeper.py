@@ -147,9 +147,9 @@ class TokenKeeper:
 
     def refused(self, serial: int) -> None:
         """A backend answered 401 to token ``serial`` (0: to none): fetch a new one, once for everyone."""
-        token = self.token
-        if token is not None and serial not in (0, token.serial):
-            return  # already replaced: the asker gets the new one from the state
+        token = self.current()
+        if token is not None and token.serial != serial:
+            return  # already replaced (or, for 0, published but not yet seen): the asker gets it from the state
         if self.fetching or self.failing:
             self.deferred += 1  # a fetch is running, or the retry schedule is on it
             return
@@ -198,8 +198,7 @@ class TokenKeeper:
                 "last_error": self.last_error, "last_error_at": self.last_error_at, "fetches": self.fetches,
                 "refetches": self.refetches, "refusals_deferred": self.deferred}
 
-    async def close(self) -> None:
+    def stop(self) -> None:
+        """At once: a fetch in flight must not publish the token of a client the config no longer has."""
         if self.task is not None:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
