@@ -5,14 +5,16 @@ worth a few percent of CPU cannot be judged from seconds. Callgrind counts the i
 runs in user space (the kernel's share is not counted), and the count is the same from run to run for
 the same code and requests. Compare two checkouts by running this in each.
 
-    python -m bench.instructions [--seconds 15] [--connections 16] [--backend http|stdio]
+    python -m bench.instructions [--seconds 15] [--connections 16] [--backend http|stdio] [--audit]
 
 The gateway runs with 1 worker in front of bench.fast_backend (``--backend stdio``: in front of the demo
 server as a shared stdio child, whose calls pass through the stdio host; that process is counted too),
 everything under ``valgrind
 --tool=callgrind --trace-children=yes`` with instrumentation off; after a warm-up, instrumentation is
 switched on in the worker for a wrk run and the counters are dumped (callgrind_control). Needs valgrind
-and wrk (Debian packages).
+and wrk (Debian packages). ``--audit`` runs the gateway with the audit trail on (a file, in a directory of
+its own): the instructions it adds in user space (the write of each line is kernel time, which
+bench.audit_cost counts).
 """
 
 from __future__ import annotations
@@ -131,14 +133,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backend", choices=("http", "stdio"), default="http")
+    parser.add_argument("--audit", action="store_true", help="with the audit trail on (a file)")
     args = parser.parse_args()
-    results = run(args.seconds, args.connections, args.backend)
-    path = save("instructions" if args.backend == "http" else f"instructions_{args.backend}", results)
+    # Not in the config's directory: the supervisor watches that one and would wake for every line.
+    trail = Path(tempfile.mkdtemp(prefix="only1mcp-trail-")) if args.audit else None
+    try:
+        results = run(args.seconds, args.connections, args.backend,
+                      f"audit: {{enabled: true, path: {trail / 'audit.log'}}}\n" if trail is not None else "")
+    finally:
+        if trail is not None:
+            shutil.rmtree(trail, ignore_errors=True)
+    results["audit"] = args.audit
+    name = "instructions" if args.backend == "http" else f"instructions_{args.backend}"
+    path = save(name + ("_audit" if args.audit else ""), results)
     host = results.get("stdio_host_instructions_per_call")
     print(f"{results['instructions_per_call']:,} instructions per proxied tools/call in the worker"
           + (f", {host:,} in the stdio host" if host is not None else "")
           + f" ({results['calls']:,} calls at c{results['connections']}, user space only; {path})")
-
 
 if __name__ == "__main__":
     main()

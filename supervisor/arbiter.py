@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from only1mcp.audit.sinks import check_destination
 from only1mcp.background import Background
 from only1mcp.bus import Endpoints, Kind, MessageRouter, Namespace, ReportSink, Role, Sender, StatePublisher
 from only1mcp.bus.endpoints import create_runtime_dir
@@ -150,6 +151,7 @@ class Supervisor:
 
     def _setup(self) -> None:
         server = self.settings.server
+        check_destination(self.settings.audit)  # workers write the trail; refuse to start if they could not
         self.port, self._port_holder = prepare_listener(server.host, server.port)
         runtime_dir = create_runtime_dir(server.runtime_dir)
         endpoints = Endpoints.in_dir(runtime_dir)

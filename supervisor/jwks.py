@@ -35,12 +35,15 @@ _RETRY_BASE = 1.0  # seconds before the first retry of a failed fetch, doubling 
 _RETRY_CAP = 60.0
 
 
+_WANTED_KEPT = 64
+
+
 class IssuerKeys:
     """Keeps ``Namespace.JWKS`` current for ``auth.jwt``; nothing is published while it is unset."""
 
-    __slots__ = ("_first", "_http", "_last_fetch", "_publisher", "_resolved", "_settings", "_task", "_tasks",
-                 "_wake", "failing", "fetched_at", "fetches", "kids", "last_error", "last_error_at", "next_at",
-                 "refetches", "refused", "rejected", "source")
+    __slots__ = ("_deferred", "_first", "_http", "_last_fetch", "_publisher", "_resolved", "_settings", "_task",
+                 "_tasks", "_wake", "_wanted_kids", "deferred", "failing", "fetched_at", "fetches", "kids",
+                 "last_error", "last_error_at", "next_at", "refetches", "refused", "rejected", "source")
 
     def __init__(self, publisher: StatePublisher) -> None:
         self._publisher = publisher
@@ -62,7 +65,10 @@ class IssuerKeys:
         self.failing = False
         self.fetches = 0  # attempts, good or not
         self.refetches = 0  # early fetches a worker's unknown kid caused
-        self.refused = 0  # unknown-kid reports not acted on (rate limit, a fetch in progress, or failing)
+        self.refused = 0  # unknown-kid reports not acted on (a refetch already due, or failing)
+        self.deferred = 0  # unknown-kid reports within min_refresh_interval: fetched when it has passed
+        self._deferred: asyncio.TimerHandle | None = None
+        self._wanted_kids: set[str] = set()  # unknown kids reported while a refetch is deferred (bounded)
 
     def register(self, router: MessageRouter) -> None:
         router.register(Kind.KEYS_WANTED, self._wanted)
@@ -100,6 +106,12 @@ class IssuerKeys:
         self.last_error = self.last_error_at = self.next_at = None
         self.failing = False
         self._last_fetch = -1e18
+        self._cancel_deferred()
+
+    def _cancel_deferred(self) -> None:
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
 
     async def wait_first(self, timeout: float) -> bool:
         """Until the first fetch for the current settings was tried (good or not); False on timeout."""
@@ -166,14 +178,36 @@ class IssuerKeys:
         settings = self._settings
         if settings is None or (wanted.kid and wanted.kid in self.kids):
             return  # nothing configured, or already published: that worker's copy is on its way
-        if self.failing or time.monotonic() - self._last_fetch < settings.min_refresh_interval:
-            self.refused += 1  # failing: the retry schedule is already on it
-            log.debug("unknown JWT key %r from worker pid %d: not fetching again so soon", wanted.kid,
-                      envelope.sender.pid)
+        if self.failing:
+            self.refused += 1  # the retry schedule is on it
             return
+        if self._deferred is not None:  # a refetch is already due: it will look for this kid too
+            if len(self._wanted_kids) < _WANTED_KEPT:
+                self._wanted_kids.add(wanted.kid)
+            return
+        wait = self._last_fetch + settings.min_refresh_interval - time.monotonic()
+        if wait > 0:
+            # Deferred, not dropped: the key may have been added at the issuer since the last fetch, and the
+            # requests that named it wait for the next publication. Still one fetch per interval.
+            self.deferred += 1
+            log.debug("unknown JWT key %r from worker pid %d: fetching the keys again in %.1fs (min_refresh_"
+                      "interval)", wanted.kid, envelope.sender.pid, wait)
+            self._wanted_kids = {wanted.kid}
+            self._deferred = asyncio.get_running_loop().call_later(wait, self._refetch_deferred)
+            return
+        self._refetch(wanted.kid)
+
+    def _refetch_deferred(self) -> None:
+        self._deferred = None
+        missing = sorted(kid for kid in self._wanted_kids if kid not in self.kids)
+        self._wanted_kids = set()
+        if missing and self._settings is not None:  # (a scheduled fetch may have brought them meanwhile)
+            self._refetch(missing[0])
+
+    def _refetch(self, kid: str) -> None:
         self.refetches += 1
         self._last_fetch = time.monotonic()  # reports arriving before the loop wakes are within the limit too
-        log.info("a token names JWT key %r, which the keys fetched do not hold: fetching them again", wanted.kid)
+        log.info("a token names JWT key %r, which the keys fetched do not hold: fetching them again", kid)
         self._wake.set()
 
     # ------------------------------------------------------------ status
@@ -193,15 +227,17 @@ class IssuerKeys:
             "next_fetch_at": self.next_at,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
-            # before this wall-clock time a worker's unknown kid causes no fetch (min_refresh_interval)
+            # before this wall-clock time a worker's unknown kid causes no immediate fetch (min_refresh_interval)
             "refetch_after": time.time() + max(0.0, self._last_fetch + self._settings.min_refresh_interval
                                                - time.monotonic()),
             "fetches": self.fetches,
             "refetches": self.refetches,
+            "refetches_deferred": self.deferred,
             "refetches_refused": self.refused,
         }
 
     async def close(self) -> None:
+        self._cancel_deferred()
         await self._tasks.close()
         if self._http is not None:
             self._http.close()

@@ -35,6 +35,9 @@ class Exchange(Protocol):
     def alive(self) -> bool:
         """Whether the client is still connected."""
 
+    def peer(self) -> str:
+        """The client's IP address ('' when unknown)."""
+
     async def open_stream(self, headers: dict[str, str]) -> None:
         """Send status 200 with ``headers``; the body follows in ``write`` calls."""
 
@@ -72,6 +75,9 @@ class AiohttpExchange:
     def alive(self) -> bool:
         transport = self._request.transport
         return transport is not None and not transport.is_closing()
+
+    def peer(self) -> str:
+        return self._request.remote or ""
 
     async def open_stream(self, headers: dict[str, str]) -> None:
         response = web.StreamResponse(headers=headers)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.auth.authenticate import KeyUnknown
 from only1mcp.auth.principal import Principal
 from only1mcp.bus import Kind
@@ -95,9 +96,9 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        caller = self._guard.identify(exchange, answer_id(message))  # not awaited: the hot path
+        caller = self._guard.identify(exchange, answer_id(message), message)  # not awaited: the hot path
         if isinstance(caller, KeyUnknown):
-            caller = await self._guard.after_refresh(exchange, caller, answer_id(message))
+            caller = await self._guard.after_refresh(exchange, caller, answer_id(message), message)
         if isinstance(caller, Answer):
             return caller
         refused = self._guard.version(exchange.header(VERSION_HEADER), message)
@@ -109,7 +110,7 @@ class FrontDoor:
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message, caller)
+            return self._initialize(message, caller, exchange)
         session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"), caller=caller)
         if isinstance(session, Answer):
             return session
@@ -120,22 +121,25 @@ class FrontDoor:
             self._dispatcher.notification(session, message)
             return _ACCEPTED
         channel = ReplyChannel(exchange, {})
-        return await channel.finish(await self._dispatcher.request(session, message, channel))
+        return await channel.finish(await self._dispatcher.request(session, message, channel, exchange))
 
-    def _initialize(self, message: dict[str, Any], caller: Principal | None) -> Answer:
+    def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+        started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
+            self._dispatcher.audit(Outcome.ERROR, None, message, exchange, started, exc.code, caller=caller)
             return refusal(400, exc.code, exc.message, message["id"])
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client},
-                              caller.key if caller is not None else None)
+        token, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version")
+                                                            if k in client}, caller.key if caller is not None else None)
+        self._dispatcher.audit(Outcome.OK, session, message, exchange, started, caller=caller)
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
     async def _batch(self, exchange: Exchange, messages: list[Any], caller: Principal | None) -> Answer:
@@ -160,7 +164,7 @@ class FrontDoor:
             elif "id" not in message:
                 self._dispatcher.notification(session, message)
             else:
-                replies.append(await self._dispatcher.request(session, message, None))
+                replies.append(await self._dispatcher.request(session, message, None, exchange))
         if not replies:
             return _ACCEPTED
         return Answer(200, b"[" + b",".join(replies) + b"]", JSON)

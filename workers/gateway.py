@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from only1mcp.audit.trail import AuditTrail
 from only1mcp.auth.keyset import KeySet
 from only1mcp.auth.resource import ProtectedResource
 from only1mcp.backends.base import Message
@@ -86,6 +87,7 @@ class Gateway:
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
+        self.audit = AuditTrail(Path(spec.runtime_dir))
         self.issuer_keys = WorkerKeys(reporter)
         self._config_version = 0
         self._sessions_value: Any = None
@@ -107,6 +109,7 @@ class Gateway:
             previous, self.settings = self.settings, Settings.model_validate(config.settings)
             server = self.settings.server
             set_level(server.log_level)
+            self.audit.configure(self.settings.audit)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port,
@@ -322,3 +325,4 @@ class Gateway:
         self.outstanding.clear()
         await self.tasks.close()
         await self.pool.close()
+        self.audit.close()

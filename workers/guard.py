@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.auth.authenticate import AuthRefused, KeyUnknown
 from only1mcp.auth.challenge import www_authenticate
 from only1mcp.auth.principal import Principal
@@ -71,10 +72,12 @@ class Guard:
     def authenticating(self) -> bool:
         return self._gateway.protected is not None
 
-    def identify(self, exchange: Exchange, request_id: Any = None) -> Principal | Answer | KeyUnknown | None:
+    def identify(self, exchange: Exchange, request_id: Any = None, message: Any = None
+                 ) -> Principal | Answer | KeyUnknown | None:
         """The principal the request's credential proves; the 401/403 refusal with its WWW-Authenticate
-        challenge; None while authentication is off. KeyUnknown for a JWT signed with a key id not (yet)
-        published: ``after_refresh`` asks for the issuer's keys again and decides."""
+        challenge (audited, with ``message`` when the body was read); None while authentication is off.
+        KeyUnknown for a JWT signed with a key id not (yet) published: ``after_refresh`` asks for the
+        issuer's keys again and decides."""
         protected = self._gateway.protected
         if protected is None:
             return None
@@ -83,25 +86,26 @@ class Guard:
             return authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key")
                                           if authenticator.reads_api_key_header else None)
         except AuthRefused as exc:
-            return self.challenge(exc, request_id)
+            return self.challenge(exc, exchange, request_id, message)
         except KeyUnknown as exc:
             return exc
 
-    async def after_refresh(self, exchange: Exchange, unknown: KeyUnknown, request_id: Any = None
-                            ) -> Principal | Answer | None:
+    async def after_refresh(self, exchange: Exchange, unknown: KeyUnknown, request_id: Any = None,
+                            message: Any = None) -> Principal | Answer | None:
         """A token whose key the issuer may have just added: the keys fetched again (one fetch for all
         workers, rate-limited by auth.jwt.min_refresh_interval), then the token verified once more."""
         await self._gateway.keys_for(unknown.kid, _KEY_WAIT)
-        caller = self.identify(exchange, request_id)
+        caller = self.identify(exchange, request_id, message)
         if isinstance(caller, KeyUnknown):
-            return self.challenge(AuthRefused(401, caller.error, str(caller)), request_id)
+            return self.challenge(AuthRefused(401, caller.error, str(caller)), exchange, request_id, message)
         return caller
 
-    async def authenticate(self, exchange: Exchange, request_id: Any = None) -> Principal | Answer | None:
+    async def authenticate(self, exchange: Exchange, request_id: Any = None, message: Any = None
+                           ) -> Principal | Answer | None:
         """``identify``, waiting for a refresh of the issuer's keys when a token names one not yet known."""
-        caller = self.identify(exchange, request_id)
+        caller = self.identify(exchange, request_id, message)
         if isinstance(caller, KeyUnknown):
-            return await self.after_refresh(exchange, caller, request_id)
+            return await self.after_refresh(exchange, caller, request_id, message)
         return caller
 
     def permissions(self, caller: Principal) -> Permissions:
@@ -119,10 +123,17 @@ class Guard:
             return False
         return True
 
-    def challenge(self, refused: AuthRefused, request_id: Any = None) -> Answer:
-        """401 or 403 with the challenge that names the Protected Resource Metadata, and a JSON-RPC body."""
+    def challenge(self, refused: AuthRefused, exchange: Exchange, request_id: Any = None,
+                  message: Any = None) -> Answer:
+        """401 or 403 with the challenge that names the Protected Resource Metadata, and a JSON-RPC body;
+        its audit line written first (every refusal of a credential passes here)."""
         protected = self._gateway.protected
         assert protected is not None
+        trail = self._gateway.audit
+        if trail.enabled:
+            trail.record(Outcome.UNAUTHENTICATED if refused.status == 401 else Outcome.DENIED,
+                         message if isinstance(message, dict) else None, peer=exchange.peer(),
+                         code=Code.UNAUTHORIZED)
         description = refused.description if refused.error is not None else None
         header = www_authenticate(protected.metadata_url, refused.error, description, refused.scope)
         answer = refusal(refused.status, Code.UNAUTHORIZED, refused.description, request_id)

@@ -1,9 +1,10 @@
 """This worker's copy of the JWT issuer's keys, and the way to ask the supervisor for newer ones.
 
 The key set is rebuilt only when the published document changes (every token is checked against the one
-built last). A token naming an unknown key makes the worker report ``KEYS_WANTED`` (at most once per
-``auth.jwt.min_refresh_interval``) and lets the request wait, with a deadline, for the supervisor's next
-publication: a request signed with a key rotated in a moment ago succeeds after one refetch.
+built last). A token naming an unknown key makes the worker report ``KEYS_WANTED`` (once per publication) and lets the
+request wait, with a deadline, for the supervisor's next publication (at once, or once
+``auth.jwt.min_refresh_interval`` since its last fetch has passed): a request signed with a key rotated in
+a moment ago succeeds after one refetch.
 """
 
 from __future__ import annotations
@@ -75,17 +76,16 @@ class WorkerKeys:
             return KeySet()
 
     def want(self, kid: str) -> bool:
-        """Ask the supervisor to fetch the keys again for ``kid``. True when newer keys may come (asked now,
-        or a request here asked a moment ago and no answer came yet); False when this worker asked within
-        ``min_refresh_interval`` and has its answer: waiting would be in vain."""
+        """Ask the supervisor to fetch the keys again for ``kid``, once per publication: while an earlier
+        ask has no answer yet, nothing more is sent (so a flood of unknown kids costs one bus message per
+        publication). True when newer keys will come (the supervisor fetches at once, or when
+        ``min_refresh_interval`` since its last fetch has passed); False without ``auth.jwt``."""
         settings = self._settings
         if settings is None:
             return False
         now = time.monotonic()
-        if self._pending and now - self._asked_at < 2 * settings.fetch_timeout:
+        if self._pending and now - self._asked_at < settings.min_refresh_interval + 2 * settings.fetch_timeout:
             return True
-        if now - self._asked_at < settings.min_refresh_interval:
-            return False
         self._asked_at = now
         self._pending = True
         self.wanted += 1

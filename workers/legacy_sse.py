@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
@@ -39,15 +41,19 @@ LEGACY_VERSION = "2024-11-05"
 
 
 class _Stream:
-    __slots__ = ("calls", "queue", "session")
+    __slots__ = ("_address", "calls", "queue", "session")
 
-    def __init__(self, session: SessionInfo) -> None:
+    def __init__(self, session: SessionInfo, address: str) -> None:
         self.session = session
+        self._address = address  # of the client that opened the stream (its POSTs may reach another worker)
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.calls: set[asyncio.Task[None]] = set()
 
     def push(self, message: Any) -> None:
         self.queue.put_nowait(dumps(message))
+
+    def peer(self) -> str:
+        return self._address
 
 
 class LegacySseDoor:
@@ -73,7 +79,7 @@ class LegacySseDoor:
         token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None)
         if caller is not None:
             session = session.called_by(caller)
-        stream = _Stream(session)
+        stream = _Stream(session, request.remote or "")
         self._streams[token] = stream
         self._gateway.streams.attach(session.sid, stream.push)
         response = web.StreamResponse(headers=SSE_HEADERS)
@@ -148,27 +154,34 @@ class LegacySseDoor:
     def _deliver(self, token: str, message: dict[str, Any]) -> None:
         stream = self._streams[token]
         if message.get("method") == "initialize":
-            try:
-                result, version, capabilities = self._dispatcher.initialize(message.get("params"))
-            except JsonRpcError as exc:
-                log.info("refused a legacy SSE initialize: %s", exc.message)
-                if "id" in message:
-                    stream.queue.put_nowait(error_bytes(message["id"], exc.code, exc.message))
-                return
-            # The stream's session gets what initialize negotiated (kept here: every message of a legacy
-            # session is handled by the worker that holds its stream).
-            stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
-                                         stream.session.issued, stream.session.principal)
-            if "id" in message:  # a notification named initialize gets no answer, like any notification
-                stream.queue.put_nowait(result_bytes(message["id"], result))
+            self._initialize(stream, message)
             return
         task = watched(asyncio.get_running_loop().create_task(self._run(stream, message)))
         stream.calls.add(task)
         task.add_done_callback(stream.calls.discard)
 
+    def _initialize(self, stream: _Stream, message: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        request = "id" in message  # a notification named initialize gets no answer, like any notification
+        try:
+            result, version, capabilities = self._dispatcher.initialize(message.get("params"))
+        except JsonRpcError as exc:
+            log.info("refused a legacy SSE initialize: %s", exc.message)
+            if request:
+                self._dispatcher.audit(Outcome.ERROR, stream.session, message, stream, started, exc.code)
+                stream.queue.put_nowait(error_bytes(message["id"], exc.code, exc.message))
+            return
+        # The stream's session gets what initialize negotiated (kept here: every message of a legacy
+        # session is handled by the worker that holds its stream).
+        stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
+                                     stream.session.issued, stream.session.principal)
+        if request:
+            self._dispatcher.audit(Outcome.OK, stream.session, message, stream, started)
+            stream.queue.put_nowait(result_bytes(message["id"], result))
+
     async def _run(self, stream: _Stream, message: dict[str, Any]) -> None:
         try:
-            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push))
+            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push), stream)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the stream goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

@@ -15,10 +15,12 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome as AuditOutcome
 from only1mcp.auth.principal import Principal
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
@@ -30,6 +32,7 @@ from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import ALL_VERSIONS
 from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
 
+from .audited import outcome_of
 from .calls import ReplyChannel
 from .dispatch import SERVER_INFO, Dispatcher
 from .exchange import AiohttpExchange, Answer, web_response
@@ -153,7 +156,9 @@ class StatelessDoor:
     # ------------------------------------------------------------ the POST
 
     async def post(self, request: web.Request, message: Any) -> web.StreamResponse:
-        caller = await self._guard.authenticate(AiohttpExchange(request), answer_id(message))
+        """Every request admitted here gets its audit line before its answer is sent (sessionless: the line
+        names no session)."""
+        caller = await self._guard.authenticate(AiohttpExchange(request), answer_id(message), message)
         if isinstance(caller, Answer):
             return web_response(caller)
         admitted = self._admit(request, message)
@@ -162,16 +167,19 @@ class StatelessDoor:
         envelope, params = admitted
         request_id, method = message["id"], message["method"]
         session = self._session(envelope, caller)
+        started = time.perf_counter()
         try:
-            served = await self._serve_here(request, request_id, method, params, session)
+            served = await self._serve_here(request, message, params, session, started)
+            if method == "tools/call":
+                self._param_headers(request, params, session)
         except JsonRpcError as exc:
+            self._audit(request, message, session, started, jsonrpc.error_message(request_id, exc.code, exc.message))
             return _refuse(request_id, exc)
+        if isinstance(served, dict):
+            self._audit(request, message, session, started, served)
+            return _json(served, 200)
         if served is not None:
-            return served
-        if method == "tools/call":
-            refused = self._param_headers(request, request_id, params, session)
-            if refused is not None:
-                return refused
+            return served  # a subscriptions/listen stream, audited when it was acknowledged
         exchange = AiohttpExchange(request)
         channel = ReplyChannel(exchange, {})
         if params.get("requestState") is not None:
@@ -179,7 +187,21 @@ class StatelessDoor:
         else:
             outcome = await self._start(message, params, envelope, session, channel)
         body, status = outcome
+        self._audit(request, message, session, started, body)
         return exchange.respond(await channel.finish(dumps(body), status))
+
+    def _audit(self, request: web.Request, message: dict[str, Any], session: SessionInfo, started: float,
+               answer: dict[str, Any]) -> None:
+        if not self._gateway.audit.enabled:
+            return
+        error = answer.get("error")
+        client = AiohttpExchange(request)
+        if isinstance(error, dict):
+            self._dispatcher.audit(AuditOutcome.ERROR, None, message, client, started, error.get("code"),
+                                   caller=session.caller)
+        else:
+            self._dispatcher.audit(outcome_of(answer.get("result")), None, message, client, started,
+                                   caller=session.caller)
 
     def _admit(self, request: web.Request, message: Any) -> web.Response | tuple[modern.Envelope, dict[str, Any]]:
         """The request's envelope and params, or the answer that ends it here: a refusal, or 202 for a
@@ -209,34 +231,36 @@ class StatelessDoor:
                                                "in a moment"), 503)
         return envelope, params
 
-    async def _serve_here(self, request: web.Request, request_id: Any, method: str, params: dict[str, Any],
-                          session: SessionInfo) -> web.StreamResponse | None:
-        """The answer to a request the gateway answers itself (discover, listen, the lists); None for one
-        that goes to a backend. JsonRpcError for a request it refuses."""
+    async def _serve_here(self, request: web.Request, message: dict[str, Any], params: dict[str, Any],
+                          session: SessionInfo, started: float) -> dict[str, Any] | web.StreamResponse | None:
+        """The answer to a request the gateway answers itself: the message (discover, the lists) or the
+        stream already sent (listen); None for one that goes to a backend. JsonRpcError for a request it
+        refuses."""
+        request_id, method = message["id"], message["method"]
         if method == "server/discover":
-            return _json(jsonrpc.response(request_id, self._complete(self._discover(), method)), 200)
+            return jsonrpc.response(request_id, self._complete(self._discover(), method))
         if method == "subscriptions/listen":
-            return await self.listeners.serve(request, request_id, params, session)
+            acknowledged = jsonrpc.response(request_id, {})
+            return await self.listeners.serve(request, request_id, params, session, lambda: self._audit(
+                request, message, session, started, acknowledged))
         if method in LIST_KEYS:
             result = loads(self._dispatcher.page(session, method, modern.backend_params(params)))
-            return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
+            return jsonrpc.response(request_id, self._complete(result, method))
         return None
 
-    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any],
-                       session: SessionInfo) -> web.Response | None:
-        """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
+    def _param_headers(self, request: web.Request, params: dict[str, Any], session: SessionInfo) -> None:
+        """JsonRpcError for a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
         view = self._gateway.view
         name = params.get("name")
         tool = view.tools.get(name) if view is not None and isinstance(name, str) else None
         if not isinstance(tool, dict) or not self._dispatcher.permissions(session).allows_tool(str(name)):
             # An unknown tool gets its own, clearer error from the dispatcher; so does one the caller may
             # not use (the same error: checking its headers here would tell that it exists).
-            return None
+            return
         problem = modern.param_header_problem(tool.get("inputSchema"), params.get("arguments") or {},
                                               request.headers)
-        if problem is None:
-            return None
-        return _refuse(request_id, JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')"))
+        if problem is not None:
+            raise JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')")
 
     def _session(self, envelope: modern.Envelope, caller: Principal | None) -> SessionInfo:
         """What a session would have remembered, from this request's envelope; a fresh id, since there is

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.auth.principal import Principal
 from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
@@ -39,11 +40,12 @@ _POLICY_VIOLATION = 1008  # RFC 6455: the message violates the server's policy (
 class _Connection:
     """One socket: who opened it, its session once initialized, and the calls it has running."""
 
-    __slots__ = ("caller", "calls", "session", "socket")
+    __slots__ = ("_address", "caller", "calls", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None) -> None:
+    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None, address: str) -> None:
         self.socket = socket
         self.caller = caller  # authenticated once, at the upgrade; its credential's expiry ends the socket
+        self._address = address
         self.session: SessionInfo | None = None
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -54,6 +56,9 @@ class _Connection:
 
     def push(self, message: Any) -> None:
         self.send(dumps(message))
+
+    def peer(self) -> str:
+        return self._address
 
 
 def _refuse(connection: _Connection, request_id: Any, code: int, message: str) -> None:
@@ -93,7 +98,7 @@ class WebSocketDoor:
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket, caller)
+        connection = _Connection(socket, caller, request.remote or "")
         self._open.add(socket)
         try:
             async for frame in socket:
@@ -160,9 +165,12 @@ class WebSocketDoor:
         if sealer is None:
             _refuse(connection, message["id"], Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
             return
+        started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
+            self._dispatcher.audit(Outcome.ERROR, None, message, connection, started, exc.code,
+                                   caller=connection.caller)
             _refuse(connection, message["id"], exc.code, exc.message)
             return
         params = message.get("params") or {}
@@ -172,6 +180,7 @@ class WebSocketDoor:
                                 caller.key if caller is not None else None)
         if caller is not None:
             session = session.called_by(caller)
+        self._dispatcher.audit(Outcome.OK, session, message, connection, started)
         if connection.session is not None:
             self._gateway.streams.detach(connection.session.sid)
         connection.session = session
@@ -180,7 +189,7 @@ class WebSocketDoor:
 
     async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
         try:
-            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push))
+            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push), connection)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the socket goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

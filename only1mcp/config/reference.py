@@ -11,6 +11,7 @@ import sys
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from .audit import AuditSettings
 from .auth import ApiKey, AuthSettings, JwtSettings
 from .models import (
     BreakerSettings,
@@ -66,6 +67,8 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
      "allows and denies of every role it inherits. Example: `reader: {allow: [\"tools:github_get_*\", "
      "\"resources:file:///docs/*\"]}`, `editor: {inherits: [reader], allow: [\"tools:github_*\"], deny: "
      "[\"tools:github_delete_*\"]}`."),
+    ("audit", AuditSettings, "The audit trail: one JSON line per client request that reached policy, written "
+     "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
 ]
 
 

@@ -57,7 +57,7 @@ class HttpConnection(ResponseWriter):
     """One client connection; ``phase`` and ``since`` tell the server's sweep which time limit runs."""
 
     __slots__ = ("_backlog", "_backlog_size", "_buffer", "_fields", "_handed", "_head_end", "_headers", "_length",
-                 "_limits", "_parser", "_task", "_url", "done", "phase", "since")
+                 "_limits", "_parser", "_peer", "_task", "_url", "done", "phase", "since")
 
     _server: HttpServer
 
@@ -76,9 +76,17 @@ class HttpConnection(ResponseWriter):
         self._length = 0
         self._task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
         self._handed = False
+        self._peer: str | None = None
         self.done: asyncio.Future[None] | None = None  # set while a request is being answered
         self.phase = HEAD
         self.since = 0.0
+
+    def peer(self) -> str:
+        """The client's IP address ('' when unknown), read from the socket once per connection."""
+        if self._peer is None:
+            name = self._transport.get_extra_info("peername") if self._transport is not None else None
+            self._peer = str(name[0]) if isinstance(name, tuple) and name else ""
+        return self._peer
 
     # ------------------------------------------------------------ asyncio.Protocol
 

@@ -28,6 +28,9 @@ class Request:
     def alive(self) -> bool:
         return not self._connection.lost
 
+    def peer(self) -> str:
+        return self._connection.peer()
+
     async def open_stream(self, headers: dict[str, str]) -> None:
         self.streaming = True
         self._connection.write_head(200, headers, None, self.keep_alive)

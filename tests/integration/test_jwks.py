@@ -112,14 +112,31 @@ async def test_an_unknown_kid_is_fetched_once_for_every_worker(launch_gateway, t
         assert (await oidc_provider.stats())["jwks"] == 2  # the first fetch, and one refetch for them all
         status = await supervisor_keys(gateway)
         assert status["refetches"] == 1
-        refused = status["refetches_refused"]
-        reporters[0].send(Kind.KEYS_WANTED, KeysWanted("forged-kid"))  # within min_refresh_interval
+        deferred_before = status["refetches_deferred"]  # reports that came while the refetch ran, if any
+        await eventually(lambda: time.time() >= status["refetch_after"], 15, "min_refresh_interval to pass")
+        await oidc_provider.add_key("RS256")  # nothing asks for it: not fetched before the next reports
+        for reporter in reporters:
+            reporter.send(Kind.KEYS_WANTED, KeysWanted("forged-kid"))  # fetched at once: outside the interval
 
-        async def turned_down() -> bool:
-            return (await supervisor_keys(gateway))["refetches_refused"] == refused + 1
+        async def fetched() -> bool:
+            return (await oidc_provider.stats())["jwks"] == 3
 
-        await eventually(turned_down, 10, "the report of a forged kid to be turned down")
-        assert (await oidc_provider.stats())["jwks"] == 2
+        await eventually(fetched, 10, "one fetch for the first forged-kid reports")
+        for reporter in reporters * 3:  # within min_refresh_interval: deferred to its end, one fetch for all
+            reporter.send(Kind.KEYS_WANTED, KeysWanted("forged-kid"))
+
+        async def deferred() -> bool:
+            return (await supervisor_keys(gateway))["refetches_deferred"] > deferred_before
+
+        await eventually(deferred, 10, "the reports of a forged kid to be deferred")
+        assert (await oidc_provider.stats())["jwks"] == 3  # not fetched again before the interval has passed
+
+        async def refetched_once() -> bool:
+            return (await oidc_provider.stats())["jwks"] == 4
+
+        await eventually(refetched_once, 15, "the deferred refetch once min_refresh_interval has passed")
+        assert (await supervisor_keys(gateway))["refetches"] == 3
+        assert (await oidc_provider.stats())["jwks"] == 4  # one deferred fetch for all six reports
     finally:
         for reporter in reporters:
             reporter.close()

@@ -100,8 +100,16 @@ def _session(*roles: str) -> SessionInfo:
     return SessionInfo("s1", "2025-11-25", caller=Principal("alice", AuthMethod.JWT, frozenset(roles)))
 
 
+class _Client:
+    """The client as the dispatcher's audit line would name it."""
+
+    def peer(self) -> str:
+        return "192.0.2.7"
+
+
 async def _call(dispatcher: Dispatcher, session: SessionInfo, method: str, params: dict[str, Any]) -> bytes:
-    return await dispatcher.request(session, {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}, None)
+    return await dispatcher.request(session, {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}, None,
+                                    _Client())
 
 
 async def _listed(dispatcher: Dispatcher, session: SessionInfo, method: str) -> list[dict[str, Any]]:
