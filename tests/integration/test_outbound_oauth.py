@@ -110,17 +110,20 @@ async def test_every_request_carries_the_gateways_token(launch_gateway, tmp_path
 
 
 async def test_a_short_lived_token_is_replaced_before_it_expires(launch_gateway, tmp_path: Path) -> None:
-    provider = await provider_with_client("--token-lifetime", "4")
+    # 6 s tokens replaced after 3 s: the backend sees each at least 2 s before it expires (exp counts whole
+    # seconds), so a loaded machine does not make the test fail, while a token not replaced in time would be
+    # refused within the 10 s of calls
+    provider = await provider_with_client("--token-lifetime", "6")
     backend = await guarded_backend(provider, "tools")
     try:
         gateway = await start(launch_gateway, tmp_path, backend_entry(provider, "tools", backend, refresh_at=0.5))
         first = await token_fetches(provider)
-        deadline = time.monotonic() + 9  # more than two lifetimes: a token not replaced in time is refused
+        deadline = time.monotonic() + 10
         calls = 0
         while time.monotonic() < deadline:
             assert text(await call(gateway, "tools_whoami")) == "tools"
             calls += 1
-        assert await token_fetches(provider) >= first + 3  # replaced every 2 s (half of 4 s)
+        assert await token_fetches(provider) >= first + 2  # replaced every 3 s
         seen = await control(backend, "GET", "/admin/seen")
         assert seen["refused"] == 0, seen  # never an expired token
         assert seen["accepted"] >= calls
@@ -262,9 +265,10 @@ async def test_a_key_the_provider_revoked_costs_one_fetch(launch_gateway, tmp_pa
 
 async def test_a_provider_that_is_down_leaves_the_token_in_use_until_it_expires(launch_gateway,
                                                                                  tmp_path: Path) -> None:
-    provider = await provider_with_client("--token-lifetime", "6")
+    provider = await provider_with_client("--token-lifetime", "10")
     backend = await guarded_backend(provider, "tools")
     try:
+        # the refresh fails after 5 s; the token still serves for 4 more at least
         gateway = await start(launch_gateway, tmp_path, backend_entry(provider, "tools", backend, refresh_at=0.5))
         assert text(await call(gateway, "tools_whoami")) == "tools"
         await provider.set_down(True)
@@ -273,11 +277,11 @@ async def test_a_provider_that_is_down_leaves_the_token_in_use_until_it_expires(
             oauth = (await gateway.fetch_status())["oauth"]["tools"]
             return oauth if oauth["state"] == wanted else None
 
-        failing = await eventually(lambda: oauth_state("failing"), 10, "the refresh to fail")
+        failing = await eventually(lambda: oauth_state("failing"), 15, "the refresh to fail")
         assert "HTTP 503" in failing["last_error"] and failing["expires_at"] > time.time()
         assert text(await call(gateway, "tools_whoami")) == "tools"  # the token fetched before still serves
 
-        await eventually(lambda: oauth_state("no_token"), 10, "the token to expire")
+        await eventually(lambda: oauth_state("no_token"), 20, "the token to expire")
         answer = await call(gateway, "tools_whoami")
         assert "backend 'tools' has no valid access token" in answer["error"]["message"], answer
         assert "see oauth.tools in admin status" in answer["error"]["message"]
@@ -322,11 +326,13 @@ async def test_a_reload_refetches_a_changed_oauth_and_withdraws_a_removed_one(la
 
         await eventually(withdrawn, 20, "the token to be withdrawn")
 
-        # The backend still wants a token; none is sent any more (its discovery is refused).
-        seen = await control(backend, "GET", "/admin/seen")
-        assert seen["refused"] > 0, seen
-        unauthorized = [r for r in seen["requests"] if not any(n.lower() == "authorization" for n, _ in r["headers"])]
-        assert unauthorized, seen
+        # The backend still wants a token; none is sent any more (discovering it again is refused).
+        async def sent_without() -> bool:
+            seen = await control(backend, "GET", "/admin/seen")
+            return seen["refused"] > 0 and any(not any(n.lower() == "authorization" for n, _ in r["headers"])
+                                               for r in seen["requests"])
+
+        await eventually(sent_without, 20, "requests without a token, refused by the backend")
     finally:
         await backend.aclose()
         await provider.aclose()
