@@ -96,9 +96,8 @@ class FrontDoor:
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
-        caller = self._guard.identify(exchange, answer_id(message), message)  # not awaited: the hot path
-        if isinstance(caller, KeyUnknown):
-            caller = await self._guard.after_refresh(exchange, caller, answer_id(message), message)
+        # (the hot path: nothing more while authentication is off)
+        caller = await self._identified(exchange, message) if self._guard.authenticating else None
         if isinstance(caller, Answer):
             return caller
         refused = self._guard.version(exchange.header(VERSION_HEADER), message)
@@ -122,6 +121,12 @@ class FrontDoor:
             return _ACCEPTED
         channel = ReplyChannel(exchange, {})
         return await channel.finish(await self._dispatcher.request(session, message, channel, exchange))
+
+    async def _identified(self, exchange: Exchange, message: Any) -> Principal | Answer | None:
+        caller = self._guard.identify(exchange, answer_id(message), message)
+        if isinstance(caller, KeyUnknown):
+            return await self._guard.after_refresh(exchange, caller, answer_id(message), message)
+        return caller
 
     def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange) -> Answer:
         if "id" not in message:
