@@ -33,6 +33,7 @@ from only1mcp.config.models import Settings
 from only1mcp.logs import set_level
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
+from .backend_tokens import BackendTokens
 from .config_store import ConfigStore
 from .discovery import CatalogBuilder
 from .fleet import Fleet, Specs
@@ -61,7 +62,7 @@ class _Parts:
     def __init__(self, runtime_dir: Path, endpoints: Endpoints, ctx: zmq.asyncio.Context,
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
-                 children: StdioChildren, fleet: Fleet, keys: IssuerKeys) -> None:
+                 children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -76,6 +77,7 @@ class _Parts:
         self.children = children
         self.fleet = fleet
         self.keys = keys
+        self.tokens = tokens
 
 
 class Supervisor:
@@ -168,9 +170,10 @@ class Supervisor:
         publisher.set(Namespace.SESSIONS, "", SessionKeys(secret, sessions.ttl))
         config = ConfigStore(self.settings, self._source, self._config_path, self._overrides, self._environ,
                              publisher)
-        catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender)
+        tokens = BackendTokens(publisher)
+        catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender, tokens.credentials)
         health = HealthManager(runtime_dir, lambda name, routes: publisher.set(Namespace.ROUTES, name, routes),
-                               self._sender)
+                               self._sender, tokens.credentials)
         children = StdioChildren([catalog.stdio_status, health.stdio_status])
         fleet = Fleet(self.worker_count, server.standby_workers, Specs(self._worker_spec, self._host_spec),
                       relay, self._sender, halt=self._boot_error, wake=self._wake.set,
@@ -180,8 +183,8 @@ class Supervisor:
         revocations.load()
         keys = IssuerKeys(publisher)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, keys)
-        for part in (fleet, children, mailboxes, revocations, health, keys):
+                             catalog, health, children, fleet, keys, tokens)
+        for part in (fleet, children, mailboxes, revocations, health, keys, tokens):
             part.register(self.reports)
         for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT}):  # those two are ours to send
             self.reports.register(kind, relay.publish)
@@ -249,6 +252,7 @@ class Supervisor:
             await parts.catalog.close()
             await parts.health.close()
             await parts.keys.close()
+            await parts.tokens.close()
         await self._tasks.close()
 
     # ------------------------------------------------------------ signals
@@ -293,6 +297,7 @@ class Supervisor:
                 self.settings = parts.config.settings
                 self._apply_live(parts)
                 parts.keys.apply(self.settings.auth.jwt)
+                parts.tokens.apply(self.settings)  # before discovery and probes, which may need a new token
                 await parts.catalog.apply(self.settings)
                 await parts.health.apply(self.settings)
                 parts.fleet.want_host(self._needs_host())
@@ -327,9 +332,11 @@ class Supervisor:
         parts = self.parts
         parts.fleet.want_host(self._needs_host())
         parts.keys.apply(self.settings.auth.jwt)
+        parts.tokens.apply(self.settings)  # discovery of a backend with oauth waits for its first token
         await parts.catalog.apply(self.settings)
         await parts.health.apply(self.settings)
         await parts.catalog.wait_first_round(_FIRST_CATALOG_WAIT)
+        await parts.tokens.wait_first(_FIRST_CATALOG_WAIT)
         # Tokens are checked from the first request on: the first fetch of the issuer's keys is tried before
         # "ready" (an issuer that is down does not hold the start: its keys keep being retried).
         await parts.keys.wait_first(_FIRST_CATALOG_WAIT)
@@ -381,6 +388,7 @@ class Supervisor:
             "stdio": parts.children.describe(),
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
             "jwks": parts.keys.describe(),
+            "oauth": parts.tokens.describe(),
             "bus": {"reports": self.reports.describe(), "background_failures": self._tasks.failures},
         }
 

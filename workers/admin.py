@@ -15,7 +15,7 @@ from only1mcp.bus.messages import Request, Status
 from .context import WorkerContext
 from .exchange import AiohttpExchange, Answer, web_response
 from .guard import Guard
-from .keys import CONTEXT, ISSUER_KEYS
+from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 
 __all__ = ["authorized", "health", "status", "wait"]
 
@@ -81,7 +81,8 @@ async def status(request: web.Request) -> web.Response:
             status=503,
         )
     body: dict[str, Any] = dict(reply.payload.status) if isinstance(reply.payload, Status) else {}
-    body["served_by"] = {**_identity(context), "jwks": request.app[ISSUER_KEYS].describe()}
+    body["served_by"] = {**_identity(context), "jwks": request.app[ISSUER_KEYS].describe(),
+                         "oauth": request.app[BACKEND_TOKENS].describe()}
     return web.json_response(body)
 
 

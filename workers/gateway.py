@@ -37,6 +37,7 @@ from only1mcp.sessions import SessionInfo, SessionSealer
 from only1mcp.spec import WorkerSpec
 
 from . import tasks
+from .backend_tokens import WorkerTokens
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
@@ -71,8 +72,11 @@ class Gateway:
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
+        # the gateway's own tokens for backends with oauth (a client's credential never reaches a backend)
+        self.backend_tokens = WorkerTokens(reporter)
         self.pool = BackendPool(Path(spec.runtime_dir), http, self._on_backend_request, self._on_backend_notification,
-                                reporter.sender)
+                                reporter.sender, lambda backend: self.backend_tokens.credentials(
+                                    backend.name, getattr(backend, "oauth", None)))
         self.tasks = Background("gateway")
         self.outstanding = Outstanding(spec.slot, self.pid, self.tasks)
         self.streams = SessionStreams(self._replay)
@@ -126,6 +130,7 @@ class Gateway:
             self._sessions_value = sessions
             self.sealer = SessionSealer(sessions.secret, sessions.ttl)
         self.issuer_keys.on_state(state.jwks, self.settings.auth.jwt if self.settings is not None else None)
+        self.backend_tokens.on_state(state.tokens)
         for name, router in self.routers.items():
             router.update(state.routes.get(name))
         catalog = state.catalog

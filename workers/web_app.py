@@ -15,7 +15,7 @@ from .exchange import web_response
 from .front_door import FrontDoor
 from .gateway import Gateway
 from .guard import Guard
-from .keys import CONTEXT, ISSUER_KEYS
+from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 from .legacy_sse import LegacySseDoor
 from .resource_metadata import PATHS, ResourceMetadata
 from .stateless import StatelessDoor
@@ -68,6 +68,7 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) ->
     app = web.Application(client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
     app[ISSUER_KEYS] = gateway.issuer_keys
+    app[BACKEND_TOKENS] = gateway.backend_tokens
     routes: list[tuple[str, str, Handler]] = [
         ("POST", "/mcp", door.post), ("GET", "/mcp", door.get), ("DELETE", "/mcp", door.delete),
         ("GET", "/ws", sockets.handle), ("GET", "/sse", legacy.stream), ("POST", "/messages", legacy.post),

@@ -24,6 +24,7 @@ __all__ = [
     "Adopt",
     "BackendChanged",
     "BackendRemoved",
+    "BackendTokenRefused",
     "BootError",
     "CallOutcomes",
     "CancelCall",
@@ -88,6 +89,7 @@ class Kind(IntEnum):
     SESSION_SEND = 19
     SESSION_REVOKE = 20
     KEYS_WANTED = 21
+    TOKEN_REFUSED = 25
     # addressed to one worker or all (relay PUB; a worker sends them as reports, the supervisor forwards)
     CLIENT_RESPONSE = 30
     CANCEL_CALL = 31
@@ -309,6 +311,15 @@ class KeysWanted(Payload):
     kid: str  # "" for a token that names none
 
 
+@payload
+class BackendTokenRefused(Payload):
+    """A backend answered 401 to the gateway's access token ``serial`` (0: the worker holds none): fetch
+    a new one. The token itself never travels back."""
+
+    backend: str
+    serial: int
+
+
 # ---------------------------------------------------------------- relayed
 
 
@@ -475,6 +486,8 @@ SPECS: dict[Kind, MessageSpec] = {
                                      "a session was ended (DELETE)"),
     Kind.KEYS_WANTED: MessageSpec(Channel.REPORT, "worker → supervisor", KeysWanted,
                                   "a token's kid is unknown: fetch the issuer's keys again (rate-limited)"),
+    Kind.TOKEN_REFUSED: MessageSpec(Channel.REPORT, "worker → supervisor", BackendTokenRefused,
+                                    "a backend refused the gateway's OAuth token: fetch a new one (rate-limited)"),
     Kind.CLIENT_RESPONSE: MessageSpec(Channel.RELAY, "worker → worker", ClientResponse,
                                       "a client's answer to a relayed request"),
     Kind.CANCEL_CALL: MessageSpec(Channel.RELAY, "worker → all", CancelCall, "a client cancelled a call"),

@@ -22,6 +22,7 @@ from .wire import Payload, WireError, payload
 __all__ = [
     "VALUE_TYPES",
     "BackendRoutes",
+    "BackendToken",
     "CatalogState",
     "ConfigState",
     "JwksState",
@@ -41,6 +42,7 @@ class Namespace(IntEnum):
     ROUTES = 4  # per backend: health and breaker of each replica
     REVOKED = 5  # per session id: ended by its client (DELETE)
     JWKS = 6  # singleton: the token issuer's signing keys, as last fetched
+    TOKENS = 7  # per backend: the gateway's own OAuth access token for it (backends[].oauth)
 
 
 @payload
@@ -66,6 +68,18 @@ class JwksState(Payload):
     source: str  # the jwks_uri it came from
     fetched_at: float  # wall-clock time of the fetch
     document: dict[str, Any]  # the JWKS document as the issuer served it: public keys only
+
+
+@payload
+class BackendToken(Payload):
+    """The access token the supervisor fetched for a backend with ``oauth``: workers send it as
+    ``Authorization: Bearer`` to that backend. ``serial`` numbers the supervisor's fetches, so a worker
+    names the token a backend refused without sending the token back. Never logged (not in its repr)."""
+
+    backend: str
+    access_token: str = field(repr=False)
+    expires_at: float  # wall-clock time after which it is no longer sent
+    serial: int
 
 
 @payload
@@ -100,6 +114,7 @@ VALUE_TYPES: dict[Namespace, type[Payload]] = {
     Namespace.ROUTES: BackendRoutes,
     Namespace.REVOKED: Revocation,
     Namespace.JWKS: JwksState,
+    Namespace.TOKENS: BackendToken,
 }
 
 
@@ -136,6 +151,7 @@ class StateEntry:
 
 
 _NO_ROUTES: Mapping[str, BackendRoutes] = MappingProxyType({})
+_NO_TOKENS: Mapping[str, BackendToken] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +164,7 @@ class State:
     catalog: CatalogState | None = None
     routes: Mapping[str, BackendRoutes] = field(default_factory=lambda: _NO_ROUTES)
     jwks: JwksState | None = None
+    tokens: Mapping[str, BackendToken] = field(default_factory=lambda: _NO_TOKENS)
 
     @property
     def config_version(self) -> int:

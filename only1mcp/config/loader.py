@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from .document import ConfigError, ConfigErrors, Document, Path_, Position, Problem, dotted
+from .fields import Sensitive
 from .models import TRANSPORTS, Settings
 from .normalize import normalize
 from .parsers import parse_text
@@ -213,7 +214,7 @@ def _nested(mapping: Mapping[str, Any], path: Path_) -> bool:
 
 # Error types whose message already names the offending value: no ", got …" is appended.
 _SELF_EXPLAINED = frozenset({"duplicate_name", "missing_url", "url_and_replicas", "url_scheme", "timeout_order",
-                             *RBAC_ERRORS})
+                             "oauth_url", "oauth_resource", *RBAC_ERRORS})
 
 
 def _message(err: Any, path: Path_) -> str:
@@ -234,8 +235,32 @@ def _message(err: Any, path: Path_) -> str:
         message = message[len("Value error, "):]
     hint = _field_hint(path)
     if "input" in err and kind not in _SELF_EXPLAINED:
-        message = f"{message[0].lower()}{message[1:]}, got {err['input']!r}"
+        message = f"{message[0].lower()}{message[1:]}"
+        if _quotable(err, path):
+            message += f", got {err['input']!r}"
     return f"{message}; {hint}" if hint else message
+
+
+def _quotable(err: Any, path: Path_) -> bool:
+    """Whether the refused value may be quoted: not a secret (a field marked Sensitive, or anything inside
+    one, such as a header's value), and not a whole section or list (a check of a whole backend would quote
+    its headers, environment and client secret)."""
+    if isinstance(err["input"], (Mapping, list, tuple)):
+        return False
+    transport = next((p for p in err["loc"] if isinstance(p, str) and p in TRANSPORTS), None)
+    model: type[BaseModel] | None = Settings
+    for depth, part in enumerate(path):
+        if model is None:
+            return True
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return True
+        if any(isinstance(item, Sensitive) for item in field.metadata):
+            return False
+        model = _model_at(path[:depth + 1], transport)
+    return True
 
 
 def _model_at(path: Path_, transport: str | None) -> type[BaseModel] | None:

@@ -17,9 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from only1mcp.redact import mask_url
+
 from .audit import AuditSettings
 from .auth import AuthSettings
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict
+from .oauth import OAuthClient
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
 
@@ -375,8 +378,9 @@ class StdioBackend(BackendBase):
     command: str = Field(min_length=1, description="Program to run (looked up on PATH).",
                          json_schema_extra=_hint("write the program to run, e.g. npx"))
     args: list[str] = Field(default_factory=list, description="Its arguments.")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment variables set for the child (on top "
-                                "of what it inherits: see `env_allow`).")
+    env: Annotated[dict[str, str], SENSITIVE] = Field(
+        default_factory=dict, description="Environment variables set for the child (on top of what it inherits: "
+        "see `env_allow`). Their values are never shown.")
     cwd: Path | None = Field(None, description="Working directory of the child; default: the gateway's.")
     replicas: int = Field(
         1, ge=1, le=64, description="Number of child processes to run for this backend.",
@@ -473,15 +477,20 @@ def _check_scheme(url: str, transport: str) -> None:
         raise PydanticCustomError(
             "url_scheme",
             "url '{url}' does not fit transport '{transport}'; it must start with {schemes}",
-            {"url": url, "transport": transport, "schemes": " or ".join(_SCHEMES[transport])},
+            {"url": mask_url(url), "transport": transport, "schemes": " or ".join(_SCHEMES[transport])},
         )
 
 
 class _RemoteBackend(BackendBase):
     url: str | None = Field(None, description="Endpoint URL; or list several under `replicas`.")
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Sent on every request to this backend (e.g. Authorization)."
+    headers: Annotated[dict[str, str], SENSITIVE] = Field(
+        default_factory=dict, description="Sent on every request to this backend (e.g. an API key); values may "
+        "use `${VAR}` and are never shown. A client's own headers never reach a backend."
     )
+    oauth: OAuthClient | None = Field(
+        None, description="The gateway's own OAuth 2.0 client credentials for this backend (see "
+        "`backends[].oauth`): the supervisor fetches an access token, refreshes it before it expires, and every "
+        "request to this backend carries it as `Authorization: Bearer`.")
     replicas: list[RemoteReplica] = Field(
         default_factory=list, description="Several endpoints of the same server: urls, or {url, weight} mappings."
     )
@@ -509,6 +518,14 @@ class _RemoteBackend(BackendBase):
                 "backend '{name}' has both `url` and `replicas`; list every url under `replicas`",
                 {"name": self.name},
             )
+        if self.oauth is not None:
+            clash = next((name for name in self.headers if name.lower() == "authorization"), None)
+            if clash is not None:
+                raise PydanticCustomError(
+                    "oauth_and_authorization",
+                    "backend '{name}' sets both headers.{header} and oauth: the gateway sends its OAuth access "
+                    "token as the Authorization header; remove one of them",
+                    {"name": self.name, "header": clash})
         return self
 
     @field_validator("url")

@@ -27,6 +27,7 @@ from .models import (
     Timeouts,
     WebSocketBackend,
 )
+from .oauth import OAuthClient
 from .rbac import RbacSettings, Role
 from .reload import reload_mark
 
@@ -44,6 +45,14 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("backends[] (http)", HttpBackend, "Streamable HTTP. Chosen for a `url` unless it ends in `/sse` or is ws(s)://."),
     ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),
     ("backends[] (websocket)", WebSocketBackend, "WebSocket. Chosen for a `ws://` or `wss://` url."),
+    ("backends[].oauth (http, sse, websocket)", OAuthClient, "The gateway's own OAuth 2.0 client credentials for a "
+     "remote backend (RFC 6749 client credentials grant, client_secret_basic). The supervisor fetches the token, "
+     "refreshes it before it expires and publishes it to the workers; every request to the backend (and its "
+     "replicas) carries it as `Authorization: Bearer`. A backend answering 401 gets one fresh token (one fetch for "
+     "all workers) and the request is sent once more. A client's own credential never reaches a backend. Cannot "
+     "be combined with an `Authorization` entry in `headers`. Example: `oauth: {token_url: "
+     "https://login.example.com/oauth2/token, client_id: only1mcp, client_secret: ${API_CLIENT_SECRET}, scope: "
+     "\"mcp:tools\", resource: https://api.example.com/mcp}`."),
     ("backends[].timeouts", Timeouts, "Per-backend time limits in seconds."),
     ("backends[].health", HealthSettings, "Active health probes of each replica."),
     ("backends[].breaker", BreakerSettings, "The circuit breaker of each replica."),

@@ -63,6 +63,14 @@ class OidcProvider:
         """Fetch counts per endpoint (discovery, oauth_metadata, jwks, token) and the kids it publishes."""
         return dict(await self._call("GET", "/admin/stats"))
 
+    async def set_lifetime(self, seconds: int) -> None:
+        """Tokens issued from now on last ``seconds``."""
+        await self._call("POST", "/admin/lifetime", {"seconds": seconds})
+
+    async def token_requests(self) -> list[dict[str, Any]]:
+        """Each token request so far: {"auth": "basic"|"post", "client_id", "form" (without the secret)}."""
+        return list(await self._call("GET", "/admin/token-requests"))
+
     async def token(self, client_id: str, secret: str, **form: str) -> tuple[int, dict[str, Any]]:
         """The token endpoint's answer to a client_credentials request (client_secret_basic)."""
         async with aiohttp.ClientSession() as http, http.post(

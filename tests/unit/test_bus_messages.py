@@ -14,6 +14,7 @@ from only1mcp.bus.catalogue import refresh
 from only1mcp.bus.codec import Codec
 from only1mcp.bus.state import (
     BackendRoutes,
+    BackendToken,
     CatalogState,
     ConfigState,
     JwksState,
@@ -40,6 +41,7 @@ SAMPLES: dict[Kind, m.Payload] = {
         StateEntry(Namespace.CATALOG, "", CatalogState(4, {"tools": [{"name": "t"}]})),
         StateEntry(Namespace.REVOKED, "sid", Revocation(2e9)),
         StateEntry(Namespace.JWKS, "", JwksState("https://idp.test/keys", 1.5e9, {"keys": [{"kid": "k1"}]})),
+        StateEntry(Namespace.TOKENS, "files", BackendToken("files", "eyJ.token.sig", 1.7e9, 3)),
         StateEntry(Namespace.ROUTES, "gone", None))),
     Kind.STATUS_REQUEST: m.Request(6),
     Kind.STATUS: m.Status(6, {"workers": []}),
@@ -57,6 +59,7 @@ SAMPLES: dict[Kind, m.Payload] = {
     Kind.SESSION_SEND: m.SessionSend("sid", b'{"jsonrpc":"2.0"}'),
     Kind.SESSION_REVOKE: m.SessionRevoke("sid", 2e9),
     Kind.KEYS_WANTED: m.KeysWanted("rsa-2"),
+    Kind.TOKEN_REFUSED: m.BackendTokenRefused("files", 4),
     Kind.CLIENT_RESPONSE: m.ClientResponse(ONE, {"jsonrpc": "2.0", "id": "o1.1.77.3", "result": {}}),
     Kind.CANCEL_CALL: m.CancelCall(Target(m.ALL_WORKERS), "sid", 12),
     Kind.LEGACY_POST: m.LegacyPost(ONE, "token", {"jsonrpc": "2.0", "method": "ping", "id": 1}),
@@ -148,3 +151,9 @@ def test_the_message_catalogue_in_the_docs_is_current() -> None:
     document = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
     assert refresh(document) == document, ("docs/architecture.md's message catalogue is stale; run "
                                            "`python -m only1mcp.bus.catalogue docs/architecture.md`")
+
+
+def test_a_backend_token_never_shows_in_its_repr() -> None:
+    """Payloads end up in log lines (a bus error names what it got): the token must not."""
+    token = BackendToken("files", "eyJ.secret-token.sig", 1.7e9, 3)
+    assert "secret-token" not in repr(token) and "files" in repr(token)
