@@ -172,7 +172,9 @@ class HttpConnection(ResponseWriter):
         if self._fields > self._limits.max_header_count:
             raise _Refused(431, f"more than {self._limits.max_header_count} header fields (server.max_header_count)")
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        # As aiohttp reads them (the doors see one text whichever server read the request): UTF-8, a byte
+        # that is not kept as a surrogate escape. A credential of non-ASCII text then matches on every door.
+        text = value.decode("utf-8", "surrogateescape")
         headers = self._headers
         previous = headers.get(key)
         if previous is None:
