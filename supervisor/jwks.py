@@ -129,6 +129,9 @@ class IssuerKeys:
     async def _refresh(self, settings: JwtSettings) -> bool:
         assert self._http is not None
         self._last_fetch = time.monotonic()
+        # Published as the keys' fetch time: workers count min_refresh_interval from it as this does from
+        # _last_fetch, and do not ask for a refetch it would refuse.
+        started = time.time()
         self.fetches += 1
         try:
             uri = settings.jwks_uri or self._resolved or await discover_jwks_uri(
@@ -139,7 +142,7 @@ class IssuerKeys:
             self._resolved = None  # discover again next time: the provider may have moved its keys
             self._failed(str(exc))
             return False
-        fetched_at = time.time()
+        fetched_at = started
         self._publisher.set(Namespace.JWKS, "", JwksState(uri, fetched_at, document))
         if keys.kids != self.kids or self.failing or uri != self.source:
             log.info("JWT keys of %s: %s (from %s)", settings.issuer, ", ".join(keys.kids), mask_url(uri))
@@ -168,12 +171,13 @@ class IssuerKeys:
             return  # nothing configured, or already published: that worker's copy is on its way
         if self.failing or time.monotonic() - self._last_fetch < settings.min_refresh_interval:
             self.refused += 1  # failing: the retry schedule is already on it
-            log.debug("unknown JWT key %r from worker pid %d: not fetching again so soon", wanted.kid,
+            log.debug("unknown JWT key %r from worker pid %d: not fetching again so soon", _shown(wanted.kid),
                       envelope.sender.pid)
             return
         self.refetches += 1
         self._last_fetch = time.monotonic()  # reports arriving before the loop wakes are within the limit too
-        log.info("a token names JWT key %r, which the keys fetched do not hold: fetching them again", wanted.kid)
+        log.info("a token names JWT key %r, which the keys fetched do not hold: fetching them again",
+                 _shown(wanted.kid))
         self._wake.set()
 
     # ------------------------------------------------------------ status
@@ -205,3 +209,8 @@ class IssuerKeys:
         await self._tasks.close()
         if self._http is not None:
             self._http.close()
+
+
+def _shown(kid: str) -> str:
+    """A kid as logged: whoever sends a token chooses it, up to the token's length (16 KiB)."""
+    return kid if len(kid) <= 64 else kid[:64] + "…"

@@ -76,8 +76,8 @@ class WorkerKeys:
 
     def want(self, kid: str) -> bool:
         """Ask the supervisor to fetch the keys again for ``kid``. True when newer keys may come (asked now,
-        or a request here asked a moment ago and no answer came yet); False when this worker asked within
-        ``min_refresh_interval`` and has its answer: waiting would be in vain."""
+        or a request here asked a moment ago and no answer came yet); False when this worker asked, or the
+        keys were fetched, within ``min_refresh_interval``: waiting would be in vain."""
         settings = self._settings
         if settings is None:
             return False
@@ -85,6 +85,10 @@ class WorkerKeys:
         if self._pending and now - self._asked_at < 2 * settings.fetch_timeout:
             return True
         if now - self._asked_at < settings.min_refresh_interval:
+            return False
+        if self.fetched_at is not None and time.time() - self.fetched_at < settings.min_refresh_interval:
+            # The supervisor fetched these keys (for any worker, or on schedule) less than the interval ago
+            # and will not fetch again before it ends: a request waiting for that would only wait.
             return False
         self._asked_at = now
         self._pending = True

@@ -332,22 +332,42 @@ def _mutated(draw: st.DrawFn, start: dict[str, Any], table: dict[str, st.SearchS
 _NOT_OBJECTS = ["", "null", "[]", "1", '"text"', "{", "not json", '{"exp": Infinity}', "\ufeff{}", "[{}]"]
 
 
+# What a token's generation changes, against an otherwise valid token (so each refusal has one reason),
+# except "chaos", which changes several things at once.
+FOCUSES = ["valid", "header", "claims", "claims", "scope", "no-scope", "damage", "forged", "text", "chaos", "chaos"]
+
+
 @st.composite
 def tokens(draw: st.DrawFn, realm: Realm) -> Token:
-    """A token signed by a real key (mostly), its header and claims mutated, maybe damaged afterwards."""
+    """A token signed by a real key (mostly), its header or claims mutated, maybe damaged afterwards."""
     now = int(time.time())
+    focus = draw(st.sampled_from(FOCUSES))
     kid = draw(st.sampled_from(sorted(realm.kids)))
-    header = draw(_mutated({"alg": realm.kids[kid], "kid": kid, "typ": "JWT"}, _header_values(realm), 2))
-    claims = draw(_mutated({"iss": realm.issuer, "sub": "fuzz-user", "aud": realm.audience, "iat": now,
-                            "exp": now + 600, "scope": realm.scope, "realm_access": {"roles": ["admin"]}},
-                           _claim_values(realm, now), 3))
-    header_text = json.dumps(header) if draw(st.integers(0, 19)) else draw(st.sampled_from(_NOT_OBJECTS))
-    payload_text = json.dumps(claims) if draw(st.integers(0, 19)) else draw(st.sampled_from(_NOT_OBJECTS))
-    how = draw(st.sampled_from(["key"] * 8 + ["public-pem", "stranger"]))
+    header: dict[str, Any] = {"alg": realm.kids[kid], "kid": kid, "typ": "JWT"}
+    claims: dict[str, Any] = {"iss": realm.issuer, "sub": "fuzz-user", "aud": realm.audience, "iat": now,
+                              "exp": now + 600, "scope": realm.scope, "realm_access": {"roles": ["admin"]}}
+    header_table, claim_table = _header_values(realm), _claim_values(realm, now)
+    if focus in ("header", "chaos"):
+        header = draw(_mutated(header, header_table, 1 if focus == "header" else 2))
+    if focus in ("claims", "chaos"):
+        claims = draw(_mutated(claims, claim_table, 1 if focus == "claims" else 3))
+    if focus == "scope":  # roles and scopes of every JSON type, and the 403 of a scope that is missing
+        claims = draw(_mutated(claims, {k: claim_table[k] for k in ("scope", "scp", "realm_access")}, 2))
+    if focus == "no-scope":  # valid in every other way: 403
+        claims["scope"] = draw(st.sampled_from(["other", "", [], ["admin"], f"{realm.scope}x", realm.scope.upper()]))
+    texts = [json.dumps(header), json.dumps(claims)]
+    if focus == "text" or (focus == "chaos" and not draw(st.integers(0, 4))):
+        texts[draw(st.integers(0, 1))] = draw(st.sampled_from(_NOT_OBJECTS))
+    how = draw(st.sampled_from(["public-pem", "stranger"])) if focus == "forged" else "key"
     if how == "public-pem":  # the attack: the header says HS256, the secret is the published key's PEM
-        header_text = json.dumps({**header, "alg": "HS256"})
-    damage = "none" if draw(st.integers(0, 3)) else draw(st.sampled_from(DAMAGES))
-    return Token(header_text, payload_text, kid, how, damage, draw(st.integers(0, 10_000)))
+        texts[0] = json.dumps({**header, "alg": "HS256"})
+    elif how == "stranger" and draw(st.booleans()):  # and says where to find the key that signed it
+        texts[0] = json.dumps({**header, **draw(st.sampled_from([
+            {"jku": "http://127.0.0.1:1/jwks"}, {"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}},
+            {"x5u": "http://127.0.0.1:1/cert"}]))})
+    damage = draw(st.sampled_from(DAMAGES)) if focus == "damage" or (
+        focus == "chaos" and draw(st.booleans())) else "none"
+    return Token(texts[0], texts[1], kid, how, damage, draw(st.integers(0, 10_000)))
 
 
 _SCHEMES = [b"Bearer ", b"bearer ", b"BEARER ", b"Bearer    ", b"Bearer\t", b"Bearer:", b"Bearer", b"",
@@ -357,11 +377,11 @@ _SCHEMES = [b"Bearer ", b"bearer ", b"BEARER ", b"Bearer    ", b"Bearer\t", b"Be
 @st.composite
 def _token_credential(draw: st.DrawFn, realm: Realm) -> Credential:
     token = draw(tokens(realm))
-    name = draw(st.sampled_from(["Authorization"] * 6 + ["authorization", "AUTHORIZATION", "X-API-Key"]))
-    before = b"" if name == "X-API-Key" else (b"Bearer " if draw(st.integers(0, 2)) else draw(st.sampled_from(
+    name = draw(st.sampled_from(["Authorization"] * 12 + ["authorization", "AUTHORIZATION", "X-API-Key"]))
+    before = b"" if name == "X-API-Key" else (b"Bearer " if draw(st.integers(0, 5)) else draw(st.sampled_from(
         _SCHEMES)))
-    after = draw(st.sampled_from([b""] * 6 + [b" ", b"  \t", b" extra", b",", b", Bearer x"]))
-    others = draw(_others(realm))
+    after = b"" if draw(st.integers(0, 9)) else draw(st.sampled_from([b" ", b"  \t", b" extra", b",", b", Bearer x"]))
+    others = draw(_others(realm)) if not draw(st.integers(0, 3)) else ()
     return Credential(others, token, (draw(st.integers(0, len(others))), name, before, after))
 
 
@@ -395,10 +415,10 @@ def _garbage(realm: Realm) -> st.SearchStrategy[bytes]:
 
 
 @st.composite
-def _others(draw: st.DrawFn, realm: Realm) -> tuple[tuple[str, bytes], ...]:
-    """Credential fields besides a token's: none mostly, else garbage or real keys, maybe repeated."""
+def _others(draw: st.DrawFn, realm: Realm, least: int = 0) -> tuple[tuple[str, bytes], ...]:
+    """Credential fields besides a token's (at least ``least``; none mostly), garbage or real keys."""
     fields: list[tuple[str, bytes]] = []
-    for _ in range(draw(st.sampled_from([0] * 6 + [1, 1, 2, 3]))):
+    for _ in range(max(least, draw(st.sampled_from([0] * 6 + [1, 1, 2, 3])))):
         name = draw(st.sampled_from(["Authorization", "authorization", "X-API-Key", "x-api-key", "X-API-KEY"]))
         if draw(st.booleans()):
             value = draw(st.sampled_from(sorted(realm.api_keys)))
@@ -410,14 +430,13 @@ def _others(draw: st.DrawFn, realm: Realm) -> tuple[tuple[str, bytes], ...]:
 
 
 def credentials(realm: Realm) -> st.SearchStrategy[Credential]:
-    """Any credential: none, garbage, real or mutated API keys, signed and mutated tokens, and mixes."""
-    return st.one_of(
-        st.just(Credential()),
-        _others(realm).map(Credential),
-        st.sampled_from(sorted(realm.api_keys)).map(lambda key: Credential((("X-API-Key", key),))),
-        _token_credential(realm),
-        _token_credential(realm),
-    )
+    """Any credential: signed and mutated tokens (mostly), garbage, real or mutated API keys, none, mixes."""
+    return st.sampled_from(["token"] * 5 + ["fields"] * 3 + ["key", "none"]).flatmap(lambda kind: {
+        "token": _token_credential(realm),
+        "fields": _others(realm, 1).map(Credential),
+        "key": st.sampled_from(sorted(realm.api_keys)).map(lambda key: Credential((("X-API-Key", key),))),
+        "none": st.just(Credential()),
+    }[kind])
 
 
 Sign = Callable[[Token], Awaitable[str]]
