@@ -74,10 +74,11 @@ class WorkerKeys:
             log.error("the published JWT key set cannot be read (%s); tokens are refused until the next one", exc)
             return KeySet()
 
-    def want(self, kid: str) -> bool:
+    def want(self, kid: str, within: float = 0.0) -> bool:
         """Ask the supervisor to fetch the keys again for ``kid``. True when newer keys may come (asked now,
-        or a request here asked a moment ago and no answer came yet); False when this worker asked, or the
-        keys were fetched, within ``min_refresh_interval``: waiting would be in vain."""
+        a request here asked a moment ago and no answer came yet, or the scheduled fetch is due ``within``
+        seconds); False when this worker asked, or the keys were fetched, within ``min_refresh_interval``:
+        waiting would be in vain."""
         settings = self._settings
         if settings is None:
             return False
@@ -86,10 +87,11 @@ class WorkerKeys:
             return True
         if now - self._asked_at < settings.min_refresh_interval:
             return False
-        if self.fetched_at is not None and time.time() - self.fetched_at < settings.min_refresh_interval:
+        age = time.time() - self.fetched_at if self.fetched_at is not None else None
+        if age is not None and age < settings.min_refresh_interval:
             # The supervisor fetched these keys (for any worker, or on schedule) less than the interval ago
-            # and will not fetch again before it ends: a request waiting for that would only wait.
-            return False
+            # and refuses to fetch again before it ends: only its scheduled fetch can bring newer ones.
+            return settings.refresh_interval - age <= within
         self._asked_at = now
         self._pending = True
         self.wanted += 1
@@ -115,7 +117,7 @@ class WorkerKeys:
         if kid and kid in self.keys:
             return self.keys
         generation = self.generation
-        if not self.want(kid):
+        if not self.want(kid, timeout):
             return self.keys
         return await self.newer_than(generation, timeout)
 

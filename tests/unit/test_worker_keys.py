@@ -117,13 +117,16 @@ async def test_no_refetch_is_asked_while_the_keys_are_younger_than_min_refresh_i
     moment ago (at another worker's request, or on schedule) will not be fetched again, so a token naming a
     key they lack is refused at once. It used to wait the whole deadline for a publication that could not
     come (found by the auth fuzz: every other unknown kid took 5 s)."""
-    keys, supervisor = bus
+    keys, _ = bus
     keys.on_state(JwksState("https://idp.example/keys", time.time(), jwks("k1")), SETTINGS)
     assert (await asyncio.wait_for(keys.keys_for("k2", 10), 2)).kids == ("k1",)
     assert keys.wanted == 0
+    often = JwtSettings(issuer="https://idp.example", refresh_interval=2, min_refresh_interval=1)
+    keys.on_state(JwksState("https://idp.example/keys", time.time(), jwks("k1")), often)
+    assert keys.want("k2", within=5) is True and keys.wanted == 0  # the scheduled fetch comes in time: wait
     keys.on_state(JwksState("https://idp.example/keys", time.time() - SETTINGS.min_refresh_interval, jwks("k1")),
                   SETTINGS)
-    assert keys.want("k2") is True  # fetched longer ago than that: worth asking
+    assert keys.want("k2") is True and keys.wanted == 1  # fetched longer ago than that: worth asking
 
 
 async def test_a_refetch_that_never_comes_ends_at_the_deadline(bus: tuple[WorkerKeys, Supervisor]) -> None:
