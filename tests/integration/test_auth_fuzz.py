@@ -9,8 +9,9 @@ algorithm-confusion and stranger-key forgeries, truncated and re-cut tokens; X-A
 of Authorization, fields repeated. Bodies come from tests/support/fuzzing.py.
 
 The oracle: never a 5xx; a refused credential gets 401 (403 for a missing scope) with the
-``WWW-Authenticate: Bearer resource_metadata="…"`` challenge (naming an error once a credential was
-presented) and a JSON-RPC error -32004 carrying the request's id; a valid one is served as its principal
+``WWW-Authenticate: Bearer resource_metadata="…"`` challenge naming the error it earned (none without a
+credential, invalid_request for a header that is not ``Bearer <token>``, invalid_token, insufficient_scope)
+and a JSON-RPC error -32004 carrying the request's id; a valid one is served as its principal
 (and, on the session it opened, answered as tests/support/fuzzing.py expects); the health route tells
 more than liveness only to a valid credential; no credential is ever echoed in an answer or the log; and
 afterwards no worker restarted and valid credentials are served on every door. Bounded for CI
@@ -270,18 +271,18 @@ def _refused_problems(name: str, verdict: Verdict, body: bytes, response: RawRes
 
 
 def _challenge_problems(verdict: Verdict, header: str) -> list[str]:
-    """The challenge names the metadata, and an error exactly when a credential was presented."""
+    """The challenge names the metadata, and the error (with its description) the credential earned: none
+    when nothing was presented, invalid_request for a header that is not Bearer <token>, invalid_token for a
+    credential that proves no one, insufficient_scope (with the scope) for a token without it."""
     params = _challenge(header)
     if params is None or params.get("resource_metadata") != METADATA:
         return [f"challenge {header!r} is not Bearer resource_metadata=\"{METADATA}\", …"]
-    error = params.get("error")
-    if verdict.outcome == "scope":
-        if error != "insufficient_scope" or params.get("scope") != SCOPE:
-            return [f"challenge {header!r}: expected error insufficient_scope and scope {SCOPE}"]
-    elif verdict.presented and error not in ("invalid_token", "invalid_request"):
-        return [f"challenge {header!r}: expected error invalid_token or invalid_request"]
-    elif not verdict.presented and error is not None:
-        return [f"challenge {header!r} names an error though no credential was presented"]
+    if params.get("error") != verdict.error:
+        return [f"challenge {header!r}: expected error {verdict.error}"]
+    if verdict.outcome == "scope" and params.get("scope") != SCOPE:
+        return [f"challenge {header!r}: expected scope {SCOPE}"]
+    if (verdict.error is None) != ("error_description" not in params):
+        return [f"challenge {header!r}: a description goes with an error, and only with one"]
     return []
 
 def _served_problems(name: str, verdict: Verdict, body: bytes, response: RawResponse) -> list[str]:

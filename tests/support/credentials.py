@@ -52,16 +52,20 @@ class Realm:
 @dataclass(frozen=True)
 class Verdict:
     """``outcome``: "served" (as ``principal`` with ``roles``), "refused" (401) or "scope" (403);
-    ``presented``: whether any credential was sent (a refusal then names its error)."""
+    ``presented``: whether any credential was sent; ``error``: the RFC 6750 error a refusal names (none
+    when nothing was presented)."""
 
     outcome: str
     presented: bool = True
     principal: str | None = None
     roles: frozenset[str] = frozenset()
+    error: str | None = None
 
 
-REFUSED = Verdict("refused")
+REFUSED = Verdict("refused", error="invalid_token")
+MALFORMED = Verdict("refused", error="invalid_request")  # an Authorization header that is not Bearer <token>
 ABSENT = Verdict("refused", presented=False)
+SCOPE = Verdict("scope", error="insufficient_scope")
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,9 @@ def _field(fields: list[tuple[str, bytes]], name: str) -> bytes | None:
 
 
 def _bearer(authorization: bytes) -> bytes | None:
-    """The token of ``Bearer <token>`` (scheme in any case, one or more spaces; RFC 7235 2.1), or None."""
-    scheme, _, rest = authorization.partition(b" ")
+    """The token of ``Bearer <token>`` (scheme in any case, one or more spaces; RFC 7235 2.1), or None. The
+    value is read without surrounding whitespace (a repeated field's empty value leaves ", " at the end)."""
+    scheme, _, rest = authorization.strip(b" \t").partition(b" ")
     token = rest.lstrip(b" ")
     if scheme.lower() != b"bearer" or not token or any(c in b" \t" for c in token):
         return None
@@ -140,7 +145,7 @@ def decide(realm: Realm, fields: list[tuple[str, bytes]], tokens: Mapping[bytes,
         return ABSENT
     token = _bearer(authorization)
     if token is None:
-        return REFUSED
+        return MALFORMED
     if token in tokens:
         return tokens[token]
     return _api_key(realm, token)
@@ -216,7 +221,7 @@ def _claims(realm: Realm, claims: Any, now: float) -> Verdict:
     if roles is None or scopes is None:
         return REFUSED
     if realm.scope not in scopes:
-        return Verdict("scope")
+        return SCOPE
     return Verdict("served", principal=f"jwt:{subject}", roles=roles)
 
 
