@@ -141,6 +141,9 @@ class IssuerKeys:
     async def _refresh(self, settings: JwtSettings) -> bool:
         assert self._http is not None
         self._last_fetch = time.monotonic()
+        # Published as the keys' fetch time: workers count min_refresh_interval from it as this does from
+        # _last_fetch, and do not ask for a refetch it would refuse.
+        started = time.time()
         self.fetches += 1
         try:
             uri = settings.jwks_uri or self._resolved or await discover_jwks_uri(
@@ -151,7 +154,7 @@ class IssuerKeys:
             self._resolved = None  # discover again next time: the provider may have moved its keys
             self._failed(str(exc))
             return False
-        fetched_at = time.time()
+        fetched_at = started
         self._publisher.set(Namespace.JWKS, "", JwksState(uri, fetched_at, document))
         if keys.kids != self.kids or self.failing or uri != self.source:
             log.info("JWT keys of %s: %s (from %s)", settings.issuer, ", ".join(keys.kids), mask_url(uri))
@@ -191,7 +194,7 @@ class IssuerKeys:
             # requests that named it wait for the next publication. Still one fetch per interval.
             self.deferred += 1
             log.debug("unknown JWT key %r from worker pid %d: fetching the keys again in %.1fs (min_refresh_"
-                      "interval)", wanted.kid, envelope.sender.pid, wait)
+                      "interval)", _shown(wanted.kid), envelope.sender.pid, wait)
             self._wanted_kids = {wanted.kid}
             self._deferred = asyncio.get_running_loop().call_later(wait, self._refetch_deferred)
             return
@@ -207,7 +210,7 @@ class IssuerKeys:
     def _refetch(self, kid: str) -> None:
         self.refetches += 1
         self._last_fetch = time.monotonic()  # reports arriving before the loop wakes are within the limit too
-        log.info("a token names JWT key %r, which the keys fetched do not hold: fetching them again", kid)
+        log.info("a token names JWT key %r, which the keys fetched do not hold: fetching them again", _shown(kid))
         self._wake.set()
 
     # ------------------------------------------------------------ status
@@ -241,3 +244,8 @@ class IssuerKeys:
         await self._tasks.close()
         if self._http is not None:
             self._http.close()
+
+
+def _shown(kid: str) -> str:
+    """A kid as logged: whoever sends a token chooses it, up to the token's length (16 KiB)."""
+    return kid if len(kid) <= 64 else kid[:64] + "…"

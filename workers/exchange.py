@@ -70,7 +70,12 @@ class AiohttpExchange:
         self._response: web.StreamResponse | None = None
 
     def header(self, name: str) -> str | None:
-        return self._request.headers.get(name)
+        # A field sent more than once reads as one value joined by commas (RFC 9110 5.3), as on the fast
+        # path: a door never sees only the first of two credentials.
+        values = self._request.headers.getall(name, None)
+        if values is None:
+            return None
+        return values[0] if len(values) == 1 else ", ".join(values)
 
     def alive(self) -> bool:
         transport = self._request.transport

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +32,7 @@ from .gateway import Gateway
 from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal, too_deep
 from .stateless import StatelessDoor
 
-__all__ = ["FrontDoor"]
+__all__ = ["FrontDoor", "Unreadable"]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -39,9 +40,26 @@ _REVOKE_WAIT = 2.0
 _ACCEPTED = Answer(202)
 
 
+class Unreadable:
+    """A body that is not a message the gateway reads (not JSON: -32700; nested too deep: -32600). Its refusal
+    is made, and logged, only when it is the answer: a refused credential is answered instead."""
+
+    __slots__ = ("_error", "request_id")
+
+    def __init__(self, error: TooDeep | JSONDecodeError) -> None:
+        self._error = error
+        self.request_id = answer_id(error.value) if isinstance(error, TooDeep) else None
+
+    def refusal(self) -> Answer:
+        if isinstance(self._error, TooDeep):
+            return too_deep(self._error)
+        return refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {self._error}")
+
+
 class FrontDoor:
     """POST /mcp is split so both HTTP servers share it: ``refuse_early`` (headers only), ``parse`` (the
-    body) and ``answer`` (a legacy-era message) return an Answer; ``post`` is the aiohttp entry."""
+    body: a message or Unreadable), ``unreadable`` and ``answer`` (a legacy-era message) give an Answer;
+    ``post`` is the aiohttp entry."""
 
     __slots__ = ("_context", "_dispatcher", "_gateway", "_guard", "_stateless", "refuse_early")
 
@@ -65,13 +83,22 @@ class FrontDoor:
         return self._guard.body_limit()
 
     def parse(self, body: bytes) -> Any:
-        """The JSON message of a body; an Answer (400) when it is not JSON (-32700) or nested too deep."""
+        """The JSON message of a body; Unreadable when it is not JSON or nested too deep."""
         try:
             return loads_message(body)
-        except TooDeep as exc:
-            return too_deep(exc)
-        except JSONDecodeError as exc:
-            return refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
+        except (TooDeep, JSONDecodeError) as exc:
+            return Unreadable(exc)
+
+    def unreadable(self, exchange: Exchange, body: Unreadable) -> Answer | Coroutine[Any, Any, Answer]:
+        """The answer to a body that is not a message: with authentication on, a refused credential is
+        answered first (401, as for any request), and the body's refusal only to a valid one."""
+        if not self._guard.authenticating:
+            return body.refusal()
+        return self._unreadable_of_caller(exchange, body)
+
+    async def _unreadable_of_caller(self, exchange: Exchange, body: Unreadable) -> Answer:
+        caller = await self._guard.authenticate(exchange, body.request_id)
+        return caller if isinstance(caller, Answer) else body.refusal()
 
     @staticmethod
     def is_modern(exchange: Exchange, message: Any) -> bool:
@@ -88,8 +115,9 @@ class FrontDoor:
         if not isinstance(body, bytes):
             return body
         message = self.parse(body)
-        if isinstance(message, Answer):
-            return exchange.respond(message)
+        if isinstance(message, Unreadable):
+            answer = self.unreadable(exchange, message)
+            return exchange.respond(answer if isinstance(answer, Answer) else await answer)
         if self.is_modern(exchange, message):
             return await self._stateless.post(request, message)  # checks its own version (-32022)
         return exchange.respond(await self.answer(exchange, message))

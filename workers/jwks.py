@@ -75,22 +75,25 @@ class WorkerKeys:
             log.error("the published JWT key set cannot be read (%s); tokens are refused until the next one", exc)
             return KeySet()
 
-    def want(self, kid: str) -> bool:
+    def want(self, kid: str, within: float = 0.0) -> bool:
         """Ask the supervisor to fetch the keys again for ``kid``, once per publication: while an earlier
-        ask has no answer yet, nothing more is sent (so a flood of unknown kids costs one bus message per
-        publication). True when newer keys will come (the supervisor fetches at once, or when
-        ``min_refresh_interval`` since its last fetch has passed); False without ``auth.jwt``."""
+        ask has no answer yet, nothing more is sent (a flood of unknown kids costs one bus message per
+        publication). True when newer keys come within ``within`` seconds: the supervisor fetches at once,
+        or defers the fetch until ``min_refresh_interval`` since its last one (the published ``fetched_at``)
+        has passed; False when that is further off (waiting would be in vain: the request is refused at
+        once, and the deferred fetch still serves the next ones) or without ``auth.jwt``."""
         settings = self._settings
         if settings is None:
             return False
         now = time.monotonic()
-        if self._pending and now - self._asked_at < settings.min_refresh_interval + 2 * settings.fetch_timeout:
-            return True
-        self._asked_at = now
-        self._pending = True
-        self.wanted += 1
-        self._reporter.send(Kind.KEYS_WANTED, KeysWanted(kid))
-        return True
+        if not (self._pending and now - self._asked_at < settings.min_refresh_interval + 2 * settings.fetch_timeout):
+            self._asked_at = now
+            self._pending = True
+            self.wanted += 1
+            self._reporter.send(Kind.KEYS_WANTED, KeysWanted(kid))
+        age = time.time() - self.fetched_at if self.fetched_at is not None else None
+        due = 0.0 if age is None else max(0.0, settings.min_refresh_interval - age)
+        return due <= within
 
     async def newer_than(self, generation: int, timeout: float) -> KeySet:
         """The keys once a publication after ``generation`` arrived, or the current ones at the deadline."""
@@ -111,7 +114,7 @@ class WorkerKeys:
         if kid and kid in self.keys:
             return self.keys
         generation = self.generation
-        if not self.want(kid):
+        if not self.want(kid, timeout):
             return self.keys
         return await self.newer_than(generation, timeout)
 

@@ -97,13 +97,14 @@ class LegacySseDoor:
         return response
 
     async def _session_of(self, request: web.Request, token: str) -> SessionInfo | web.Response:
-        """The session a POST names, opened by the principal whose credential the POST carries."""
-        if not token:
-            return self._refuse(400, Code.INVALID_REQUEST, "missing session_id; POST to the endpoint the SSE "
-                                                           "stream announced")
+        """The session a POST names, opened by the principal whose credential the POST carries (checked
+        first: a refused credential is answered 401 whatever else is wrong)."""
         caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
+        if not token:
+            return self._refuse(400, Code.INVALID_REQUEST, "missing session_id; POST to the endpoint the SSE "
+                                                           "stream announced")
         session = self._guard.session(token, reopen="open a new stream with GET /sse", caller=caller)
         return web_response(session) if isinstance(session, Answer) else session
 

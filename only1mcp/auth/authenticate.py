@@ -68,9 +68,10 @@ class Authenticator:
     def identify(self, authorization: str | None, api_key: str | None, now: float | None = None) -> Principal:
         """The principal these headers prove; AuthRefused otherwise. KeyUnknown (not refused yet) for a JWT
         whose key may have just been published by its issuer: the caller refreshes the keys and asks again."""
-        if authorization is not None:
+        if authorization is not None and api_key is None:
             # A token seen before: one lookup by the header as sent (it passed every check then, scopes
-            # included), valid while it has not expired and its keys are still the published ones.
+            # included), valid while it has not expired and its keys are still the published ones. Not when
+            # the request names an API key too: that key decides, remembered token or not.
             cached = self._cache.get(authorization)
             if cached is not None and cached[1] is self._keys():
                 principal = cached[0]
@@ -128,12 +129,15 @@ class Authenticator:
 
 
 def _bearer(authorization: str | None) -> str | None:
+    """The token of ``Bearer <token>``: the scheme in any case, then one or more spaces (RFC 7235 2.1). None
+    when the header is not that, including a token with whitespace inside: two Authorization fields arrive
+    joined by a comma (RFC 9110 5.3), and a request must carry one credential, not a choice of two."""
     if authorization is None:
         return None
-    if authorization.startswith("Bearer ") and " " not in authorization[7:]:
+    if authorization.startswith("Bearer ") and " " not in authorization[7:] and "\t" not in authorization[7:]:
         return authorization[7:] or None  # as nearly every client writes it
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    scheme, _, token = authorization.strip(" \t").partition(" ")
+    token = token.lstrip(" ")
+    if scheme.lower() != "bearer" or not token or " " in token or "\t" in token:
         return None
     return token

@@ -66,7 +66,7 @@ class JwksState(Payload):
     when the keys did not change: a worker that asked for a refetch sees it was done)."""
 
     source: str  # the jwks_uri it came from
-    fetched_at: float  # wall-clock time of the fetch
+    fetched_at: float  # wall-clock time the fetch started (min_refresh_interval counts from it)
     document: dict[str, Any]  # the JWKS document as the issuer served it: public keys only
 
 

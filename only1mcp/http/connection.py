@@ -180,7 +180,11 @@ class HttpConnection(ResponseWriter):
         if self._fields > self._limits.max_header_count:
             raise _Refused(431, f"more than {self._limits.max_header_count} header fields (server.max_header_count)")
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        # As aiohttp reads them (the doors see one text whichever server read the request): without the
+        # whitespace after the value (RFC 9110 5.5; llhttp strips only the one before it), and as UTF-8, a
+        # byte that is not kept as a surrogate escape. A credential of non-ASCII text, or followed by a space,
+        # then matches on every door.
+        text = value.rstrip(b" \t").decode("utf-8", "surrogateescape")
         headers = self._headers
         previous = headers.get(key)
         if previous is None:

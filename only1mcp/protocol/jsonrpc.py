@@ -81,6 +81,10 @@ def response(request_id: Any, result: Any) -> Message:
 
 
 def error_message(request_id: Any, code: int, message: str, data: Any = None) -> Message:
+    if not message.isascii():
+        # A message may quote a request header, and a header byte that is not UTF-8 is read as a surrogate
+        # escape, which no JSON text can hold: it is shown as its escape sequence instead.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     error: dict[str, Any] = {"code": int(code), "message": message}
     if data is not None:
         error["data"] = data

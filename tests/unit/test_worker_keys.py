@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -109,6 +110,26 @@ async def test_a_refetch_is_asked_once_per_publication(bus: tuple[WorkerKeys, Su
     assert keys.want("k2") is True  # answered: the key may have been added since; the supervisor paces fetches
     await asyncio.wait_for(supervisor.arrived.wait(), 10)
     assert keys.wanted == 2 and supervisor.wanted == ["k2", "k2"]
+
+
+async def test_a_fetch_that_cannot_come_in_time_is_not_waited_for(bus: tuple[WorkerKeys, Supervisor]) -> None:
+    """The supervisor fetches at most once per min_refresh_interval, whichever worker asks, deferring a fetch
+    asked for sooner: when that is further off than the request's deadline, the token is refused at once
+    (the auth fuzz found every other unknown kid waiting the whole 5 s); the ask is still sent, so the
+    deferred fetch serves the requests after it."""
+    keys, supervisor = bus
+    keys.on_state(JwksState("https://idp.example/keys", time.time(), jwks("k1")), SETTINGS)  # fetched just now
+    started = time.monotonic()
+    assert (await asyncio.wait_for(keys.keys_for("k2", 2), 5)).kids == ("k1",)
+    assert time.monotonic() - started < 1  # not the whole deadline
+    await asyncio.wait_for(supervisor.arrived.wait(), 10)
+    assert keys.wanted == 1 and supervisor.wanted == ["k2"]
+    often = JwtSettings(issuer="https://idp.example", refresh_interval=2, min_refresh_interval=1)
+    keys.on_state(JwksState("https://idp.example/keys", time.time(), jwks("k1")), often)
+    assert keys.want("k2", within=5) is True  # the deferred fetch comes within the deadline: wait for it
+    keys.on_state(JwksState("https://idp.example/keys", time.time() - SETTINGS.min_refresh_interval, jwks("k1")),
+                  SETTINGS)
+    assert keys.want("k2") is True  # fetched longer ago than that: fetched at once
 
 
 async def test_a_refetch_that_never_comes_ends_at_the_deadline(bus: tuple[WorkerKeys, Supervisor]) -> None:
