@@ -42,17 +42,18 @@ def _proxy_overhead(result: dict[str, Any]) -> dict[str, float]:
 
 
 def _instructions(result: dict[str, Any]) -> dict[str, float]:
-    return {"instructions_per_call": result["instructions_per_call"]}
+    # the worker's count, and the stdio host's when the calls went through it (--backend stdio)
+    return {key: value for key, value in result.items() if key.endswith("instructions_per_call")}
 
 
 FIGURES: dict[str, Figures] = {"proxy_overhead": _proxy_overhead, "instructions": _instructions}
 
 
-def _run(checkout: Path, bench: str, arguments: list[str]) -> dict[str, float]:
+def _run(checkout: Path, bench: str, arguments: list[str], results: str) -> dict[str, float]:
     python = checkout / ".venv" / "bin" / "python"
     subprocess.run([str(python), "-m", f"bench.{bench}", *arguments], cwd=checkout, check=True,
                    stdout=subprocess.DEVNULL)
-    result = json.loads((checkout / "bench" / "results" / f"{bench}.json").read_text())
+    result = json.loads((checkout / "bench" / "results" / f"{results}.json").read_text())
     return FIGURES[bench](result)
 
 
@@ -60,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, required=True, help="the other checkout (with its own .venv)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", help="the results file the bench writes, when not <bench>.json "
+                        "(instructions --backend stdio writes instructions_stdio)")
     parser.add_argument("bench", choices=sorted(FIGURES))
     parser.add_argument("arguments", nargs="*", help="passed to the bench (after --)")
     args = parser.parse_args()
@@ -68,14 +71,14 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = ["baseline", "this"] if round_ % 2 == 0 else ["this", "baseline"]
         for side in order:
-            runs[side].append(_run(sides[side], args.bench, args.arguments))
+            runs[side].append(_run(sides[side], args.bench, args.arguments, args.results or args.bench))
             print(f"round {round_ + 1} {side}: done", file=sys.stderr)
     medians = {side: {key: statistics.median(run[key] for run in results) for key in results[0]}
                for side, results in runs.items()}
     rows = {key: {"baseline": medians["baseline"][key], "this": value,
                   "ratio": round(value / medians["baseline"][key], 4) if medians["baseline"][key] else None}
             for key, value in medians["this"].items() if key in medians["baseline"]}
-    path = save(f"ab_{args.bench}", {"baseline": str(sides["baseline"]), "rounds": args.rounds,
+    path = save(f"ab_{args.results or args.bench}", {"baseline": str(sides["baseline"]), "rounds": args.rounds,
                                      "arguments": args.arguments, "figures": rows})
     for key, row in rows.items():
         print(f"{key:32} baseline {row['baseline']:>12,.3f}  this {row['this']:>12,.3f}  ratio {row['ratio']}")

@@ -72,6 +72,8 @@ def _wait_line(process: subprocess.Popen[str], pattern: str, timeout: float = 60
 
 def _post(url: str, message: dict[str, Any], session: str | None = None) -> tuple[dict[str, Any], str | None]:
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if os.environ.get("MCP_AUTH"):  # bench.auth_overhead: the credential every request carries
+        headers["Authorization"] = os.environ["MCP_AUTH"]
     if session:
         headers["Mcp-Session-Id"] = session
     request = urllib.request.Request(url, json.dumps(message).encode(), headers)

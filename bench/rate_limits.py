@@ -10,8 +10,8 @@ from a loopback address of its own (a principal of its own). Reported: requests 
 Cost, by the CPU clock: a gateway with 1 worker pinned to core 0 and wrk on core 1, pings on 32 keep-alive
 connections, per_principal off, on with plenty (every request admitted from a lease held in the worker) and
 on at its limit (most requests refused), interleaved. With ``--instructions``, the same three in
-callgrind (bench.instructions: proxied tools/call, instructions per call in the worker), which repeats
-exactly on this VM where the clock does not (needs valgrind).
+callgrind (bench.instructions: proxied tools/call, instructions per call in the worker, also without what
+it runs at rest), which repeats on this VM where the clock does not (needs valgrind).
 """
 
 from __future__ import annotations
@@ -183,8 +183,10 @@ def main() -> None:
     results: dict[str, Any] = {"seconds": args.seconds, "accuracy": accuracy(args.seconds),
                                "cost": cost(args.seconds, args.repeat)}
     if args.instructions:
-        results["instructions"] = {name: instructions.run(args.seconds, 16, extra)["instructions_per_call"]
-                                   for name, extra in COST.items()}
+        counted = {name: instructions.run(args.seconds, 16, extra_config=extra) for name, extra in COST.items()}
+        results["instructions"] = {name: {"per_call": run["instructions_per_call"],
+                                          "net_per_call": run["net_instructions_per_call"]}
+                                   for name, run in counted.items()}
     path = save("rate_limits", results)
     for row in results["accuracy"]:
         print(f"{row['rate']}/s burst {row['burst']}: admitted {row['admitted']} of {row['bound']} "
@@ -195,7 +197,8 @@ def main() -> None:
         print(f"cost {name}: {row['rps']:.0f} req/s, {row['cpu_us_per_request']:.1f} us per request, "
               f"{row['cpu_us_per_admitted']:.1f} us per admitted request")
     for name, count in results.get("instructions", {}).items():
-        print(f"instructions per proxied call, {name}: {count:,}")
+        print(f"instructions per proxied call, {name}: {count['per_call']:,} ({count['net_per_call']:,} without "
+              "what the worker runs at rest)")
     print(path)
 
 

@@ -2,15 +2,19 @@
 
 A backend URL may carry a secret in its user info (``https://user:pass@host``) or its query
 (``…?api_key=…``, ``?token=…``). Shown URLs keep the scheme, host, port, path and parameter names; user
-info and every query value are replaced.
+info and every query value are replaced. A backend's answer quoted in an error may echo the headers it was
+sent (a debugging server does): ``mask_secrets`` takes those values out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["MASK", "mask_url", "mask_urls_in"]
+__all__ = ["MASK", "mask_secrets", "mask_url", "mask_urls_in"]
+
+_SHORTEST = 6  # a shorter value is not worth hiding, and masking it would garble unrelated text
 
 MASK = "***"
 _URL = re.compile(r"\b(?:https?|wss?)://[^\s'\"<>)]+")
@@ -42,3 +46,14 @@ def mask_urls_in(text: str) -> str:
         return mask_url(core) + url[len(core):]
 
     return _URL.sub(masked, text)
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` masked, and the credential after a scheme (``Bearer <token>``,
+    ``Basic <pair>``) on its own too."""
+    for secret in secrets:
+        scheme, _, credential = secret.partition(" ")
+        for value in (secret, credential) if credential and scheme.isalpha() else (secret,):
+            if len(value) >= _SHORTEST and value in text:
+                text = text.replace(value, MASK)
+    return text

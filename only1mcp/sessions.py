@@ -22,12 +22,13 @@ import msgpack
 
 from .auth.principal import Principal
 
-__all__ = ["InvalidSession", "SessionInfo", "SessionSealer"]
+__all__ = ["UNKNOWN_SESSION", "InvalidSession", "SessionInfo", "SessionSealer"]
 
 _MAC_BYTES = 16
 RELAYED = ("sampling", "elicitation", "roots")  # what a backend may ask of the client
 _CACHE = 8192
 _VALUE_DOMAIN = b"only1mcp-value:"
+UNKNOWN_SESSION = "unknown session id (not issued by this gateway, or issued before a restart)"
 
 
 class InvalidSession(Exception):
@@ -46,8 +47,7 @@ class SessionInfo:
     # backend sessions that may serve it (derived, not sealed).
     profile: tuple[str, ...] = field(default=(), compare=False)
     # Who sends the request being served (authenticated per request, not sealed; ``principal`` above is
-    # the key of the one that opened the session). None while authentication is off, except that a door
-    # attaches the anonymous principal of the client's address when a per-tool rate limit counts against it.
+    # the key of the one that opened the session). None while authentication is off.
     caller: Principal | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +55,17 @@ class SessionInfo:
 
     def declares(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    def called_by(self, caller: Principal) -> SessionInfo:
+        """This session as seen by one request of ``caller`` (a copy; the sealed fields are the same)."""
+        copy = object.__new__(SessionInfo)
+        for name in _FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "caller", caller)
+        return copy
+
+
+_FIELDS = ("sid", "version", "capabilities", "client", "issued", "principal", "profile")
 
 
 class SessionSealer:
@@ -99,7 +110,7 @@ class SessionSealer:
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
-            raise InvalidSession("unknown session id (not issued by this gateway, or issued before a restart)")
+            raise InvalidSession(UNKNOWN_SESSION)
         try:
             sid, version, capabilities, client, issued, principal = msgpack.unpackb(payload, raw=False)
         except (ValueError, TypeError, msgpack.UnpackException):

@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from only1mcp.audit.sinks import check_destination
 from only1mcp.background import Background
 from only1mcp.bus import Endpoints, Kind, MessageRouter, Namespace, ReportSink, Role, Sender, StatePublisher
 from only1mcp.bus.endpoints import create_runtime_dir
@@ -32,10 +33,12 @@ from only1mcp.config.models import Settings
 from only1mcp.logs import set_level
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
+from .backend_tokens import BackendTokens
 from .config_store import ConfigStore
 from .discovery import CatalogBuilder
 from .fleet import Fleet, Specs
 from .health import HealthManager
+from .jwks import IssuerKeys
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
 from .quotas import Quotas
@@ -60,7 +63,8 @@ class _Parts:
     def __init__(self, runtime_dir: Path, endpoints: Endpoints, ctx: zmq.asyncio.Context,
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
-                 children: StdioChildren, fleet: Fleet, quotas: Quotas) -> None:
+                 children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens,
+                 quotas: Quotas) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -74,6 +78,8 @@ class _Parts:
         self.health = health
         self.children = children
         self.fleet = fleet
+        self.keys = keys
+        self.tokens = tokens
         self.quotas = quotas
 
 
@@ -148,6 +154,7 @@ class Supervisor:
 
     def _setup(self) -> None:
         server = self.settings.server
+        check_destination(self.settings.audit)  # workers write the trail; refuse to start if they could not
         self.port, self._port_holder = prepare_listener(server.host, server.port)
         runtime_dir = create_runtime_dir(server.runtime_dir)
         endpoints = Endpoints.in_dir(runtime_dir)
@@ -166,9 +173,10 @@ class Supervisor:
         publisher.set(Namespace.SESSIONS, "", SessionKeys(secret, sessions.ttl))
         config = ConfigStore(self.settings, self._source, self._config_path, self._overrides, self._environ,
                              publisher)
-        catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender)
+        tokens = BackendTokens(publisher)
+        catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender, tokens.credentials)
         health = HealthManager(runtime_dir, lambda name, routes: publisher.set(Namespace.ROUTES, name, routes),
-                               self._sender)
+                               self._sender, tokens.credentials)
         children = StdioChildren([catalog.stdio_status, health.stdio_status])
         fleet = Fleet(self.worker_count, server.standby_workers, Specs(self._worker_spec, self._host_spec),
                       relay, self._sender, halt=self._boot_error, wake=self._wake.set,
@@ -176,10 +184,11 @@ class Supervisor:
         record = self._revocation_log(secret) if sessions.secret else None  # else sessions end with the gateway
         revocations = RevocationList(publisher, mailboxes.drop, record)
         revocations.load()
+        keys = IssuerKeys(publisher)
         quotas = Quotas(relay, self._sender, self.settings.rate_limits)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, quotas)
-        for part in (fleet, children, mailboxes, revocations, health, quotas):
+                             catalog, health, children, fleet, keys, tokens, quotas)
+        for part in (fleet, children, mailboxes, revocations, health, keys, tokens, quotas):
             part.register(self.reports)
         for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT, Kind.LEASE_GRANT}):  # those are ours to send
             self.reports.register(kind, relay.publish)
@@ -247,6 +256,8 @@ class Supervisor:
             await parts.fleet.stop(self.settings.server.drain_timeout + _KILL_GRACE, self._forced)
             await parts.catalog.close()
             await parts.health.close()
+            await parts.keys.close()
+            await parts.tokens.close()
         await self._tasks.close()
 
     # ------------------------------------------------------------ signals
@@ -290,6 +301,8 @@ class Supervisor:
             if parts.config.reload():
                 self.settings = parts.config.settings
                 self._apply_live(parts)
+                parts.keys.apply(self.settings.auth.jwt)
+                parts.tokens.apply(self.settings)  # before discovery and probes, which may need a new token
                 await parts.catalog.apply(self.settings)
                 await parts.health.apply(self.settings)
                 parts.fleet.want_host(self._needs_host())
@@ -324,9 +337,15 @@ class Supervisor:
     async def _first_catalog(self) -> None:
         parts = self.parts
         parts.fleet.want_host(self._needs_host())
+        parts.keys.apply(self.settings.auth.jwt)
+        parts.tokens.apply(self.settings)  # discovery of a backend with oauth waits for its first token
         await parts.catalog.apply(self.settings)
         await parts.health.apply(self.settings)
         await parts.catalog.wait_first_round(_FIRST_CATALOG_WAIT)
+        await parts.tokens.wait_first(_FIRST_CATALOG_WAIT)
+        # Tokens are checked from the first request on: the first fetch of the issuer's keys is tried before
+        # "ready" (an issuer that is down does not hold the start: its keys keep being retried).
+        await parts.keys.wait_first(_FIRST_CATALOG_WAIT)
         self._catalog_ready = True
         self._announce_if_ready()
 
@@ -374,6 +393,8 @@ class Supervisor:
             "routes": parts.health.describe(),
             "stdio": parts.children.describe(),
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
+            "jwks": parts.keys.describe(),
+            "oauth": parts.tokens.describe(),
             "rate_limits": parts.quotas.describe(),
             "bus": {"reports": self.reports.describe(), "background_failures": self._tasks.failures},
         }

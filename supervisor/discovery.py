@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import BackendError, Message
+from only1mcp.backends.credentials import Credentials
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
@@ -65,8 +66,10 @@ class _Watch:
 class CatalogBuilder:
     """Runs one discovery loop per enabled backend; calls ``publish`` with each new catalog."""
 
-    def __init__(self, runtime_dir: Path, publish: Callable[[dict[str, Any]], None], sender: Sender) -> None:
+    def __init__(self, runtime_dir: Path, publish: Callable[[dict[str, Any]], None], sender: Sender,
+                 credentials: Callable[[str], Credentials | None] = lambda _name: None) -> None:
         self._runtime_dir = runtime_dir
+        self._credentials = credentials  # a backend's oauth token for discovery (None: it has none)
         self._sender = sender
         self._publish = publish
         self._watches: dict[str, _Watch] = {}
@@ -185,7 +188,8 @@ class CatalogBuilder:
     async def _connect(self, watch: _Watch) -> BackendSession:
         assert self._http is not None
         backend = watch.backend
-        transport = make_transport(backend, 0, self._runtime_dir, self._http, self._sender, LinkPurpose.DISCOVERY)
+        transport = make_transport(backend, 0, self._runtime_dir, self._http, self._sender, LinkPurpose.DISCOVERY,
+                                   self._credentials(backend.name))
 
         def on_notification(message: Message, _related: Pending | None, _caller: str | None) -> None:
             if str(message.get("method", "")).endswith("/list_changed"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from only1mcp.backends.base import BackendError
+from only1mcp.backends.credentials import Credentials
 from only1mcp.backends.factory import AnyBackend, make_transport, replica_count, runs_per_worker
 from only1mcp.backends.session import BackendSession
 from only1mcp.background import Background
@@ -72,8 +73,9 @@ class HealthManager:
     """One probe loop per replica; breakers fed by probes' absence of calls and by workers' outcomes."""
 
     def __init__(self, runtime_dir: Path, publish: Callable[[str, BackendRoutes | None], None],
-                 sender: Sender) -> None:
+                 sender: Sender, credentials: Callable[[str], Credentials | None] = lambda _name: None) -> None:
         self._runtime_dir = runtime_dir
+        self._credentials = credentials  # a backend's oauth token for the probes (None: it has none)
         self._sender = sender
         self._publish = publish
         self._backends: dict[str, AnyBackend] = {}
@@ -138,7 +140,7 @@ class HealthManager:
                 if session is not None:
                     await session.close()
                 transport = make_transport(backend, index, self._runtime_dir, self._http, self._sender,
-                                           LinkPurpose.PROBE)
+                                           LinkPurpose.PROBE, self._credentials(backend.name))
                 session = BackendSession(transport, backend.name, {}, startup_timeout=timeout,
                                          client_info=PROBE_CLIENT)
                 try:

@@ -145,7 +145,14 @@ class ChildMux:
                 self._broadcast(dumps(jsonrpc.notification(f"notifications/{kind}/list_changed")))
 
     def child_line(self, raw: bytes, message: dict[str, Any]) -> None:
-        self._from_child(raw, message)
+        """A message the child wrote (``raw`` as written)."""
+        method = message.get("method")
+        if method is None:
+            self._child_answer(raw, message)
+        elif "id" in message:
+            self._child_request(message)
+        else:
+            self._child_notification(raw, message, method)
 
     def child_ended(self, reason: str, restarting: bool) -> None:
         self._fail_calls(f"backend '{self.label}' {reason} during the call"
@@ -259,11 +266,12 @@ class ChildMux:
         if isinstance(params, dict) and isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]:
             call.token = params["_meta"]["progressToken"]
             self._tokens[call.token] = call
+        if not self._calls:
+            self._idle.clear()
         self._calls[key] = call
-        self._idle.clear()
         if caller is not None:
             self._last_link = link
-        self._write_raw(raw)
+        process.write_raw(raw)
 
     def _refuse(self, link: Link, caller: str | None, key: Any, why: str) -> None:
         link.receive(dumps(jsonrpc.error_message(key, Code.BACKEND_UNAVAILABLE, why, {"reason": NOT_RUNNING})),
@@ -321,8 +329,9 @@ class ChildMux:
         self._write_raw(dumps(message))
 
     def _forget(self, key: Any) -> None:
-        call = self._calls.pop(key, None)
-        if not self._calls:
+        calls = self._calls
+        call = calls.pop(key, None)
+        if not calls:
             self._idle.set()
         if call is None:
             return
@@ -334,15 +343,6 @@ class ChildMux:
                 self._to_child(jsonrpc.error_message(entry.child_id, Code.REQUEST_TIMEOUT,
                                                      f"the call that caused this request ({call.method}) ended "
                                                      "before its client answered"))
-
-    def _from_child(self, raw: bytes, message: dict[str, Any]) -> None:
-        method = message.get("method")
-        if method is None:
-            self._child_answer(raw, message)
-        elif "id" in message:
-            self._child_request(message)
-        else:
-            self._child_notification(raw, message, method)
 
     def _child_answer(self, raw: bytes, message: dict[str, Any]) -> None:
         key = message.get("id")

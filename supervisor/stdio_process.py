@@ -73,6 +73,7 @@ class ChildProcess:
         "last_activity",
         "last_error",
         "policy",
+        "ready",
         "restarts",
         "state",
     )
@@ -89,6 +90,7 @@ class ChildProcess:
         self._channel: LineChannel | None = None
         self._init_waiter: tuple[int, asyncio.Future[dict[str, Any]]] | None = None
         self._ready = asyncio.Event()
+        self.ready = False  # _ready as a plain flag: read for every call
         self._wanted = asyncio.Event()
         self._idled = False
         self._stopping = False
@@ -106,10 +108,6 @@ class ChildProcess:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
 
     def want(self) -> None:
         """A call needs the child: start it if it sleeps."""
@@ -153,6 +151,7 @@ class ChildProcess:
             self._idled = False
             await self._one_run()
             self._ready.clear()
+            self.ready = False
             if self._idled:
                 await self._kill()
                 self._set_state(ChildState.IDLE)
@@ -220,11 +219,11 @@ class ChildProcess:
 
     async def _spawn(self) -> None:
         limit = self.backend.max_event_bytes
-        self._process = await spawn_child(self.backend, self.label, limit)
-        assert self._process.stdout is not None and self._process.stdin is not None
+        self._process, lines = await spawn_child(self.backend, self.label, limit)
+        assert self._process.stdin is not None
         too_long = (f"wrote a line over {limit} bytes and was stopped (raise backends[].max_event_bytes if such "
                     "messages are expected)")
-        self._channel = LineChannel(f"backend '{self.label}'", self._process.stdout, self._process.stdin, too_long)
+        self._channel = LineChannel(f"backend '{self.label}'", lines, self._process.stdin, too_long)
         self._channel.on_line = self._line
         self._channel.on_close = self._stdout_closed
         self._channel.start()
@@ -279,6 +278,8 @@ class ChildProcess:
         self._channel.write(jsonrpc.notification("notifications/initialized"))
         self.init_result = result
         self._ready.set()
+        self.ready = True
+        self._channel.on_line = self._events.child_line  # no initialize to wait for any more: straight through
         self._events.child_ready(bool(self.restarts) and self.policy.restart)
 
     async def _kill(self) -> None:
@@ -294,9 +295,10 @@ class ChildProcess:
 
     def write_raw(self, raw: bytes) -> None:
         """One message for the child, already JSON; dropped when it is exiting (its exit fails the calls)."""
-        if self._channel is not None and not self._channel.closed:
+        channel = self._channel
+        if channel is not None and not channel.closed:
             try:
-                self._channel.write_line(raw)
+                channel.write_line(raw)
             except BackendUnavailable:
                 log.debug("backend '%s': input closed while writing", self.label)
 

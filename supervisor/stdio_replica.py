@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -19,8 +20,8 @@ from typing import Any
 
 from only1mcp.backends.child import RestartPolicy
 from only1mcp.background import Background
-from only1mcp.bus import Envelope, Role, Sender
-from only1mcp.bus.messages import ChildState, ChildStatus, LinkHello, LinkSend
+from only1mcp.bus import Envelope, Kind, Role, Sender
+from only1mcp.bus.messages import ChildState, ChildStatus, LinkHello
 from only1mcp.bus.stream import FramedChannel
 from only1mcp.config.models import StdioBackend
 from only1mcp.protocol import jsonrpc
@@ -39,7 +40,7 @@ _FRAME_SLACK = 64 * 1024  # the envelope around a message, beyond the backend's 
 
 class ReplicaServer:
     __slots__ = ("_children", "_ids", "_link_ids", "_links", "_on_status", "_order", "_restart_policy", "_sender",
-                 "_server", "_stopping", "_tasks", "backend", "label", "replica", "socket_path")
+                 "_server", "_stopping", "_tasks", "backend", "label", "per_session", "replica", "socket_path")
 
     def __init__(self, backend: StdioBackend, replica: int, socket_path: Path,
                  on_status: Callable[[ChildStatus], None]) -> None:
@@ -47,6 +48,8 @@ class ReplicaServer:
         self.replica = replica
         self.socket_path = socket_path
         self.label = backend.name if backend.replicas == 1 else f"{backend.name}#{replica}"
+        # A changed backend gets a new server: read once, not from the settings model on every message.
+        self.per_session = backend.isolation == "per_session"
         self._on_status = on_status
         self._sender = Sender(Role.STDIO_HOST, -1, os.getpid())
         self._links: dict[int, Link] = {}
@@ -58,10 +61,6 @@ class ReplicaServer:
         self._server: asyncio.AbstractServer | None = None
         self._stopping = False
         self._tasks = Background(f"replica {self.label}")
-
-    @property
-    def per_session(self) -> bool:
-        return self.backend.isolation == "per_session"
 
     @property
     def pid(self) -> int | None:
@@ -87,7 +86,7 @@ class ReplicaServer:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self._server = await asyncio.start_unix_server(self._accept, path=str(self.socket_path))
+        self._server = await asyncio.get_running_loop().create_unix_server(self._accept, path=str(self.socket_path))
         os.chmod(self.socket_path, 0o600)
         if self.per_session:
             self._child(None)  # the gateway's own child: discovery, probes, initialize
@@ -167,37 +166,39 @@ class ReplicaServer:
 
     # ------------------------------------------------------------ links
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        channel = FramedChannel(f"link to '{self.label}'", reader, writer, self._sender,
-                                self.backend.max_event_bytes + _FRAME_SLACK)
+    def _accept(self) -> FramedChannel:
+        """The protocol of a new connection: a link."""
+        channel = FramedChannel(f"link to '{self.label}'", self._sender, self.backend.max_event_bytes + _FRAME_SLACK)
         link = Link(next(self._link_ids), channel)
         self._links[link.ident] = link
-        channel.on_envelope = lambda envelope: self._from_link(link, envelope)
+        channel.on_envelope = functools.partial(self._hello, link)
+        channel.on_fields(Kind.LINK_SEND, functools.partial(self._from_link, link))
         channel.on_close = lambda exc: self._drop_link(link)
-        channel.start()
+        return channel
 
     def _drop_link(self, link: Link) -> None:
         self._links.pop(link.ident, None)
         for mux in list(self._children.values()):
             mux.drop_link(link)
 
-    def _from_link(self, link: Link, envelope: Envelope) -> None:
-        message = envelope.payload
-        if isinstance(message, LinkHello):
-            link.purpose = message.purpose
+    def _hello(self, link: Link, envelope: Envelope) -> None:
+        """A frame other than LINK_SEND: the link's hello, which says what it is for."""
+        if isinstance(envelope.payload, LinkHello):
+            link.hello(envelope.payload.purpose)
             return
-        if not isinstance(message, LinkSend):
-            log.warning("link to '%s': unexpected %s", self.label, envelope.kind.name)
-            return
+        log.warning("link to '%s': unexpected %s", self.label, envelope.kind.name)
+
+    def _from_link(self, link: Link, caller: str | None, raw: bytes) -> None:
+        """A LINK_SEND frame's fields: a message for the child, and the client session it is for."""
         try:
-            parsed = loads(message.message)
+            parsed = loads(raw)
         except JSONDecodeError:
             log.warning("link to '%s': a message that is not JSON was dropped", self.label)
             return
         if not isinstance(parsed, dict):
             log.warning("link to '%s': a message that is not a JSON-RPC object was dropped", self.label)
             return
-        self._route(link, message.caller, message.message, parsed)
+        self._route(link, caller, raw, parsed)
 
     def _route(self, link: Link, caller: str | None, raw: bytes, message: dict[str, Any]) -> None:
         method = message.get("method")
@@ -213,7 +214,7 @@ class ReplicaServer:
                 if mux.cancelled(key, raw):
                     return
             return
-        owner = None if method == "initialize" or caller is None or not link.answers_clients else caller
+        owner = None if caller is None or not link.answers_clients or method == "initialize" else caller
         mux = self._child(owner)
         if mux is None:
             if "id" in message:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.gateway import Gateway
+from tests.support.oidc import OidcProvider
 
 
 @pytest.fixture
@@ -41,3 +42,12 @@ def launch_gateway(start_gateway: Callable[..., Gateway]) -> Callable[..., Await
         return gateway
 
     return launch
+
+
+@pytest.fixture
+async def oidc_provider() -> AsyncIterator[OidcProvider]:
+    """A real OpenID Connect provider process (tests/fixtures/oidc_provider.py) with an RS256 and an ES256
+    key, started on a port the OS chooses; the fixture returns once it serves (or fails at a deadline)."""
+    provider = await OidcProvider.launch()
+    yield provider
+    await provider.aclose()

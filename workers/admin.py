@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +13,13 @@ from only1mcp.bus import Kind
 from only1mcp.bus.messages import Request, Status
 
 from .context import WorkerContext
-from .keys import CONTEXT
+from .exchange import AiohttpExchange, Answer, web_response
+from .guard import Guard
+from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 
-__all__ = ["health", "status", "wait"]
+__all__ = ["authorized", "health", "status", "wait"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -34,9 +39,33 @@ def _identity(context: WorkerContext) -> dict[str, Any]:
     }
 
 
-async def health(request: web.Request) -> web.Response:
-    """Liveness of this worker and the state it holds."""
-    return web.json_response({"status": "ok", **_identity(request.app[CONTEXT])})
+def health(guard: Guard) -> Handler:
+    """Liveness of this worker, and the state it holds. Open to anyone: with authentication on, a request
+    without a valid credential learns nothing beyond liveness."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if not guard.proves(AiohttpExchange(request)):
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", **_identity(request.app[CONTEXT])})
+
+    return handle
+
+
+def authorized(guard: Guard, action: str, handler: Handler) -> Handler:
+    """An admin route: with authentication on, only for a request whose credential is valid and whose roles
+    allow ``admin:<action>`` (403 otherwise)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        caller = await guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)
+        if caller is not None and not guard.permissions(caller).allows_admin(action):
+            log.info("refused 403: %s may not use admin:%s", caller.key, action)
+            return web.json_response({"error": f"admin:{action} is not allowed for this credential's roles "
+                                               "(rbac.roles.<role>.allow)"}, status=403)
+        return await handler(request)
+
+    return handle
 
 
 async def status(request: web.Request) -> web.Response:
@@ -52,7 +81,8 @@ async def status(request: web.Request) -> web.Response:
             status=503,
         )
     body: dict[str, Any] = dict(reply.payload.status) if isinstance(reply.payload, Status) else {}
-    body["served_by"] = _identity(context)
+    body["served_by"] = {**_identity(context), "jwks": request.app[ISSUER_KEYS].describe(),
+                         "oauth": request.app[BACKEND_TOKENS].describe()}
     return web.json_response(body)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from only1mcp.backends.base import BackendUnavailable, Message
 from only1mcp.backends.child import CHILD_CAPABILITIES
+from only1mcp.backends.credentials import Credentials
 from only1mcp.backends.factory import AnyBackend, make_transport, runs_per_worker
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import watched
@@ -26,6 +27,8 @@ log = logging.getLogger("only1mcp.worker")
 
 # (backend name, backend session, message, related call or None, the client session it belongs to or None)
 RequestHandler = Callable[[str, BackendSession, Message, Pending | None, str | None], None]
+# a backend -> the gateway's token for it (None: it has no oauth)
+CredentialsFor = Callable[[AnyBackend], Credentials | None]
 
 
 class BackendPool:
@@ -34,12 +37,14 @@ class BackendPool:
     so one session per replica serves every profile; a per_worker stdio backend has a child of this
     worker per replica, kept running by the ``ChildKeeper``."""
 
-    __slots__ = ("_backends", "_children", "_http", "_on_notification", "_on_request", "_runtime_dir",
+    __slots__ = ("_backends", "_children", "_credentials", "_http", "_on_notification", "_on_request", "_runtime_dir",
                  "_sender", "_sessions", "_starting")
 
     def __init__(self, runtime_dir: Path, http: Http1Pool, on_request: RequestHandler,
-                 on_notification: RequestHandler, sender: Sender) -> None:
+                 on_notification: RequestHandler, sender: Sender,
+                 credentials: CredentialsFor = lambda _backend: None) -> None:
         self._runtime_dir = runtime_dir
+        self._credentials = credentials
         self._sender = sender
         self._http = http
         self._on_request = on_request
@@ -82,7 +87,8 @@ class BackendPool:
 
     async def _start(self, backend: AnyBackend, replica: int, key: tuple[str, int, tuple[str, ...]]) \
             -> BackendSession:
-        transport = make_transport(backend, replica, self._runtime_dir, self._http, self._sender, LinkPurpose.CALLS)
+        transport = make_transport(backend, replica, self._runtime_dir, self._http, self._sender, LinkPurpose.CALLS,
+                                   self._credentials(backend))
         capabilities: dict[str, Any] = {name: {} for name in key[2]}
         if "elicitation" in capabilities:
             capabilities["elicitation"] = {"form": {}, "url": {}}

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from only1mcp import __version__
+from only1mcp.audit.outcome import Outcome
+from only1mcp.auth.principal import Principal
 from only1mcp.backends.base import BackendError, BackendRpcError, BackendTimeout, BackendUnavailable
 from only1mcp.backends.session import BackendSession
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.policy.denied import Denied
+from only1mcp.policy.patterns import PolicyKind
+from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.versions import negotiate
-from only1mcp.ratelimit.limits import Limit
+from only1mcp.ratelimit.limits import Limit, Refusal, principal_key
 from only1mcp.sessions import SessionInfo
 
 from . import tasks
+from .audited import Client, backend_of, outcome_of
 from .calls import Channel, ClientCall, ReplyChannel
 from .gateway import Gateway
-from .rate_limits import RateLimited, caller_key
+from .rate_limits import RateLimited
 
 __all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
 
@@ -40,6 +47,21 @@ def result_bytes(request_id: Any, result: Any) -> bytes:
 
 def error_bytes(request_id: Any, code: int, message: str, data: Any = None) -> bytes:
     return dumps(jsonrpc.error_message(request_id, code, message, data))
+
+
+def _unknown_name(kind: PolicyKind, name: str) -> JsonRpcError:
+    noun = "tool" if kind is PolicyKind.TOOLS else "prompt"
+    return JsonRpcError(Code.INVALID_PARAMS, f"unknown {noun} '{name}'; call {noun}s/list for the {noun}s this gateway "
+                        "offers")
+
+
+def _resource_not_found(_kind: PolicyKind, uri: str) -> JsonRpcError:
+    return JsonRpcError(Code.RESOURCE_NOT_FOUND, f"resource not found: no backend serves '{uri}'; call resources/list "
+                        "or resources/templates/list", {"uri": uri})
+
+
+def _unknown_reference(_kind: PolicyKind, uri: str) -> JsonRpcError:
+    return JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
 
 
 def _text(params: dict[str, Any], key: str, method: str) -> str:
@@ -100,37 +122,116 @@ class Dispatcher:
             result["instructions"] = view.instructions
         return result, version, capabilities
 
-    async def request(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None) -> bytes:
-        """The serialized response to one client request."""
+    async def request(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                      client: Client) -> bytes:
+        """The serialized response to one client request. Its audit line is written here, before the
+        response is returned to be sent (docs/architecture.md, "The audit trail")."""
+        # Read once: a request that arrived while the trail was off is not audited when it is turned on
+        # meanwhile, and with it off a request pays this one attribute read.
+        audited = self._gateway.audit.enabled
+        started = time.perf_counter() if audited else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
-        if params is not None and not isinstance(params, dict):
-            return error_bytes(request_id, Code.INVALID_PARAMS, f"{method}: params must be an object")
+        limits = self._gateway.limits
+        # rate_limits.per_principal, for every request of a session whatever its door (POST /mcp, a batch's
+        # requests, /ws, legacy /sse): the common case, a token in a lease this worker holds, costs no wait
+        if limits.per_principal and not limits.admit_now(Limit.PER_PRINCIPAL, principal_key(
+                session.caller, client.peer())) and (refused := await self._over_principal_limit(
+                session, message, channel, client, started if audited else None)) is not None:
+            return refused
         try:
+            if params is not None and not isinstance(params, dict):
+                raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
             if method in LIST_KEYS:
-                page = self.page(method, params)
+                page = self.page(session, method, params)
+                if audited:
+                    self.audit(Outcome.OK, session, message, client, started)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
-            return result_bytes(request_id, await self.answer(session, method, request_id, params or {}, channel))
+            result = await self.answer(session, method, request_id, params or {}, channel, client)
         except JsonRpcError as exc:
-            if isinstance(exc, RateLimited) and isinstance(channel, ReplyChannel):
-                channel.rate_limited(exc.refusal.retry_after)
-            return error_bytes(request_id, exc.code, exc.message, exc.data)
+            return self._failed(exc, session, message, channel, client, started if audited else None)
+        except Exception:
+            # A defect of ours: the door answers -32603; the line must already be there when it does.
+            if audited:
+                self.audit(Outcome.ERROR, session, message, client, started, Code.INTERNAL_ERROR)
+            raise
+        if audited:
+            self.audit(outcome_of(result), session, message, client, started)
+        return result_bytes(request_id, result)
 
-    def page(self, method: str, params: dict[str, Any] | None) -> bytes:
-        """One serialized page of a list, answered from the catalog."""
-        return self.view.page(method, params, self._gateway.settings.proxy.page_size)  # type: ignore[union-attr]
+    def _failed(self, exc: JsonRpcError, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                client: Client, started: float | None) -> bytes:
+        """The answer to a request that failed with ``exc``, audited as denied, rate_limited or error (``started``
+        None: the trail was off when the request arrived, and it is not audited)."""
+        if isinstance(exc, RateLimited):  # per_tool or per_backend
+            return self._rate_limited(exc.refusal, session, message, channel, client, started)
+        if started is not None:
+            self.audit(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
+                       started, exc.code)
+        return error_bytes(message["id"], exc.code, exc.message, exc.data)
+
+    async def _over_principal_limit(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                                    client: Client, started: float | None) -> bytes | None:
+        """The refusal of a request over rate_limits.per_principal (None: admitted), once the worker's own
+        leases had no token for it."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller, client.peer()))
+        return None if refused is None else self._rate_limited(refused, session, message, channel, client, started)
+
+    def _rate_limited(self, refused: Refusal, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                      client: Client, started: float | None) -> bytes:
+        """A request a rate limit refused: audited (unless ``started`` is None), its JSON-RPC error naming the
+        limit, and on POST /mcp HTTP 429 with Retry-After (on a WebSocket or legacy SSE, the error alone)."""
+        if isinstance(channel, ReplyChannel):
+            channel.rate_limited(refused.retry_after)
+        if started is not None:
+            self.audit(Outcome.RATE_LIMITED, session, message, client, started, Code.RATE_LIMITED)
+        return error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data)
+
+    def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
+              started: float, code: int | None = None, caller: Principal | None = None) -> None:
+        """Write the audit line of a request answered now (nothing while the trail is off)."""
+        trail = self._gateway.audit
+        if trail.enabled:
+            trail.record(outcome, message, peer=client.peer(), session=session, caller=caller, started=started,
+                         code=code, backend=backend_of(self._gateway.view, message["method"], message.get("params")))
+
+    def page(self, session: SessionInfo, method: str, params: dict[str, Any] | None) -> bytes:
+        """One serialized page of a list, answered from the catalog: what the caller may use, no more."""
+        return self.view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
+                              self.permissions(session))
+
+    def permissions(self, session: SessionInfo) -> Permissions:
+        """What the caller of the request being served may use (everything while rbac or auth is off)."""
+        return self._gateway.rbac.permissions(session.caller)
+
+    def _permit(self, session: SessionInfo, kind: PolicyKind, target: str,
+                unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
+        """The one place rbac refuses a request: ``Denied``, carrying the very error ``unknown`` makes for a
+        target that does not exist, so the answer shows nothing of what exists (logged in ``answer``)."""
+        if session.caller is None:
+            return  # authentication off: nobody to restrict (two calls less on every request)
+        if not self.permissions(session).allows(kind, target):
+            raise Denied(unknown(kind, target), kind, target, session.caller)
 
     async def answer(self, session: SessionInfo, method: str, request_id: Any, params: dict[str, Any],
-                     channel: Channel | None) -> Any:
-        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails."""
+                     channel: Channel | None, client: Client | None = None) -> Any:
+        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails.
+        ``client``: who sent it (its address is whom a call counts against while authentication is off)."""
         try:
             handler = self._handlers.get(method)
             if handler is None:
                 raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
+            limits = self._gateway.limits
+            if method == "tools/call" and (limits.per_tool or limits.per_backend):
+                await self._within_limits(session, params, client)
             return await handler(session, request_id, params, channel)
+        except RateLimited:
+            raise  # logged where it was decided
+        except Denied as exc:
+            log.info("%s %s denied: %s may not use %s '%s' (answered as unknown)", method, request_id,
+                     exc.caller.key if exc.caller is not None else "the caller", exc.kind.value, exc.target)
+            raise
         except JsonRpcError as exc:
-            if isinstance(exc, RateLimited):
-                raise  # logged where it was decided
             if not isinstance(exc, BackendError) or exc.code in (Code.BACKEND_UNAVAILABLE, Code.REQUEST_TIMEOUT):
                 log.info("%s %s failed: %s", method, request_id, exc.message)
             raise
@@ -151,7 +252,8 @@ class Dispatcher:
         elif method not in ("notifications/initialized", "notifications/roots/list_changed"):
             log.debug("ignored client notification %s", method)
 
-    async def handle(self, session: SessionInfo, message: dict[str, Any], channel: Any) -> bytes | None:
+    async def handle(self, session: SessionInfo, message: dict[str, Any], channel: Any,
+                     client: Client) -> bytes | None:
         """Any message of an established session (shape already checked): the serialized answer to a
         request, or None for a notification or a client's response."""
         if "method" not in message:
@@ -160,7 +262,7 @@ class Dispatcher:
         if "id" not in message:
             self.notification(session, message)
             return None
-        return await self.request(session, message, channel)
+        return await self.request(session, message, channel, client)
 
     async def _forward(self, session: SessionInfo, request_id: Any, backend: str, method: str,
                        params: dict[str, Any], channel: Channel | None, *, idempotent: bool = False,
@@ -243,22 +345,37 @@ class Dispatcher:
                     channel: Channel | None) -> Any:
         return {}
 
-    @staticmethod
-    def _named(lookup: Callable[[str], tuple[str, str] | None], name: str, noun: str) -> tuple[str, str]:
-        """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown."""
-        route = lookup(name)
+    async def _within_limits(self, session: SessionInfo, params: dict[str, Any], client: Client | None) -> None:
+        """RateLimited when a tools/call is over per_tool (its principal's bucket for this tool) or per_backend
+        (everyone's bucket for its backend). After the checks that make an unknown or forbidden tool an error
+        (a refusal must not tell that a hidden tool exists); the principal's own bucket first, so a call it
+        refuses takes nothing from the bucket all clients share."""
+        name = _text(params, "name", "tools/call")
+        backend, _ = self._named(session, PolicyKind.TOOLS, name)
+        limits = self._gateway.limits
+        if limits.per_tool:
+            who = principal_key(session.caller, client.peer() if client is not None else "")
+            refused = await limits.admit(Limit.PER_TOOL, f"{who} {name}")
+            if refused is not None:
+                raise RateLimited(refused)
+        if limits.per_backend:
+            refused = await limits.admit(Limit.PER_BACKEND, backend)
+            if refused is not None:
+                raise RateLimited(refused)
+
+    def _named(self, session: SessionInfo, kind: PolicyKind, name: str) -> tuple[str, str]:
+        """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown, and the
+        same when the caller may not use it."""
+        route = (self.view.tool if kind is PolicyKind.TOOLS else self.view.prompt)(name)
         if route is None:
-            raise JsonRpcError(Code.INVALID_PARAMS, f"unknown {noun} '{name}'; call {noun}s/list for the {noun}s "
-                               "this gateway offers")
+            raise _unknown_name(kind, name)
+        self._permit(session, kind, name, _unknown_name)
         return route
 
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
-        backend, original = self._named(self.view.tool, name, "tool")
-        limits = self._gateway.limits
-        if limits.per_tool or limits.per_backend:
-            await self._within_limits(session, name, backend)
+        backend, original = self._named(session, PolicyKind.TOOLS, name)
         router = self._gateway.routers.get(backend)
         key = None
         if router is not None and router.hash_argument is not None:
@@ -273,20 +390,6 @@ class Dispatcher:
             result = {**result, "task": task}
         return result
 
-    async def _within_limits(self, session: SessionInfo, tool: str, backend: str) -> None:
-        """RateLimited when the call is over per_tool (its principal's bucket for this tool) or per_backend
-        (everyone's bucket for this backend). The principal's own bucket is asked first, so a call refused
-        there takes nothing from the backend's, which all clients share."""
-        limits = self._gateway.limits
-        if limits.per_tool:
-            refused = await limits.admit(Limit.PER_TOOL, f"{caller_key(session)} {tool}")
-            if refused is not None:
-                raise RateLimited(refused)
-        if limits.per_backend:
-            refused = await limits.admit(Limit.PER_BACKEND, backend)
-            if refused is not None:
-                raise RateLimited(refused)
-
     def _idempotent_tool(self, backend: str, exposed: str, original: str) -> bool:
         """Safe to retry elsewhere: configured so, or annotated idempotent or read-only by the backend."""
         config = self._gateway.pool.known(backend)
@@ -295,17 +398,19 @@ class Dispatcher:
         annotations = (self.view.tools.get(exposed) or {}).get("annotations") or {}
         return bool(annotations.get("idempotentHint") or annotations.get("readOnlyHint"))
 
-    def _resource_route(self, uri: str) -> tuple[str, str]:
+    def _resource_route(self, session: SessionInfo, uri: str) -> tuple[str, str]:
+        """(backend, the backend's own uri) of an exposed uri; -32002 when no backend serves it, and the same
+        when the caller may not use it."""
         route = self.view.resource(uri)
         if route is None:
-            raise JsonRpcError(Code.RESOURCE_NOT_FOUND, f"resource not found: no backend serves '{uri}'; call "
-                               "resources/list or resources/templates/list", {"uri": uri})
+            raise _resource_not_found(PolicyKind.RESOURCES, uri)
+        self._permit(session, PolicyKind.RESOURCES, uri, _resource_not_found)
         return route
 
     async def _resources_read(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                               channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/read")
-        backend, original = self._resource_route(uri)
+        backend, original = self._resource_route(session, uri)
         result = await self._forward(session, request_id, backend, "resources/read", {**params, "uri": original},
                                      channel, idempotent=True)
         if original != uri and isinstance(result, dict):  # show the client the uri it asked for
@@ -316,7 +421,7 @@ class Dispatcher:
     async def _subscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/subscribe")
-        backend, original = self._resource_route(uri)
+        backend, original = self._resource_route(session, uri)
         subscribers = self._gateway.subscriptions.setdefault((backend, original), set())
         first = not subscribers
         subscribers.add(session.sid)
@@ -334,7 +439,7 @@ class Dispatcher:
     async def _unsubscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
         uri = _text(params, "uri", "resources/unsubscribe")
-        backend, original = self._resource_route(uri)
+        backend, original = self._resource_route(session, uri)
         if not self._gateway.unsubscribe_local(session.sid, backend, original):
             # Subscribed through another worker: that one holds the subscription.
             self._gateway.relay(Kind.UNSUBSCRIBE, Unsubscribe(self._gateway.everyone, session.sid, backend, original))
@@ -342,7 +447,7 @@ class Dispatcher:
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
-        backend, original = self._named(self.view.prompt, _text(params, "name", "prompts/get"), "prompt")
+        backend, original = self._named(session, PolicyKind.PROMPTS, _text(params, "name", "prompts/get"))
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
                                    channel, idempotent=True)
 
@@ -352,14 +457,14 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
         if ref.get("type") == "ref/prompt":
-            backend, original = self._named(self.view.prompt, _text(ref, "name", "completion/complete ref"),
-                                            "prompt")
+            backend, original = self._named(session, PolicyKind.PROMPTS, _text(ref, "name", "completion/complete ref"))
             new_ref = {**ref, "name": original}
         elif ref.get("type") == "ref/resource":
             uri = _text(ref, "uri", "completion/complete ref")
             route = self.view.template(uri) or self.view.resource(uri)
             if route is None:
-                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
+                raise _unknown_reference(PolicyKind.RESOURCES, uri)
+            self._permit(session, PolicyKind.RESOURCES, uri, _unknown_reference)
             backend, original = route
             new_ref = {**ref, "uri": original}
         else:

@@ -35,7 +35,7 @@ class Exchange(Protocol):
     def alive(self) -> bool:
         """Whether the client is still connected."""
 
-    def client_address(self) -> str:
+    def peer(self) -> str:
         """The client's IP address ('' when unknown)."""
 
     async def open_stream(self, headers: dict[str, str]) -> None:
@@ -70,13 +70,18 @@ class AiohttpExchange:
         self._response: web.StreamResponse | None = None
 
     def header(self, name: str) -> str | None:
-        return self._request.headers.get(name)
+        # A field sent more than once reads as one value joined by commas (RFC 9110 5.3), as on the fast
+        # path: a door never sees only the first of two credentials.
+        values = self._request.headers.getall(name, None)
+        if values is None:
+            return None
+        return values[0] if len(values) == 1 else ", ".join(values)
 
     def alive(self) -> bool:
         transport = self._request.transport
         return transport is not None and not transport.is_closing()
 
-    def client_address(self) -> str:
+    def peer(self) -> str:
         return self._request.remote or ""
 
     async def open_stream(self, headers: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from only1mcp.http.limits import HttpLimits
 from only1mcp.http.request import Request
 
 from .exchange import Answer
-from .front_door import FrontDoor
+from .front_door import FrontDoor, Unreadable
 from .gateway import Gateway
 
 __all__ = ["McpFastPath", "limits_of"]
@@ -65,8 +65,8 @@ class McpFastPath:
         if refused is not None:
             return refused
         message = door.parse(body)
-        if isinstance(message, Answer):
-            return message
+        if isinstance(message, Unreadable):
+            return door.unreadable(request, message)
         if door.is_modern(request, message):
             return None  # aiohttp's stateless door serves it
         return door.answer(request, message)

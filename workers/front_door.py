@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
+from only1mcp.auth.authenticate import KeyUnknown
 from only1mcp.auth.principal import Principal
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import SessionRevoke
@@ -19,7 +22,7 @@ from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
-from only1mcp.ratelimit.limits import Limit, Refusal, principal_key
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import ReplyChannel
@@ -31,7 +34,7 @@ from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal, too_dee
 from .rate_limits import too_many
 from .stateless import StatelessDoor
 
-__all__ = ["FrontDoor"]
+__all__ = ["FrontDoor", "Unreadable"]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -39,9 +42,26 @@ _REVOKE_WAIT = 2.0
 _ACCEPTED = Answer(202)
 
 
+class Unreadable:
+    """A body that is not a message the gateway reads (not JSON: -32700; nested too deep: -32600). Its refusal
+    is made, and logged, only when it is the answer: a refused credential is answered instead."""
+
+    __slots__ = ("_error", "request_id")
+
+    def __init__(self, error: TooDeep | JSONDecodeError) -> None:
+        self._error = error
+        self.request_id = answer_id(error.value) if isinstance(error, TooDeep) else None
+
+    def refusal(self) -> Answer:
+        if isinstance(self._error, TooDeep):
+            return too_deep(self._error)
+        return refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {self._error}")
+
+
 class FrontDoor:
     """POST /mcp is split so both HTTP servers share it: ``refuse_early`` (headers only), ``parse`` (the
-    body) and ``answer`` (a legacy-era message) return an Answer; ``post`` is the aiohttp entry."""
+    body: a message or Unreadable), ``unreadable`` and ``answer`` (a legacy-era message) give an Answer;
+    ``post`` is the aiohttp entry."""
 
     __slots__ = ("_context", "_dispatcher", "_gateway", "_guard", "_stateless", "refuse_early")
 
@@ -65,13 +85,22 @@ class FrontDoor:
         return self._guard.body_limit()
 
     def parse(self, body: bytes) -> Any:
-        """The JSON message of a body; an Answer (400) when it is not JSON (-32700) or nested too deep."""
+        """The JSON message of a body; Unreadable when it is not JSON or nested too deep."""
         try:
             return loads_message(body)
-        except TooDeep as exc:
-            return too_deep(exc)
-        except JSONDecodeError as exc:
-            return refusal(400, Code.PARSE_ERROR, f"request body is not valid JSON: {exc}")
+        except (TooDeep, JSONDecodeError) as exc:
+            return Unreadable(exc)
+
+    def unreadable(self, exchange: Exchange, body: Unreadable) -> Answer | Coroutine[Any, Any, Answer]:
+        """The answer to a body that is not a message: with authentication on, a refused credential is
+        answered first (401, as for any request), and the body's refusal only to a valid one."""
+        if not self._guard.authenticating:
+            return body.refusal()
+        return self._unreadable_of_caller(exchange, body)
+
+    async def _unreadable_of_caller(self, exchange: Exchange, body: Unreadable) -> Answer:
+        caller = await self._guard.authenticate(exchange, body.request_id)
+        return caller if isinstance(caller, Answer) else body.refusal()
 
     @staticmethod
     def is_modern(exchange: Exchange, message: Any) -> bool:
@@ -88,25 +117,30 @@ class FrontDoor:
         if not isinstance(body, bytes):
             return body
         message = self.parse(body)
-        if isinstance(message, Answer):
-            return exchange.respond(message)
+        if isinstance(message, Unreadable):
+            answer = self.unreadable(exchange, message)
+            return exchange.respond(answer if isinstance(answer, Answer) else await answer)
         if self.is_modern(exchange, message):
             return await self._stateless.post(request, message)  # checks its own version (-32022)
         return exchange.respond(await self.answer(exchange, message))
 
     async def answer(self, exchange: Exchange, message: Any) -> Answer:
         """The answer to a parsed legacy-era POST body."""
+        # (the hot path: nothing more while authentication is off)
+        caller = await self._identified(exchange, message) if self._guard.authenticating else None
+        if isinstance(caller, Answer):
+            return caller
         refused = self._guard.version(exchange.header(VERSION_HEADER), message)
         if refused is not None:
             return refused
         if isinstance(message, list):
-            return await self._batch(exchange, message)
+            return await self._batch(exchange, message, caller)
         problem = jsonrpc.shape_error(message)
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return await self._initialize(exchange, message)
-        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"))
+            return await self._initialize(message, caller, exchange)
+        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"), caller=caller)
         if isinstance(session, Answer):
             return session
         if "method" not in message:
@@ -115,75 +149,51 @@ class FrontDoor:
         if "id" not in message:
             self._dispatcher.notification(session, message)
             return _ACCEPTED
-        limits = self._gateway.limits
-        if limits.per_principal or limits.per_tool:
-            session = await self._limited(exchange, session, message["id"])
-            if isinstance(session, Answer):
-                return session
         channel = ReplyChannel(exchange, {})
-        return await channel.finish(await self._dispatcher.request(session, message, channel))
+        return await channel.finish(await self._dispatcher.request(session, message, channel, exchange))
 
-    async def _limited(self, exchange: Exchange, session: SessionInfo, request_id: Any) -> SessionInfo | Answer:
-        """429 when the request's principal is over rate_limits.per_principal; else the session as the
-        dispatcher should see it (with the caller that per-tool limits count against)."""
-        limits = self._gateway.limits
-        if limits.per_principal:
-            key = principal_key(session.caller, exchange.client_address())
-            if not limits.admit_now(Limit.PER_PRINCIPAL, key):  # the common case: a lease held here, no wait
-                refused = await limits.admit(Limit.PER_PRINCIPAL, key)
-                if refused is not None:
-                    return too_many(refused, request_id)
-        return limits.identify(session, exchange.client_address()) if limits.per_tool else session
+    async def _identified(self, exchange: Exchange, message: Any) -> Principal | Answer | None:
+        caller = self._guard.identify(exchange, answer_id(message), message)
+        if isinstance(caller, KeyUnknown):
+            return await self._guard.after_refresh(exchange, caller, answer_id(message), message)
+        return caller
 
-    async def _over_limit(self, exchange: Exchange, caller: Principal | None, request_id: Any) -> Answer | None:
-        """429 when the request's principal is over rate_limits.per_principal; None when admitted."""
-        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL,
-                                                   principal_key(caller, exchange.client_address()))
-        return None if refused is None else too_many(refused, request_id)
-
-    async def _initialize(self, exchange: Exchange, message: dict[str, Any]) -> Answer:
+    async def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
+        # A request like any other for per_principal (the requests of a session are counted by the dispatcher)
         if self._gateway.limits.per_principal:
-            refused = await self._over_limit(exchange, None, message["id"])
+            refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(caller, exchange.peer()))
             if refused is not None:
-                return refused
+                self._dispatcher.audit(Outcome.RATE_LIMITED, None, message, exchange, time.perf_counter(),
+                                       Code.RATE_LIMITED, caller=caller)
+                return too_many(refused, message["id"])
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+        started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
+            self._dispatcher.audit(Outcome.ERROR, None, message, exchange, started, exc.code, caller=caller)
             return refusal(400, exc.code, exc.message, message["id"])
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        token, _ = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        token, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version")
+                                                            if k in client}, caller.key if caller is not None else None)
+        self._dispatcher.audit(Outcome.OK, session, message, exchange, started, caller=caller)
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
-    async def _batch(self, exchange: Exchange, messages: list[Any]) -> Answer:
+    async def _batch(self, exchange: Exchange, messages: list[Any], caller: Principal | None) -> Answer:
         if not messages:
             return refusal(400, Code.INVALID_REQUEST, "an empty batch is not a valid JSON-RPC request")
-        session = self._guard.session(exchange.header(SESSION_HEADER))
+        session = self._guard.session(exchange.header(SESSION_HEADER), caller=caller)
         if isinstance(session, Answer):
             return session
         if session.version not in BATCH_VERSIONS:
             return refusal(400, Code.INVALID_REQUEST, f"JSON-RPC batches are not allowed in protocol version "
                                  f"{session.version} (only 2025-03-26); send one message per POST")
-        replies, refused = await self._batch_replies(exchange, session, messages)
-        if not replies:
-            return _ACCEPTED
-        body = b"[" + b",".join(replies) + b"]"
-        if len(refused) == len(replies):  # every request of it refused by the limit: so is the batch
-            return Answer(429, body, {**JSON, "Retry-After": str(max(r.retry_after for r in refused))})
-        return Answer(200, body, JSON)
-
-    async def _batch_replies(self, exchange: Exchange, session: SessionInfo,
-                             messages: list[Any]) -> tuple[list[bytes], list[Refusal]]:
-        """The answers to a batch's requests, and the rate-limit refusals among them."""
-        if self._gateway.limits.per_tool:
-            session = self._gateway.limits.identify(session, exchange.client_address())
         replies: list[bytes] = []
-        refused: list[Refusal] = []
         for message in messages:
             problem = jsonrpc.shape_error(message)
             if problem is None and message.get("method") == "initialize" and "id" in message:
@@ -196,40 +206,34 @@ class FrontDoor:
             elif "id" not in message:
                 self._dispatcher.notification(session, message)
             else:
-                replies.append(await self._batched_request(exchange, session, message, refused))
-        return replies, refused
-
-    async def _batched_request(self, exchange: Exchange, session: SessionInfo, message: dict[str, Any],
-                               refused: list[Refusal]) -> bytes:
-        """The answer to one request of a batch; each counts against per_principal as one request (a
-        refusal is its error in the batch's answer, and is added to ``refused``)."""
-        limits = self._gateway.limits
-        if limits.per_principal:
-            refusal_ = await limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller,
-                                                                            exchange.client_address()))
-            if refusal_ is not None:
-                refused.append(refusal_)
-                return error_bytes(message["id"], Code.RATE_LIMITED, refusal_.message, refusal_.data)
-        return await self._dispatcher.request(session, message, None)
+                replies.append(await self._dispatcher.request(session, message, None, exchange))
+        if not replies:
+            return _ACCEPTED
+        return Answer(200, b"[" + b",".join(replies) + b"]", JSON)
 
     # ------------------------------------------------------------ GET and DELETE
 
-    def _session_of(self, request: web.Request) -> SessionInfo | Answer:
+    async def _session_of(self, request: web.Request) -> SessionInfo | Answer:
         """A GET's or DELETE's session (the route already checked Host and Origin)."""
+        exchange = AiohttpExchange(request)
+        caller = await self._guard.authenticate(exchange)
+        if isinstance(caller, Answer):
+            return caller
         refused = self._guard.version(request.headers.get(VERSION_HEADER))
-        return refused if refused is not None else self._guard.session(request.headers.get(SESSION_HEADER))
+        return refused if refused is not None else self._guard.session(request.headers.get(SESSION_HEADER),
+                                                                        caller=caller)
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")
         if "text/event-stream" not in accept and "*/*" not in accept:
             return web_response(refusal(406, Code.INVALID_REQUEST, "GET needs Accept: text/event-stream"))
-        session = self._session_of(request)
+        session = await self._session_of(request)
         if isinstance(session, Answer):
             return web_response(session)
         return await self._gateway.streams.serve(request, session.sid, request.headers.get("Last-Event-ID"), {})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        session = self._session_of(request)
+        session = await self._session_of(request)
         if isinstance(session, Answer):
             return web_response(session)
         settings = self._gateway.settings

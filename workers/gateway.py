@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from only1mcp.audit.trail import AuditTrail
+from only1mcp.auth.keyset import KeySet
+from only1mcp.auth.resource import ProtectedResource
 from only1mcp.backends.base import Message
 from only1mcp.backends.session import BackendSession, Pending
 from only1mcp.background import Background
@@ -24,17 +27,21 @@ from only1mcp.bus.messages import (
 from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
+from only1mcp.config.rbac import RbacSettings
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
+from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
 from only1mcp.sessions import SessionInfo, SessionSealer
 from only1mcp.spec import WorkerSpec
 
 from . import tasks
+from .backend_tokens import WorkerTokens
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
+from .jwks import WorkerKeys
 from .origins import OriginPolicy
 from .rate_limits import RateLimiter
 from .routing import OutcomeBatcher, Router
@@ -58,14 +65,20 @@ class Gateway:
         self.reporter = reporter
         self.settings: Settings | None = None
         self.policy = OriginPolicy(spec.host, [], [])  # replaced with the configured one on every config
+        self.protected: ProtectedResource | None = None  # authentication; None while it is off
+        # rbac, compiled here from each new config and nowhere else; requests only look permissions up
+        self.rbac = Policy(RbacSettings())
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
         self.limits = RateLimiter(reporter)
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
+        # the gateway's own tokens for backends with oauth (a client's credential never reaches a backend)
+        self.backend_tokens = WorkerTokens(reporter)
         self.pool = BackendPool(Path(spec.runtime_dir), http, self._on_backend_request, self._on_backend_notification,
-                                reporter.sender)
+                                reporter.sender, lambda backend: self.backend_tokens.credentials(
+                                    backend.name, getattr(backend, "oauth", None)))
         self.tasks = Background("gateway")
         self.outstanding = Outstanding(spec.slot, self.pid, self.tasks)
         self.streams = SessionStreams(self._replay)
@@ -76,6 +89,8 @@ class Gateway:
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
+        self.audit = AuditTrail(Path(spec.runtime_dir))
+        self.issuer_keys = WorkerKeys(reporter)
         self._config_version = 0
         self._sessions_value: Any = None
         self.request_timeout = 300.0
@@ -94,22 +109,32 @@ class Gateway:
         config = state.config
         if config is not None and config.version != self._config_version:
             self._config_version = config.version
-            self.settings = Settings.model_validate(config.settings)
+            previous, self.settings = self.settings, Settings.model_validate(config.settings)
             server = self.settings.server
             set_level(server.log_level)
+            self.audit.configure(self.settings.audit)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.limits.configure(self.settings.rate_limits)
+            self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port,
+                                                     lambda: self.issuer_keys.keys)
+            self.rbac = Policy(self.settings.rbac)
+            if previous is not None and previous.rbac != self.settings.rbac:
+                # What each caller may see changed, though the catalog did not: every list may differ.
+                for kind in ("prompts", "resources", "tools"):
+                    self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers
                             else Router(backend) for name, backend in backends.items()}
             self.pool.configure(backends)
-            self.view = None  # page size may have changed
+            self.view = None  # page size may have changed, and the permissions its filtered pages are for
         sessions = state.sessions
         if sessions is not None and sessions is not self._sessions_value:
             self._sessions_value = sessions
             self.sealer = SessionSealer(sessions.secret, sessions.ttl)
+        self.issuer_keys.on_state(state.jwks, self.settings.auth.jwt if self.settings is not None else None)
+        self.backend_tokens.on_state(state.tokens)
         for name, router in self.routers.items():
             router.update(state.routes.get(name))
         catalog = state.catalog
@@ -127,6 +152,27 @@ class Gateway:
                                           ("templates", "resources")) if old.get(key) != new.get(key)}
         for kind in sorted(changed):
             self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
+
+    # ------------------------------------------------------------ the JWT issuer's keys
+
+    @property
+    def keys(self) -> KeySet:
+        """The issuer's keys as last published (rebuilt only when they change)."""
+        return self.issuer_keys.keys
+
+    def want_keys(self, kid: str) -> bool:
+        """A token names key ``kid``, not in ``keys``: ask the supervisor to fetch them again (rate-limited).
+        True when newer keys may arrive (wait with ``newer_keys``), False when waiting would be in vain."""
+        return self.issuer_keys.want(kid)
+
+    async def newer_keys(self, generation: int, timeout: float) -> KeySet:
+        """The keys once a publication after ``generation`` (``issuer_keys.generation`` when asking) arrived,
+        or the current ones after ``timeout`` seconds."""
+        return await self.issuer_keys.newer_than(generation, timeout)
+
+    async def keys_for(self, kid: str, timeout: float) -> KeySet:
+        """``want_keys`` and ``newer_keys`` in one: the keys to verify again a token that raised UnknownKey."""
+        return await self.issuer_keys.keys_for(kid, timeout)
 
     def remember_task(self, backend: str, task_id: str, sid: str) -> None:
         """Who created a task, for its status notifications; bounded, oldest forgotten first."""
@@ -284,3 +330,4 @@ class Gateway:
         self.outstanding.clear()
         await self.tasks.close()
         await self.pool.close()
+        self.audit.close()

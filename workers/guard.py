@@ -13,13 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
+from only1mcp.auth.authenticate import AuthRefused, KeyUnknown
+from only1mcp.auth.challenge import www_authenticate
+from only1mcp.auth.principal import Principal
 from only1mcp.config.models import ServerSettings
 from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
+from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol.codec import MAX_DEPTH, TooDeep, dumps
 from only1mcp.protocol.constants import SESSION_HEADER, VERSION_HEADER
 from only1mcp.protocol.jsonrpc import Code, answer_id, error_message
 from only1mcp.protocol.versions import SUPPORTED
-from only1mcp.sessions import InvalidSession, SessionInfo
+from only1mcp.sessions import UNKNOWN_SESSION, InvalidSession, SessionInfo
 
 from .exchange import Answer, Exchange, media_type, web_response
 from .gateway import Gateway
@@ -29,6 +34,10 @@ __all__ = ["DEFAULT_BODY_LIMIT", "JSON", "SESSION_HEADER", "TOO_DEEP", "VERSION_
 log = logging.getLogger("only1mcp.worker")
 
 JSON = {"Content-Type": "application/json"}
+# Sessions as seen by their current caller, reused while the caller is the same remembered principal
+_BOUND_KEPT = 8192
+# How long a request with a just-rotated key id waits for the supervisor's refetch of the issuer's keys
+_KEY_WAIT = 5.0
 # before the first config arrives
 DEFAULT_BODY_LIMIT: int = ServerSettings.model_fields["max_body_size"].default
 DEFAULT_BODY_TIMEOUT: float = ServerSettings.model_fields["body_timeout"].default
@@ -55,10 +64,85 @@ def too_deep(exc: TooDeep) -> Answer:
 
 
 class Guard:
-    __slots__ = ("_gateway",)
+    __slots__ = ("_bound", "_gateway")
+
+    # ------------------------------------------------------------ who is asking
+
+    @property
+    def authenticating(self) -> bool:
+        return self._gateway.protected is not None
+
+    def identify(self, exchange: Exchange, request_id: Any = None, message: Any = None
+                 ) -> Principal | Answer | KeyUnknown | None:
+        """The principal the request's credential proves; the 401/403 refusal with its WWW-Authenticate
+        challenge (audited, with ``message`` when the body was read); None while authentication is off.
+        KeyUnknown for a JWT signed with a key id not (yet) published: ``after_refresh`` asks for the
+        issuer's keys again and decides."""
+        protected = self._gateway.protected
+        if protected is None:
+            return None
+        authenticator = protected.authenticator
+        try:
+            return authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key")
+                                          if authenticator.reads_api_key_header else None)
+        except AuthRefused as exc:
+            return self.challenge(exc, exchange, request_id, message)
+        except KeyUnknown as exc:
+            return exc
+
+    async def after_refresh(self, exchange: Exchange, unknown: KeyUnknown, request_id: Any = None,
+                            message: Any = None) -> Principal | Answer | None:
+        """A token whose key the issuer may have just added: the keys fetched again (one fetch for all
+        workers, rate-limited by auth.jwt.min_refresh_interval), then the token verified once more."""
+        await self._gateway.keys_for(unknown.kid, _KEY_WAIT)
+        caller = self.identify(exchange, request_id, message)
+        if isinstance(caller, KeyUnknown):
+            return self.challenge(AuthRefused(401, caller.error, str(caller)), exchange, request_id, message)
+        return caller
+
+    async def authenticate(self, exchange: Exchange, request_id: Any = None, message: Any = None
+                           ) -> Principal | Answer | None:
+        """``identify``, waiting for a refresh of the issuer's keys when a token names one not yet known."""
+        caller = self.identify(exchange, request_id, message)
+        if isinstance(caller, KeyUnknown):
+            return await self.after_refresh(exchange, caller, request_id, message)
+        return caller
+
+    def permissions(self, caller: Principal) -> Permissions:
+        return self._gateway.rbac.permissions(caller)
+
+    def proves(self, exchange: Exchange) -> bool:
+        """Whether the request carries a valid credential (always, while authentication is off). For routes
+        that answer everyone but tell more to the authenticated: nothing is logged for a miss."""
+        protected = self._gateway.protected
+        if protected is None:
+            return True
+        try:
+            protected.authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key"))
+        except (AuthRefused, KeyUnknown):
+            return False
+        return True
+
+    def challenge(self, refused: AuthRefused, exchange: Exchange, request_id: Any = None,
+                  message: Any = None) -> Answer:
+        """401 or 403 with the challenge that names the Protected Resource Metadata, and a JSON-RPC body;
+        its audit line written first (every refusal of a credential passes here)."""
+        protected = self._gateway.protected
+        assert protected is not None
+        trail = self._gateway.audit
+        if trail.enabled:
+            trail.record(Outcome.UNAUTHENTICATED if refused.status == 401 else Outcome.DENIED,
+                         message if isinstance(message, dict) else None, peer=exchange.peer(),
+                         code=Code.UNAUTHORIZED)
+        description = refused.description if refused.error is not None else None
+        header = www_authenticate(protected.metadata_url, refused.error, description, refused.scope)
+        answer = refusal(refused.status, Code.UNAUTHORIZED, refused.description, request_id)
+        answer.headers = {**answer.headers, "WWW-Authenticate": header}
+        return answer
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._bound: dict[str, SessionInfo] = {}
 
     def refuse_post(self, exchange: Exchange, content_length: int | None, limit: int) -> Answer | None:
         """What the headers of a POST refuse: a foreign Host or Origin, a wrong Accept or Content-Type, a
@@ -123,10 +207,12 @@ class Guard:
         return None
 
     def session(self, token: str | None, reopen: str = "initialize a new session",
-                request_id: Any = None) -> SessionInfo | Answer:
+                request_id: Any = None, caller: Principal | None = None) -> SessionInfo | Answer:
         """The session a sealed token names, or the refusal: 400 without one, 404 unknown, expired or ended
         (``reopen`` says how to get a new one), 503 before the gateway has its session keys. ``request_id``:
-        the id the refusal carries (the request's, once its body is read)."""
+        the id the refusal carries (the request's, once its body is read). ``caller``: the principal of
+        this request (authentication on): a session opened by another is answered as unknown, so a stolen
+        session id is worth nothing without its owner's credential."""
         if not token:
             return refusal(400, Code.INVALID_REQUEST, f"missing {SESSION_HEADER} header; send the id returned by "
                                                       "initialize, or initialize first", request_id)
@@ -139,4 +225,14 @@ class Guard:
             return refusal(404, Code.INVALID_REQUEST, f"{exc}; {reopen}", request_id)
         if self._gateway.session_gone(session):
             return refusal(404, Code.INVALID_REQUEST, f"session was terminated (DELETE); {reopen}", request_id)
-        return session
+        if caller is None:
+            return session
+        if session.principal != caller.key:
+            return refusal(404, Code.INVALID_REQUEST, f"{UNKNOWN_SESSION}; {reopen}", request_id)
+        bound = self._bound.get(session.sid)
+        if bound is None or bound.caller is not caller:  # a caller is one object per remembered token
+            bound = session.called_by(caller)
+            self._bound[session.sid] = bound
+            if len(self._bound) > _BOUND_KEPT:
+                del self._bound[next(iter(self._bound))]
+        return bound

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome
 from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
@@ -28,7 +30,7 @@ from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
 from .dispatch import Dispatcher, error_bytes, result_bytes
-from .exchange import Answer, web_response
+from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
 from .guard import Guard, refusal, too_deep
 from .sse_pump import pump
@@ -41,16 +43,19 @@ LEGACY_VERSION = "2024-11-05"
 
 
 class _Stream:
-    __slots__ = ("address", "calls", "queue", "session")
+    __slots__ = ("_address", "calls", "queue", "session")
 
     def __init__(self, session: SessionInfo, address: str) -> None:
         self.session = session
-        self.address = address  # the client's, from its GET: its messages count against it while auth is off
+        self._address = address  # of the client that opened the stream (its POSTs may reach another worker)
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.calls: set[asyncio.Task[None]] = set()
 
     def push(self, message: Any) -> None:
         self.queue.put_nowait(dumps(message))
+
+    def peer(self) -> str:
+        return self._address
 
 
 class LegacySseDoor:
@@ -67,10 +72,15 @@ class LegacySseDoor:
         return web_response(refusal(status, code, message))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        caller = await self._guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)
         sealer = self._gateway.sealer
         if sealer is None:
             return self._refuse(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
-        token, session = sealer.new(LEGACY_VERSION, {}, {})
+        token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None)
+        if caller is not None:
+            session = session.called_by(caller)
         stream = _Stream(session, request.remote or "")
         self._streams[token] = stream
         self._gateway.streams.attach(session.sid, stream.push)
@@ -88,14 +98,23 @@ class LegacySseDoor:
             self._gateway.streams.detach(session.sid)
         return response
 
-    async def post(self, request: web.Request) -> web.StreamResponse:
-        token = request.query.get("session_id", "")
+    async def _session_of(self, request: web.Request, token: str) -> SessionInfo | web.Response:
+        """The session a POST names, opened by the principal whose credential the POST carries (checked
+        first: a refused credential is answered 401 whatever else is wrong)."""
+        caller = await self._guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)
         if not token:
             return self._refuse(400, Code.INVALID_REQUEST, "missing session_id; POST to the endpoint the SSE "
                                                            "stream announced")
-        session = self._guard.session(token, reopen="open a new stream with GET /sse")
-        if isinstance(session, Answer):
-            return web_response(session)
+        session = self._guard.session(token, reopen="open a new stream with GET /sse", caller=caller)
+        return web_response(session) if isinstance(session, Answer) else session
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        token = request.query.get("session_id", "")
+        session = await self._session_of(request, token)
+        if not isinstance(session, SessionInfo):
+            return session
         if request.content_type != "application/json":
             return self._refuse(415, Code.INVALID_REQUEST, "Content-Type must be application/json")
         body = await self._guard.body(request)
@@ -136,51 +155,59 @@ class LegacySseDoor:
             log.info("dropped a relayed legacy SSE message: its stream is closed")
 
     def _deliver(self, token: str, message: dict[str, Any]) -> None:
-        """A message of the stream's client. Rate limits are checked here, where its answer is written (the
-        stream is the only way to tell the client, so a refusal is the JSON-RPC error alone)."""
+        """A message of the stream's client, handled where its answer is written: rate limits count it here
+        (initialize) or in the dispatcher (the rest), by the principal and address that opened the stream."""
         stream = self._streams[token]
-        limits = self._gateway.limits
-        if limits.per_principal and "id" in message and "method" in message and not limits.admit_now(
-                Limit.PER_PRINCIPAL, principal_key(stream.session.caller, stream.address)):
-            self._track(stream, self._admit_then_handle(stream, message))
-        else:
-            self._handle(stream, message)
+        if message.get("method") == "initialize":
+            limits = self._gateway.limits
+            if limits.per_principal and "id" in message and not limits.admit_now(
+                    Limit.PER_PRINCIPAL, principal_key(stream.session.caller, stream.peer())):
+                self._track(stream, self._initialize_if_admitted(stream, message))
+            else:
+                self._initialize(stream, message)
+            return
+        self._track(stream, self._run(stream, message))
 
-    async def _admit_then_handle(self, stream: _Stream, message: dict[str, Any]) -> None:
-        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(stream.session.caller,
-                                                                                       stream.address))
-        if refused is None:
-            self._handle(stream, message)
-        else:
-            stream.queue.put_nowait(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
-
-    def _track(self, stream: _Stream, work: Coroutine[Any, Any, None]) -> None:
+    @staticmethod
+    def _track(stream: _Stream, work: Coroutine[Any, Any, None]) -> None:
         task = watched(asyncio.get_running_loop().create_task(work))
         stream.calls.add(task)
         task.add_done_callback(stream.calls.discard)
 
-    def _handle(self, stream: _Stream, message: dict[str, Any]) -> None:
-        if message.get("method") == "initialize":
-            try:
-                result, version, capabilities = self._dispatcher.initialize(message.get("params"))
-            except JsonRpcError as exc:
-                log.info("refused a legacy SSE initialize: %s", exc.message)
-                if "id" in message:
-                    stream.queue.put_nowait(error_bytes(message["id"], exc.code, exc.message))
-                return
-            # The stream's session gets what initialize negotiated (kept here: every message of a legacy
-            # session is handled by the worker that holds its stream).
-            stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
-                                         stream.session.issued, stream.session.principal)
-            if "id" in message:  # a notification named initialize gets no answer, like any notification
-                stream.queue.put_nowait(result_bytes(message["id"], result))
+    async def _initialize_if_admitted(self, stream: _Stream, message: dict[str, Any]) -> None:
+        """An initialize that needs the supervisor's word on rate_limits.per_principal; refused, it gets the
+        JSON-RPC error alone, on the stream (the POST was answered 202 as the transport specifies)."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(stream.session.caller,
+                                                                                       stream.peer()))
+        if refused is None:
+            self._initialize(stream, message)
             return
-        self._track(stream, self._run(stream, message))
+        self._dispatcher.audit(Outcome.RATE_LIMITED, stream.session, message, stream, time.perf_counter(),
+                               Code.RATE_LIMITED)
+        stream.queue.put_nowait(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
+
+    def _initialize(self, stream: _Stream, message: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        request = "id" in message  # a notification named initialize gets no answer, like any notification
+        try:
+            result, version, capabilities = self._dispatcher.initialize(message.get("params"))
+        except JsonRpcError as exc:
+            log.info("refused a legacy SSE initialize: %s", exc.message)
+            if request:
+                self._dispatcher.audit(Outcome.ERROR, stream.session, message, stream, started, exc.code)
+                stream.queue.put_nowait(error_bytes(message["id"], exc.code, exc.message))
+            return
+        # The stream's session gets what initialize negotiated (kept here: every message of a legacy
+        # session is handled by the worker that holds its stream).
+        stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
+                                     stream.session.issued, stream.session.principal)
+        if request:
+            self._dispatcher.audit(Outcome.OK, stream.session, message, stream, started)
+            stream.queue.put_nowait(result_bytes(message["id"], result))
 
     async def _run(self, stream: _Stream, message: dict[str, Any]) -> None:
-        session = self._gateway.limits.identify(stream.session, stream.address)
         try:
-            answer = await self._dispatcher.handle(session, message, SinkChannel(stream.push))
+            answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push), stream)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the stream goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -71,8 +72,10 @@ class Listeners:
         self._dispatcher = dispatcher
         self._open: dict[str, _Listener] = {}
 
-    async def serve(self, request: web.Request, request_id: Any, params: dict[str, Any],
-                    session: SessionInfo) -> web.StreamResponse:
+    async def serve(self, request: web.Request, request_id: Any, params: dict[str, Any], session: SessionInfo,
+                    acknowledging: Callable[[], None]) -> web.StreamResponse:
+        """The listen stream; ``acknowledging`` is called once the request is accepted, before the stream's
+        first byte (its audit line)."""
         wanted = params.get("notifications")
         if not isinstance(wanted, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "subscriptions/listen needs params.notifications, an object "
@@ -88,6 +91,7 @@ class Listeners:
         self._open[session.sid] = listener
         self._gateway.streams.attach(session.sid, listener.push)
         response = web.StreamResponse(headers=SSE_HEADERS)
+        acknowledging()
         try:
             await response.prepare(request)
             ack = jsonrpc.notification("notifications/subscriptions/acknowledged", {

@@ -12,12 +12,10 @@ in supervisor/quotas.py.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import Any
 
-from only1mcp.auth.principal import AuthMethod, Principal
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter, Reporter
 from only1mcp.bus.messages import LeaseAsk, LeaseAsks, LeaseEnd, LeaseEnds, LeaseGrants, LeaseUse
@@ -26,11 +24,10 @@ from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, error_message
 from only1mcp.ratelimit.holding import IDLE_RETURN, Holding
 from only1mcp.ratelimit.limits import Limit, Refusal, retry_after
-from only1mcp.sessions import SessionInfo
 
 from .exchange import Answer
 
-__all__ = ["ASK_WAIT", "RateLimited", "RateLimiter", "caller_key", "too_many"]
+__all__ = ["ASK_WAIT", "RateLimited", "RateLimiter", "too_many"]
 
 log = logging.getLogger("only1mcp.worker")
 
@@ -46,12 +43,6 @@ class RateLimited(JsonRpcError):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(Code.RATE_LIMITED, refusal.message, refusal.data)
         self.refusal = refusal
-
-
-def caller_key(session: SessionInfo) -> str:
-    """Who a call counts against in the dispatcher: the caller the door identified (``identify``); a session
-    without one (no door leaves it so while per_tool is on) counts on its own."""
-    return session.caller.key if session.caller is not None else f"session:{session.sid}"
 
 
 def too_many(refusal: Refusal, request_id: Any) -> Answer:
@@ -99,14 +90,6 @@ class RateLimiter:
         self.per_principal = Limit.PER_PRINCIPAL in shapes
         self.per_tool = Limit.PER_TOOL in shapes
         self.per_backend = Limit.PER_BACKEND in shapes
-
-    def identify(self, session: SessionInfo, address: str) -> SessionInfo:
-        """The session as the dispatcher should see it: with a caller that per-tool buckets can count against.
-        While authentication is off that is the anonymous principal of the client's address, attached (a copy
-        per request) only when per_tool is on."""
-        if not self.per_tool or session.caller is not None:
-            return session
-        return dataclasses.replace(session, caller=Principal(address, AuthMethod.ANONYMOUS))
 
     # ------------------------------------------------------------ admitting
 

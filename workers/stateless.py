@@ -15,25 +15,30 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 from typing import Any
 
 from aiohttp import web
 
+from only1mcp.audit.outcome import Outcome as AuditOutcome
+from only1mcp.auth.principal import Principal
 from only1mcp.background import Background
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import ModernEvent, ModernRetry, ModernRetryGone
 from only1mcp.catalog.view import LIST_KEYS
 from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps, loads
-from only1mcp.protocol.jsonrpc import Code, JsonRpcError
+from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import ALL_VERSIONS
 from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
 
+from .audited import outcome_of
 from .calls import ReplyChannel
 from .dispatch import SERVER_INFO, Dispatcher
-from .exchange import AiohttpExchange, web_response
+from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
+from .guard import Guard
 from .listen import Listeners
 from .rate_limits import RateLimited, too_many
 
@@ -131,11 +136,13 @@ class _RelaySink:
 class StatelessDoor:
     """Serves 2026-07-28 requests: discover, lists, calls with the input-required flow, listen."""
 
-    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_relayed", "_remote", "_tasks", "listeners")
+    __slots__ = ("_calls", "_counter", "_dispatcher", "_gateway", "_guard", "_relayed", "_remote", "_tasks",
+                 "listeners")
 
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher) -> None:
+    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, guard: Guard) -> None:
         self._gateway = gateway
         self._dispatcher = dispatcher
+        self._guard = guard
         self.listeners = Listeners(gateway, dispatcher)
         self._calls: dict[str, _Call] = {}
         self._remote: dict[str, tuple[ReplyChannel, asyncio.Future[Outcome]]] = {}  # our POSTs, served elsewhere
@@ -151,46 +158,67 @@ class StatelessDoor:
     # ------------------------------------------------------------ the POST
 
     async def post(self, request: web.Request, message: Any) -> web.StreamResponse:
+        """Every request admitted here gets its audit line before its answer is sent (sessionless: the line
+        names no session)."""
+        caller = await self._guard.authenticate(AiohttpExchange(request), answer_id(message), message)
+        if isinstance(caller, Answer):
+            return web_response(caller)
         admitted = self._admit(request, message)
         if not isinstance(admitted, tuple):
             return admitted
         envelope, params = admitted
         request_id, method = message["id"], message["method"]
-        session = self._session(envelope)
-        limits = self._gateway.limits
-        if limits.per_principal or limits.per_tool:
-            session = await self._limited(request, session, request_id)
-            if isinstance(session, web.Response):
-                return session
+        session = self._session(envelope, caller)
+        started = time.perf_counter()
+        if self._gateway.limits.per_principal:
+            limited = await self._over_limit(request, message, session, started)
+            if limited is not None:
+                return limited
         try:
-            served = await self._serve_here(request, request_id, method, params, session)
+            served = await self._serve_here(request, message, params, session, started)
+            if method == "tools/call":
+                self._param_headers(request, params, session)
         except JsonRpcError as exc:
+            self._audit(request, message, session, started, jsonrpc.error_message(request_id, exc.code, exc.message))
             return _refuse(request_id, exc)
+        if isinstance(served, dict):
+            self._audit(request, message, session, started, served)
+            return _json(served, 200)
         if served is not None:
-            return served
-        if method == "tools/call":
-            refused = self._param_headers(request, request_id, params)
-            if refused is not None:
-                return refused
+            return served  # a subscriptions/listen stream, audited when it was acknowledged
         exchange = AiohttpExchange(request)
         channel = ReplyChannel(exchange, {})
         if params.get("requestState") is not None:
             outcome = await self._resume(message, params, channel)
         else:
-            outcome = await self._start(message, params, envelope, session, channel)
+            outcome = await self._start(message, params, envelope, session, channel, exchange)
         body, status = outcome
+        self._audit(request, message, session, started, body)
         return exchange.respond(await channel.finish(dumps(body), status))
 
-    async def _limited(self, request: web.Request, session: SessionInfo, request_id: Any) -> SessionInfo | web.Response:
-        """429 when the request's principal is over rate_limits.per_principal; else the session as the
-        dispatcher should see it (with the caller that per-tool limits count against)."""
-        limits = self._gateway.limits
-        address = request.remote or ""
-        if limits.per_principal:
-            refused = await limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller, address))
-            if refused is not None:
-                return web_response(too_many(refused, request_id))
-        return limits.identify(session, address)
+    async def _over_limit(self, request: web.Request, message: dict[str, Any], session: SessionInfo,
+                          started: float) -> web.Response | None:
+        """429 (audited) when the request's principal is over rate_limits.per_principal; None when admitted."""
+        who = principal_key(session.caller, request.remote or "")
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, who)
+        if refused is None:
+            return None
+        self._audit(request, message, session, started, jsonrpc.error_message(
+            message["id"], Code.RATE_LIMITED, refused.message))
+        return web_response(too_many(refused, message["id"]))
+
+    def _audit(self, request: web.Request, message: dict[str, Any], session: SessionInfo, started: float,
+               answer: dict[str, Any]) -> None:
+        if not self._gateway.audit.enabled:
+            return
+        error = answer.get("error")
+        client = AiohttpExchange(request)
+        if isinstance(error, dict):
+            outcome = AuditOutcome.RATE_LIMITED if error.get("code") == Code.RATE_LIMITED else AuditOutcome.ERROR
+            self._dispatcher.audit(outcome, None, message, client, started, error.get("code"), caller=session.caller)
+        else:
+            self._dispatcher.audit(outcome_of(answer.get("result")), None, message, client, started,
+                                   caller=session.caller)
 
     def _admit(self, request: web.Request, message: Any) -> web.Response | tuple[modern.Envelope, dict[str, Any]]:
         """The request's envelope and params, or the answer that ends it here: a refusal, or 202 for a
@@ -220,38 +248,45 @@ class StatelessDoor:
                                                "in a moment"), 503)
         return envelope, params
 
-    async def _serve_here(self, request: web.Request, request_id: Any, method: str, params: dict[str, Any],
-                          session: SessionInfo) -> web.StreamResponse | None:
-        """The answer to a request the gateway answers itself (discover, listen, the lists); None for one
-        that goes to a backend. JsonRpcError for a request it refuses."""
+    async def _serve_here(self, request: web.Request, message: dict[str, Any], params: dict[str, Any],
+                          session: SessionInfo, started: float) -> dict[str, Any] | web.StreamResponse | None:
+        """The answer to a request the gateway answers itself: the message (discover, the lists) or the
+        stream already sent (listen); None for one that goes to a backend. JsonRpcError for a request it
+        refuses."""
+        request_id, method = message["id"], message["method"]
         if method == "server/discover":
-            return _json(jsonrpc.response(request_id, self._complete(self._discover(), method)), 200)
+            return jsonrpc.response(request_id, self._complete(self._discover(), method))
         if method == "subscriptions/listen":
-            return await self.listeners.serve(request, request_id, params, session)
+            acknowledged = jsonrpc.response(request_id, {})
+            return await self.listeners.serve(request, request_id, params, session, lambda: self._audit(
+                request, message, session, started, acknowledged))
         if method in LIST_KEYS:
-            result = loads(self._dispatcher.page(method, modern.backend_params(params)))
-            return _json(jsonrpc.response(request_id, self._complete(result, method)), 200)
+            result = loads(self._dispatcher.page(session, method, modern.backend_params(params)))
+            return jsonrpc.response(request_id, self._complete(result, method))
         return None
 
-    def _param_headers(self, request: web.Request, request_id: Any, params: dict[str, Any]) -> web.Response | None:
-        """Refuse a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
+    def _param_headers(self, request: web.Request, params: dict[str, Any], session: SessionInfo) -> None:
+        """JsonRpcError for a call whose Mcp-Param-* headers contradict its arguments (per the tool's schema)."""
         view = self._gateway.view
-        tool = view.tools.get(params.get("name")) if view is not None else None  # type: ignore[arg-type]
-        if not isinstance(tool, dict):
-            return None  # an unknown tool gets its own, clearer error from the dispatcher
+        name = params.get("name")
+        tool = view.tools.get(name) if view is not None and isinstance(name, str) else None
+        if not isinstance(tool, dict) or not self._dispatcher.permissions(session).allows_tool(str(name)):
+            # An unknown tool gets its own, clearer error from the dispatcher; so does one the caller may
+            # not use (the same error: checking its headers here would tell that it exists).
+            return
         problem = modern.param_header_problem(tool.get("inputSchema"), params.get("arguments") or {},
                                               request.headers)
-        if problem is None:
-            return None
-        return _refuse(request_id, JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')"))
+        if problem is not None:
+            raise JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')")
 
-    def _session(self, envelope: modern.Envelope) -> SessionInfo:
+    def _session(self, envelope: modern.Envelope, caller: Principal | None) -> SessionInfo:
         """What a session would have remembered, from this request's envelope; a fresh id, since there is
         no session to name (it keys this request's calls and subscriptions in the worker)."""
         capabilities = {k: v for k, v in envelope.capabilities.items() if k in (*RELAYED, "tasks")
                         and isinstance(v, dict)}
         client = {k: envelope.client[k] for k in ("name", "version") if k in envelope.client}
-        return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client)
+        return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client,
+                           principal=caller.key if caller is not None else None, caller=caller)
 
     def _discover(self) -> dict[str, Any]:
         view = self._gateway.view
@@ -268,14 +303,14 @@ class StatelessDoor:
     # ------------------------------------------------------------ calls and their input rounds
 
     async def _start(self, message: dict[str, Any], params: dict[str, Any], envelope: modern.Envelope,
-                     session: SessionInfo, channel: ReplyChannel) -> Outcome:
+                     session: SessionInfo, channel: ReplyChannel, client: AiohttpExchange) -> Outcome:
         method = message["method"]
         meta = params.get("_meta") or {}
         call = _Call(f"{next(self._counter)}", message["id"], method, _name_of(params), session,
                      envelope.log_level, meta.get("progressToken"))
         self._calls[call.key] = call
         call.task = asyncio.get_running_loop().create_task(
-            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call))
+            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call, client))
         call.task.add_done_callback(lambda _task: call.wake.set())
         return await self._run(call, message["id"], channel, call.progress_token)
 

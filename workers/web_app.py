@@ -15,8 +15,9 @@ from .exchange import web_response
 from .front_door import FrontDoor
 from .gateway import Gateway
 from .guard import Guard
-from .keys import CONTEXT
+from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 from .legacy_sse import LegacySseDoor
+from .resource_metadata import PATHS, ResourceMetadata
 from .stateless import StatelessDoor
 from .websocket_door import WebSocketDoor
 
@@ -58,7 +59,7 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) ->
     Each part that handles messages relayed from other workers registers them in ``inbox``."""
     guard = Guard(gateway)
     dispatcher = Dispatcher(gateway)
-    stateless = StatelessDoor(gateway, dispatcher)
+    stateless = StatelessDoor(gateway, dispatcher, guard)
     door = FrontDoor(gateway, dispatcher, context, stateless, guard)
     sockets = WebSocketDoor(gateway, dispatcher, guard)
     legacy = LegacySseDoor(gateway, dispatcher, guard)
@@ -66,11 +67,15 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) ->
         part.register(inbox)
     app = web.Application(client_max_size=_HARD_BODY_LIMIT)
     app[CONTEXT] = context
+    app[ISSUER_KEYS] = gateway.issuer_keys
+    app[BACKEND_TOKENS] = gateway.backend_tokens
     routes: list[tuple[str, str, Handler]] = [
         ("POST", "/mcp", door.post), ("GET", "/mcp", door.get), ("DELETE", "/mcp", door.delete),
         ("GET", "/ws", sockets.handle), ("GET", "/sse", legacy.stream), ("POST", "/messages", legacy.post),
-        ("GET", "/health", admin.health), ("GET", "/api/v1/admin/status", admin.status),
-        ("GET", "/api/v1/admin/wait", admin.wait),
+        ("GET", "/health", admin.health(guard)),
+        ("GET", "/api/v1/admin/status", admin.authorized(guard, "status", admin.status)),
+        ("GET", "/api/v1/admin/wait", admin.authorized(guard, "wait", admin.wait)),
+        *(("GET", path, ResourceMetadata(gateway).get) for path in PATHS),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, guarded(context, guard, handler))

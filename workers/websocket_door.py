@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from only1mcp.audit.outcome import Outcome
+from only1mcp.auth.principal import Principal
 from only1mcp.background import watched
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
@@ -24,6 +27,7 @@ from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
 from .dispatch import Dispatcher, error_bytes, result_bytes
+from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
 from .guard import TOO_DEEP, Guard
 
@@ -32,16 +36,18 @@ __all__ = ["WebSocketDoor"]
 log = logging.getLogger("only1mcp.worker")
 
 _HEARTBEAT = 30.0  # seconds between WebSocket pings; a peer that stops answering is dropped
+_POLICY_VIOLATION = 1008  # RFC 6455: the message violates the server's policy (here: an expired credential)
 
 
 class _Connection:
-    """One socket: its session once initialized, and the calls it has running."""
+    """One socket: who opened it, its session once initialized, and the calls it has running."""
 
-    __slots__ = ("address", "calls", "session", "socket")
+    __slots__ = ("_address", "caller", "calls", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse, address: str) -> None:
+    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None, address: str) -> None:
         self.socket = socket
-        self.address = address  # the client's: its messages count against it while auth is off
+        self.caller = caller  # authenticated once, at the upgrade; its credential's expiry ends the socket
+        self._address = address
         self.session: SessionInfo | None = None
         self.calls: set[asyncio.Task[None]] = set()
 
@@ -53,11 +59,18 @@ class _Connection:
     def push(self, message: Any) -> None:
         self.send(dumps(message))
 
+    def peer(self) -> str:
+        return self._address
+
 
 def _refuse(connection: _Connection, request_id: Any, code: int, message: str) -> None:
     """An error frame for a message the gateway does not take, logged once; the socket stays open."""
     log.info("refused a WebSocket message: %s", message)
     connection.send(error_bytes(request_id, code, message))
+
+
+def _expired(caller: Principal | None) -> bool:
+    return caller is not None and caller.expires is not None and caller.expires <= time.time()
 
 
 def _quiet(task: asyncio.Task[Any]) -> None:
@@ -80,15 +93,23 @@ class WebSocketDoor:
                                for s in list(self._open)), return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        caller = await self._guard.authenticate(AiohttpExchange(request))
+        if isinstance(caller, Answer):
+            return web_response(caller)  # before the upgrade: the client sees the 401 and its challenge
         socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=self._guard.body_limit())
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket, request.remote or "")
+        connection = _Connection(socket, caller, request.remote or "")
         self._open.add(socket)
         try:
             async for frame in socket:
                 if frame.type is WSMsgType.TEXT:
+                    if _expired(connection.caller):
+                        log.info("closed a WebSocket whose credential expired")
+                        await socket.close(code=_POLICY_VIOLATION, message=b"credential expired; reconnect with a "
+                                                                            b"fresh token")
+                        break
                     self._frame(connection, frame.data)
                 elif frame.type is WSMsgType.BINARY:
                     log.info("closed a WebSocket that sent a binary frame")
@@ -126,43 +147,38 @@ class WebSocketDoor:
         if problem is not None:
             _refuse(connection, answer_id(message), Code.INVALID_REQUEST, problem)
             return
-        limits = self._gateway.limits
-        if limits.per_principal and "id" in message and "method" in message and not limits.admit_now(
-                Limit.PER_PRINCIPAL, self._principal(connection)):
-            self._track(connection, self._admit_then_handle(connection, message))
-        else:
-            self._handle(connection, message)
-
-    @staticmethod
-    def _principal(connection: _Connection) -> str:
-        session = connection.session
-        return principal_key(session.caller if session is not None else None, connection.address)
-
-    async def _admit_then_handle(self, connection: _Connection, message: dict[str, Any]) -> None:
-        """A request that needs the supervisor's word on the rate limit; refused, it gets the JSON-RPC error
-        alone (a WebSocket has no status per message)."""
-        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, self._principal(connection))
-        if refused is None:
-            self._handle(connection, message)
-        else:
-            connection.send(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
-
-    def _track(self, connection: _Connection, work: Coroutine[Any, Any, None]) -> None:
-        task = watched(asyncio.get_running_loop().create_task(work))
-        connection.calls.add(task)
-        task.add_done_callback(connection.calls.discard)
-
-    def _handle(self, connection: _Connection, message: dict[str, Any]) -> None:
         if message.get("method") == "initialize":
-            self._initialize(connection, message)
+            limits = self._gateway.limits
+            if limits.per_principal and "id" in message and not limits.admit_now(
+                    Limit.PER_PRINCIPAL, principal_key(connection.caller, connection.peer())):
+                self._track(connection, self._initialize_if_admitted(connection, message))
+            else:
+                self._initialize(connection, message)
             return
         session = connection.session
         if session is None:
             if "id" in message and "method" in message:
                 _refuse(connection, message["id"], Code.INVALID_REQUEST, "initialize first")
             return
-        self._track(connection, self._run(connection, self._gateway.limits.identify(session, connection.address),
-                                          message))
+        self._track(connection, self._run(connection, session, message))
+
+    def _track(self, connection: _Connection, work: Coroutine[Any, Any, None]) -> None:
+        task = watched(asyncio.get_running_loop().create_task(work))
+        connection.calls.add(task)
+        task.add_done_callback(connection.calls.discard)
+
+    async def _initialize_if_admitted(self, connection: _Connection, message: dict[str, Any]) -> None:
+        """An initialize that needs the supervisor's word on rate_limits.per_principal (the socket's other
+        requests are counted by the dispatcher); refused, it gets the JSON-RPC error alone (a WebSocket has
+        no status per message)."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(connection.caller,
+                                                                                       connection.peer()))
+        if refused is None:
+            self._initialize(connection, message)
+            return
+        self._dispatcher.audit(Outcome.RATE_LIMITED, None, message, connection, time.perf_counter(),
+                               Code.RATE_LIMITED, caller=connection.caller)
+        connection.send(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
 
     def _initialize(self, connection: _Connection, message: dict[str, Any]) -> None:
         sealer = self._gateway.sealer
@@ -172,14 +188,22 @@ class WebSocketDoor:
         if sealer is None:
             _refuse(connection, message["id"], Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
             return
+        started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
         except JsonRpcError as exc:
+            self._dispatcher.audit(Outcome.ERROR, None, message, connection, started, exc.code,
+                                   caller=connection.caller)
             _refuse(connection, message["id"], exc.code, exc.message)
             return
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client})
+        caller = connection.caller
+        _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client},
+                                caller.key if caller is not None else None)
+        if caller is not None:
+            session = session.called_by(caller)
+        self._dispatcher.audit(Outcome.OK, session, message, connection, started)
         if connection.session is not None:
             self._gateway.streams.detach(connection.session.sid)
         connection.session = session
@@ -188,7 +212,7 @@ class WebSocketDoor:
 
     async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
         try:
-            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push))
+            answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push), connection)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the socket goes on
             log.exception("%s failed inside the gateway", message.get("method", "a client response"))
             answer = error_bytes(message["id"], Code.INTERNAL_ERROR, f"internal error: {exc}") \

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = ["AuthMethod", "Principal"]
@@ -25,8 +25,9 @@ class Principal:
     roles: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
     expires: float | None = None  # wall-clock time the credential stops being valid
+    # The stable identity: sealed into the sessions this principal opens, and a rate-limit key. Made once
+    # (a principal is remembered per token; every request of a session compares its key).
+    key: str = field(init=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """The stable identity: sealed into the sessions this principal opens, and a rate-limit key."""
-        return f"{self.method}:{self.subject}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.method}:{self.subject}")

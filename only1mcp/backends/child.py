@@ -25,6 +25,7 @@ from only1mcp.process import child_setup
 
 from .base import BackendUnavailable
 from .lines import LINE_LIMIT, LineChannel, LineTransport
+from .pipes import StdoutLines, exec_child
 
 __all__ = ["CHILD_CAPABILITIES", "INHERITED_ENV", "ChildTransport", "RestartPolicy", "child_environment", "spawn_child",
            "stop_child"]
@@ -87,25 +88,25 @@ def child_environment(backend: StdioBackend, environ: Mapping[str, str]) -> dict
     return {**inherited, **backend.env}
 
 
-async def spawn_child(backend: StdioBackend, label: str, line_limit: int = LINE_LIMIT) -> asyncio.subprocess.Process:
+async def spawn_child(backend: StdioBackend, label: str,
+                      line_limit: int = LINE_LIMIT) -> tuple[asyncio.subprocess.Process, StdoutLines]:
     """Start the backend's command with its environment (see ``child_environment``), working directory
     and resource limits, in its own process group, killed if this process dies; stderr goes to the log.
-    Its stdout is read in lines of at most ``line_limit`` bytes."""
+    Its stdout is read in lines of at most ``line_limit`` bytes (the StdoutLines returned with it)."""
     env = child_environment(backend, os.environ)
     limits = {kind: value for kind, value in (
         (resource.RLIMIT_AS, backend.limits.address_space_mb and backend.limits.address_space_mb * 1024 * 1024),
         (resource.RLIMIT_CPU, backend.limits.cpu_seconds),
         (resource.RLIMIT_NOFILE, backend.limits.open_files)) if value}
-    process = await asyncio.create_subprocess_exec(
+    process, lines = await exec_child(
         backend.command, *backend.args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=str(backend.cwd) if backend.cwd else None, env=env, limit=line_limit,
         start_new_session=True,  # its own process group: npx-style launchers are killed with it
         preexec_fn=child_setup(os.getpid(), limits),
     )
     watched(asyncio.get_running_loop().create_task(_log_stderr(process, label)))
     log.info("backend '%s' started (pid %d): %s", label, process.pid, backend.command)
-    return process
+    return process, lines
 
 
 async def _log_stderr(process: asyncio.subprocess.Process, label: str) -> None:
@@ -159,14 +160,14 @@ class ChildTransport(LineTransport):
 
     async def open(self) -> None:
         try:
-            self._process = await spawn_child(self._backend, self._label, self._backend.max_event_bytes)
+            self._process, lines = await spawn_child(self._backend, self._label, self._backend.max_event_bytes)
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._backend.name}' could not be started: {exc}",
                                      sent=False) from None
-        assert self._process.stdout is not None and self._process.stdin is not None
+        assert self._process.stdin is not None
         too_long = (f"backend '{self._label}' wrote a line over {self._backend.max_event_bytes} bytes; it was "
                     "stopped (raise backends[].max_event_bytes if such messages are expected)")
-        self._channel = LineChannel(f"backend '{self._label}'", self._process.stdout, self._process.stdin, too_long)
+        self._channel = LineChannel(f"backend '{self._label}'", lines, self._process.stdin, too_long)
         self._channel.on_message = self.on_message
         self._channel.on_close = self._stdout_closed
         self._channel.start()

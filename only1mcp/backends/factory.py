@@ -13,6 +13,7 @@ from only1mcp.spec import stdio_socket
 
 from .base import Transport
 from .child import ChildTransport
+from .credentials import Credentials
 from .http import HttpTransport, Limits
 from .link import LinkTransport
 from .sse import SseTransport
@@ -33,8 +34,9 @@ def runs_per_worker(backend: AnyBackend) -> TypeGuard[StdioBackend]:
 
 
 def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: Http1Pool, sender: Sender,
-                   purpose: LinkPurpose) -> Transport:
-    """``sender`` and ``purpose`` say who links to the stdio host and why (a shared stdio backend)."""
+                   purpose: LinkPurpose, credentials: Credentials | None = None) -> Transport:
+    """``sender`` and ``purpose`` say who links to the stdio host and why (a shared stdio backend);
+    ``credentials``: the gateway's token for a remote backend with ``oauth`` (every replica uses it)."""
     if runs_per_worker(backend):
         return ChildTransport(backend, replica)
     if isinstance(backend, StdioBackend):
@@ -43,9 +45,9 @@ def make_transport(backend: AnyBackend, replica: int, runtime_dir: Path, http: H
     limits = Limits(backend.max_response_bytes, backend.max_event_bytes)
     if isinstance(backend, HttpBackend):
         return HttpTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,
-                             limits)
+                             limits, credentials=credentials)
     if isinstance(backend, SseBackend):
         return SseTransport(backend.name, backend.urls[replica], backend.headers, http, backend.timeouts.connect,
-                            limits)
+                            limits, credentials)
     return WebSocketTransport(backend.name, backend.urls[replica], backend.headers, backend.timeouts.connect,
-                              backend.max_event_bytes)
+                              backend.max_event_bytes, credentials)

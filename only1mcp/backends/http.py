@@ -9,9 +9,10 @@ from typing import Any
 from only1mcp.http.client import ConnectError, Http1Pool, HttpResponse, ResponseTooLarge, Target, render_headers
 from only1mcp.http.sse import EventTooLarge, SseDecoder
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, deep_replies, dumps, loads, loads_from
-from only1mcp.redact import mask_url
+from only1mcp.redact import mask_secrets, mask_url
 
 from .base import BackendUnavailable, Message, ReplyTooLarge, SessionExpired
+from .credentials import Bearer, Credentials
 
 __all__ = ["HttpTransport", "Limits"]
 
@@ -19,6 +20,7 @@ log = logging.getLogger("only1mcp.backend")
 
 _RECONNECT_MAX = 30.0
 _ERROR_PREFIX = 4096  # bytes of an error answer read for its message; the rest is never read
+_PLAIN_HEADERS = frozenset({"Accept", "Content-Type"})  # ours; every other header value may be a secret
 
 
 class Limits:
@@ -42,15 +44,19 @@ class HttpTransport:
     SessionExpired so the session re-initializes and retries once. A 4xx whose body is a JSON-RPC error
     for the request is the backend's answer to it. An SSE answer is read by a task of its own until its
     final response, then left (a server may keep it open); ``abandon`` ends it earlier.
+
+    With ``credentials`` (a backend with ``oauth``) every request carries the gateway's current access token;
+    a 401 gets one fresh token and one more try.
     """
 
-    __slots__ = ("_block", "_connect_timeout", "_get_task", "_headers", "_label", "_limits", "_pool",
+    __slots__ = ("_bearer", "_block", "_connect_timeout", "_get_task", "_headers", "_label", "_limits", "_pool",
                  "_protocol_version", "_session_id", "_streams", "_target", "closed", "on_close", "on_failure",
                  "on_message", "shown_url", "url")
 
     def __init__(self, name: str, url: str, headers: dict[str, str], pool: Http1Pool, connect_timeout: float,
-                 limits: Limits, label: str | None = None) -> None:
+                 limits: Limits, label: str | None = None, credentials: Credentials | None = None) -> None:
         self._label = label or f"backend '{name}'"
+        self._bearer = Bearer(credentials, self._label) if credentials is not None else None
         self.url = url
         self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
         self._target = Target(url)
@@ -74,6 +80,10 @@ class HttpTransport:
 
     def _rerender(self) -> None:
         self._block = render_headers({**self._headers, **self._session_headers()})
+
+    def _authorize(self, value: str) -> None:
+        self._headers["Authorization"] = value
+        self._rerender()
 
     def _session_headers(self) -> dict[str, str]:
         extra: dict[str, str] = {}
@@ -104,10 +114,16 @@ class HttpTransport:
         (a 2026-07-28 request mirrors its envelope in them). ``caller`` is for links to the stdio host."""
         if self.closed:
             raise BackendUnavailable(f"{self._label} transport is closed")
-        block = self._block if headers is None else render_headers({**self._headers, **headers})
+        bearer = self._bearer
+        if bearer is not None and bearer.stale():
+            self._authorize(await bearer.header())
+        body = dumps(message)
         try:  # the pool directly: one coroutine less on every call
-            response = await self._pool.request("POST", self._target, block, dumps(message), self._connect_timeout,
+            block = self._block if headers is None else render_headers({**self._headers, **headers})
+            response = await self._pool.request("POST", self._target, block, body, self._connect_timeout,
                                                 self._limits.response)
+            if bearer is not None and response.status == 401:
+                response = await self._with_fresh_token(bearer, response, body, headers)
         except ConnectError as exc:
             raise self._unreachable(exc) from None
         try:
@@ -121,6 +137,21 @@ class HttpTransport:
         except BaseException:
             response.release()
             raise
+
+    def _block_with(self, headers: dict[str, str] | None) -> bytes:
+        return self._block if headers is None else render_headers({**self._headers, **headers})
+
+    async def _with_fresh_token(self, bearer: Bearer, refused: HttpResponse, body: bytes,
+                                headers: dict[str, str] | None) -> HttpResponse:
+        """The backend refused the token: the same request once more with a fresh one; a second 401 fails it."""
+        refused.release()
+        self._authorize(await bearer.after_refusal())
+        response = await self._pool.request("POST", self._target, self._block_with(headers), body,
+                                            self._connect_timeout, self._limits.response)
+        if response.status == 401:
+            response.release()
+            raise bearer.refused_again()  # logged by whoever made the call, with the call
+        return response
 
     async def _handle(self, response: HttpResponse, message: Message) -> None:
         status = response.status
@@ -166,6 +197,7 @@ class HttpTransport:
         status = response.status
         text = (await response.read_prefix(_ERROR_PREFIX)).decode("utf-8", "replace")
         response.release()
+        text = mask_secrets(text, self.secrets())  # quoted to the client and the log: no echoed credential
         if self._session_id is not None and message.get("method") != "initialize" and (
             status == 404 or (status == 400 and "session" in text.lower())
         ):
@@ -175,6 +207,10 @@ class HttpTransport:
             raise BackendUnavailable(f"{self._label} answered HTTP {status} to {message.get('method')}: "
                                      f"{text.strip()[:300] or 'no details'}")
         self.on_message(answer, related)
+
+    def secrets(self) -> list[str]:
+        """The values this transport sends that must never be shown (configured headers, the token)."""
+        return [value for name, value in self._headers.items() if name not in _PLAIN_HEADERS]
 
     def _forget_stream(self, related: Any, task: asyncio.Task[None]) -> None:
         if self._streams.get(related) is task:
@@ -248,7 +284,12 @@ class HttpTransport:
         """The GET stream for messages not tied to a request; reconnects with backoff."""
         delay = 0.5
         last_event_id: str | None = None
+        refused = False
         while not self.closed:
+            if self._bearer is not None and not await self._listen_token(self._bearer, refused):
+                await asyncio.sleep(delay)
+                delay = min(_RECONNECT_MAX, delay * 2)
+                continue
             headers = {**self._headers, "Accept": "text/event-stream", **self._session_headers()}
             headers.pop("Content-Type", None)
             if last_event_id:
@@ -259,6 +300,7 @@ class HttpTransport:
             except ConnectError as exc:
                 log.debug("%s: GET stream failed: %s", self._label, exc)
             else:
+                refused = response.status == 401
                 try:
                     if response.status == 200 and response.headers.get("content-type", "").startswith(
                             "text/event-stream"):
@@ -275,6 +317,18 @@ class HttpTransport:
                     response.release()
             await asyncio.sleep(delay)
             delay = min(_RECONNECT_MAX, delay * 2)
+
+    async def _listen_token(self, bearer: Bearer, refused: bool) -> bool:
+        """The token for the next GET (a fresh one after a 401); False when there is none for now."""
+        try:
+            if refused:
+                self._authorize(await bearer.after_refusal())
+            elif bearer.stale():
+                self._authorize(await bearer.header())
+        except BackendUnavailable as exc:
+            log.info("%s: GET stream waits for an access token: %s", self._label, exc.message)
+            return False
+        return True
 
     async def close(self) -> None:
         if self.closed:

@@ -1,4 +1,4 @@
-"""Newline-delimited JSON-RPC over a byte stream: a stdio child's pipes."""
+"""Newline-delimited JSON-RPC over a stdio child's pipes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import Any
 
-from only1mcp.background import watched
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, deep_replies, dumps, loads
 
 from .base import BackendUnavailable, Message
+from .pipes import LineTooLong, StdoutLines
 
 __all__ = ["LINE_LIMIT", "LineChannel", "LineTransport"]
 
@@ -19,46 +19,48 @@ LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; tool results can
 
 
 class LineChannel:
-    """Reads JSON lines from ``reader`` into ``on_message``; writes messages as lines to ``writer``."""
+    """Reads JSON lines from a child's stdout (``lines``) into ``on_message``; writes messages as lines to
+    ``writer``."""
 
-    __slots__ = ("_name", "_reader", "_task", "_too_long", "_writer", "closed", "on_close", "on_line", "on_message")
+    __slots__ = ("_lines", "_name", "_reading", "_too_long", "_write", "_writer", "closed", "on_close", "on_line",
+                 "on_message")
 
-    def __init__(self, name: str, reader: asyncio.StreamReader, writer: Any, too_long: str | None = None) -> None:
+    def __init__(self, name: str, lines: StdoutLines, writer: Any, too_long: str | None = None) -> None:
         self._name = name
-        self._too_long = too_long  # the error for a line over the reader's limit (it ends the channel)
-        self._reader = reader
+        self._too_long = too_long  # the error for a line over the limit (it ends the channel)
+        self._lines = lines
         self._writer = writer
-        self._task: asyncio.Task[None] | None = None
+        # The transport's own write: StreamWriter.write only calls it, one Python call more per message.
+        self._write = writer.transport.write
+        self._reading = False
         self.closed = False
         self.on_message: Any = None  # (message, None) per message
         self.on_line: Any = None  # or (the message's own bytes, message), for relaying it unchanged
         self.on_close: Any = None
 
     def start(self) -> None:
-        self._task = watched(asyncio.get_running_loop().create_task(self._read()))
+        self._reading = True
+        self._lines.attach(self._line, self._ended)
 
-    async def _read(self) -> None:
-        error: BaseException | None = None
-        try:
-            while True:
-                line = await self._reader.readline()
-                if not line:
-                    break
-                if line.strip():
-                    self._line(line)
-        except (OSError, ValueError) as exc:  # ValueError: a line over the reader's limit
-            error = BackendUnavailable(self._too_long) if isinstance(exc, ValueError) and self._too_long else exc
+    def _ended(self, exc: BaseException | None) -> None:
+        """The child's stdout ended: it closed it (None), it broke, or a line was over the limit."""
+        self._reading = False
+        error = exc
+        if isinstance(exc, LineTooLong) and self._too_long:
+            error = BackendUnavailable(self._too_long)
+        if error is not None:
             log.warning("%s: read failed: %s", self._name, error)
-        finally:
-            self.closed = True
-            if self.on_close is not None:
-                self.on_close(error)
+        self.closed = True
+        if self.on_close is not None:
+            self.on_close(error)
 
     def _line(self, line: bytes) -> None:
         """One line: its message(s) to on_line (with the bytes to relay) or on_message."""
         raw: bytes | None = line.strip()
+        if not raw:
+            return
         try:
-            data = loads(line)
+            data = loads(raw)
         except TooDeep as exc:
             data, raw = deep_replies(exc, self._name), None
         except JSONDecodeError:
@@ -66,19 +68,20 @@ class LineChannel:
             return
         if data is None:
             return  # nested too deep and not a reply: dropped (logged by deep_replies)
-        if self.on_line is not None:
-            self._relay(data, raw)
+        on_line = self.on_line
+        if on_line is not None:
+            if type(data) is dict:  # one message, read as it was written
+                on_line(raw if raw is not None else dumps(data), data)
+            else:
+                self._relay(data)
             return
         for item in data if isinstance(data, list) else [data]:
             if isinstance(item, dict):
                 self.on_message(item, None)
 
-    def _relay(self, data: Any, raw: bytes | None) -> None:
-        """Each message of a line to on_line with its bytes: the line itself when it is one message read
-        as it was written, else the message encoded again."""
-        if isinstance(data, dict):
-            self.on_line(raw if raw is not None else dumps(data), data)
-        elif isinstance(data, list):  # a batch: each message on its own
+    def _relay(self, data: Any) -> None:
+        """Each message of a batch to on_line on its own, encoded again."""
+        if isinstance(data, list):
             for item in data:
                 if isinstance(item, dict):
                     self.on_line(dumps(item), item)
@@ -91,7 +94,7 @@ class LineChannel:
         if self.closed:
             raise BackendUnavailable(f"{self._name} is not connected")
         try:
-            self._writer.write(data + b"\n")
+            self._write(data + b"\n")
         except (RuntimeError, OSError) as exc:  # uvloop raises RuntimeError once the pipe's handle is closed
             self.closed = True
             raise BackendUnavailable(f"{self._name} closed its input: {exc}") from None
@@ -105,9 +108,15 @@ class LineChannel:
 
     def close(self) -> None:
         self.closed = True
-        if self._task is not None:
-            self._task.cancel()
+        if self._reading:  # told like an end of the child's output, after this call (as it always was)
+            self._reading = False
+            self._lines.detach()
+            asyncio.get_running_loop().call_soon(self._closed)
         self._writer.close()
+
+    def _closed(self) -> None:
+        if self.on_close is not None:
+            self.on_close(None)
 
 
 class LineTransport:

@@ -8,26 +8,29 @@ request and client session it belongs to (which the host works out, or leaves em
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from only1mcp.bus import Kind, Sender
-from only1mcp.bus.codec import Envelope
-from only1mcp.bus.messages import LinkHello, LinkPurpose, LinkReceive, LinkSend
+from only1mcp.bus import Envelope, Kind, Sender
+from only1mcp.bus.messages import LinkHello, LinkPurpose
 from only1mcp.bus.stream import FramedChannel, LinkClosed
-from only1mcp.protocol.codec import JSONDecodeError, dumps, loads_from
+from only1mcp.protocol.codec import JSONDecodeError, TooDeep, deep_replies, dumps, loads
 
 from .base import BackendUnavailable, Message
 
 __all__ = ["LinkTransport"]
 
+log = logging.getLogger("only1mcp.backend")
+
 _FRAME_SLACK = 64 * 1024  # the envelope around a message the host passes on (it checked the message's size)
+_LINK_SEND = Kind.LINK_SEND  # an enum member costs a class attribute lookup on each use
 
 
 class LinkTransport:
     """A worker's (or the supervisor's) connection to the stdio host for one backend replica."""
 
-    __slots__ = ("_channel", "_max_frame", "_name", "_path", "_purpose", "_sender", "on_close", "on_failure",
-                 "on_message")
+    __slots__ = ("_channel", "_max_frame", "_name", "_path", "_purpose", "_sender", "_source", "on_close",
+                 "on_failure", "on_message")
 
     # Many links share one child: each session on a link numbers its requests under a prefix of its own, so
     # the host passes them through unchanged (see BackendSession).
@@ -39,42 +42,52 @@ class LinkTransport:
         self._sender = sender
         self._purpose = purpose
         self._max_frame = max_event_bytes + _FRAME_SLACK
+        self._source = f"backend '{name}'"  # for errors about what it sent (not formatted for each message)
         self._channel: FramedChannel | None = None
         self.on_message: Any = None
         self.on_failure: Any = None  # unused: the host fails a call whose answer was too large
         self.on_close: Any = None
 
     async def open(self) -> None:
+        channel = FramedChannel(f"link to backend '{self._name}'", self._sender, self._max_frame)
+        channel.on_fields(Kind.LINK_RECEIVE, self._received)
+        channel.on_envelope = self._unexpected
+        channel.on_close = self._closed
         try:
-            reader, writer = await asyncio.open_unix_connection(self._path)
+            await asyncio.get_running_loop().create_unix_connection(lambda: channel, self._path)
         except OSError as exc:
             raise BackendUnavailable(f"backend '{self._name}' is not running (stdio host socket: "
                                      f"{exc.strerror})", sent=False) from None
-        channel = FramedChannel(f"link to backend '{self._name}'", reader, writer, self._sender, self._max_frame)
-        channel.on_envelope = self._received
-        channel.on_close = lambda exc: self.on_close(exc) if self.on_close is not None else None
         channel.send(Kind.LINK_HELLO, LinkHello(self._purpose))
-        channel.start()
         self._channel = channel
 
-    def _received(self, envelope: Envelope) -> None:
-        received = envelope.payload
-        if not isinstance(received, LinkReceive):
-            return
+    def _received(self, raw: bytes, related: Any, caller: str | None) -> None:
+        """A LINK_RECEIVE frame's fields: a message from the child, the id of our request it belongs to, the
+        client session it belongs to."""
         try:
-            message = loads_from(received.message, f"backend '{self._name}'")  # the host checks as we do
+            message = loads(raw)  # loads_from written out (one call less per message): the host checks as we do
+        except TooDeep as exc:
+            message = deep_replies(exc, self._source)
         except JSONDecodeError:
             return  # the host relays only what it parsed; nothing to do with a frame that is not JSON
         if isinstance(message, dict):
-            self.on_message(message, received.related, received.caller)
+            self.on_message(message, related, caller)
+
+    def _unexpected(self, envelope: Envelope) -> None:
+        log.warning("link to backend '%s': unexpected %s frame from the stdio host", self._name, envelope.kind.name)
+
+    def _closed(self, exc: BaseException | None) -> None:
+        if self.on_close is not None:
+            self.on_close(exc)
 
     async def send(self, message: Message, caller: str | None = None) -> None:
         channel = self._channel
         if channel is None:
             raise BackendUnavailable(f"backend '{self._name}' is not connected", sent=False)
         try:
-            channel.send(Kind.LINK_SEND, LinkSend(caller, dumps(message)))
-            await channel.drain()
+            channel.send_fields(_LINK_SEND, caller, dumps(message))  # LinkSend(caller, message)
+            if channel.paused:
+                await channel.drain()
         except LinkClosed as exc:
             raise BackendUnavailable(f"backend '{self._name}': the stdio host closed the link ({exc})") from None
 

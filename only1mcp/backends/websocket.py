@@ -13,6 +13,7 @@ from only1mcp.protocol.codec import JSONDecodeError, dumps, loads_from
 from only1mcp.redact import mask_url
 
 from .base import BackendUnavailable, Message
+from .credentials import Bearer, Credentials
 
 __all__ = ["WebSocketTransport"]
 
@@ -21,17 +22,21 @@ log = logging.getLogger("only1mcp.backend")
 
 class WebSocketTransport:
     """Like the legacy SSE transport, nothing relates a message to a request: requests the backend makes go
-    to its most recent call; progress is matched by token."""
+    to its most recent call; progress is matched by token. With ``credentials`` the upgrade carries the
+    gateway's token (the socket is then the session); an upgrade refused with 401 gets one fresh token and
+    one more try."""
 
-    __slots__ = ("_headers", "_http", "_max_message", "_name", "_reader", "_socket", "closed", "connect_timeout",
-                 "on_close", "on_failure", "on_message", "shown_url", "url")
+    __slots__ = ("_bearer", "_headers", "_http", "_max_message", "_name", "_reader", "_socket", "closed",
+                 "connect_timeout", "on_close", "on_failure", "on_message", "shown_url", "url")
 
-    def __init__(self, name: str, url: str, headers: dict[str, str], connect_timeout: float, max_message: int) -> None:
+    def __init__(self, name: str, url: str, headers: dict[str, str], connect_timeout: float, max_message: int,
+                 credentials: Credentials | None = None) -> None:
         self._name = name
+        self._bearer = Bearer(credentials, f"backend '{name}'") if credentials is not None else None
         self._max_message = max_message
         self.url = url
         self.shown_url = mask_url(url)  # for messages: no credential from the URL in logs or errors
-        self._headers = headers
+        self._headers = dict(headers)
         self.connect_timeout = connect_timeout
         self._http: aiohttp.ClientSession | None = None
         self._socket: aiohttp.ClientWebSocketResponse | None = None
@@ -42,16 +47,36 @@ class WebSocketTransport:
         self.on_close: Any = None
 
     async def open(self) -> None:
+        bearer = self._bearer
+        if bearer is not None and bearer.stale():
+            self._headers["Authorization"] = await bearer.header()
         self._http = aiohttp.ClientSession()
         try:
-            self._socket = await self._http.ws_connect(
-                self.url, protocols=("mcp",), headers=self._headers, heartbeat=30,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5), max_msg_size=self._max_message)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._socket = await self._upgrade(self._http, bearer)
+        except BaseException:
             await self._http.close()
-            raise BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}",
-                                     sent=False) from None
+            raise
         self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _upgrade(self, http: aiohttp.ClientSession, bearer: Bearer | None) -> aiohttp.ClientWebSocketResponse:
+        """The upgrade; once more with a fresh token when the backend refuses the first with 401."""
+        for attempt in (1, 2):
+            try:
+                return await http.ws_connect(
+                    self.url, protocols=("mcp",), headers=self._headers, heartbeat=30,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5), max_msg_size=self._max_message)
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status != 401 or bearer is None:
+                    raise self._unreachable(exc) from None
+                if attempt == 2:
+                    raise bearer.refused_again() from None
+                self._headers["Authorization"] = await bearer.after_refusal()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise self._unreachable(exc) from None
+        raise AssertionError("the loop returns or raises")
+
+    def _unreachable(self, exc: BaseException) -> BackendUnavailable:
+        return BackendUnavailable(f"cannot reach backend '{self._name}' at {self.shown_url}: {exc}", sent=False)
 
     async def _read(self) -> None:
         assert self._socket is not None

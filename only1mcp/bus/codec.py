@@ -6,7 +6,7 @@ Stream connections (the stdio host's links) put a 4-byte big-endian length befor
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -15,7 +15,7 @@ from only1mcp.protocol.codec import ExactNumber
 from .messages import SPECS, Kind, Role, Sender
 from .wire import Payload
 
-__all__ = ["LENGTH_BYTES", "BusProtocolError", "Codec", "Envelope", "decode", "encode"]
+__all__ = ["LENGTH_BYTES", "BusProtocolError", "Codec", "Envelope", "decode", "encode", "unpack_extension"]
 
 LENGTH_BYTES = 4
 _KINDS = {kind.value: kind for kind in Kind}
@@ -64,21 +64,40 @@ class Codec:
         frame = self.encode(envelope)
         return len(frame).to_bytes(LENGTH_BYTES, "big") + frame
 
+    def head(self, kind: Kind, sender: Sender) -> bytes:
+        """The bytes every frame of ``kind`` from ``sender`` starts with: its envelope up to the payload.
+        ``head + packer.pack(field values)`` is the frame ``encode`` makes of that payload (see
+        ``FramedChannel.send_fields``)."""
+        return b"\x95" + b"".join(self._packer.pack(int(value)) for value in (kind, sender.role, sender.slot,
+                                                                               sender.pid))
+
+    @property
+    def packer(self) -> msgpack.Packer:
+        return self._packer
+
     def decode(self, frame: bytes) -> Envelope:
+        return self.envelope(self.unpack(frame), len(frame))
+
+    def unpack(self, frame: bytes) -> list[Any]:
+        """A frame's envelope as a list of 5 (kind, role, slot, pid, payload), none of them checked yet."""
         try:
-            raw = msgpack.unpackb(frame, raw=False, strict_map_key=False, ext_hook=_unpack_extension)
+            raw = msgpack.unpackb(frame, raw=False, strict_map_key=False, ext_hook=unpack_extension)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): {exc}") from exc
         if type(raw) is not list or len(raw) != 5:
             raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): not an envelope of 5 fields")
-        kind = _KINDS.get(raw[0])
+        return raw
+
+    def envelope(self, raw: list[Any], size: int) -> Envelope:
+        """The checked envelope of an unpacked frame (``size``: the frame's length, for errors)."""
+        kind = _KINDS.get(raw[0]) if type(raw[0]) is int else None  # a list there is not even hashable
         if kind is None:
-            raise BusProtocolError(f"malformed bus frame ({len(frame)} bytes): unknown kind {raw[0]!r}")
+            raise BusProtocolError(f"malformed bus frame ({size} bytes): unknown kind {raw[0]!r}")
         sender = self._sender(raw[1], raw[2], raw[3], kind)
         try:
             payload = SPECS[kind].payload.from_wire(raw[4])
         except ValueError as exc:  # WireError names the field
-            raise BusProtocolError(f"malformed {kind.name} frame ({len(frame)} bytes): {exc}") from None
+            raise BusProtocolError(f"malformed {kind.name} frame ({size} bytes): {exc}") from None
         return Envelope(kind, sender, payload)
 
     def _sender(self, role: object, slot: object, pid: object, kind: Kind) -> Sender:
@@ -102,7 +121,7 @@ def _pack_extension(value: object) -> msgpack.ExtType:
     raise TypeError(f"cannot put a {type(value).__name__} on the bus")
 
 
-def _unpack_extension(code: int, data: bytes) -> object:
+def unpack_extension(code: int, data: bytes) -> object:
     if code == _EXACT_NUMBER:
         return ExactNumber(data.decode("ascii"))
     raise ValueError(f"unknown msgpack extension type {code}")

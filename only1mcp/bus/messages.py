@@ -26,6 +26,7 @@ __all__ = [
     "Adopt",
     "BackendChanged",
     "BackendRemoved",
+    "BackendTokenRefused",
     "BootError",
     "CallOutcomes",
     "CancelCall",
@@ -36,6 +37,7 @@ __all__ = [
     "Delta",
     "Empty",
     "Heartbeat",
+    "KeysWanted",
     "Kind",
     "LeaseAsk",
     "LeaseAsks",
@@ -95,8 +97,10 @@ class Kind(IntEnum):
     CALL_OUTCOMES = 18
     SESSION_SEND = 19
     SESSION_REVOKE = 20
-    LEASE_ASK = 21
-    LEASE_RETURN = 22
+    KEYS_WANTED = 21
+    LEASE_ASK = 22
+    LEASE_RETURN = 23
+    TOKEN_REFUSED = 25
     # addressed to one worker or all (relay PUB; a worker sends them as reports, the supervisor forwards)
     CLIENT_RESPONSE = 30
     CANCEL_CALL = 31
@@ -310,6 +314,22 @@ class SessionRevoke(Payload):
 
     sid: str
     expires: float  # wall-clock time its token would have expired anyway
+
+
+@payload
+class KeysWanted(Payload):
+    """A token names a key the worker's key set lacks: the issuer may have rotated its keys."""
+
+    kid: str  # "" for a token that names none
+
+
+@payload
+class BackendTokenRefused(Payload):
+    """A backend answered 401 to the gateway's access token ``serial`` (0: the worker holds none): fetch
+    a new one. The token itself never travels back."""
+
+    backend: str
+    serial: int
 
 
 @payload
@@ -540,6 +560,10 @@ SPECS: dict[Kind, MessageSpec] = {
                                    "a message for a session's GET stream"),
     Kind.SESSION_REVOKE: MessageSpec(Channel.REPORT, "worker → supervisor", SessionRevoke,
                                      "a session was ended (DELETE)"),
+    Kind.KEYS_WANTED: MessageSpec(Channel.REPORT, "worker → supervisor", KeysWanted,
+                                  "a token's kid is unknown: fetch the issuer's keys again (rate-limited)"),
+    Kind.TOKEN_REFUSED: MessageSpec(Channel.REPORT, "worker → supervisor", BackendTokenRefused,
+                                    "a backend refused the gateway's OAuth token: fetch a new one (rate-limited)"),
     Kind.LEASE_ASK: MessageSpec(Channel.REPORT, "worker → supervisor", LeaseAsks,
                                 "tokens wanted from rate-limit buckets"),
     Kind.LEASE_RETURN: MessageSpec(Channel.REPORT, "worker → supervisor", LeaseEnds,

@@ -18,7 +18,7 @@ from .codec import BusProtocolError, Codec, Envelope
 from .endpoints import Endpoints
 from .messages import Delta, Heartbeat, Kind, Request, Sender, Snapshot
 from .sockets import send_now
-from .state import BackendRoutes, Namespace, Revocation, State, StateEntry
+from .state import Namespace, Revocation, State, StateEntry
 from .wire import Payload
 
 __all__ = ["Replica", "Revocations"]
@@ -27,7 +27,9 @@ log = logging.getLogger("only1mcp.bus")
 
 _HWM = 200_000
 _MAX_BATCH = 10_000
-_SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog"}
+_SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog",
+               Namespace.JWKS: "jwks"}
+_KEYED = {Namespace.ROUTES: "routes", Namespace.TOKENS: "tokens"}  # one entry per backend
 
 
 _LOCAL = -1.0  # a revocation known here (the DELETE came through this worker) but not yet confirmed
@@ -62,30 +64,32 @@ class Revocations(dict[str, float]):
 class _Batch:
     """Applies entries onto a copy of the current State, copying only what they touch."""
 
-    __slots__ = ("changes", "routes", "state")
+    __slots__ = ("changes", "keyed", "state")
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.routes: dict[str, BackendRoutes] | None = None
+        self.keyed: dict[str, dict[str, Payload]] = {}  # State attribute -> its new mapping, once touched
         self.changes: dict[str, Payload | None] = {}
 
     def apply(self, entry: StateEntry, revocations: Revocations) -> None:
         if entry.namespace is Namespace.REVOKED:
             revocations.apply(entry.name, entry.value)  # type: ignore[arg-type]
-        elif entry.namespace is Namespace.ROUTES:
-            if self.routes is None:
-                self.routes = dict(self.state.routes)
+        elif entry.namespace in _KEYED:
+            attribute = _KEYED[entry.namespace]
+            mapping = self.keyed.get(attribute)
+            if mapping is None:
+                mapping = self.keyed[attribute] = dict(getattr(self.state, attribute))
             if entry.value is None:
-                self.routes.pop(entry.name, None)
+                mapping.pop(entry.name, None)
             else:
-                self.routes[entry.name] = entry.value  # type: ignore[assignment]
+                mapping[entry.name] = entry.value
         else:
             self.changes[_SINGLETONS[entry.namespace]] = entry.value
 
     def result(self, seq: int) -> State:
         changes: dict[str, object] = dict(self.changes)
-        if self.routes is not None:
-            changes["routes"] = MappingProxyType(self.routes)
+        for attribute, mapping in self.keyed.items():
+            changes[attribute] = MappingProxyType(mapping)
         return replace(self.state, seq=seq, **changes)  # type: ignore[arg-type]
 
 

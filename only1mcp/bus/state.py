@@ -1,9 +1,9 @@
 """The shared state: its namespaces, the typed value each holds, and one version of it as a worker reads it.
 
 The supervisor is the only writer. Each entry is (namespace, name) -> value; singletons (config, session
-keys, catalog) have the name "". Revocations are not part of the versioned State: a request only asks
-"is this session revoked", so a replica keeps them in one set it changes in place (an entry costs O(1)
-to apply, whatever the number of revoked sessions).
+keys, catalog, the JWT issuer's keys) have the name "". Revocations are not part of the versioned State: a
+request only asks "is this session revoked", so a replica keeps them in one set it changes in place (an
+entry costs O(1) to apply, whatever the number of revoked sessions).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from .wire import Payload, WireError, payload
 __all__ = [
     "VALUE_TYPES",
     "BackendRoutes",
+    "BackendToken",
     "CatalogState",
     "ConfigState",
+    "JwksState",
     "Namespace",
     "ReplicaRoute",
     "Revocation",
@@ -39,6 +41,8 @@ class Namespace(IntEnum):
     CATALOG = 3  # singleton: the merged catalog
     ROUTES = 4  # per backend: health and breaker of each replica
     REVOKED = 5  # per session id: ended by its client (DELETE)
+    JWKS = 6  # singleton: the token issuer's signing keys, as last fetched
+    TOKENS = 7  # per backend: the gateway's own OAuth access token for it (backends[].oauth)
 
 
 @payload
@@ -54,6 +58,28 @@ class ConfigState(Payload):
 class SessionKeys(Payload):
     secret: bytes
     ttl: float
+
+
+@payload
+class JwksState(Payload):
+    """The JWT issuer's key set (auth.jwt), published after every good fetch (so ``fetched_at`` moves even
+    when the keys did not change: a worker that asked for a refetch sees it was done)."""
+
+    source: str  # the jwks_uri it came from
+    fetched_at: float  # wall-clock time the fetch started (min_refresh_interval counts from it)
+    document: dict[str, Any]  # the JWKS document as the issuer served it: public keys only
+
+
+@payload
+class BackendToken(Payload):
+    """The access token the supervisor fetched for a backend with ``oauth``: workers send it as
+    ``Authorization: Bearer`` to that backend. ``serial`` numbers the supervisor's fetches, so a worker
+    names the token a backend refused without sending the token back. Never logged (not in its repr)."""
+
+    backend: str
+    access_token: str = field(repr=False)
+    expires_at: float  # wall-clock time after which it is no longer sent
+    serial: int
 
 
 @payload
@@ -87,6 +113,8 @@ VALUE_TYPES: dict[Namespace, type[Payload]] = {
     Namespace.CATALOG: CatalogState,
     Namespace.ROUTES: BackendRoutes,
     Namespace.REVOKED: Revocation,
+    Namespace.JWKS: JwksState,
+    Namespace.TOKENS: BackendToken,
 }
 
 
@@ -123,6 +151,7 @@ class StateEntry:
 
 
 _NO_ROUTES: Mapping[str, BackendRoutes] = MappingProxyType({})
+_NO_TOKENS: Mapping[str, BackendToken] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +163,8 @@ class State:
     sessions: SessionKeys | None = None
     catalog: CatalogState | None = None
     routes: Mapping[str, BackendRoutes] = field(default_factory=lambda: _NO_ROUTES)
+    jwks: JwksState | None = None
+    tokens: Mapping[str, BackendToken] = field(default_factory=lambda: _NO_TOKENS)
 
     @property
     def config_version(self) -> int:

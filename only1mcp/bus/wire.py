@@ -8,7 +8,9 @@ field, never half-applied.
 
 Each class gets an encoder and a decoder generated for its fields (as ``dataclasses`` does for
 ``__init__``): some of these messages are on the data path (the stdio host's links carry every call to
-a shared stdio backend), and a generic loop over fields cost three times as much.
+a shared stdio backend), and a generic loop over fields cost three times as much. The decoder's checks
+also come without the object (``field_handler``): building a frozen dataclass costs more than checking
+its fields, and the link's data path hands the checked values straight to their handler.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Payload:
     __slots__ = ()
     _encode: ClassVar[Callable[[Any], list[Any]] | None] = None
     _decode: ClassVar[Callable[[Any], Any] | None] = None
+    _handle: ClassVar[Callable[[Any, Callable[..., Any]], Any] | None] = None
 
     def to_wire(self) -> list[Any]:
         encode = type(self).__dict__.get("_encode") or type(self)._compile()[0]
@@ -46,13 +49,20 @@ class Payload:
         return decode(raw)  # type: ignore[no-any-return]
 
     @classmethod
-    def _compile(cls) -> tuple[Callable[[Any], list[Any]], Callable[[Any], Any]]:
+    def field_handler(cls) -> Callable[[Any, Callable[..., Any]], Any]:
+        """A function ``(raw, handler)`` that checks a wire list as ``from_wire`` does, then calls
+        ``handler`` with the field values (decoded as the payload would hold them) in declaration order
+        instead of building a payload; WireError as ``from_wire``."""
+        return cls.__dict__.get("_handle") or cls._compile()[2]
+
+    @classmethod
+    def _compile(cls) -> tuple[Callable[[Any], list[Any]], Callable[[Any], Any], Callable[[Any, Any], Any]]:
         # Compiled on first use: annotations are strings until every class they name exists.
         hints = get_type_hints(cls)
         fields = [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        encode, decode = _compile_class(cls, fields)
-        cls._encode, cls._decode = encode, decode
-        return encode, decode
+        encode, decode, handle = _compile_class(cls, fields)
+        cls._encode, cls._decode, cls._handle = encode, decode, handle
+        return encode, decode, handle
 
 
 @dataclass_transform(frozen_default=True)
@@ -86,7 +96,8 @@ def _fail(owner: str, what: str, value: Any) -> WireError:
     return WireError(f"{owner}: expected {what}, got {_describe(value)}")
 
 
-def _compile_class(cls: type, fields: list[tuple[str, Any]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def _compile_class(cls: type, fields: list[tuple[str, Any]]) -> tuple[Callable[..., Any], Callable[..., Any],
+                                                                       Callable[..., Any]]:
     scope: dict[str, Any] = {"cls": cls, "WireError": WireError, "_fail": _fail, "_describe": _describe}
     encode_items: list[str] = []
     decode_lines: list[str] = []
@@ -96,17 +107,19 @@ def _compile_class(cls: type, fields: list[tuple[str, Any]]) -> tuple[Callable[.
         decode_lines += _decode_lines(annotation, f"x{index}", owner, scope, index)
     names = [f"x{i}" for i in range(len(fields))]
     count = len(fields)
-    source = (
-        f"def encode(o):\n    return [{', '.join(encode_items)}]\n"
-        f"def decode(raw):\n"
+    checks = (
         f"    if type(raw) is not list or len(raw) != {count}:\n"
         f"        raise WireError(f'{cls.__name__}: expected {count} fields, got {{_describe(raw)}}')\n"
         + (f"    {', '.join(names)}{',' if count == 1 else ''} = raw\n" if count else "")
         + "".join(f"    {line}\n" for line in decode_lines)
-        + f"    return cls({', '.join(names)})\n"
+    )
+    source = (
+        f"def encode(o):\n    return [{', '.join(encode_items)}]\n"
+        f"def decode(raw):\n{checks}    return cls({', '.join(names)})\n"
+        f"def handle(raw, handler):\n{checks}    return handler({', '.join(names)})\n"
     )
     exec(source, scope)  # generated from the dataclass's own annotations, as dataclasses does
-    return scope["encode"], scope["decode"]
+    return scope["encode"], scope["decode"], scope["handle"]
 
 
 def _encode_expr(annotation: Any, value: str, scope: dict[str, Any], index: int) -> str:

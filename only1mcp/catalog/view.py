@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from only1mcp.policy.patterns import PolicyKind
+from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 
@@ -19,14 +21,23 @@ LIST_KEYS = {
     "resources/list": ("resources", "resources"),
     "resources/templates/list": ("templates", "resourceTemplates"),
 }
+# list method -> (what rbac patterns it falls under, the item's key they match)
+_GUARDED_BY = {
+    "tools/list": (PolicyKind.TOOLS, "name"),
+    "prompts/list": (PolicyKind.PROMPTS, "name"),
+    "resources/list": (PolicyKind.RESOURCES, "uri"),
+    "resources/templates/list": (PolicyKind.RESOURCES, "uriTemplate"),
+}
+# Permission sets whose filtered pages one view keeps (the policy keeps as many role sets); past it the
+# oldest set's pages are dropped and rebuilt on its next list.
+_MAX_FILTERED = 1024
 
 
 class CatalogView:
     """Built once per catalog version; every list page is serialized here, not per request."""
 
-    __slots__ = ("_exposed", "_pages", "_prompt_routes", "_resource_routes", "_templates", "_tool_routes",
-                 "backends",
-                 "capabilities", "catalog", "instructions", "resource_backends", "tools")
+    __slots__ = ("_exposed", "_filtered", "_page_size", "_pages", "_prompt_routes", "_resource_routes", "_templates",
+                 "_tool_routes", "backends", "capabilities", "catalog", "instructions", "resource_backends", "tools")
 
     def __init__(self, catalog: dict[str, Any], page_size: int) -> None:
         self.catalog = catalog
@@ -45,9 +56,33 @@ class CatalogView:
                            for exposed, backend, original in routes.get("templates", [])]
         self.resource_backends = sorted({b for b, _ in self._resource_routes.values()}
                                         | {t[1] for t in self._templates})
-        self._pages: dict[str, list[bytes]] = {}
-        for method, (key, result_key) in LIST_KEYS.items():
-            self._pages[method] = self._paginate(method, catalog.get(key, []), result_key, page_size)
+        self._page_size = page_size
+        self._pages = {method: self._list_pages(method, None) for method in LIST_KEYS}
+        # A caller's permissions -> its own pages of each list, prepared on its first request of that list:
+        # once per permission set and catalog version (a view lives for one catalog version)
+        self._filtered: dict[Permissions, dict[str, list[bytes]]] = {}
+
+    def _list_pages(self, method: str, permissions: Permissions | None) -> list[bytes]:
+        """The pages of one list, with only what ``permissions`` allow (everything with None)."""
+        key, result_key = LIST_KEYS[method]
+        items = self.catalog.get(key, [])
+        if permissions is not None:
+            kind, field = _GUARDED_BY[method]
+            items = [item for item in items if permissions.allows(kind, str(item.get(field, "")))]
+        return self._paginate(method, items, result_key, self._page_size)
+
+    def _pages_for(self, method: str, permissions: Permissions) -> list[bytes]:
+        if permissions.unrestricted:
+            return self._pages[method]
+        lists = self._filtered.get(permissions)
+        if lists is None:
+            if len(self._filtered) >= _MAX_FILTERED:
+                del self._filtered[next(iter(self._filtered))]  # the oldest set's pages
+            lists = self._filtered[permissions] = {}
+        pages = lists.get(method)
+        if pages is None:
+            pages = lists[method] = self._list_pages(method, permissions)
+        return pages
 
     @staticmethod
     def _paginate(method: str, items: list[Any], result_key: str, size: int) -> list[bytes]:
@@ -59,9 +94,11 @@ class CatalogView:
             pages.append(dumps(result))
         return pages
 
-    def page(self, method: str, params: dict[str, Any] | None, page_size: int) -> bytes:
-        """The pre-serialized result for a list request; an unknown cursor is -32602."""
-        pages = self._pages[method]
+    def page(self, method: str, params: dict[str, Any] | None, page_size: int,
+             permissions: Permissions | None = None) -> bytes:
+        """The pre-serialized result for a list request, holding only what ``permissions`` allow (everything
+        with None); cursors count within that filtered list. An unknown cursor is -32602."""
+        pages = self._pages[method] if permissions is None else self._pages_for(method, permissions)
         cursor = (params or {}).get("cursor")
         if cursor is None:
             return pages[0]

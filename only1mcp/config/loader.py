@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import sys
 import types
@@ -17,9 +18,11 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from .document import ConfigError, ConfigErrors, Document, Path_, Position, Problem, dotted
+from .fields import Sensitive
 from .models import TRANSPORTS, Settings
 from .normalize import normalize
 from .parsers import parse_text
+from .rbac import RBAC_ERRORS
 
 __all__ = ["build_settings", "default_document", "load_settings", "read_document"]
 
@@ -142,10 +145,14 @@ def build_settings(
             path = _error_path(err)
             if not any(path[: len(scope)] == scope for scope in scopes):
                 problems.append(_problem(err, doc, environ, cli))
+    far = Position(1 << 30, 0)
     if problems or bound is None:
-        far = Position(1 << 30, 0)
-        raise ConfigErrors(sorted(problems, key=lambda p: (p.position or far).line))
-    return Settings.model_validate(bound.model_dump())
+        raise ConfigErrors(sorted(problems, key=lambda p: ((p.position or far).line, (p.position or far).col)))
+    try:
+        return Settings.model_validate(bound.model_dump())
+    except ValidationError as exc:  # checks across sections (e.g. an open address without auth)
+        raise ConfigErrors(sorted((_problem(err, doc, environ, cli) for err in exc.errors()),
+                                  key=lambda p: ((p.position or far).line, (p.position or far).col))) from None
 
 
 # ---------------------------------------------------------------- error mapping
@@ -157,16 +164,29 @@ def _problem(err: Any, doc: Document, env: Mapping[str, str], cli: Mapping[str, 
     message = _message(err, path)
     if _nested(cli, path):
         return Problem("command line", message, None, label)
-    env_name = "ONLY1MCP_" + "__".join(str(p).upper() for p in path if isinstance(p, str))
-    if path and all(isinstance(p, str) for p in path) and env_name in env:
+    env_name = _env_source(path, env)
+    if env_name is not None:
         return Problem(f"environment variable {env_name}", message, None, label)
     position = doc.locate(path, prefer_key=err["type"] in ("extra_forbidden", "missing"))
     return Problem(doc.source, message, position, label)
 
 
+def _env_source(path: Path_, env: Mapping[str, str]) -> str | None:
+    """The ``ONLY1MCP_*`` variable that supplied the value at ``path``: the one named by the longest leading
+    run of its keys (``ONLY1MCP_RBAC__DEFAULT_ROLES`` supplies every entry of rbac.default_roles)."""
+    keys = list(itertools.takewhile(lambda part: isinstance(part, str), path))
+    for end in range(len(keys), 0, -1):
+        name = "ONLY1MCP_" + "__".join(str(key).upper() for key in keys[:end])
+        if name in env:
+            return name
+    return None
+
+
 def _error_path(err: Any) -> Path_:
     loc: tuple[Any, ...] = tuple(err["loc"])
     ctx = err.get("ctx") or {}
+    if "at" in ctx:  # a check across sections names the setting to change
+        return tuple(int(part) if part.isdigit() else part for part in str(ctx["at"]).split("."))
     if "index" in ctx:  # a list-level check that knows which item is wrong
         loc = (*loc, ctx["index"], "name")
     return _tree_path(loc)
@@ -192,6 +212,11 @@ def _nested(mapping: Mapping[str, Any], path: Path_) -> bool:
     return bool(path)
 
 
+# Error types whose message already names the offending value: no ", got …" is appended.
+_SELF_EXPLAINED = frozenset({"duplicate_name", "missing_url", "url_and_replicas", "url_scheme", "timeout_order",
+                             "oauth_url", "oauth_resource", *RBAC_ERRORS})
+
+
 def _message(err: Any, path: Path_) -> str:
     kind = err["type"]
     field = path[-1] if path else ""
@@ -209,17 +234,42 @@ def _message(err: Any, path: Path_) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     hint = _field_hint(path)
-    if "input" in err and kind not in ("duplicate_name", "missing_url", "url_and_replicas", "url_scheme",
-                                       "timeout_order"):
-        message = f"{message[0].lower()}{message[1:]}, got {err['input']!r}"
+    if "input" in err and kind not in _SELF_EXPLAINED:
+        message = f"{message[0].lower()}{message[1:]}"
+        if _quotable(err, path):
+            message += f", got {err['input']!r}"
     return f"{message}; {hint}" if hint else message
+
+
+def _quotable(err: Any, path: Path_) -> bool:
+    """Whether the refused value may be quoted: not a secret (a field marked Sensitive, or anything inside
+    one, such as a header's value), and not a whole section or list (a check of a whole backend would quote
+    its headers, environment and client secret)."""
+    if isinstance(err["input"], (Mapping, list, tuple)):
+        return False
+    transport = next((p for p in err["loc"] if isinstance(p, str) and p in TRANSPORTS), None)
+    model: type[BaseModel] | None = Settings
+    for depth, part in enumerate(path):
+        if model is None:
+            return True
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return True
+        if any(isinstance(item, Sensitive) for item in field.metadata):
+            return False
+        model = _model_at(path[:depth + 1], transport)
+    return True
 
 
 def _model_at(path: Path_, transport: str | None) -> type[BaseModel] | None:
     """The model class that owns keys at ``path`` (used for unknown-key suggestions and hints)."""
     model: type[BaseModel] = Settings
+    keyed = False  # the previous field maps names to models (rbac.roles): this part is a name, not a field
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = model.model_fields.get(part)
         if field is None:
@@ -231,6 +281,7 @@ def _model_at(path: Path_, transport: str | None) -> type[BaseModel] | None:
             chosen = [c for c in candidates if transport and transport in _literal_values(c)]
             candidates = chosen or candidates[:1]
         model = candidates[0]
+        keyed = typing.get_origin(field.annotation) is dict
     return model
 
 
@@ -238,6 +289,8 @@ def _model_classes(annotation: Any) -> list[type[BaseModel]]:
     origin = typing.get_origin(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
+    if origin is dict:
+        return _model_classes(typing.get_args(annotation)[1])
     if origin in (typing.Union, types.UnionType, list, typing.Annotated):
         found: list[type[BaseModel]] = []
         for arg in typing.get_args(annotation):

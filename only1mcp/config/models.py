@@ -9,6 +9,7 @@ pydantic-settings (0.25 s of every worker's boot).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,9 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from only1mcp.redact import mask_url
+
 from .audit import AuditSettings
 from .auth import AuthSettings
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict
+from .oauth import OAuthClient
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
 
@@ -374,8 +378,9 @@ class StdioBackend(BackendBase):
     command: str = Field(min_length=1, description="Program to run (looked up on PATH).",
                          json_schema_extra=_hint("write the program to run, e.g. npx"))
     args: list[str] = Field(default_factory=list, description="Its arguments.")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment variables set for the child (on top "
-                                "of what it inherits: see `env_allow`).")
+    env: Annotated[dict[str, str], SENSITIVE] = Field(
+        default_factory=dict, description="Environment variables set for the child (on top of what it inherits: "
+        "see `env_allow`). Their values are never shown.")
     cwd: Path | None = Field(None, description="Working directory of the child; default: the gateway's.")
     replicas: int = Field(
         1, ge=1, le=64, description="Number of child processes to run for this backend.",
@@ -472,15 +477,20 @@ def _check_scheme(url: str, transport: str) -> None:
         raise PydanticCustomError(
             "url_scheme",
             "url '{url}' does not fit transport '{transport}'; it must start with {schemes}",
-            {"url": url, "transport": transport, "schemes": " or ".join(_SCHEMES[transport])},
+            {"url": mask_url(url), "transport": transport, "schemes": " or ".join(_SCHEMES[transport])},
         )
 
 
 class _RemoteBackend(BackendBase):
     url: str | None = Field(None, description="Endpoint URL; or list several under `replicas`.")
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Sent on every request to this backend (e.g. Authorization)."
+    headers: Annotated[dict[str, str], SENSITIVE] = Field(
+        default_factory=dict, description="Sent on every request to this backend (e.g. an API key); values may "
+        "use `${VAR}` and are never shown. A client's own headers never reach a backend."
     )
+    oauth: OAuthClient | None = Field(
+        None, description="The gateway's own OAuth 2.0 client credentials for this backend (see "
+        "`backends[].oauth`): the supervisor fetches an access token, refreshes it before it expires, and every "
+        "request to this backend carries it as `Authorization: Bearer`.")
     replicas: list[RemoteReplica] = Field(
         default_factory=list, description="Several endpoints of the same server: urls, or {url, weight} mappings."
     )
@@ -508,6 +518,14 @@ class _RemoteBackend(BackendBase):
                 "backend '{name}' has both `url` and `replicas`; list every url under `replicas`",
                 {"name": self.name},
             )
+        if self.oauth is not None:
+            clash = next((name for name in self.headers if name.lower() == "authorization"), None)
+            if clash is not None:
+                raise PydanticCustomError(
+                    "oauth_and_authorization",
+                    "backend '{name}' sets both headers.{header} and oauth: the gateway sends its OAuth access "
+                    "token as the Authorization header; remove one of them",
+                    {"name": self.name, "header": clash})
         return self
 
     @field_validator("url")
@@ -580,8 +598,43 @@ class Settings(BaseModel):
     rate_limits: Annotated[RateLimitSettings, LIVE] = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
     audit: Annotated[AuditSettings, LIVE] = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
 
+    @model_validator(mode="after")
+    def _no_open_door(self) -> Settings:
+        # Anyone who can reach a non-loopback address could list and call every backend's tools.
+        auth = self.auth
+        if not auth.modes and not auth.allow_unauthenticated and not _loopback(self.server.host):
+            raise PydanticCustomError(
+                "unauthenticated",
+                "server.host {host} is reachable from other machines and auth.mode is none: anyone could use "
+                "every backend. Set auth.mode (jwt or api_key, see docs/configuration.md), bind 127.0.0.1, or "
+                "set auth.allow_unauthenticated: true to serve without credentials on purpose",
+                {"host": self.server.host, "at": "server.host"})
+        roles = self.rbac.roles
+        for index, key in enumerate(auth.api_keys):
+            unknown = [role for role in key.roles if roles and role not in roles]
+            if unknown:  # a key's roles are written here, next to rbac: an unknown one is a typo
+                raise PydanticCustomError(
+                    "unknown_role", "API key '{name}' has role '{role}', which rbac.roles does not define; "
+                    "define it or use one of: {known}",
+                    {"name": key.name, "role": unknown[0], "known": ", ".join(sorted(roles)),
+                     "at": f"auth.api_keys.{index}.roles"})
+        if "api_key" in auth.modes and not auth.api_keys:
+            raise PydanticCustomError(
+                "no_api_keys", "auth.mode includes api_key but auth.api_keys is empty; add entries with name, "
+                "sha256 (printf %s \"$KEY\" | sha256sum) and roles", {"at": "auth.mode"})
+        return self
+
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
         return [b for b in self.backends if b.enabled]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def valid_name(text: str) -> bool:

@@ -11,6 +11,8 @@ import sys
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from .audit import AuditSettings
+from .auth import ApiKey, AuthSettings, JwtSettings
 from .models import (
     BreakerSettings,
     HealthSettings,
@@ -25,7 +27,9 @@ from .models import (
     Timeouts,
     WebSocketBackend,
 )
+from .oauth import OAuthClient
 from .rate_limits import BucketSettings, RateLimitSettings
+from .rbac import RbacSettings, Role
 from .reload import reload_mark
 
 __all__ = ["render"]
@@ -34,18 +38,42 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("server", ServerSettings, "The listening side and the process layout. Env: `ONLY1MCP_SERVER__<KEY>`."),
     ("proxy", ProxySettings, "How the merged catalog is presented. Env: `ONLY1MCP_PROXY__<KEY>`."),
     ("sessions", SessionSettings, "Client sessions. Env: `ONLY1MCP_SESSIONS__<KEY>`."),
-    ("rate_limits", RateLimitSettings, "Token buckets that hold across every worker of the gateway: the whole "
-     "cluster admits at most `rate * seconds + burst` per bucket, over any window. Each limit is off unless set. "
-     "Env: `ONLY1MCP_RATE_LIMITS__<KEY>__RATE` and `…__BURST`."),
-    ("rate_limits.per_principal, .per_tool, .per_backend", BucketSettings, "The shape of each bucket."),
+    ("auth", AuthSettings, "Who may use the gateway (see docs/architecture.md). Env: `ONLY1MCP_AUTH__<KEY>`."),
+    ("auth.api_keys[]", ApiKey, "One API key, known by its SHA-256 only."),
+    ("auth.jwt", JwtSettings, "Bearer JWTs from an OAuth 2.1 / OpenID Connect provider. The issuer's keys are "
+     "fetched by the supervisor and published to every worker. Env: `ONLY1MCP_AUTH__JWT__<KEY>`."),
     ("backends[] (stdio)", StdioBackend, "A local server run as a child process. Chosen when `command` is given."),
     ("backends[] (http)", HttpBackend, "Streamable HTTP. Chosen for a `url` unless it ends in `/sse` or is ws(s)://."),
     ("backends[] (sse)", SseBackend, "Legacy HTTP+SSE (2024-11-05). Chosen for a `url` ending in `/sse`."),
     ("backends[] (websocket)", WebSocketBackend, "WebSocket. Chosen for a `ws://` or `wss://` url."),
+    ("backends[].oauth (http, sse, websocket)", OAuthClient, "The gateway's own OAuth 2.0 client credentials for a "
+     "remote backend (RFC 6749 client credentials grant, client_secret_basic). The supervisor fetches the token, "
+     "refreshes it before it expires and publishes it to the workers; every request to the backend (and its "
+     "replicas) carries it as `Authorization: Bearer`. A backend answering 401 gets one fresh token (one fetch for "
+     "all workers) and the request is sent once more. A client's own credential never reaches a backend. Cannot "
+     "be combined with an `Authorization` entry in `headers`. Example: `oauth: {token_url: "
+     "https://login.example.com/oauth2/token, client_id: only1mcp, client_secret: ${API_CLIENT_SECRET}, scope: "
+     "\"mcp:tools\", resource: https://api.example.com/mcp}`."),
     ("backends[].timeouts", Timeouts, "Per-backend time limits in seconds."),
     ("backends[].health", HealthSettings, "Active health probes of each replica."),
     ("backends[].breaker", BreakerSettings, "The circuit breaker of each replica."),
     ("backends[].limits (stdio)", StdioLimits, "Resource limits of each stdio child."),
+    ("rbac", RbacSettings, "Role-based access: what each role may list, call, read, subscribe to, complete and "
+     "administer. **With no role configured rbac is off**: every principal may use everything. It applies to "
+     "authenticated callers only; while `auth` is off nothing is filtered. Env: `ONLY1MCP_RBAC__<KEY>`."),
+    ("rbac.roles.<role>", Role, "One role. Patterns are `<kind>:<glob>` with kind `tools`, `prompts`, `resources` "
+     "or `admin`; the glob matches the whole exposed name (with its namespace prefix) or URI: `*` any run of "
+     "characters (`/` too), `?` one character, anything else itself. Resource patterns match the URI as the "
+     "client sends it and a template's `uriTemplate` text, so prefer allow-lists for resources. A role has the "
+     "allows and denies of every role it inherits. Example: `reader: {allow: [\"tools:github_get_*\", "
+     "\"resources:file:///docs/*\"]}`, `editor: {inherits: [reader], allow: [\"tools:github_*\"], deny: "
+     "[\"tools:github_delete_*\"]}`."),
+    ("rate_limits", RateLimitSettings, "Token buckets that hold across every worker of the gateway: the whole "
+     "cluster admits at most `rate * seconds + burst` per bucket, over any window. Each limit is off unless set. "
+     "Env: `ONLY1MCP_RATE_LIMITS__<KEY>__RATE` and `…__BURST`."),
+    ("rate_limits.per_principal, .per_tool, .per_backend", BucketSettings, "The shape of each bucket."),
+    ("audit", AuditSettings, "The audit trail: one JSON line per client request that reached policy, written "
+     "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
 ]
 
 

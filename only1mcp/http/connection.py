@@ -56,8 +56,8 @@ class _Refused(Exception):
 class HttpConnection(ResponseWriter):
     """One client connection; ``phase`` and ``since`` tell the server's sweep which time limit runs."""
 
-    __slots__ = ("_address", "_backlog", "_backlog_size", "_buffer", "_fields", "_handed", "_head_end", "_headers",
-                 "_length", "_limits", "_parser", "_task", "_url", "done", "phase", "since")
+    __slots__ = ("_backlog", "_backlog_size", "_buffer", "_fields", "_handed", "_head_end", "_headers", "_length",
+                 "_limits", "_parser", "_peer", "_task", "_url", "done", "phase", "since")
 
     _server: HttpServer
 
@@ -76,10 +76,17 @@ class HttpConnection(ResponseWriter):
         self._length = 0
         self._task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
         self._handed = False
-        self._address: str | None = None  # the client's, looked up when first asked for
+        self._peer: str | None = None
         self.done: asyncio.Future[None] | None = None  # set while a request is being answered
         self.phase = HEAD
         self.since = 0.0
+
+    def peer(self) -> str:
+        """The client's IP address ('' when unknown), read from the socket once per connection."""
+        if self._peer is None:
+            name = self._transport.get_extra_info("peername") if self._transport is not None else None
+            self._peer = str(name[0]) if isinstance(name, tuple) and name else ""
+        return self._peer
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -96,14 +103,6 @@ class HttpConnection(ResponseWriter):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._release()
-
-    def client_address(self) -> str:
-        """The client's IP address ('' when the transport has none, e.g. a Unix socket)."""
-        address = self._address
-        if address is None:
-            peer = self._transport.get_extra_info("peername") if self._transport is not None else None
-            address = self._address = peer[0] if isinstance(peer, tuple) and peer else ""
-        return address
 
     def data_received(self, data: bytes) -> None:
         if self._handed:
@@ -181,7 +180,11 @@ class HttpConnection(ResponseWriter):
         if self._fields > self._limits.max_header_count:
             raise _Refused(431, f"more than {self._limits.max_header_count} header fields (server.max_header_count)")
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        # As aiohttp reads them (the doors see one text whichever server read the request): without the
+        # whitespace after the value (RFC 9110 5.5; llhttp strips only the one before it), and as UTF-8, a
+        # byte that is not kept as a surrogate escape. A credential of non-ASCII text, or followed by a space,
+        # then matches on every door.
+        text = value.rstrip(b" \t").decode("utf-8", "surrogateescape")
         headers = self._headers
         previous = headers.get(key)
         if previous is None:

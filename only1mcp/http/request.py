@@ -28,8 +28,8 @@ class Request:
     def alive(self) -> bool:
         return not self._connection.lost
 
-    def client_address(self) -> str:
-        return self._connection.client_address()
+    def peer(self) -> str:
+        return self._connection.peer()
 
     async def open_stream(self, headers: dict[str, str]) -> None:
         self.streaming = True

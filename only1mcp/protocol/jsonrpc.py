@@ -39,7 +39,8 @@ class Code(IntEnum):
     REQUEST_TIMEOUT = -32001
     RESOURCE_NOT_FOUND = -32002
     BACKEND_UNAVAILABLE = -32003
-    RATE_LIMITED = -32004  # a rate limit refused the request (HTTP 429 where the transport has a status)
+    UNAUTHORIZED = -32004  # with HTTP 401 (no or invalid credential) or 403 (insufficient scope)
+    RATE_LIMITED = -32005  # a rate limit refused the request (HTTP 429 where the transport has a status)
     # 2026-07-28
     HEADER_MISMATCH = -32020
     MISSING_CLIENT_CAPABILITY = -32021
@@ -81,6 +82,10 @@ def response(request_id: Any, result: Any) -> Message:
 
 
 def error_message(request_id: Any, code: int, message: str, data: Any = None) -> Message:
+    if not message.isascii():
+        # A message may quote a request header, and a header byte that is not UTF-8 is read as a surrogate
+        # escape, which no JSON text can hold: it is shown as its escape sequence instead.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     error: dict[str, Any] = {"code": int(code), "message": message}
     if data is not None:
         error["data"] = data

@@ -248,6 +248,28 @@ async def test_a_body_larger_than_one_socket_read_is_parsed(gateway: Gateway) ->
     assert _one_error(reply, door) == {"code": -32600, "message": reply.answers[0]["error"]["message"], "id": 16}
 
 
+@pytest.mark.parametrize(("head", "status"), [
+    (b"GET /health HTTP/1.1\r\nOrigin: http://caf\xe9.example\r\n", 403),
+    (b"POST /mcp HTTP/1.1\r\nOrigin: http://\xff\r\nContent-Type: application/json\r\n", 403),
+    (b"POST /mcp HTTP/1.1\r\nContent-Type: application/\xe9json\r\n", 415),
+    (b"POST /mcp HTTP/1.1\r\nContent-Type: application/\xe9json\r\nTransfer-Encoding: chunked\r\n", 415),
+    (b"POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\nMCP-Protocol-Version: 2025-\xe9\r\n", 400),
+], ids=["origin-aiohttp", "origin-fast-path", "content-type-fast-path", "content-type-aiohttp", "version"])
+async def test_header_bytes_that_are_not_utf8_get_a_precise_refusal(gateway: Gateway, head: bytes,
+                                                                    status: int) -> None:
+    """A header quoted in a refusal held bytes that are not UTF-8 (kept as surrogate escapes when read):
+    encoding the refusal's JSON failed, and the client got a 500 (found by the auth fuzz)."""
+    body = json.dumps(_request(17, "ping")).encode()
+    async with connect(gateway.url) as connection:
+        framing = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if b"chunked" in head else body
+        length = b"" if b"chunked" in head or head.startswith(b"GET") else b"Content-Length: %d\r\n" % len(body)
+        await connection.send(head + f"Host: {connection.host}\r\nAccept: */*\r\n".encode() + length + b"\r\n"
+                              + (b"" if head.startswith(b"GET") else framing))
+        response = await connection.response()
+    assert response.status == status, response.body
+    assert response.json()["error"]["message"], response.body
+
+
 def test_gateway_log_has_no_traceback(gateway: Gateway) -> None:
     # Runs last in this module: nothing above may have hit an unexpected failure inside the gateway.
     assert "Traceback (most recent call last)" not in gateway.log, gateway.log

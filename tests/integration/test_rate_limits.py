@@ -89,7 +89,7 @@ def _check_refusal(response: aiohttp.ClientResponse, body: dict[str, Any], tally
     retry_after = response.headers.get("Retry-After", "")
     error = body.get("error") or {}
     if not (retry_after.isdigit() and int(retry_after) >= 1 and body.get("id") == 7
-            and error.get("code") == -32004 and error.get("data", {}).get("limit") == "per_principal"):
+            and error.get("code") == -32005 and error.get("data", {}).get("limit") == "per_principal"):
         tally.failed.append(f"429 without a proper Retry-After or error: {retry_after!r} {body}")
     tally.message = error.get("message", "")
 
@@ -161,7 +161,7 @@ async def test_a_websocket_request_past_the_limit_gets_the_error_alone(gateway: 
         answers = [json.loads((await socket.receive(timeout=10)).data) for _ in range(sent)]
         refused = [a for a in answers if "error" in a]
         assert len(answers) - len(refused) <= BURST + 5  # back to back: about the burst (init took one)
-        assert refused and all(a["error"]["code"] == -32004 and "per_principal" in a["error"]["message"]
+        assert refused and all(a["error"]["code"] == -32005 and "per_principal" in a["error"]["message"]
                                for a in refused), refused[:3]
         await socket.send_str(json.dumps({"jsonrpc": "2.0", "id": "later", "method": "ping"}))
         assert not socket.closed  # the socket stays open for what comes once the bucket refills
@@ -186,7 +186,7 @@ async def test_a_legacy_sse_request_past_the_limit_gets_the_error_on_the_stream(
             if line.startswith("data: {"):
                 answers.append(json.loads(line[6:]))
         refused = [a for a in answers if "error" in a]
-        assert refused and all(a["error"]["code"] == -32004 for a in refused), answers[:3]
+        assert refused and all(a["error"]["code"] == -32005 for a in refused), answers[:3]
         assert len(answers) - len(refused) >= BURST - 1
 
 
@@ -201,7 +201,7 @@ async def test_a_2026_07_28_request_past_the_limit_gets_429(gateway: Gateway) ->
                 statuses.append(response.status)
                 if response.status == 429:
                     body = await response.json()
-                    assert int(response.headers["Retry-After"]) >= 1 and body["error"]["code"] == -32004, body
+                    assert int(response.headers["Retry-After"]) >= 1 and body["error"]["code"] == -32005, body
     assert 429 in statuses and statuses.count(200) >= BURST - 1, statuses
 
 
@@ -220,7 +220,7 @@ async def test_per_tool_buckets_are_per_principal_and_tool_and_per_backend_is_ev
         alice_echo = [await _call_tool(alice, gateway.url, session, "demo_echo") for _ in range(4)]
         assert [status for status, _, _ in alice_echo] == [200, 200, 200, 429]
         status, body, retry_after = alice_echo[-1]
-        assert body["error"]["code"] == -32004 and body["error"]["data"]["limit"] == "per_tool", body
+        assert body["error"]["code"] == -32005 and body["error"]["data"]["limit"] == "per_tool", body
         assert body["error"]["message"].startswith("rate limit per_tool exceeded: 0.2/s, burst 3; retry after ")
         assert retry_after is not None and int(retry_after) >= 1
         # Another tool of alice's, and the same tool for bob, have buckets of their own...

@@ -1,7 +1,8 @@
 """One client per front door, all with the same question: what came back for these bytes?
 
 POST /mcp on the fast path (Content-Length) and served by aiohttp (a chunked body is handed over), the
-legacy SSE stream with its POSTs to /messages, and /ws. Answers are parsed with the standard library,
+legacy SSE stream with its POSTs to /messages, and /ws; and every route as a credential meets it
+(``CredentialDoor``: header fields sent byte for byte). Answers are parsed with the standard library,
 numbers exact (integers as int, decimals as Decimal), so ids can be compared exactly. On the two
 streams a message's answers are collected until a ping sent after it has been answered too: an answer
 that comes later than that is seen by the next exchange as one that belongs to no request.
@@ -18,9 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from .rawhttp import ACCEPT, RawConnection
+from .rawhttp import ACCEPT, RawConnection, RawResponse
 
-__all__ = ["HttpDoor", "LegacySseDoor", "Reply", "WebSocketDoor", "exact"]
+__all__ = ["CredentialDoor", "HttpDoor", "LegacySseDoor", "Reply", "WebSocketDoor", "exact", "reply_of"]
 
 SENTINEL = "o1-test-sentinel-"
 
@@ -70,15 +71,55 @@ class HttpDoor:
             response = await connection.response(timeout)
         finally:
             await connection.close()
-        reply = Reply(response.status)
-        kind = response.headers.get("content-type", "")
-        if kind.startswith("text/event-stream"):
-            _split([exact(line[6:]) for line in response.body.decode().splitlines() if line.startswith("data: ")],
-                   reply)
-        elif response.body:
-            parsed = exact(response.body)
-            _split(parsed if isinstance(parsed, list) else [parsed], reply)
-        return reply
+        return reply_of(response)
+
+
+def reply_of(response: RawResponse) -> Reply:
+    """The JSON-RPC messages of a POST's response, plain JSON or SSE."""
+    reply = Reply(response.status)
+    kind = response.headers.get("content-type", "")
+    if kind.startswith("text/event-stream"):
+        _split([exact(line[6:]) for line in response.body.decode().splitlines() if line.startswith("data: ")],
+               reply)
+    elif response.body:
+        parsed = exact(response.body)
+        _split(parsed if isinstance(parsed, list) else [parsed], reply)
+    return reply
+
+
+@dataclass(frozen=True)
+class CredentialDoor:
+    """A route as seen by a credential: a request written byte for byte with the credential's header fields
+    (any bytes, repeated), on a new connection; for a stream (SSE, a WebSocket upgrade) only the head of the
+    response is read."""
+
+    method: str
+    target: str  # path and query
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bool = False  # carries a JSON-RPC body
+    chunked: bool = False  # the body chunked (POST /mcp: handed from the fast path to aiohttp)
+
+    def head(self, host: str, fields: list[tuple[str, bytes]], body: bytes) -> bytes:
+        lines = [f"{self.method} {self.target} HTTP/1.1".encode(), f"Host: {host}".encode()]
+        lines += [f"{name}: {value}".encode() for name, value in self.headers]
+        lines += [name.encode() + b": " + value for name, value in fields]
+        if self.body:
+            lines.append(b"Transfer-Encoding: chunked" if self.chunked else b"Content-Length: %d" % len(body))
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    async def send(self, url: str, fields: list[tuple[str, bytes]], body: bytes = b"",
+                   timeout: float = 20.0) -> tuple[bytes, RawResponse]:
+        """The request head as sent, and the response."""
+        connection = await RawConnection.open(url)
+        try:
+            head = self.head(connection.host, fields, body)
+            data = head
+            if self.body:
+                data += b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if self.chunked else body
+            await connection.send(data)
+            return head, await connection.response(timeout, streams=True)
+        finally:
+            await connection.close()
 
 
 class _Stream:
@@ -180,17 +221,19 @@ class LegacySseDoor(_Stream):
 
     name = "legacy /sse + /messages"
 
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> None:
         super().__init__()
         self._http = http
         self._url = url
+        self._headers = headers or {}  # sent with the GET and every POST (a credential, when auth is on)
         self._endpoint: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._reader: asyncio.Task[None] | None = None
         self._response: aiohttp.ClientResponse | None = None
 
     async def open(self) -> LegacySseDoor:
         # No read deadline on the stream itself (aiohttp's default ends any response after 5 minutes).
-        self._response = await self._http.get(self._url + "/sse", headers={"Accept": "text/event-stream"},
+        self._response = await self._http.get(self._url + "/sse", headers={"Accept": "text/event-stream",
+                                                                           **self._headers},
                                               timeout=aiohttp.ClientTimeout(total=None))
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await asyncio.wait_for(asyncio.shield(self._endpoint), 10)
@@ -222,7 +265,7 @@ class LegacySseDoor(_Stream):
     async def _post(self, body: bytes) -> Reply:
         connection = await RawConnection.open(self._url)
         try:
-            await connection.send(connection.post_bytes(body, path=self._endpoint.result()))
+            await connection.send(connection.post_bytes(body, path=self._endpoint.result(), **self._headers))
             response = await connection.response(20.0)
         finally:
             await connection.close()
@@ -230,6 +273,11 @@ class LegacySseDoor(_Stream):
         if response.body:
             _split([exact(response.body)], reply)
         return reply
+
+    @property
+    def endpoint(self) -> str:
+        """Where the stream said to POST (path and query)."""
+        return self._endpoint.result()
 
     async def close(self) -> None:
         if self._response is not None:

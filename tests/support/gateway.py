@@ -40,6 +40,7 @@ class Gateway:
             start_new_session=True,
         )
         self.lines: list[str] = []
+        self.credentials: dict[str, str] = {}  # headers sent with get/fetch once authentication is on
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -106,7 +107,7 @@ class Gateway:
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         """One request on a new connection."""
-        request = urllib.request.Request(self.url + path, headers={"Connection": "close"})
+        request = urllib.request.Request(self.url + path, headers={"Connection": "close", **self.credentials})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read())
@@ -116,7 +117,7 @@ class Gateway:
     async def fetch(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         """``get`` for async tests: one request on a new connection."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, http.get(
-            self.url + path, headers={"Connection": "close"}
+            self.url + path, headers={"Connection": "close", **self.credentials}
         ) as response:
             return response.status, json.loads(await response.read() or b"{}")
 

@@ -65,16 +65,20 @@ class RawConnection:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def response(self, timeout: float = 10.0) -> RawResponse:
-        return await asyncio.wait_for(self._response(), timeout)
+    async def response(self, timeout: float = 10.0, streams: bool = False) -> RawResponse:
+        """The next response; with ``streams``, only the head of one that does not end by itself (a switch of
+        protocols, an SSE stream), with an empty body."""
+        return await asyncio.wait_for(self._response(streams), timeout)
 
-    async def _response(self) -> RawResponse:
+    async def _response(self, streams: bool = False) -> RawResponse:
         status_line = await self.reader.readuntil(b"\r\n")
         status = int(status_line.split()[1])
         headers: dict[str, str] = {}
         while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
+        if streams and (status == 101 or headers.get("content-type", "").startswith("text/event-stream")):
+            return RawResponse(status, headers, b"")
         if headers.get("transfer-encoding", "").lower() == "chunked":
             parts = []
             while (size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)) > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import msgpack
@@ -10,15 +11,19 @@ import pytest
 from only1mcp.bus import BusProtocolError, Envelope, Kind, Namespace, Role, Sender, Target, decode, encode
 from only1mcp.bus import messages as m
 from only1mcp.bus.catalogue import refresh
+from only1mcp.bus.codec import Codec
 from only1mcp.bus.state import (
     BackendRoutes,
+    BackendToken,
     CatalogState,
     ConfigState,
+    JwksState,
     ReplicaRoute,
     Revocation,
     SessionKeys,
     StateEntry,
 )
+from only1mcp.bus.wire import WireError
 from only1mcp.ratelimit.limits import Limit
 from only1mcp.routing.breaker import State as BreakerState
 from only1mcp.routing.health import Health
@@ -36,6 +41,8 @@ SAMPLES: dict[Kind, m.Payload] = {
         StateEntry(Namespace.SESSIONS, "", SessionKeys(b"\x00" * 32, 60.0)),
         StateEntry(Namespace.CATALOG, "", CatalogState(4, {"tools": [{"name": "t"}]})),
         StateEntry(Namespace.REVOKED, "sid", Revocation(2e9)),
+        StateEntry(Namespace.JWKS, "", JwksState("https://idp.test/keys", 1.5e9, {"keys": [{"kid": "k1"}]})),
+        StateEntry(Namespace.TOKENS, "files", BackendToken("files", "eyJ.token.sig", 1.7e9, 3)),
         StateEntry(Namespace.ROUTES, "gone", None))),
     Kind.STATUS_REQUEST: m.Request(6),
     Kind.STATUS: m.Status(6, {"workers": []}),
@@ -52,8 +59,10 @@ SAMPLES: dict[Kind, m.Payload] = {
     Kind.CALL_OUTCOMES: m.CallOutcomes((m.OutcomeBatch("files", 0, "1101", "timed out", 0.25),)),
     Kind.SESSION_SEND: m.SessionSend("sid", b'{"jsonrpc":"2.0"}'),
     Kind.SESSION_REVOKE: m.SessionRevoke("sid", 2e9),
+    Kind.KEYS_WANTED: m.KeysWanted("rsa-2"),
     Kind.LEASE_ASK: m.LeaseAsks((m.LeaseAsk(Limit.PER_TOOL, "jwt:alice files_read", 3, (m.LeaseUse(7, 5),)),)),
     Kind.LEASE_RETURN: m.LeaseEnds((m.LeaseEnd(Limit.PER_BACKEND, "files", 7, 5),)),
+    Kind.TOKEN_REFUSED: m.BackendTokenRefused("files", 4),
     Kind.CLIENT_RESPONSE: m.ClientResponse(ONE, {"jsonrpc": "2.0", "id": "o1.1.77.3", "result": {}}),
     Kind.CANCEL_CALL: m.CancelCall(Target(m.ALL_WORKERS), "sid", 12),
     Kind.LEGACY_POST: m.LegacyPost(ONE, "token", {"jsonrpc": "2.0", "method": "ping", "id": 1}),
@@ -82,6 +91,23 @@ def test_every_kind_round_trips(kind: Kind) -> None:
     assert decode(encode(envelope)) == envelope
 
 
+@pytest.mark.parametrize("kind", list(Kind), ids=lambda kind: kind.name)
+def test_the_field_handler_gives_what_the_payload_holds(kind: Kind) -> None:
+    """The link's data path checks a frame's fields without building its payload: the values it hands
+    over are the payload's own."""
+    payload = SAMPLES[kind]
+    raw = Codec().unpack(encode(Envelope.of(kind, SENDER, payload)))[4]
+    values = type(payload).field_handler()(raw, lambda *values: values)
+    assert values == tuple(getattr(payload, field.name) for field in dataclasses.fields(payload))
+
+
+def test_the_field_handler_refuses_what_from_wire_refuses() -> None:
+    called: list[object] = []
+    with pytest.raises(WireError, match=r"LinkReceive\.related: expected an integer or a string or nil"):
+        m.LinkReceive.field_handler()([b"{}", 1.5, None], lambda *values: called.append(values))
+    assert called == []
+
+
 def test_a_kind_carries_only_its_own_payload() -> None:
     with pytest.raises(TypeError, match="HEARTBEAT carries Heartbeat"):
         Envelope.of(Kind.HEARTBEAT, SENDER, m.Request(1))
@@ -97,6 +123,8 @@ def test_a_namespace_holds_only_its_own_value_type() -> None:
     (b"\xc1", "malformed bus frame"),
     (msgpack.packb([1, 2]), "not an envelope of 5 fields"),
     (msgpack.packb([99, 2, 0, 1, []]), "unknown kind 99"),
+    (msgpack.packb([[41], 2, 0, 1, []]), r"unknown kind \[41\]"),
+    (msgpack.packb([True, 2, 0, 1, [1]]), "unknown kind True"),
     (msgpack.packb([2, 9, 0, 1, [1]]), "bad sender"),
     (msgpack.packb([2, 2, 0, 1, ["x"]]), "Heartbeat.seq: expected an integer"),
     (msgpack.packb([2, 2, 0, 1, [1, 2]]), "Heartbeat: expected 1 fields"),
@@ -129,3 +157,9 @@ def test_the_message_catalogue_in_the_docs_is_current() -> None:
     document = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
     assert refresh(document) == document, ("docs/architecture.md's message catalogue is stale; run "
                                            "`python -m only1mcp.bus.catalogue docs/architecture.md`")
+
+
+def test_a_backend_token_never_shows_in_its_repr() -> None:
+    """Payloads end up in log lines (a bus error names what it got): the token must not."""
+    token = BackendToken("files", "eyJ.secret-token.sig", 1.7e9, 3)
+    assert "secret-token" not in repr(token) and "files" in repr(token)

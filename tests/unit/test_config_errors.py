@@ -31,8 +31,23 @@ CASES = [
      "must start with ws:// or wss://"),
     ("per_worker_idle.yaml", "backends:\n  - name: a\n    command: x\n    per_worker: true\n    idle_shutdown: 5\n",
      "2:5", "idle_shutdown applies to shared children only; with per_worker: true each worker keeps its child"),
+    ("jwt_http_issuer.yaml", "auth:\n  jwt:\n    issuer: http://login.example.com\n", "3:13",
+     "issuer 'http://login.example.com' must use https: keys fetched over plain http can be replaced on the way"),
+    ("jwt_hmac.yaml", "auth:\n  jwt:\n    issuer: https://login.example.com\n    algorithms: [RS256, HS256]\n",
+     "3:5", "algorithms lists HS256 but no shared_secret is set"),
     ("unset_env.yaml", "backends:\n  - name: a\n    command: ${NOT_SET_ANYWHERE_1234}\n", "3:14",
      "environment variable NOT_SET_ANYWHERE_1234 is not set"),
+    ("rbac_pattern.yaml", "rbac:\n  roles:\n    reader:\n      allow: ['tool:x']\n", "4:15",
+     "rbac.roles.reader.allow.#1: pattern 'tool:x' has an unknown kind 'tool'; did you mean 'tools:x'?"),
+    ("rbac_inherits.yaml", "rbac:\n  roles:\n    reader: {}\n    editor:\n      inherits: [reader, writer]\n", "5:26",
+     "role 'editor' inherits 'writer', which is not a role under rbac.roles (defined: editor, reader)"),
+    ("rbac_default.toml", '[rbac]\ndefault_roles = ["reder"]\n[rbac.roles.reader]\nallow = ["tools:*"]\n', "2:17",
+     "default_roles names 'reder', which is not a role under rbac.roles; did you mean 'reader'?"),
+    ("rbac_cycle.json", '{\n  "rbac": {"roles": {\n    "a": {"inherits": ["b"]},\n    "b": {"inherits": ["c"]},\n'
+     '    "c": {"inherits": ["a"]}\n  }}\n}\n', "5:24",
+     "roles inherit each other in a cycle: a -> b -> c -> a; remove one of these inherits"),
+    ("rbac_key.yaml", "rbac:\n  roles:\n    reader:\n      alow: []\n", "4:7",
+     "unknown key 'alow'; did you mean 'allow'? (allowed here: allow, deny, inherits)"),
 ]
 
 
@@ -70,6 +85,42 @@ def test_all_errors_reported_at_once(tmp_path: Path, capsys) -> None:
     assert cli_main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.count(": error: ") == 3 and "3 error(s)" in err
+
+
+def test_every_rbac_problem_is_reported_at_its_own_entry(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "rbac.yaml"
+    path.write_text("rbac:\n"
+                    "  default_roles: [nobody]\n"
+                    "  roles:\n"
+                    "    editor:\n"
+                    "      inherits: [admin, ghost]\n"
+                    "    admin:\n"
+                    "      inherits: [editor]\n"
+                    "    loner:\n"
+                    "      inherits: [loner]\n")
+    assert cli_main(["validate", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"{path}:2:19: error: rbac.default_roles.#1: default_roles names 'nobody', which is not a role under "
+        "rbac.roles (defined: admin, editor, loner)",
+        f"{path}:5:25: error: rbac.roles.editor.inherits.#2: role 'editor' inherits 'ghost', which is not a role "
+        "under rbac.roles (defined: admin, editor, loner)",
+        f"{path}:7:18: error: rbac.roles.admin.inherits.#1: roles inherit each other in a cycle: editor -> admin "
+        "-> editor; remove one of these inherits",
+        f"{path}:9:18: error: rbac.roles.loner.inherits.#1: roles inherit each other in a cycle: loner -> loner; "
+        "remove one of these inherits",
+        f"{path}: 4 error(s)",
+    ]
+
+
+def test_an_rbac_problem_from_the_environment_names_its_variable(tmp_path: Path, capsys,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "rbac.yaml"
+    path.write_text("rbac:\n  roles:\n    reader: {}\n")
+    monkeypatch.setenv("ONLY1MCP_RBAC__DEFAULT_ROLES", '["raeder"]')
+    assert cli_main(["validate", str(path)]) == 1
+    assert ("environment variable ONLY1MCP_RBAC__DEFAULT_ROLES: error: rbac.default_roles.0: default_roles names "
+            "'raeder', which is not a role under rbac.roles; did you mean 'reader'?") in capsys.readouterr().err
 
 
 def test_supervisor_refuses_to_start_with_the_same_message(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from only1mcp.backends.base import BackendUnavailable
-from only1mcp.redact import mask_url, mask_urls_in
+from only1mcp.redact import mask_secrets, mask_url, mask_urls_in
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -29,3 +29,9 @@ def test_urls_inside_messages_are_masked_and_punctuation_kept() -> None:
 def test_backend_errors_never_carry_a_url_credential() -> None:
     error = BackendUnavailable("cannot reach backend 'search' at https://u:p@h/mcp?key=K: refused")
     assert error.message == "cannot reach backend 'search' at https://***@h/mcp?key=***: refused"
+
+
+def test_an_echoed_header_value_or_token_is_masked() -> None:
+    text = "400 bad request: got Authorization: Bearer eyJ.tok.sig and X-Key: k-123456; token eyJ.tok.sig"
+    masked = mask_secrets(text, ["Bearer eyJ.tok.sig", "k-123456", "json"])
+    assert masked == "400 bad request: got Authorization: *** and X-Key: ***; token ***"

@@ -11,41 +11,53 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from only1mcp.config.auth import JwtSettings
 from only1mcp.config.models import Reload, Settings
 from only1mcp.config.reload import reload_mark, sections, split_reload
+
+# A valid value of each optional nested section (its required fields filled in), for the walk below.
+_EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {JwtSettings: {"issuer": "https://idp.example.test"}}
 
 FIELDS = [(section, name, field) for section, model in sections().items()
           for name, field in model.model_fields.items()]
 
 
-def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
-    """A valid value of the field that differs from its default."""
+def _candidates(field: FieldInfo) -> list[Any]:
+    """Values of the field's type that differ from its default, most likely valid first."""
     default = field.get_default(call_default_factory=True)
     annotation = field.annotation
     args = [a for a in get_args(annotation) if a is not type(None)]
-    candidates: list[Any]
-    if get_origin(annotation) is typing.Literal:
-        candidates = [value for value in get_args(annotation) if value != default]
-    elif annotation is bool:
-        candidates = [not default]
-    elif annotation in (int, float):
-        candidates = [default + 1, default * 2, default - 1, 1, 2]
-    elif get_origin(annotation) is list:
-        candidates = [["http://example.test"]]
-    elif Path in args or annotation is Path:
-        candidates = [Path("/tmp/only1mcp-reload-test")]
-    elif str in args or annotation is str:
-        candidates = ["x" * 40, "127.0.0.2"]
-    elif field.examples:  # a nested model (e.g. a rate limit's bucket): its documented example
-        candidates = list(field.examples)
-    else:
-        raise AssertionError(f"no alternative value for {model.__name__}.{name} ({annotation})")
-    for candidate in candidates:
+    literals = [a for a in (annotation, *args) if get_origin(a) is typing.Literal]
+    example = next((arg for arg in args if arg in _EXAMPLES), None)
+    if field.examples:
+        return list(field.examples)
+    if literals:
+        return [value for value in get_args(literals[0]) if value != default]
+    if annotation is bool:
+        return [not default]
+    if annotation in (int, float):
+        return [default + 1, default * 2, default - 1, 1, 2]
+    if get_origin(annotation) is list:
+        return [["http://example.test"], [{"name": "holder", "sha256": "0" * 64}]]
+    if Path in args or annotation is Path:
+        return [Path("/tmp/only1mcp-reload-test")]
+    if str in args or annotation is str:
+        return ["x" * 40, "127.0.0.2"]
+    if example is not None:
+        return [example.model_validate(_EXAMPLES[example])]
+    raise AssertionError(f"no alternative value for {annotation}")
+
+
+def _other_value(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
+    """A valid value of the field that differs from its default."""
+    # A field whose valid values depend on its neighbours (rbac.default_roles names roles) gives examples,
+    # valid together with the examples of the other fields.
+    context = {other: f.examples[0] for other, f in model.model_fields.items() if f.examples and other != name}
+    for candidate in _candidates(field):
         try:
-            valid = model.model_validate({name: candidate})
+            return getattr(model.model_validate({**context, name: candidate}), name)  # as the model holds it
         except ValidationError:
             continue
-        return getattr(valid, name)
     raise AssertionError(f"no valid alternative value for {model.__name__}.{name}")
 
 
