@@ -10,6 +10,7 @@ The accuracy figures and the cost per admitted request are measured by ``python 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -24,8 +25,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.audit import read_trail
 from tests.support.gateway import Gateway, running_gateway
-from tests.support.rawmcp import ACCEPT
+from tests.support.rawmcp import ACCEPT, RawMcp
 from tests.support.spread import RequestCounts
 from tests.support.waiting import eventually
 
@@ -277,3 +279,55 @@ async def test_a_reload_that_changes_the_rate_applies_to_the_next_requests(launc
     # burst, which is the same)
     assert after.admitted <= 1.05 * (10 + 60 * after.seconds) and after.admitted >= 0.95 * 60 * after.seconds
     assert "60/s, burst 10" in after.message, after.message
+
+
+async def test_authenticated_principals_count_apart_hidden_tools_never_429_and_refusals_are_audited(
+        launch_gateway, tmp_path: Path) -> None:
+    """API keys from one address are two principals; a tool rbac hides is answered as unknown, never 429 (a
+    refusal naming the limit would tell that it exists); each refusal's audit line says rate_limited.
+    Refills are slow (one every 5 s) and each client keeps one connection, so the counts are exact."""
+    trail = tmp_path / "audit.log"
+    keys = {"alice": "rate-key-alice-7c1d", "bob": "rate-key-bob-4e9a"}
+    entries = "".join(f"    - {{name: {name}, sha256: {hashlib.sha256(key.encode()).hexdigest()}, roles: [reader]}}\n"
+                      for name, key in keys.items())
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(
+        f"server: {{port: 0, workers: 2}}\nauth:\n  mode: api_key\n  api_keys:\n{entries}"
+        "rbac:\n  roles:\n    reader: {allow: ['tools:demo_echo']}\n"
+        "rate_limits:\n  per_principal: {rate: 0.2, burst: 6}\n  per_tool: {rate: 0.2, burst: 1}\n"
+        f"audit: {{enabled: true, path: {trail}}}\n"
+        f"backends:\n  - name: demo\n    command: {sys.executable}\n    args: [\"-m\", \"only1mcp.demo_server\"]\n")
+    gateway = await launch_gateway("--config", str(config))
+    async with aiohttp.ClientSession(headers={"X-API-Key": keys["alice"]}) as http:
+        alice = RawMcp(http, gateway.url, keep_alive=True)
+        await alice.initialize()  # 1 of alice's 6
+        hidden = [await _post(alice, 10 + n, "tools/call", {"name": "demo_add", "arguments": {"a": 1, "b": 2}})
+                  for n in range(2)]  # 2, 3
+        assert all(status == 200 and body["error"]["code"] == -32602 for status, body in hidden), hidden
+        assert (await _post(alice, 20, "tools/call", {"name": "demo_echo", "arguments": {"text": "a"}}))[0] == 200
+        status, body = await _post(alice, 21, "tools/call", {"name": "demo_echo", "arguments": {"text": "b"}})
+        assert status == 429 and body["error"]["data"]["limit"] == "per_tool", body  # 5: per_tool's 1 is spent
+        assert (await _post(alice, 30, "ping"))[0] == 200  # 6
+        status, body = await _post(alice, 31, "ping")
+        assert status == 429 and body["error"]["data"]["limit"] == "per_principal", body
+    async with aiohttp.ClientSession(headers={"X-API-Key": keys["bob"]}) as http:
+        bob = RawMcp(http, gateway.url, keep_alive=True)
+        await bob.initialize()
+        assert (await _post(bob, 40, "ping"))[0] == 200  # from the same address, a bucket of his own
+
+    async def audited() -> dict[Any, dict[str, Any]] | None:
+        lines = {line["id"]: line for line in read_trail(trail)} if trail.exists() else {}
+        return lines if {10, 21, 31, 40} <= set(lines) else None
+
+    lines = await eventually(audited, 10, "the audit lines of the requests")
+    assert [lines[n]["outcome"] for n in (10, 11, 20, 21, 30, 31, 40)] == [
+        "denied", "denied", "ok", "rate_limited", "ok", "rate_limited", "ok"]
+    assert (lines[31]["principal"], lines[31]["code"]) == ("alice", -32005)
+
+
+async def _post(mcp: RawMcp, request_id: int, method: str, params: dict[str, Any] | None = None) -> tuple[int, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    status, body, _ = await mcp.post_raw(json.dumps(message).encode())
+    return status, body
