@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .fields import LIVE, SENSITIVE, _hint, _Strict
+from .fields import LIVE, SENSITIVE, _hint, _Strict, loopback
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "HMAC_ALGORITHMS", "ApiKey", "AuthMode", "AuthSettings", "JwtAlgorithm",
            "JwtSettings", "url_problem"]
@@ -46,18 +45,6 @@ HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"})
 
 _CLAIM_PATH = r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$"
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def url_problem(url: str, what: str) -> str | None:
     """Why ``url`` may not be where keys come from, or None. Keys fetched over plain HTTP from another machine
     could be swapped by anyone on the path, and with them every token: https is required except on loopback
@@ -65,7 +52,7 @@ def url_problem(url: str, what: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{what} '{url}' is not an http(s) URL"
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not loopback(parts.hostname):
         return f"{what} '{url}' must use https: keys fetched over plain http can be replaced on the way"
     if parts.fragment or (parts.query and what == "issuer"):  # OpenID Connect: an issuer has neither
         return f"{what} '{url}' may not carry a query or fragment"

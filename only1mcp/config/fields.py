@@ -5,12 +5,13 @@ Kept apart from ``models`` so each section's models can live in a module of thei
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["LIVE", "RESTART", "SENSITIVE", "Reload", "Sensitive"]
+__all__ = ["LIVE", "RESTART", "SENSITIVE", "Reload", "Sensitive", "loopback"]
 
 
 class _Strict(BaseModel):
@@ -40,3 +41,17 @@ SENSITIVE = Sensitive()
 def _hint(text: str) -> dict[str, Any]:
     """Attach the 'what to write instead' text that config errors append."""
     return {"hint": text}
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` (a name, an IP address, or an IPv6 address in brackets) is this machine only. Any
+    other host name may resolve to anything, so it is not."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

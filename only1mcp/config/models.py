@@ -9,7 +9,6 @@ pydantic-settings (0.25 s of every worker's boot).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +20,7 @@ from only1mcp.redact import mask_url
 
 from .audit import AuditSettings
 from .auth import AuthSettings
-from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict
+from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict, loopback
 from .oauth import OAuthClient
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
@@ -602,7 +601,7 @@ class Settings(BaseModel):
     def _no_open_door(self) -> Settings:
         # Anyone who can reach a non-loopback address could list and call every backend's tools.
         auth = self.auth
-        if not auth.modes and not auth.allow_unauthenticated and not _loopback(self.server.host):
+        if not auth.modes and not auth.allow_unauthenticated and not loopback(self.server.host):
             raise PydanticCustomError(
                 "unauthenticated",
                 "server.host {host} is reachable from other machines and auth.mode is none: anyone could use "
@@ -626,15 +625,6 @@ class Settings(BaseModel):
 
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
         return [b for b in self.backends if b.enabled]
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 def valid_name(text: str) -> bool:

@@ -7,7 +7,6 @@ grant (RFC 6749 section 4.4).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -16,21 +15,9 @@ from pydantic_core import PydanticCustomError
 
 from only1mcp.redact import mask_url
 
-from .fields import SENSITIVE, _hint, _Strict
+from .fields import SENSITIVE, _hint, _Strict, loopback
 
 __all__ = ["OAuthClient"]
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 class OAuthClient(_Strict):
     """The gateway as an OAuth client of the backend's authorization server."""
@@ -86,7 +73,7 @@ class OAuthClient(_Strict):
         shown = mask_url(url)  # a URL may carry a credential: errors are printed and logged
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PydanticCustomError("oauth_url", "token_url '{url}' is not an http(s) URL", {"url": shown})
-        if parts.scheme == "http" and not _loopback(parts.hostname):
+        if parts.scheme == "http" and not loopback(parts.hostname):
             raise PydanticCustomError(
                 "oauth_url", "token_url '{url}' must use https: the client secret and the tokens would cross the "
                 "network in clear", {"url": shown})
