@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from only1mcp.audit.outcome import Outcome
-from only1mcp.auth.authenticate import AuthRefused, KeyUnknown
+from only1mcp.auth.authenticate import Authenticator, AuthRefused, KeyUnknown
 from only1mcp.auth.challenge import www_authenticate
 from only1mcp.auth.principal import Principal
 from only1mcp.config.models import ServerSettings
@@ -63,6 +63,12 @@ def too_deep(exc: TooDeep) -> Answer:
     return refusal(400, Code.INVALID_REQUEST, TOO_DEEP, answer_id(exc.value))
 
 
+def _prove(authenticator: Authenticator, exchange: Exchange) -> Principal:
+    """The principal the request's credential headers prove (AuthRefused or KeyUnknown otherwise)."""
+    return authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key")
+                                  if authenticator.reads_api_key_header else None)
+
+
 class Guard:
     __slots__ = ("_bound", "_gateway")
 
@@ -81,10 +87,8 @@ class Guard:
         protected = self._gateway.protected
         if protected is None:
             return None
-        authenticator = protected.authenticator
         try:
-            return authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key")
-                                          if authenticator.reads_api_key_header else None)
+            return _prove(protected.authenticator, exchange)
         except AuthRefused as exc:
             return self.challenge(exc, exchange, request_id, message)
         except KeyUnknown as exc:
@@ -118,7 +122,7 @@ class Guard:
         if protected is None:
             return True
         try:
-            protected.authenticator.identify(exchange.header("Authorization"), exchange.header("X-API-Key"))
+            _prove(protected.authenticator, exchange)
         except (AuthRefused, KeyUnknown):
             return False
         return True
