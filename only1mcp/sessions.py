@@ -22,9 +22,11 @@ import msgpack
 
 from .auth.principal import Principal
 
-__all__ = ["UNKNOWN_SESSION", "InvalidSession", "SessionInfo", "SessionSealer"]
+__all__ = ["NOT_ISSUED", "UNKNOWN_SESSION", "InvalidSession", "SessionInfo", "SessionSealer"]
 
 _MAC_BYTES = 16
+# A sealed value this gateway did not issue, or issued to someone else: one message for both
+NOT_ISSUED = "not issued by this gateway (or issued before a restart)"
 RELAYED = ("sampling", "elicitation", "roots")  # what a backend may ask of the client
 _CACHE = 8192
 _VALUE_DOMAIN = b"only1mcp-value:"
@@ -134,7 +136,7 @@ class SessionSealer:
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         expected = hmac.new(self._secret, _VALUE_DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
-            raise InvalidSession("not issued by this gateway (or issued before a restart)")
+            raise InvalidSession(NOT_ISSUED)
         try:
             value = msgpack.unpackb(payload, raw=False)
         except (ValueError, TypeError, msgpack.UnpackException):

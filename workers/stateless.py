@@ -31,7 +31,7 @@ from only1mcp.protocol.codec import dumps, loads
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import ALL_VERSIONS
 from only1mcp.ratelimit.limits import Limit, principal_key
-from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
+from only1mcp.sessions import NOT_ISSUED, RELAYED, InvalidSession, SessionInfo
 
 from .audited import outcome_of
 from .calls import ReplyChannel
@@ -49,6 +49,7 @@ log = logging.getLogger("only1mcp.worker")
 _BUFFERED = 256  # related notifications kept for the next retry while a call waits for input
 _RELAY_MARGIN = 5.0  # seconds a relayed retry may take beyond the request deadline before we give up
 _WATCH = 0.5  # seconds between checks that a waiting client is still connected
+_ANYONE = object()  # _open_state: a retry whose principal was checked already
 _CANCELLED = -32800
 Outcome = tuple[dict[str, Any], int]  # (JSON-RPC message, HTTP status)
 
@@ -189,7 +190,7 @@ class StatelessDoor:
         exchange = AiohttpExchange(request)
         channel = ReplyChannel(exchange, {})
         if params.get("requestState") is not None:
-            outcome = await self._resume(message, params, channel)
+            outcome = await self._resume(message, params, session, channel)
         else:
             outcome = await self._start(message, params, envelope, session, channel, exchange)
         body, status = outcome
@@ -361,7 +362,7 @@ class StatelessDoor:
         sealer = self._gateway.sealer
         assert sealer is not None  # post() refuses requests until the shared state (and its secret) arrived
         return sealer.seal_value(["rs", self._gateway.spec.slot, self._gateway.pid, call.key, call.method,
-                                  call.name])
+                                  call.name, call.session.principal])
 
     def _expire(self, call: _Call) -> None:
         """The client never came back with its input: give up the backend call."""
@@ -382,10 +383,11 @@ class StatelessDoor:
             call.expiry.cancel()
         self._calls.pop(call.key, None)
 
-    async def _resume(self, message: dict[str, Any], params: dict[str, Any], channel: ReplyChannel) -> Outcome:
+    async def _resume(self, message: dict[str, Any], params: dict[str, Any], session: SessionInfo,
+                      channel: ReplyChannel) -> Outcome:
         request_id = message["id"]
         try:
-            slot, pid, key = self._open_state(message, params)
+            slot, pid, key = self._open_state(message, params, session.principal)
         except JsonRpcError as exc:
             return jsonrpc.error_message(request_id, exc.code, exc.message), modern.http_status(exc.code)
         if pid == self._gateway.pid:
@@ -415,18 +417,24 @@ class StatelessDoor:
             self._remote.pop(token, None)
         return future.result()
 
-    def _open_state(self, message: dict[str, Any], params: dict[str, Any]) -> tuple[int, int, str]:
+    def _open_state(self, message: dict[str, Any], params: dict[str, Any], principal: object = _ANYONE
+                    ) -> tuple[int, int, str]:
+        """Where the call a retry continues is held: (slot, pid, call key). A state sealed for another
+        principal's call than ``principal`` is refused exactly as one this gateway never issued, so it tells
+        nothing (a relayed retry was checked by the worker that took it: ``_ANYONE``)."""
         sealer = self._gateway.sealer
         state = params.get("requestState")
         if sealer is None or not isinstance(state, str):
             raise JsonRpcError(Code.INVALID_PARAMS, "requestState must be the string from an input_required result")
         try:
             value = sealer.open_value(state)
+            if len(value) == 7 and principal is not _ANYONE and value[6] != principal:
+                raise InvalidSession(NOT_ISSUED)
         except InvalidSession as exc:
             raise JsonRpcError(Code.INVALID_PARAMS, f"requestState was {exc}; call again without it") from None
-        if len(value) != 6 or value[0] != "rs":
+        if len(value) != 7 or value[0] != "rs":
             raise JsonRpcError(Code.INVALID_PARAMS, "requestState is not a request state of this gateway")
-        _, slot, pid, key, method, name = value
+        _, slot, pid, key, method, name, _ = value
         if method != message["method"] or name != _name_of(params):
             raise JsonRpcError(Code.INVALID_PARAMS, f"requestState belongs to {method} of {name!r}; a retry must "
                                "repeat the original request")
