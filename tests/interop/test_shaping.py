@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import aiohttp
 import httpx2
 import pytest
-from mcp import ClientSession, types
+from mcp import ClientSession, StdioServerParameters, stdio_client, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -39,7 +41,8 @@ def _backend_yaml(tools: str, prompts: str = "{}") -> str:
 
 
 SHAPED_TOOLS = ("{allow: [whoami, echo, add, slow, log], deny: [slow], overrides: {"
-                "echo: {name: say, description: 'Say the text back.'}, add: {fixed_arguments: {b: 2}}}}")
+                "echo: {name: say, description: 'Say the text back.'}, add: {fixed_arguments: {b: 2}}, "
+                "log: {fixed_arguments: {volume: 11}}}}")
 SHAPED_PROMPTS = ("{overrides: {greet: {name: hello, description: 'Hello to the world.', "
                   "fixed_arguments: {name: World}}}}")
 PROFILES = ("profiles:\n  math: {include: ['local_add']}\n  talk: {include: ['local_say', 'local_whoami'], "
@@ -155,6 +158,23 @@ async def test_an_unknown_profile_is_404_and_a_session_is_unknown_at_another_end
         assert status == 404 and "opened at /mcp/math" in body["error"]["message"]
 
 
+async def test_the_stdio_bridge_reaches_a_profile_by_its_url(gateway: Gateway, tmp_path: Path) -> None:
+    bridge = StdioServerParameters(command=sys.executable, args=["-m", "only1mcp.cli", "stdio", "--url",
+                                                                 gateway.url + "/mcp/math"],
+                                   env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
+    async with stdio_client(bridge) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        assert [t.name for t in (await session.list_tools()).tools] == ["local_add"]
+        assert (await session.call_tool("local_add", {"a": 0.5})).structured_content == {"sum": 2.5}
+
+
+def test_a_fixed_argument_the_tool_lacks_is_logged_once_and_shown_in_status(gateway: Gateway) -> None:
+    assert gateway.status()["catalog"]["shaping"] == [{
+        "backend": "local", "tool": "log",
+        "problem": "fixed_arguments volume are not among the tool's arguments; the override is not applied"}]
+    assert gateway.log.count("backend 'local' tool 'log': fixed_arguments volume") == 1
+
+
 def _sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -177,6 +197,11 @@ async def test_a_role_that_pins_a_profile(launch_gateway, tmp_path: Path) -> Non
         status, body, _ = await other.post_raw(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize",
                                                            "params": {}}).encode())
         assert status == 403 and "connect to /mcp/talk" in body["error"]["message"]
+    # The legacy SSE door keeps the stream's caller after initialize, so the pin (and rbac) apply there too
+    async with sse_client(gateway.url + "/sse", headers={"X-API-Key": SUPPORT_KEY}) as (read, write), \
+            ClientSession(read, write) as session:
+        await session.initialize()
+        assert [t.name for t in (await session.list_tools()).tools] == ["local_say"]
 
 
 async def test_a_reload_reshapes_the_catalog_and_clients_hear_list_changed(launch_gateway, tmp_path: Path) -> None:
