@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, stdio_command
-from tests.support.rawmcp import RawMcp
+from tests.support.rawmcp import ACCEPT, RawMcp
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -141,6 +141,21 @@ async def test_a_profile_on_the_legacy_sse_and_websocket_doors(gateway: Gateway)
         await socket.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         listed = json.loads((await socket.receive(timeout=10)).data)
         assert [t["name"] for t in listed["result"]["tools"]] == ["local_add"]
+
+
+async def test_a_profile_serves_2026_07_28_requests_too(gateway: Gateway) -> None:
+    def modern(request_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}}
+        return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": meta}}
+
+    async with aiohttp.ClientSession() as http:
+        listing = modern(1, "tools/list", {})
+        async with http.post(gateway.url + "/mcp/math", data=json.dumps(listing), headers={
+                "Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": "2026-07-28",
+                "Mcp-Method": "tools/list"}) as response:
+            assert response.status == 200
+            assert [t["name"] for t in (await response.json())["result"]["tools"]] == ["local_add"]
 
 
 async def test_an_unknown_profile_is_404_and_a_session_is_unknown_at_another_endpoint(gateway: Gateway) -> None:
