@@ -41,6 +41,7 @@ from .health import HealthManager
 from .jwks import IssuerKeys
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
+from .quotas import Quotas
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
 from .stdio_children import StdioChildren
@@ -62,7 +63,8 @@ class _Parts:
     def __init__(self, runtime_dir: Path, endpoints: Endpoints, ctx: zmq.asyncio.Context,
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
-                 children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens) -> None:
+                 children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens,
+                 quotas: Quotas) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -78,6 +80,7 @@ class _Parts:
         self.fleet = fleet
         self.keys = keys
         self.tokens = tokens
+        self.quotas = quotas
 
 
 class Supervisor:
@@ -182,11 +185,12 @@ class Supervisor:
         revocations = RevocationList(publisher, mailboxes.drop, record)
         revocations.load()
         keys = IssuerKeys(publisher)
+        quotas = Quotas(relay, self._sender, self.settings.rate_limits)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, keys, tokens)
-        for part in (fleet, children, mailboxes, revocations, health, keys, tokens):
+                             catalog, health, children, fleet, keys, tokens, quotas)
+        for part in (fleet, children, mailboxes, revocations, health, keys, tokens, quotas):
             part.register(self.reports)
-        for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT}):  # those two are ours to send
+        for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT, Kind.LEASE_GRANT}):  # those are ours to send
             self.reports.register(kind, relay.publish)
         self.reports.register(Kind.BACKEND_CHANGED, lambda envelope: catalog.backend_changed(
             envelope.payload.backend))  # type: ignore[attr-defined]
@@ -196,6 +200,7 @@ class Supervisor:
         self._tasks.spawn(publisher.run_heartbeats(server.heartbeat_interval), "bus-heartbeat")
         self._tasks.spawn(sink.serve(), "bus-reports")
         self._tasks.spawn(self._housekeeping(), "housekeeping")
+        self._tasks.spawn(quotas.sweep(), "rate-limit-leases")
         self._tasks.spawn(self._first_catalog(), "first-catalog")
         if record is not None:
             self._tasks.spawn(revocations.follow(), "revocation-log")
@@ -311,6 +316,7 @@ class Supervisor:
         sessions = settings.sessions
         parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
         parts.revocations.ttl = sessions.ttl
+        parts.quotas.configure(settings.rate_limits)
         keys = parts.publisher.get(Namespace.SESSIONS)
         if isinstance(keys, SessionKeys) and keys.ttl != sessions.ttl:
             parts.publisher.set(Namespace.SESSIONS, "", SessionKeys(keys.secret, sessions.ttl))
@@ -389,6 +395,7 @@ class Supervisor:
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
             "jwks": parts.keys.describe(),
             "oauth": parts.tokens.describe(),
+            "rate_limits": parts.quotas.describe(),
             "bus": {"reports": self.reports.describe(), "background_failures": self._tasks.failures},
         }
 

@@ -24,12 +24,14 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.versions import negotiate
+from only1mcp.ratelimit.limits import Limit, Refusal, principal_key
 from only1mcp.sessions import SessionInfo
 
 from . import tasks
 from .audited import Client, backend_of, outcome_of
-from .calls import Channel, ClientCall
+from .calls import Channel, ClientCall, ReplyChannel
 from .gateway import Gateway
+from .rate_limits import RateLimited
 
 __all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
 
@@ -146,6 +148,13 @@ class Dispatcher:
         started = time.perf_counter() if audited else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
+        limits = self._gateway.limits
+        # rate_limits.per_principal, for every request of a session whatever its door (POST /mcp, a batch's
+        # requests, /ws, legacy /sse): the common case, a token in a lease this worker holds, costs no wait
+        if limits.per_principal and not limits.admit_now(Limit.PER_PRINCIPAL, principal_key(
+                session.caller, client.peer())) and (refused := await self._over_principal_limit(
+                session, message, channel, client, started if audited else None)) is not None:
+            return refused
         try:
             if params is not None and not isinstance(params, dict):
                 raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
@@ -154,12 +163,9 @@ class Dispatcher:
                 if audited:
                     self.audit(Outcome.OK, session, message, client, started)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
-            result = await self.answer(session, method, request_id, params or {}, channel)
+            result = await self.answer(session, method, request_id, params or {}, channel, client)
         except JsonRpcError as exc:
-            if audited:
-                self.audit(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
-                           started, exc.code)
-            return error_bytes(request_id, exc.code, exc.message, exc.data)
+            return self._failed(exc, session, message, channel, client, started if audited else None)
         except Exception:
             # A defect of ours: the door answers -32603; the line must already be there when it does.
             if audited:
@@ -168,6 +174,34 @@ class Dispatcher:
         if audited:
             self.audit(outcome_of(result), session, message, client, started)
         return result_bytes(request_id, result)
+
+    def _failed(self, exc: JsonRpcError, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                client: Client, started: float | None) -> bytes:
+        """The answer to a request that failed with ``exc``, audited as denied, rate_limited or error (``started``
+        None: the trail was off when the request arrived, and it is not audited)."""
+        if isinstance(exc, RateLimited):  # per_tool or per_backend
+            return self._rate_limited(exc.refusal, session, message, channel, client, started)
+        if started is not None:
+            self.audit(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
+                       started, exc.code)
+        return error_bytes(message["id"], exc.code, exc.message, exc.data)
+
+    async def _over_principal_limit(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                                    client: Client, started: float | None) -> bytes | None:
+        """The refusal of a request over rate_limits.per_principal (None: admitted), once the worker's own
+        leases had no token for it."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller, client.peer()))
+        return None if refused is None else self._rate_limited(refused, session, message, channel, client, started)
+
+    def _rate_limited(self, refused: Refusal, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                      client: Client, started: float | None) -> bytes:
+        """A request a rate limit refused: audited (unless ``started`` is None), its JSON-RPC error naming the
+        limit, and on POST /mcp HTTP 429 with Retry-After (on a WebSocket or legacy SSE, the error alone)."""
+        if isinstance(channel, ReplyChannel):
+            channel.rate_limited(refused.retry_after)
+        if started is not None:
+            self.audit(Outcome.RATE_LIMITED, session, message, client, started, Code.RATE_LIMITED)
+        return error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data)
 
     def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:
@@ -213,13 +247,19 @@ class Dispatcher:
             raise Denied(unknown(kind, target), kind, target, session.caller)
 
     async def answer(self, session: SessionInfo, method: str, request_id: Any, params: dict[str, Any],
-                     channel: Channel | None) -> Any:
-        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails."""
+                     channel: Channel | None, client: Client | None = None) -> Any:
+        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails.
+        ``client``: who sent it (its address is whom a call counts against while authentication is off)."""
         try:
             handler = self._handlers.get(method)
             if handler is None:
                 raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
+            limits = self._gateway.limits
+            if method == "tools/call" and (limits.per_tool or limits.per_backend):
+                await self._within_limits(session, params, client)
             return await handler(session, request_id, params, channel)
+        except RateLimited:
+            raise  # logged where it was decided
         except Denied as exc:
             log.info("%s %s denied: %s may not use %s '%s' (answered as unknown)", method, request_id,
                      exc.caller.key if exc.caller is not None else "the caller", exc.kind.value, exc.target)
@@ -337,6 +377,24 @@ class Dispatcher:
     async def _ping(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                     channel: Channel | None) -> Any:
         return {}
+
+    async def _within_limits(self, session: SessionInfo, params: dict[str, Any], client: Client | None) -> None:
+        """RateLimited when a tools/call is over per_tool (its principal's bucket for this tool) or per_backend
+        (everyone's bucket for its backend). After the checks that make an unknown or forbidden tool an error
+        (a refusal must not tell that a hidden tool exists); the principal's own bucket first, so a call it
+        refuses takes nothing from the bucket all clients share."""
+        name = _text(params, "name", "tools/call")
+        backend, _ = self._named(session, PolicyKind.TOOLS, name)
+        limits = self._gateway.limits
+        if limits.per_tool:
+            who = principal_key(session.caller, client.peer() if client is not None else "")
+            refused = await limits.admit(Limit.PER_TOOL, f"{who} {name}")
+            if refused is not None:
+                raise RateLimited(refused)
+        if limits.per_backend:
+            refused = await limits.admit(Limit.PER_BACKEND, backend)
+            if refused is not None:
+                raise RateLimited(refused)
 
     def _named(self, session: SessionInfo, kind: PolicyKind, name: str) -> tuple[str, str]:
         """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown, and the

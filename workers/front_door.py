@@ -22,6 +22,7 @@ from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import ReplyChannel
@@ -30,6 +31,7 @@ from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import AiohttpExchange, Answer, Exchange, web_response
 from .gateway import Gateway
 from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal, too_deep
+from .rate_limits import too_many
 from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor", "Unreadable"]
@@ -151,7 +153,7 @@ class FrontDoor:
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message, caller, exchange, profile)
+            return await self._initialize(message, caller, exchange, profile)
         session = self._session_here(exchange, caller, profile, message.get("id"))
         if isinstance(session, Answer):
             return session
@@ -178,10 +180,17 @@ class FrontDoor:
             return await self._guard.after_refresh(exchange, caller, answer_id(message), message)
         return caller
 
-    def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange,
-                    profile: str | None) -> Answer:
+    async def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange,
+                          profile: str | None) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
+        # A request like any other for per_principal (the requests of a session are counted by the dispatcher)
+        if self._gateway.limits.per_principal:
+            refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(caller, exchange.peer()))
+            if refused is not None:
+                self._dispatcher.audit(Outcome.RATE_LIMITED, None, message, exchange, time.perf_counter(),
+                                       Code.RATE_LIMITED, caller=caller)
+                return too_many(refused, message["id"])
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")

@@ -44,6 +44,7 @@ from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
 from .jwks import WorkerKeys
 from .origins import OriginPolicy
+from .rate_limits import RateLimiter
 from .routing import OutcomeBatcher, Router
 from .streams import SessionStreams
 
@@ -72,6 +73,7 @@ class Gateway:
         self.profiles: dict[str, CompiledProfile] = {}
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
+        self.limits = RateLimiter(reporter)
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
@@ -102,6 +104,7 @@ class Gateway:
         inbox.register(Kind.CLIENT_RESPONSE, self._relayed_response)
         inbox.register(Kind.CANCEL_CALL, self._relayed_cancel)
         inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
+        self.limits.register(inbox)
 
     # ------------------------------------------------------------ shared state
 
@@ -115,6 +118,7 @@ class Gateway:
             self.audit.configure(self.settings.audit)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
+            self.limits.configure(self.settings.rate_limits)
             self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port,
                                                      lambda: self.issuer_keys.keys)
             self.rbac = Policy(self.settings.rbac)
@@ -328,6 +332,7 @@ class Gateway:
             return
 
     async def close(self) -> None:
+        await self.limits.close()
         self.streams.close_all()
         self.outstanding.clear()
         await self.tasks.close()

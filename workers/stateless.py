@@ -30,6 +30,7 @@ from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps, loads
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import ALL_VERSIONS
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
 
 from .audited import outcome_of
@@ -39,6 +40,7 @@ from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
 from .guard import Guard
 from .listen import Listeners
+from .rate_limits import RateLimited, too_many
 
 __all__ = ["StatelessDoor"]
 
@@ -168,6 +170,10 @@ class StatelessDoor:
         request_id, method = message["id"], message["method"]
         session = self._session(envelope, caller, request.match_info.get("profile"))
         started = time.perf_counter()
+        if self._gateway.limits.per_principal:
+            limited = await self._over_limit(request, message, session, started)
+            if limited is not None:
+                return limited
         try:
             served = await self._serve_here(request, message, params, session, started)
             if method == "tools/call":
@@ -185,10 +191,21 @@ class StatelessDoor:
         if params.get("requestState") is not None:
             outcome = await self._resume(message, params, channel)
         else:
-            outcome = await self._start(message, params, envelope, session, channel)
+            outcome = await self._start(message, params, envelope, session, channel, exchange)
         body, status = outcome
         self._audit(request, message, session, started, body)
         return exchange.respond(await channel.finish(dumps(body), status))
+
+    async def _over_limit(self, request: web.Request, message: dict[str, Any], session: SessionInfo,
+                          started: float) -> web.Response | None:
+        """429 (audited) when the request's principal is over rate_limits.per_principal; None when admitted."""
+        who = principal_key(session.caller, request.remote or "")
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, who)
+        if refused is None:
+            return None
+        self._audit(request, message, session, started, jsonrpc.error_message(
+            message["id"], Code.RATE_LIMITED, refused.message))
+        return web_response(too_many(refused, message["id"]))
 
     def _audit(self, request: web.Request, message: dict[str, Any], session: SessionInfo, started: float,
                answer: dict[str, Any]) -> None:
@@ -197,8 +214,8 @@ class StatelessDoor:
         error = answer.get("error")
         client = AiohttpExchange(request)
         if isinstance(error, dict):
-            self._dispatcher.audit(AuditOutcome.ERROR, None, message, client, started, error.get("code"),
-                                   caller=session.caller)
+            outcome = AuditOutcome.RATE_LIMITED if error.get("code") == Code.RATE_LIMITED else AuditOutcome.ERROR
+            self._dispatcher.audit(outcome, None, message, client, started, error.get("code"), caller=session.caller)
         else:
             self._dispatcher.audit(outcome_of(answer.get("result")), None, message, client, started,
                                    caller=session.caller)
@@ -288,14 +305,14 @@ class StatelessDoor:
     # ------------------------------------------------------------ calls and their input rounds
 
     async def _start(self, message: dict[str, Any], params: dict[str, Any], envelope: modern.Envelope,
-                     session: SessionInfo, channel: ReplyChannel) -> Outcome:
+                     session: SessionInfo, channel: ReplyChannel, client: AiohttpExchange) -> Outcome:
         method = message["method"]
         meta = params.get("_meta") or {}
         call = _Call(f"{next(self._counter)}", message["id"], method, _name_of(params), session,
                      envelope.log_level, meta.get("progressToken"))
         self._calls[call.key] = call
         call.task = asyncio.get_running_loop().create_task(
-            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call))
+            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call, client))
         call.task.add_done_callback(lambda _task: call.wake.set())
         return await self._run(call, message["id"], channel, call.progress_token)
 
@@ -331,6 +348,8 @@ class StatelessDoor:
         try:
             result = task.result()
         except JsonRpcError as exc:
+            if isinstance(exc, RateLimited) and isinstance(call.sink, ReplyChannel):
+                call.sink.rate_limited(exc.refusal.retry_after)  # 429 with Retry-After, like the other doors
             return jsonrpc.error_message(request_id, exc.code, exc.message, exc.data), modern.http_status(exc.code)
         except asyncio.CancelledError:
             return jsonrpc.error_message(request_id, Code.REQUEST_TIMEOUT, f"{call.method} was abandoned: the "

@@ -28,6 +28,7 @@ from .models import (
     WebSocketBackend,
 )
 from .oauth import OAuthClient
+from .rate_limits import BucketSettings, RateLimitSettings
 from .rbac import RbacSettings, Role
 from .reload import reload_mark
 from .shaping import Profile, PromptOverride, PromptShaping, ToolOverride, ToolShaping
@@ -82,6 +83,10 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
      "allows and denies of every role it inherits. Example: `reader: {allow: [\"tools:github_get_*\", "
      "\"resources:file:///docs/*\"]}`, `editor: {inherits: [reader], allow: [\"tools:github_*\"], deny: "
      "[\"tools:github_delete_*\"]}`."),
+    ("rate_limits", RateLimitSettings, "Token buckets that hold across every worker of the gateway: the whole "
+     "cluster admits at most `rate * seconds + burst` per bucket, over any window. Each limit is off unless set. "
+     "Env: `ONLY1MCP_RATE_LIMITS__<KEY>__RATE` and `…__BURST`."),
+    ("rate_limits.per_principal, .per_tool, .per_backend", BucketSettings, "The shape of each bucket."),
     ("audit", AuditSettings, "The audit trail: one JSON line per client request that reached policy, written "
      "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
 ]
