@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from only1mcp.workers.dispatch import _with_fixed
+from only1mcp.workers.dispatch import Dispatcher, _with_fixed
 from pydantic import ValidationError
 
 from only1mcp.catalog.merge import Discovery, merge
@@ -166,3 +166,13 @@ def test_a_session_seals_its_endpoints_profile_and_tokens_for_mcp_keep_their_for
     plain, _ = sealer.new("2025-06-18", {}, {}, None)
     assert sealer.open(plain).catalog_profile is None
     assert len(plain) < len(token)  # no seventh field for /mcp
+
+
+def test_a_completion_of_a_prompt_with_fixed_arguments() -> None:
+    fixed = {"tone": "warm"}
+    params = {"ref": {"type": "ref/prompt", "name": "fs_hello"}, "argument": {"name": "name", "value": "A"},
+              "context": {"arguments": {"x": "1"}}}
+    completed = Dispatcher._fixed_completion(params, fixed, "fs_hello")
+    assert completed["context"] == {"arguments": {"x": "1", "tone": "warm"}}
+    with pytest.raises(JsonRpcError, match="argument 'tone' is fixed"):
+        Dispatcher._fixed_completion({**params, "argument": {"name": "tone", "value": ""}}, fixed, "fs_hello")
