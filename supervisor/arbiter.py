@@ -407,5 +407,5 @@ class Supervisor:
         return {"version": current.version, "backends": catalog.get("backends", {}),
                 "tools": len(catalog.get("tools", [])), "prompts": len(catalog.get("prompts", [])),
                 "resources": len(catalog.get("resources", [])), "templates": len(catalog.get("templates", [])),
-                "collisions": catalog.get("collisions", [])}
+                "collisions": catalog.get("collisions", []), "shaping": catalog.get("shaping", [])}
 

@@ -15,6 +15,7 @@ from only1mcp.backends.base import BackendError, BackendRpcError, BackendTimeout
 from only1mcp.backends.session import BackendSession
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
+from only1mcp.catalog.profiles import choose_profile
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
@@ -62,6 +63,21 @@ def _resource_not_found(_kind: PolicyKind, uri: str) -> JsonRpcError:
 
 def _unknown_reference(_kind: PolicyKind, uri: str) -> JsonRpcError:
     return JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
+
+
+def _with_fixed(arguments: Any, fixed: dict[str, Any] | None, what: str) -> Any:
+    """The arguments a backend gets: the client's plus those the gateway fixes. A client may not send a fixed
+    one (its schema does not show it): -32602 naming it, rather than silently replacing its value."""
+    if fixed is None:
+        return arguments
+    if arguments is not None and not isinstance(arguments, dict):
+        raise JsonRpcError(Code.INVALID_PARAMS, f"{what}: arguments must be an object")
+    sent = sorted(set(arguments or ()) & fixed.keys())
+    if sent:
+        listed = ", ".join(f"'{name}'" for name in sent)
+        raise JsonRpcError(Code.INVALID_PARAMS, f"{what}: argument {listed} is fixed by the gateway's configuration "
+                           "and may not be sent; call again without it", {"fixed": sent})
+    return {**(arguments or {}), **fixed}
 
 
 def _text(params: dict[str, Any], key: str, method: str) -> str:
@@ -196,13 +212,30 @@ class Dispatcher:
                          code=code, backend=backend_of(self._gateway.view, message["method"], message.get("params")))
 
     def page(self, session: SessionInfo, method: str, params: dict[str, Any] | None) -> bytes:
-        """One serialized page of a list, answered from the catalog: what the caller may use, no more."""
+        """One serialized page of a list, answered from the catalog: what the endpoint's profile shows and the
+        caller may use, no more."""
+        permissions = self.permissions(session)
+        profile = session.catalog_profile
+        if profile is not None or permissions.profiles:
+            profile = choose_profile(profile, permissions.profiles)
         return self.view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
-                              self.permissions(session))
+                              permissions, profile)
 
     def permissions(self, session: SessionInfo) -> Permissions:
         """What the caller of the request being served may use (everything while rbac or auth is off)."""
         return self._gateway.rbac.permissions(session.caller)
+
+    def _in_profile(self, session: SessionInfo, backend: str, kind: PolicyKind, target: str,
+                    unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
+        """Refuse, as unknown, what the profile of the request's endpoint does not show."""
+        profile = session.catalog_profile
+        if profile is None and session.caller is None:
+            return  # /mcp without authentication: the whole catalog (nothing more on the hot path)
+        pins = self.permissions(session).profiles
+        if profile is None and not pins:
+            return
+        if not self.view.admits(choose_profile(profile, pins), backend, target):
+            raise unknown(kind, target)
 
     def _permit(self, session: SessionInfo, kind: PolicyKind, target: str,
                 unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
@@ -369,6 +402,7 @@ class Dispatcher:
         route = (self.view.tool if kind is PolicyKind.TOOLS else self.view.prompt)(name)
         if route is None:
             raise _unknown_name(kind, name)
+        self._in_profile(session, route[0], kind, name, _unknown_name)
         self._permit(session, kind, name, _unknown_name)
         return route
 
@@ -376,6 +410,9 @@ class Dispatcher:
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
         backend, original = self._named(session, PolicyKind.TOOLS, name)
+        fixed = self.view.fixed(PolicyKind.TOOLS, name)
+        if fixed is not None:
+            params = {**params, "arguments": _with_fixed(params.get("arguments"), fixed, f"tool '{name}'")}
         router = self._gateway.routers.get(backend)
         key = None
         if router is not None and router.hash_argument is not None:
@@ -404,6 +441,7 @@ class Dispatcher:
         route = self.view.resource(uri)
         if route is None:
             raise _resource_not_found(PolicyKind.RESOURCES, uri)
+        self._in_profile(session, route[0], PolicyKind.RESOURCES, uri, _resource_not_found)
         self._permit(session, PolicyKind.RESOURCES, uri, _resource_not_found)
         return route
 
@@ -447,7 +485,11 @@ class Dispatcher:
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
-        backend, original = self._named(session, PolicyKind.PROMPTS, _text(params, "name", "prompts/get"))
+        name = _text(params, "name", "prompts/get")
+        backend, original = self._named(session, PolicyKind.PROMPTS, name)
+        fixed = self.view.fixed(PolicyKind.PROMPTS, name)
+        if fixed is not None:
+            params = {**params, "arguments": _with_fixed(params.get("arguments"), fixed, f"prompt '{name}'")}
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
                                    channel, idempotent=True)
 
@@ -457,13 +499,16 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
         if ref.get("type") == "ref/prompt":
-            backend, original = self._named(session, PolicyKind.PROMPTS, _text(ref, "name", "completion/complete ref"))
+            name = _text(ref, "name", "completion/complete ref")
+            backend, original = self._named(session, PolicyKind.PROMPTS, name)
             new_ref = {**ref, "name": original}
+            params = self._fixed_completion(params, self.view.fixed(PolicyKind.PROMPTS, name), name)
         elif ref.get("type") == "ref/resource":
             uri = _text(ref, "uri", "completion/complete ref")
             route = self.view.template(uri) or self.view.resource(uri)
             if route is None:
                 raise _unknown_reference(PolicyKind.RESOURCES, uri)
+            self._in_profile(session, route[0], PolicyKind.RESOURCES, uri, _unknown_reference)
             self._permit(session, PolicyKind.RESOURCES, uri, _unknown_reference)
             backend, original = route
             new_ref = {**ref, "uri": original}
@@ -471,6 +516,20 @@ class Dispatcher:
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete ref.type must be ref/prompt or ref/resource")
         return await self._forward(session, request_id, backend, "completion/complete", {**params, "ref": new_ref},
                                    channel, idempotent=True)
+
+    @staticmethod
+    def _fixed_completion(params: dict[str, Any], fixed: dict[str, Any] | None, name: str) -> dict[str, Any]:
+        """A completion for a prompt with fixed arguments: never of a fixed one (the client does not see it),
+        and the prompt's other arguments completed knowing the fixed values."""
+        if fixed is None:
+            return params
+        argument = params.get("argument")
+        if isinstance(argument, dict) and argument.get("name") in fixed:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"prompt '{name}': argument '{argument['name']}' is fixed by "
+                               "the gateway's configuration; there is nothing to complete")
+        context = params.get("context") if isinstance(params.get("context"), dict) else {}
+        known = context.get("arguments") if isinstance(context.get("arguments"), dict) else {}
+        return {**params, "context": {**context, "arguments": {**known, **fixed}}}
 
     async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:

@@ -75,10 +75,14 @@ class LegacySseDoor:
         caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
+        profile = request.match_info.get("profile")  # /sse/<profile>
+        refused = self._guard.profile(profile, caller)
+        if refused is not None:
+            return web_response(refused)
         sealer = self._gateway.sealer
         if sealer is None:
             return self._refuse(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
-        token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None)
+        token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None, profile)
         if caller is not None:
             session = session.called_by(caller)
         stream = _Stream(session, request.remote or "")
@@ -200,7 +204,8 @@ class LegacySseDoor:
         # The stream's session gets what initialize negotiated (kept here: every message of a legacy
         # session is handled by the worker that holds its stream).
         stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
-                                     stream.session.issued, stream.session.principal)
+                                     stream.session.issued, stream.session.principal, stream.session.catalog_profile,
+                                     caller=stream.session.caller)
         if request:
             self._dispatcher.audit(Outcome.OK, stream.session, message, stream, started)
             stream.queue.put_nowait(result_bytes(message["id"], result))

@@ -169,7 +169,7 @@ class StatelessDoor:
             return admitted
         envelope, params = admitted
         request_id, method = message["id"], message["method"]
-        session = self._session(envelope, caller)
+        session = self._session(envelope, caller, request.match_info.get("profile"))
         started = time.perf_counter()
         if self._gateway.limits.per_principal:
             limited = await self._over_limit(request, message, session, started)
@@ -280,14 +280,16 @@ class StatelessDoor:
         if problem is not None:
             raise JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')")
 
-    def _session(self, envelope: modern.Envelope, caller: Principal | None) -> SessionInfo:
-        """What a session would have remembered, from this request's envelope; a fresh id, since there is
-        no session to name (it keys this request's calls and subscriptions in the worker)."""
+    def _session(self, envelope: modern.Envelope, caller: Principal | None, profile: str | None) -> SessionInfo:
+        """What a session would have remembered, from this request's envelope and endpoint (``profile``, from
+        /mcp/<profile>); a fresh id, since there is no session to name (it keys this request's calls and
+        subscriptions in the worker)."""
         capabilities = {k: v for k, v in envelope.capabilities.items() if k in (*RELAYED, "tasks")
                         and isinstance(v, dict)}
         client = {k: envelope.client[k] for k in ("name", "version") if k in envelope.client}
         return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client,
-                           principal=caller.key if caller is not None else None, caller=caller)
+                           principal=caller.key if caller is not None else None, catalog_profile=profile,
+                           caller=caller)
 
     def _discover(self) -> dict[str, Any]:
         view = self._gateway.view

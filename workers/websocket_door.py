@@ -42,10 +42,12 @@ _POLICY_VIOLATION = 1008  # RFC 6455: the message violates the server's policy (
 class _Connection:
     """One socket: who opened it, its session once initialized, and the calls it has running."""
 
-    __slots__ = ("_address", "caller", "calls", "session", "socket")
+    __slots__ = ("_address", "caller", "calls", "profile", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None, address: str) -> None:
+    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None, address: str,
+                 profile: str | None) -> None:
         self.socket = socket
+        self.profile = profile  # the profile of the endpoint it was opened at (/ws/<profile>); None for /ws
         self.caller = caller  # authenticated once, at the upgrade; its credential's expiry ends the socket
         self._address = address
         self.session: SessionInfo | None = None
@@ -96,11 +98,15 @@ class WebSocketDoor:
         caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)  # before the upgrade: the client sees the 401 and its challenge
+        profile = request.match_info.get("profile")  # /ws/<profile>
+        refused = self._guard.profile(profile, caller)
+        if refused is not None:
+            return web_response(refused)
         socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=self._guard.body_limit())
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket, caller, request.remote or "")
+        connection = _Connection(socket, caller, request.remote or "", profile)
         self._open.add(socket)
         try:
             async for frame in socket:
@@ -200,7 +206,7 @@ class WebSocketDoor:
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         caller = connection.caller
         _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client},
-                                caller.key if caller is not None else None)
+                                caller.key if caller is not None else None, connection.profile)
         if caller is not None:
             session = session.called_by(caller)
         self._dispatcher.audit(Outcome.OK, session, message, connection, started)
