@@ -18,36 +18,18 @@ METHODS = frozenset({
 })
 
 
-class _Series:
-    """One (method, backend): its counter per outcome and its duration histogram."""
-
-    __slots__ = ("_backend", "_method", "_requests", "duration", "outcomes")
-
-    def __init__(self, metrics: Metrics, method: str, backend: str) -> None:
-        self._method = method
-        self._backend = backend
-        self._requests = metrics.requests
-        self.outcomes: dict[str, Cell] = {}
-        self.duration: HistogramChild = metrics.request_duration.labels(method, backend)
-
-    def outcome(self, outcome: str) -> Cell:
-        cell = self.outcomes.get(outcome)
-        if cell is None:
-            cell = self.outcomes[outcome] = self._requests.labels(self._method, self._backend, outcome)
-        return cell
-
-
 class RequestMetrics:
     """What a worker's dispatcher records per request. ``on`` is read by the caller first (the config's
     live switch), so with metrics off a request pays one attribute read."""
 
 
-    __slots__ = ("_exchanges", "_metrics", "_series", "_sessions", "_tools", "on")
+    __slots__ = ("_exchanges", "_metrics", "_requests", "_sessions", "_tools", "on")
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self.on = metrics.enabled  # a plain attribute: read on every request
-        self._series: dict[tuple[str, str], _Series] = {}
+        # (method, backend, outcome) -> its counter and the (method, backend) histogram: one lookup a request
+        self._requests: dict[tuple[str, str, str], tuple[Cell, HistogramChild]] = {}
         self._tools: dict[tuple[str, str, str], Cell] = {}
         self._exchanges: dict[str, HistogramChild] = {}
         self._sessions = metrics.sessions_opened.labels()  # at zero from the start
@@ -63,11 +45,14 @@ class RequestMetrics:
         """A request answered: ``backend`` is '' when the gateway answered it itself."""
         if method not in METHODS:
             method = "other"
-        series = self._series.get((method, backend))
-        if series is None:
-            series = self._series[(method, backend)] = _Series(self._metrics, method, backend)
-        series.outcome(outcome).add()
-        series.duration.observe(seconds)
+        key = (method, backend, outcome)
+        bound = self._requests.get(key)
+        if bound is None:
+            metrics = self._metrics
+            bound = self._requests[key] = (metrics.requests.labels(*key),
+                                           metrics.request_duration.labels(method, backend))
+        bound[0].add()
+        bound[1].observe(seconds)
 
     def tool_call(self, backend: str, tool: str, outcome: str) -> None:
         """A tools/call of a tool in the catalog (the caller checks: the label set stays the catalog's)."""
