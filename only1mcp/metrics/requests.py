@@ -7,7 +7,7 @@ from .families import HistogramChild
 from .metrics import Metrics
 from .store import Cell
 
-__all__ = ["METHODS", "RequestMetrics"]
+__all__ = ["METHODS", "REFUSALS", "RequestMetrics"]
 
 # What a client may ask; anything else is counted as "other", so a client cannot grow the label set.
 METHODS = frozenset({
@@ -17,13 +17,16 @@ METHODS = frozenset({
     "server/discover", "subscriptions/listen",
 })
 
+# Why a credential was refused: the error its challenge names (RFC 6750), "none" for a missing credential.
+REFUSALS = ("none", "invalid_request", "invalid_token", "insufficient_scope")
+
 
 class RequestMetrics:
     """What a worker's dispatcher records per request. ``on`` is read by the caller first (the config's
     live switch), so with metrics off a request pays one attribute read."""
 
 
-    __slots__ = ("_exchanges", "_metrics", "_requests", "_sessions", "_tools", "on")
+    __slots__ = ("_exchanges", "_metrics", "_refusals", "_requests", "_sessions", "_tools", "on")
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -33,6 +36,7 @@ class RequestMetrics:
         self._tools: dict[tuple[str, str, str], Cell] = {}
         self._exchanges: dict[str, HistogramChild] = {}
         self._sessions = metrics.sessions_opened.labels()  # at zero from the start
+        self._refusals = {reason: metrics.auth_refusals.labels(reason) for reason in REFUSALS}
 
     def switch(self, on: bool) -> None:
         """``metrics.enabled`` as the config now says."""
@@ -40,6 +44,13 @@ class RequestMetrics:
 
     def session_opened(self) -> None:
         self._sessions.add()
+
+    def refused(self, error: str | None) -> None:
+        """A credential refused with a challenge naming ``error`` (None: no credential was given)."""
+        cell = self._refusals.get(error or "none")
+        if cell is None:  # an error outside RFC 6750's: still one series per kind of error the guard makes
+            cell = self._refusals[error or "none"] = self._metrics.auth_refusals.labels(error or "none")
+        cell.add()
 
     def request(self, method: str, backend: str, outcome: str, seconds: float) -> None:
         """A request answered: ``backend`` is '' when the gateway answered it itself."""
