@@ -185,3 +185,16 @@ async def test_counters_never_go_down_when_a_worker_is_killed_mid_load(
     assert _calls(final) >= answered > 0
     assert final.value("only1mcp_worker_restarts_total") >= 1
     assert final.value("only1mcp_workers") == 2
+
+
+async def test_with_metrics_off_both_paths_answer_404_saying_how_to_turn_them_on(
+        launch_gateway: Callable[..., object], tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config.write_text(config.read_text() + "metrics:\n  enabled: false\n")
+    gateway = await launch_gateway("--config", str(config))  # type: ignore[misc]
+    assert isinstance(gateway, Gateway)
+    session = await _session(gateway.url)
+    assert await _call_on_new_connection(gateway.url, session, 1)
+    for path in ("/metrics", "/api/v1/admin/metrics"):
+        status, body = await gateway.fetch_text(path)
+        assert status == 404 and "metrics.enabled: true" in body, (path, status, body)
