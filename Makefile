@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 INTEROP := tests/interop
 NODE_STAMP := $(INTEROP)/node_modules/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean promtool
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else \
@@ -29,7 +29,12 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint $(NODE_STAMP)
+# promtool (Debian's prometheus package) checks the /metrics output in tests/integration/test_metrics.py.
+promtool:
+	@command -v promtool >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q prometheus || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus; }; }
+
+test: lint $(NODE_STAMP) promtool
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -44,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.lifecycle
 	$(BIN)/python -m bench.failed_backend
 	$(BIN)/python -m bench.rate_limits
+	$(BIN)/python -m bench.metrics_cost --seconds 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

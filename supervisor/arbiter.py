@@ -28,9 +28,10 @@ from only1mcp.bus import Endpoints, Kind, MessageRouter, Namespace, ReportSink, 
 from only1mcp.bus.endpoints import create_runtime_dir
 from only1mcp.bus.messages import RELAYED, Request, Status
 from only1mcp.bus.relay import RelayPublisher
-from only1mcp.bus.state import CatalogState, SessionKeys
+from only1mcp.bus.state import BackendRoutes, CatalogState, SessionKeys
 from only1mcp.config.models import Settings
 from only1mcp.logs import set_level
+from only1mcp.metrics import Metrics, prepare_dir
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
 from .backend_tokens import BackendTokens
@@ -41,6 +42,7 @@ from .health import HealthManager
 from .jwks import IssuerKeys
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
+from .metrics_recorder import SupervisorMetrics
 from .quotas import Quotas
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
@@ -64,7 +66,7 @@ class _Parts:
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
                  children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens,
-                 quotas: Quotas) -> None:
+                 quotas: Quotas, metrics: SupervisorMetrics) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -81,6 +83,7 @@ class _Parts:
         self.keys = keys
         self.tokens = tokens
         self.quotas = quotas
+        self.metrics = metrics
 
 
 class Supervisor:
@@ -144,6 +147,7 @@ class Supervisor:
                 await self._dispatch_signals()
                 fleet.murder(self.settings.server.worker_timeout)
                 fleet.manage()
+                self.parts.metrics.sample(fleet, self.parts.config)
         finally:
             await self._stop()
             for sig in _SIGNAL_NAMES:
@@ -158,6 +162,9 @@ class Supervisor:
         self.port, self._port_holder = prepare_listener(server.host, server.port)
         runtime_dir = create_runtime_dir(server.runtime_dir)
         endpoints = Endpoints.in_dir(runtime_dir)
+        metrics = Metrics(prepare_dir(runtime_dir))  # every process's metric files, in the private directory
+        metrics.enabled = self.settings.metrics.enabled
+        recorder = SupervisorMetrics(metrics)
         ctx = zmq.asyncio.Context()
         relay = RelayPublisher(ctx, endpoints)
         sessions = self.settings.sessions
@@ -175,9 +182,13 @@ class Supervisor:
                              publisher)
         tokens = BackendTokens(publisher)
         catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender, tokens.credentials)
-        health = HealthManager(runtime_dir, lambda name, routes: publisher.set(Namespace.ROUTES, name, routes),
-                               self._sender, tokens.credentials)
-        children = StdioChildren([catalog.stdio_status, health.stdio_status])
+
+        def publish_routes(name: str, routes: BackendRoutes | None) -> None:
+            publisher.set(Namespace.ROUTES, name, routes)
+            recorder.routes(name, routes)
+
+        health = HealthManager(runtime_dir, publish_routes, self._sender, tokens.credentials)
+        children = StdioChildren([catalog.stdio_status, health.stdio_status, recorder.child_status])
         fleet = Fleet(self.worker_count, server.standby_workers, Specs(self._worker_spec, self._host_spec),
                       relay, self._sender, halt=self._boot_error, wake=self._wake.set,
                       on_ready=self._announce_if_ready, host_exited=children.host_gone)
@@ -187,7 +198,7 @@ class Supervisor:
         keys = IssuerKeys(publisher)
         quotas = Quotas(relay, self._sender, self.settings.rate_limits)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, keys, tokens, quotas)
+                             catalog, health, children, fleet, keys, tokens, quotas, recorder)
         for part in (fleet, children, mailboxes, revocations, health, keys, tokens, quotas):
             part.register(self.reports)
         for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT, Kind.LEASE_GRANT}):  # those are ours to send
@@ -307,12 +318,14 @@ class Supervisor:
                 await parts.health.apply(self.settings)
                 parts.fleet.want_host(self._needs_host())
                 parts.config.last_apply_ms = round((time.monotonic() - started) * 1000, 2)
+            parts.metrics.sample(parts.fleet, parts.config)  # the reload counted now, not at the next loop turn
 
     def _apply_live(self, parts: _Parts) -> None:
         """What the supervisor itself does with reloaded settings (workers and the stdio host apply theirs
         from the published config)."""
         settings = self.settings
         set_level(settings.server.log_level)
+        parts.metrics.enable(settings.metrics.enabled)
         sessions = settings.sessions
         parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
         parts.revocations.ttl = sessions.ttl

@@ -30,8 +30,8 @@ def _digest(settings: Settings) -> str:
 class ConfigStore:
     """Owns the current Settings and its version; publishes ``config`` on the bus on every change."""
 
-    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "last_apply_ms", "loaded_at",
-                 "pending_restart", "reloads_failed", "reloads_ok", "settings", "source", "version")
+    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "last_apply_ms", "last_success",
+                 "loaded_at", "pending_restart", "reloads_failed", "reloads_ok", "settings", "source", "version")
 
     def __init__(
         self,
@@ -52,6 +52,7 @@ class ConfigStore:
         self.digest = _digest(settings)
         self.loaded_at = time.time()
         self.reloads_ok = 0
+        self.last_success = self.loaded_at  # the last load that validated (the start counts), for metrics
         self.reloads_failed = 0
         self.last_apply_ms: float | None = None  # how long the last reload took to apply, for status
         self.pending_restart: list[Pending] = []  # changed settings that apply only after a restart
@@ -75,6 +76,7 @@ class ConfigStore:
                         pending.path, pending.wanted, pending.running)
         digest = _digest(settings)
         self.reloads_ok += 1
+        self.last_success = time.time()
         if digest == self.digest:
             log.info("config reloaded from %s: unchanged (version %d)", doc.source, self.version)
             return True

@@ -31,6 +31,7 @@ from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
+from only1mcp.metrics import Metrics, RequestMetrics
 from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
@@ -59,8 +60,11 @@ _CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "e
 class Gateway:
     """Owns this worker's view of the shared state and routes what backends send to the right client."""
 
-    def __init__(self, spec: WorkerSpec, replica: Replica, reporter: Reporter, http: Http1Pool) -> None:
+    def __init__(self, spec: WorkerSpec, replica: Replica, reporter: Reporter, http: Http1Pool,
+                 metrics: Metrics) -> None:
         self.spec = spec
+        self.metrics = metrics
+        self.request_metrics = RequestMetrics(metrics)
         self.pid = os.getpid()
         self.replica = replica
         self.reporter = reporter
@@ -116,6 +120,7 @@ class Gateway:
             server = self.settings.server
             set_level(server.log_level)
             self.audit.configure(self.settings.audit)
+            self.request_metrics.switch(self.settings.metrics.enabled)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.limits.configure(self.settings.rate_limits)

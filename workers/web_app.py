@@ -17,6 +17,7 @@ from .gateway import Gateway
 from .guard import Guard
 from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 from .legacy_sse import LegacySseDoor
+from .metrics_routes import WorkerGauges, metrics_route
 from .resource_metadata import PATHS, ResourceMetadata
 from .stateless import StatelessDoor
 from .websocket_door import WebSocketDoor
@@ -56,7 +57,8 @@ def guarded(context: WorkerContext, guard: Guard, handler: Handler) -> Handler:
     return wrapped
 
 
-def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) -> tuple[web.Application, FrontDoor]:
+def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter,
+              gauges: WorkerGauges) -> tuple[web.Application, FrontDoor]:
     """The aiohttp application, and the front door that the fast path (workers/fast_http.py) shares.
 
     Each part that handles messages relayed from other workers registers them in ``inbox``."""
@@ -82,6 +84,9 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) ->
         ("GET", "/health", admin.health(guard)),
         ("GET", "/api/v1/admin/status", admin.authorized(guard, "status", admin.status)),
         ("GET", "/api/v1/admin/wait", admin.authorized(guard, "wait", admin.wait)),
+        # one handler at both paths: /metrics is where Prometheus looks by default
+        ("GET", "/metrics", admin.authorized(guard, "metrics", metrics_route(gateway, gauges))),
+        ("GET", "/api/v1/admin/metrics", admin.authorized(guard, "metrics", metrics_route(gateway, gauges))),
         *(("GET", path, ResourceMetadata(gateway).get) for path in PATHS),
     ]
     for method, path, handler in routes:

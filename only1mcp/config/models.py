@@ -21,6 +21,7 @@ from only1mcp.redact import mask_url
 from .audit import AuditSettings
 from .auth import AuthSettings
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict, loopback
+from .metrics import MetricsSettings
 from .oauth import OAuthClient
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
@@ -621,6 +622,7 @@ class Settings(BaseModel):
         description="Named catalogs: `profiles.<name>: {include, exclude, tools_mode}`, each served at "
         "`/mcp/<name>` (and `/sse/<name>`, `/ws/<name>`).",
         json_schema_extra=_hint("map profile names (letters, digits, _ . -) to {include, exclude, tools_mode}"))
+    metrics: Annotated[MetricsSettings, LIVE] = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _no_open_door(self) -> Settings:
