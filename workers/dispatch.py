@@ -230,11 +230,10 @@ class Dispatcher:
         """Count a request answered now and time it since ``started`` (``perf_counter``); a tools/call of a
         tool in the catalog is counted per tool too. The backend is looked up again, as the audit line's is:
         a dictionary lookup that keeps the handlers free of accounting."""
-        metrics = self._gateway.request_metrics
         backend = backend_of(self._gateway.view, method, params)
-        metrics.request(method, backend or "", outcome, time.perf_counter() - started)
-        if backend is not None and method == "tools/call":
-            metrics.tool_call(backend, params["name"], outcome)
+        self._gateway.request_metrics.request(method, backend or "", outcome, time.perf_counter() - started,
+                                              params["name"] if backend is not None and method == "tools/call"
+                                              else "")
 
     def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:

@@ -56,27 +56,27 @@ class Gauge(_Family):
 
 class HistogramChild:
     """One label set's buckets (each counts only its own range; the collector accumulates them) and sum,
-    written without a call per cell: an observation is on every request's path."""
+    kept here and written through without a call per cell: an observation is on every request's path."""
 
-    __slots__ = ("_bounds", "_counts", "_indexes", "_sum", "_sum_index", "_values")
+    __slots__ = ("bounds", "counts", "indexes", "sum", "sum_index", "values")
 
     def __init__(self, bounds: tuple[float, ...], buckets: list[Cell], total: Cell, values: memoryview) -> None:
-        self._bounds = bounds
-        self._counts = [cell.value for cell in buckets]
-        self._indexes = [cell.index for cell in buckets]
-        self._sum = total.value
-        self._sum_index = total.index
-        self._values = values  # the file's newest mapping, which covers every cell made before it
+        self.bounds = bounds
+        self.counts = [cell.value for cell in buckets]  # +Inf last
+        self.indexes = tuple(cell.index for cell in buckets)
+        self.sum = total.value
+        self.sum_index = total.index
+        self.values = values  # the file's newest mapping, which covers every cell made before it
 
     def observe(self, value: float) -> None:
         # bisect_left: a value equal to a bound belongs to that bucket (le means "less or equal")
-        bucket = bisect_left(self._bounds, value)
-        counts = self._counts
-        counts[bucket] = count = counts[bucket] + 1
-        values = self._values
-        values[self._indexes[bucket]] = count
-        self._sum = total = self._sum + value
-        values[self._sum_index] = total
+        bucket = bisect_left(self.bounds, value)
+        counts = self.counts
+        counts[bucket] = count = counts[bucket] + 1.0
+        values = self.values
+        values[self.indexes[bucket]] = count
+        self.sum = total = self.sum + value
+        values[self.sum_index] = total
 
 
 class Histogram(_Family):

@@ -79,7 +79,7 @@ class MetricFile:
         position = self._positions.get(key)
         if position is None:
             position = self._append(key)
-        return Cell(self.values, position // 8, _ENTRY_VALUES.unpack_from(self.map, position)[0])
+        return Cell(self.values, position // 8, self.values[position // 8])
 
     def _append(self, key: str) -> int:
         encoded = key.encode()
@@ -109,19 +109,21 @@ class MetricFile:
 
 class Cell:
     """One sample's value in this process. ``add`` and ``set`` write it through at once: a scrape by any
-    process, at any moment, sees every call this one has recorded."""
+    process, at any moment, sees every call this one has recorded. The value is also kept here, so a write
+    is one store (reading a double back through the memoryview costs as much again); a sample therefore has
+    one Cell per process, which its family's cache of label children keeps."""
 
-    __slots__ = ("_values", "index", "value")
+    __slots__ = ("index", "value", "values")
 
     def __init__(self, values: memoryview, index: int, value: float) -> None:
-        self._values = values
-        self.index = index  # of the value among the file's doubles
+        self.values = values  # the file as doubles, through a mapping that covers this cell
+        self.index = index  # of the value among them
         self.value = value
 
     def add(self, amount: float = 1.0) -> None:
         self.value = value = self.value + amount
-        self._values[self.index] = value
+        self.values[self.index] = value
 
     def set(self, value: float) -> None:
         self.value = value
-        self._values[self.index] = value
+        self.values[self.index] = value

@@ -1,0 +1,93 @@
+"""The request path's recording, read back the way a scrape reads it (prometheus-client's multiprocess
+collector over the files): counts, tool counts, histogram buckets and sums, across processes, file growth
+and a reused pid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from only1mcp.metrics import Metrics, RequestMetrics, prepare_dir, read_samples
+from only1mcp.metrics.families import DURATION_BUCKETS
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    return prepare_dir(tmp_path)
+
+
+def _value(directory: Path, name: str, **labels: str) -> float:
+    found = [s.value for s in read_samples(directory) if s.name == name and s.labels == labels]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+def test_a_request_counts_its_method_backend_outcome_tool_and_duration(directory: Path) -> None:
+    metrics = Metrics(directory, pid=101)
+    recorder = RequestMetrics(metrics)
+    for seconds in (0.0004, 0.003, 0.003, 7.0):
+        recorder.request("tools/call", "h", "ok", seconds, "h_echo")
+    recorder.request("tools/call", "h", "error", 0.02, "h_echo")
+    recorder.request("tools/list", "", "ok", 0.0001)
+    metrics.close()
+
+    assert _value(directory, "only1mcp_requests_total", method="tools/call", backend="h", outcome="ok") == 4
+    assert _value(directory, "only1mcp_requests_total", method="tools/call", backend="h", outcome="error") == 1
+    assert _value(directory, "only1mcp_requests_total", method="tools/list", backend="", outcome="ok") == 1
+    assert _value(directory, "only1mcp_tool_calls_total", backend="h", tool="h_echo", outcome="ok") == 4
+    assert _value(directory, "only1mcp_tool_calls_total", backend="h", tool="h_echo", outcome="error") == 1
+    assert not [s for s in read_samples(directory) if s.name == "only1mcp_tool_calls_total" and s.labels["tool"] == ""]
+    duration = "only1mcp_request_duration_seconds"
+    assert _value(directory, duration + "_count", method="tools/call", backend="h") == 5
+    assert _value(directory, duration + "_sum", method="tools/call", backend="h") == pytest.approx(7.0264)
+    # cumulative buckets as scraped: <= 0.5 ms holds one, <= 5 ms three, <= 25 ms four, +Inf all five
+    assert _value(directory, duration + "_bucket", method="tools/call", backend="h", le="0.0005") == 1
+    assert _value(directory, duration + "_bucket", method="tools/call", backend="h", le="0.005") == 3
+    assert _value(directory, duration + "_bucket", method="tools/call", backend="h", le="0.025") == 4
+    assert _value(directory, duration + "_bucket", method="tools/call", backend="h", le="5.0") == 4
+    assert _value(directory, duration + "_bucket", method="tools/call", backend="h", le="+Inf") == 5
+
+
+def test_a_value_on_a_bucket_bound_is_in_that_bucket(directory: Path) -> None:
+    metrics = Metrics(directory, pid=102)
+    RequestMetrics(metrics).exchange("h", DURATION_BUCKETS[0])
+    metrics.close()
+    assert _value(directory, "only1mcp_backend_request_duration_seconds_bucket", backend="h", le="0.0005") == 1
+
+
+def test_a_method_outside_mcp_is_other(directory: Path) -> None:
+    metrics = Metrics(directory, pid=103)
+    recorder = RequestMetrics(metrics)
+    for n in range(50):
+        recorder.request(f"made/up/{n}", "", "error", 0.001)
+    metrics.close()
+    assert _value(directory, "only1mcp_requests_total", method="other", backend="", outcome="error") == 50
+    assert not [s for s in read_samples(directory) if s.labels.get("method", "").startswith("made/")]
+
+
+def test_processes_add_up_and_a_reused_pid_continues_its_totals(directory: Path) -> None:
+    for pid in (201, 202, 201):
+        metrics = Metrics(directory, pid=pid)
+        RequestMetrics(metrics).request("ping", "", "ok", 0.001)
+        metrics.close()
+    assert _value(directory, "only1mcp_requests_total", method="ping", backend="", outcome="ok") == 3
+
+
+def test_every_holder_of_a_sample_updates_one_value_while_the_file_grows(directory: Path) -> None:
+    """A label child held by one part and the request path's bound cells are the same value in the file,
+    also when cells made later live in a larger mapping than the ones made before."""
+    metrics = Metrics(directory, pid=301)
+    recorder = RequestMetrics(metrics)
+    recorder.request("tools/call", "b0", "ok", 0.001, "b0_t")
+    held = metrics.requests.labels("tools/call", "b0", "ok")
+    for n in range(1, 400):  # enough label sets to grow the 64 KiB counters file several times
+        recorder.request("tools/call", f"b{n}", "ok", 0.001, f"b{n}_tool_with_a_longish_name")
+    held.add()
+    recorder.request("tools/call", "b0", "ok", 0.001, "b0_t")
+    metrics.close()
+    assert _value(directory, "only1mcp_requests_total", method="tools/call", backend="b0", outcome="ok") == 3
+    assert _value(directory, "only1mcp_tool_calls_total", backend="b0", tool="b0_t", outcome="ok") == 2
+    assert _value(directory, "only1mcp_tool_calls_total", backend="b399", tool="b399_tool_with_a_longish_name",
+                  outcome="ok") == 1
+    assert (directory / "counter_301.db").stat().st_size > 1 << 16
