@@ -28,9 +28,10 @@ from only1mcp.bus import Endpoints, Kind, MessageRouter, Namespace, ReportSink, 
 from only1mcp.bus.endpoints import create_runtime_dir
 from only1mcp.bus.messages import RELAYED, AdminResult, Request, Status
 from only1mcp.bus.relay import RelayPublisher
-from only1mcp.bus.state import CatalogState, SessionKeys
+from only1mcp.bus.state import BackendRoutes, CatalogState, SessionKeys
 from only1mcp.config.models import Settings
 from only1mcp.logs import set_level
+from only1mcp.metrics import Metrics, prepare_dir
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
 from .admin_actions import AdminActions
@@ -42,6 +43,7 @@ from .health import HealthManager
 from .jwks import IssuerKeys
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
+from .metrics_recorder import SupervisorMetrics
 from .procinfo import rss_bytes
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
@@ -65,7 +67,7 @@ class _Parts:
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
                  children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens,
-                 actions: AdminActions) -> None:
+                 actions: AdminActions, metrics: SupervisorMetrics) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -82,6 +84,7 @@ class _Parts:
         self.keys = keys
         self.tokens = tokens
         self.actions = actions
+        self.metrics = metrics
 
 
 class Supervisor:
@@ -145,6 +148,7 @@ class Supervisor:
                 await self._dispatch_signals()
                 fleet.murder(self.settings.server.worker_timeout)
                 fleet.manage()
+                self.parts.metrics.sample(fleet, self.parts.config)
         finally:
             await self._stop()
             for sig in _SIGNAL_NAMES:
@@ -159,6 +163,9 @@ class Supervisor:
         self.port, self._port_holder = prepare_listener(server.host, server.port)
         runtime_dir = create_runtime_dir(server.runtime_dir)
         endpoints = Endpoints.in_dir(runtime_dir)
+        metrics = Metrics(prepare_dir(runtime_dir))  # every process's metric files, in the private directory
+        metrics.enabled = self.settings.metrics.enabled
+        recorder = SupervisorMetrics(metrics)
         ctx = zmq.asyncio.Context()
         relay = RelayPublisher(ctx, endpoints)
         sessions = self.settings.sessions
@@ -177,9 +184,13 @@ class Supervisor:
                              publisher)
         tokens = BackendTokens(publisher)
         catalog = CatalogBuilder(runtime_dir, self._publish_catalog, self._sender, tokens.credentials)
-        health = HealthManager(runtime_dir, lambda name, routes: publisher.set(Namespace.ROUTES, name, routes),
-                               self._sender, tokens.credentials)
-        children = StdioChildren([catalog.stdio_status, health.stdio_status])
+
+        def publish_routes(name: str, routes: BackendRoutes | None) -> None:
+            publisher.set(Namespace.ROUTES, name, routes)
+            recorder.routes(name, routes)
+
+        health = HealthManager(runtime_dir, publish_routes, self._sender, tokens.credentials)
+        children = StdioChildren([catalog.stdio_status, health.stdio_status, recorder.child_status])
         fleet = Fleet(self.worker_count, server.standby_workers, Specs(self._worker_spec, self._host_spec),
                       relay, self._sender, halt=self._boot_error, wake=self._wake.set,
                       on_ready=self._announce_if_ready, host_exited=children.host_gone)
@@ -189,7 +200,7 @@ class Supervisor:
         keys = IssuerKeys(publisher)
         actions = AdminActions(publisher, health, config, self.reload, lambda: self.settings)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, keys, tokens, actions)
+                             catalog, health, children, fleet, keys, tokens, actions, recorder)
         for part in (fleet, children, mailboxes, revocations, health, keys, tokens):
             part.register(self.reports)
         for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT}):  # those two are ours to send
@@ -301,6 +312,7 @@ class Supervisor:
         async with self._reloading:
             started = time.monotonic()
             if not parts.config.reload(trigger):
+                parts.metrics.sample(parts.fleet, parts.config)  # the failure counted now, not at the next turn
                 return False
             self.settings = parts.config.settings
             self._apply_live(parts)
@@ -312,6 +324,7 @@ class Supervisor:
             parts.fleet.want_host(self._needs_host())
             parts.config.last_apply_ms = round((time.monotonic() - started) * 1000, 2)
             parts.config.history[-1]["apply_ms"] = parts.config.last_apply_ms
+            parts.metrics.sample(parts.fleet, parts.config)  # the reload counted now, not at the next turn
             return True
 
     def _apply_live(self, parts: _Parts) -> None:
@@ -319,6 +332,7 @@ class Supervisor:
         from the published config)."""
         settings = self.settings
         set_level(settings.server.log_level)
+        parts.metrics.enable(settings.metrics.enabled)
         sessions = settings.sessions
         parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
         parts.revocations.ttl = sessions.ttl

@@ -34,7 +34,8 @@ class ConfigStore:
     """Owns the current Settings and its version; publishes ``config`` on the bus on every change."""
 
     __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "history", "last_apply_ms", "last_error",
-                 "loaded_at", "pending_restart", "reloads_failed", "reloads_ok", "settings", "source", "version")
+                 "last_success", "loaded_at", "pending_restart", "reloads_failed", "reloads_ok", "settings", "source",
+                 "version")
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class ConfigStore:
         self.digest = _digest(settings)
         self.loaded_at = time.time()
         self.reloads_ok = 0
+        self.last_success = self.loaded_at  # the last load that validated (the start counts), for metrics
         self.reloads_failed = 0
         self.last_apply_ms: float | None = None  # how long the last reload took to apply, for status
         self.pending_restart: list[Pending] = []  # changed settings that apply only after a restart
@@ -85,6 +87,7 @@ class ConfigStore:
                         pending.path, pending.wanted, pending.running)
         digest = _digest(settings)
         self.reloads_ok += 1
+        self.last_success = time.time()
         self.history.append({"at": started, "trigger": trigger, "ok": True, "version": self.version + (
             digest != self.digest), "changed": digest != self.digest,
             "needs_restart": [pending.path for pending in self.pending_restart]})

@@ -98,7 +98,22 @@ class Dispatcher:
 
     def initialize(self, params: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
         """(result, negotiated version, the client capabilities worth remembering); JsonRpcError (-32602)
-        when ``params`` is not what initialize takes."""
+        when ``params`` is not what initialize takes. Every door opens its sessions here, so they are
+        counted here."""
+        metrics = self._gateway.request_metrics
+        if not metrics.on:
+            return self._initialize(params)
+        started = time.perf_counter()
+        try:
+            answer = self._initialize(params)
+        except JsonRpcError:
+            metrics.request("initialize", "", Outcome.ERROR, time.perf_counter() - started)
+            raise
+        metrics.request("initialize", "", Outcome.OK, time.perf_counter() - started)
+        metrics.session_opened()
+        return answer
+
+    def _initialize(self, params: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
         if params is None:
             params = {}
         if not isinstance(params, dict):
@@ -123,11 +138,11 @@ class Dispatcher:
     async def request(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
                       client: Client) -> bytes:
         """The serialized response to one client request. Its audit line is written here, before the
-        response is returned to be sent (docs/architecture.md, "The audit trail")."""
-        # Read once: a request that arrived while the trail was off is not audited when it is turned on
-        # meanwhile, and with it off a request pays this one attribute read.
-        audited = self._gateway.audit.enabled
-        started = time.perf_counter() if audited else 0.0
+        response is returned to be sent (docs/architecture.md, "The audit trail"), and it is counted."""
+        # With the trail and metrics both off a request pays these two attribute reads, nothing more.
+        gateway = self._gateway
+        accounted = gateway.audit.enabled or gateway.request_metrics.on
+        started = time.perf_counter() if accounted else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
         try:
@@ -135,23 +150,41 @@ class Dispatcher:
                 raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
             if method in LIST_KEYS:
                 page = self.page(session, method, params)
-                if audited:
-                    self.audit(Outcome.OK, session, message, client, started)
+                if accounted:
+                    self._account(Outcome.OK, session, message, client, started)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
             result = await self.answer(session, method, request_id, params or {}, channel)
         except JsonRpcError as exc:
-            if audited:
-                self.audit(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
-                           started, exc.code)
+            if accounted:
+                self._account(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
+                              started, exc.code)
             return error_bytes(request_id, exc.code, exc.message, exc.data)
         except Exception:
             # A defect of ours: the door answers -32603; the line must already be there when it does.
-            if audited:
-                self.audit(Outcome.ERROR, session, message, client, started, Code.INTERNAL_ERROR)
+            if accounted:
+                self._account(Outcome.ERROR, session, message, client, started, Code.INTERNAL_ERROR)
             raise
-        if audited:
-            self.audit(outcome_of(result), session, message, client, started)
+        if accounted:
+            self._account(outcome_of(result), session, message, client, started)
         return result_bytes(request_id, result)
+
+    def _account(self, outcome: Outcome, session: SessionInfo, message: dict[str, Any], client: Client,
+                 started: float, code: int | None = None) -> None:
+        """The audit line and the metrics of a request answered now, each while it is on."""
+        if self._gateway.audit.enabled:
+            self.audit(outcome, session, message, client, started, code)
+        if self._gateway.request_metrics.on:
+            self.measure(message["method"], message.get("params"), outcome, started)
+
+    def measure(self, method: str, params: Any, outcome: Outcome, started: float) -> None:
+        """Count a request answered now and time it since ``started`` (``perf_counter``); a tools/call of a
+        tool in the catalog is counted per tool too. The backend is looked up again, as the audit line's is:
+        a dictionary lookup that keeps the handlers free of accounting."""
+        metrics = self._gateway.request_metrics
+        backend = backend_of(self._gateway.view, method, params)
+        metrics.request(method, backend or "", outcome, time.perf_counter() - started)
+        if backend is not None and method == "tools/call":
+            metrics.tool_call(backend, params["name"], outcome)
 
     def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:
@@ -250,6 +283,7 @@ class Dispatcher:
             tried.append(chosen)
             trial = router.started(chosen)
             started = loop.time()
+            began = time.perf_counter()  # for metrics: uvloop's clock moves in whole milliseconds
             try:
                 backend_session = await gateway.pool.session(backend, session, chosen)
                 remaining = max(0.001, deadline - started)
@@ -259,10 +293,13 @@ class Dispatcher:
             except (BackendUnavailable, BackendTimeout, BackendRpcError) as exc:
                 not_sent = (isinstance(exc, BackendUnavailable) and not exc.sent) or (
                     isinstance(exc, BackendRpcError) and exc.not_sent)
+                elapsed = loop.time() - started
+                if not not_sent and gateway.request_metrics.on:
+                    gateway.request_metrics.exchange(backend, time.perf_counter() - began)
                 if isinstance(exc, BackendRpcError) and not not_sent:
-                    gateway.outcomes.record(backend, chosen, True, loop.time() - started)  # the backend answered
+                    gateway.outcomes.record(backend, chosen, True, elapsed)  # the backend answered
                     raise
-                gateway.outcomes.record(backend, chosen, False, loop.time() - started, exc.message)
+                gateway.outcomes.record(backend, chosen, False, elapsed, exc.message)
                 # A request that never reached a backend may always go elsewhere; one that did, only when
                 # repeating it is harmless.
                 allowed = router.count if not_sent and replica is None else min(attempts, router.count)
@@ -273,6 +310,8 @@ class Dispatcher:
                 continue
             finally:
                 router.finished(chosen, trial)
+            if gateway.request_metrics.on:
+                gateway.request_metrics.exchange(backend, time.perf_counter() - began)
             gateway.outcomes.record(backend, chosen, True, loop.time() - started)
             return result, chosen
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from only1mcp.admin.traffic import traffic_by_backend
 from only1mcp.audit.trail import AuditTrail
 from only1mcp.auth.keyset import KeySet
 from only1mcp.auth.resource import ProtectedResource
@@ -30,6 +31,7 @@ from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
+from only1mcp.metrics import Metrics, RequestMetrics, read_samples
 from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
@@ -57,8 +59,11 @@ _CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "e
 class Gateway:
     """Owns this worker's view of the shared state and routes what backends send to the right client."""
 
-    def __init__(self, spec: WorkerSpec, replica: Replica, reporter: Reporter, http: Http1Pool) -> None:
+    def __init__(self, spec: WorkerSpec, replica: Replica, reporter: Reporter, http: Http1Pool,
+                 metrics: Metrics) -> None:
         self.spec = spec
+        self.metrics = metrics
+        self.request_metrics = RequestMetrics(metrics)
         self.pid = os.getpid()
         self.replica = replica
         self.reporter = reporter
@@ -111,6 +116,7 @@ class Gateway:
             server = self.settings.server
             set_level(server.log_level)
             self.audit.configure(self.settings.audit)
+            self.request_metrics.switch(self.settings.metrics.enabled)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
             self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port,
@@ -146,7 +152,7 @@ class Gateway:
 
     def traffic(self) -> dict[str, dict[str, Any]]:
         """Requests, errors and latency per backend, summed over every process (only1mcp.admin.traffic)."""
-        return {}
+        return traffic_by_backend(read_samples(self.metrics.directory))
 
     def _follow_orders(self, state: State) -> None:
         """An operator's drain and restart orders (admin API), as the supervisor published them."""

@@ -58,6 +58,11 @@ class SessionStreams:
     def __len__(self) -> int:
         return len(self._streams)
 
+    @property
+    def duplex(self) -> int:
+        """Sessions whose client holds a duplex stream here (WebSocket, legacy SSE, subscriptions/listen)."""
+        return len(self._sinks)
+
     async def serve(self, request: web.Request, sid: str, last_event_id: str | None,
                     headers: dict[str, str]) -> web.StreamResponse:
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0

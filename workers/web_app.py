@@ -18,6 +18,7 @@ from .gateway import Gateway
 from .guard import Guard
 from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 from .legacy_sse import LegacySseDoor
+from .metrics_routes import WorkerGauges, metrics_route
 from .resource_metadata import PATHS, ResourceMetadata
 from .stateless import StatelessDoor
 from .websocket_door import WebSocketDoor
@@ -54,7 +55,8 @@ def guarded(context: WorkerContext, guard: Guard, handler: Handler) -> Handler:
     return wrapped
 
 
-def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) -> tuple[web.Application, FrontDoor]:
+def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter,
+              gauges: WorkerGauges) -> tuple[web.Application, FrontDoor]:
     """The aiohttp application, and the front door that the fast path (workers/fast_http.py) shares.
 
     Each part that handles messages relayed from other workers registers them in ``inbox``."""
@@ -97,6 +99,9 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter) ->
           for action in ("drain", "undrain", "reset", "restart")),
         ("GET", "/api/v1/admin/openapi.json", openapi),  # the API's description is no secret
         ("GET", "/ui", page),  # a static page: its data comes from the admin API, which checks the caller
+        # one handler at both paths: /metrics is where Prometheus looks by default
+        ("GET", "/metrics", admin.authorized(guard, "metrics", metrics_route(gateway, gauges))),
+        ("GET", "/api/v1/admin/metrics", admin.authorized(guard, "metrics", metrics_route(gateway, gauges))),
         *(("GET", path, ResourceMetadata(gateway).get) for path in PATHS),
     ]
     for method, path, handler in routes:

@@ -27,12 +27,14 @@ from only1mcp.http.client import Http1Pool
 from only1mcp.http.memory import keep_large_buffers_mapped
 from only1mcp.http.server import HttpServer
 from only1mcp.logs import set_role
+from only1mcp.metrics import Metrics, metrics_dir
 from only1mcp.process import tune_gc
 from only1mcp.spec import EXIT_BOOT, EXIT_OK, WorkerSpec
 
 from .context import WorkerContext
 from .fast_http import McpFastPath, limits_of
 from .gateway import Gateway
+from .metrics_routes import WorkerGauges
 from .web_app import build_app
 
 __all__ = ["Worker"]
@@ -49,8 +51,8 @@ class _BootFailure(Exception):
 class Worker:
     """Binds the port only after the first state snapshot, so it never serves a request without state."""
 
-    __slots__ = ("_adopted", "_ctx", "_http", "_reporter", "_sender", "_site", "_stop", "context", "gateway",
-                 "spec")
+    __slots__ = ("_adopted", "_ctx", "_gauges", "_http", "_reporter", "_sender", "_site", "_stop", "context",
+                 "gateway", "spec")
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -64,6 +66,7 @@ class Worker:
         self.gateway: Gateway | None = None
         self._http: HttpServer | None = None  # our HTTP server on the shared port, once listening
         self._site: HttpSite | None = None
+        self._gauges: WorkerGauges | None = None  # sampled with every heartbeat once serving
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -84,8 +87,7 @@ class Worker:
                 if self.spec.standby and not await self._wait_for_slot(replica):
                     return EXIT_OK
                 inbox = MessageRouter("worker relay")
-                self.gateway = Gateway(self.spec, replica, self._reporter, http)
-                self.gateway.on_state(replica.state)
+                self.gateway = self._gateway(replica, http)
                 relay = RelaySubscriber(self._ctx, self.spec.endpoints, [Target(ALL_WORKERS), Target(self.spec.slot)],
                                         os.getpid(), inbox)
                 relay_task = watched(asyncio.create_task(relay.serve(), name="relay"))
@@ -110,6 +112,7 @@ class Worker:
                 await runner.cleanup()
             if self.gateway is not None:
                 await self.gateway.close()
+                self.gateway.metrics.close()
             http.close()
             if relay_task is not None:
                 relay_task.cancel()
@@ -120,6 +123,14 @@ class Worker:
             self._reporter.close()
             self._ctx.term()
 
+    def _gateway(self, replica: Replica, http: Http1Pool) -> Gateway:
+        assert self._reporter is not None
+        # built once the slot is ours: a standby that is never adopted writes no metric files
+        metrics = Metrics(metrics_dir(self.spec.runtime_dir))
+        gateway = Gateway(self.spec, replica, self._reporter, http, metrics)
+        gateway.on_state(replica.state)
+        return gateway
+
     async def _first_snapshot(self, replica: Replica) -> None:
         try:
             await asyncio.wait_for(replica.start(), _BOOT_TIMEOUT)
@@ -129,7 +140,9 @@ class Worker:
     async def _listen(self, gateway: Gateway, inbox: MessageRouter) -> web.AppRunner:
         """aiohttp's application, with our HTTP server in front of it on the shared port."""
         assert self.context is not None
-        app, door = build_app(self.context, gateway, inbox)
+        assert self._reporter is not None
+        self._gauges = WorkerGauges(self.context, gateway, self._reporter)
+        app, door = build_app(self.context, gateway, inbox, self._gauges)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=self.spec.drain_timeout,
                                **runner_options(limits_of(gateway.settings)))
         await runner.setup()
@@ -225,6 +238,8 @@ class Worker:
         """Prove liveness from the event loop itself: a stuck loop stops the heartbeats and gets replaced."""
         while True:
             self._report(Kind.PROCESS_HEARTBEAT)
+            if self._gauges is not None:
+                self._gauges.sample()
             if os.getppid() != self.spec.supervisor_pid:
                 log.warning("supervisor (pid %d) is gone; shutting down", self.spec.supervisor_pid)
                 self._stop.set()

@@ -21,6 +21,7 @@ from only1mcp.redact import mask_url
 from .audit import AuditSettings
 from .auth import AuthSettings
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict, loopback
+from .metrics import MetricsSettings
 from .oauth import OAuthClient
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
@@ -596,6 +597,7 @@ class Settings(BaseModel):
     rbac: Annotated[RbacSettings, LIVE] = Field(default_factory=RbacSettings)  # type: ignore[arg-type]
     rate_limits: Annotated[RateLimitSettings, LIVE] = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
     audit: Annotated[AuditSettings, LIVE] = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
+    metrics: Annotated[MetricsSettings, LIVE] = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _no_open_door(self) -> Settings:

@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from .audit import AuditSettings
 from .auth import ApiKey, AuthSettings, JwtSettings
+from .metrics import MetricsSettings
 from .models import (
     BreakerSettings,
     HealthSettings,
@@ -69,6 +70,8 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
      "[\"tools:github_delete_*\"]}`."),
     ("audit", AuditSettings, "The audit trail: one JSON line per client request that reached policy, written "
      "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
+    ("metrics", MetricsSettings, "Prometheus metrics aggregated over every process (docs/architecture.md, "
+     "\"Metrics\"). Env: `ONLY1MCP_METRICS__<KEY>`."),
 ]
 
 

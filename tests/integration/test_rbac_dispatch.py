@@ -26,6 +26,7 @@ from only1mcp.bus.state import CatalogState, ConfigState
 from only1mcp.catalog.merge import Discovery, merge
 from only1mcp.config.models import Settings
 from only1mcp.http.client import Http1Pool
+from only1mcp.metrics import Metrics, prepare_dir
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.sessions import SessionInfo
@@ -83,7 +84,7 @@ async def build(tmp_path: Path) -> AsyncIterator[Build]:
         sender = Sender(Role.WORKER, len(made), os.getpid())
         replica, reporter = Replica(ctx, endpoints, sender), Reporter(ctx, endpoints, sender)
         spec = WorkerSpec(len(made), "127.0.0.1", 0, endpoints, 1.0, 1.0, "info", os.getpid(), str(directory))
-        gateway = Gateway(spec, replica, reporter, Http1Pool())
+        gateway = Gateway(spec, replica, reporter, Http1Pool(), Metrics(prepare_dir(directory)))
         made.append((gateway, replica, reporter))
         gateway.on_state(_state(1, rbac, _discoveries(with_secrets, extra_tools), page_size))
         return Dispatcher(gateway)

@@ -1,0 +1,119 @@
+"""One process's metric values, kept in memory-mapped files that prometheus-client's multiprocess
+collector reads: ``<kind>_<pid>.db`` in the metrics directory, one file per kind and process.
+
+Written here rather than through prometheus-client's own value class: its ``inc`` takes a lock, checks
+for a fork and looks the entry up by its JSON key on every call (1.07 us per counter increment, 2.14 us
+per histogram observation on the 2-core box); a ``Cell`` knows its offset and writes 16 bytes (0.16 and
+0.37 us). The layout is the one prometheus-client documents for its files: a 4-byte used length, 4 bytes
+of padding, then entries of a 4-byte key length, the UTF-8 key padded to 8 bytes, a double value and a
+double timestamp. Keys come from prometheus-client's ``mmap_key``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from pathlib import Path
+
+from prometheus_client.mmap_dict import mmap_key
+
+__all__ = ["Cell", "MetricFile"]
+
+_INITIAL_SIZE = 1 << 16
+_USED = struct.Struct("i")
+_ENTRY_VALUES = struct.Struct("dd")
+_pack_values = _ENTRY_VALUES.pack
+
+
+class MetricFile:
+    """The entries of one kind (``counter``, ``histogram``, ``gauge_livesum``) for one process. Not thread
+    safe: a process records from its event loop only."""
+
+    __slots__ = ("_file", "_positions", "_used", "map", "path")
+
+    def __init__(self, directory: Path, kind: str, pid: int) -> None:
+        self.path = directory / f"{kind}_{pid}.db"
+        self._open()
+
+    def _open(self) -> None:
+        # "a+b": a pid reused by a later process continues that file's totals, so a sum over files still
+        # never goes down
+        self._file = open(self.path, "a+b")  # noqa: SIM115 -- the mapping lives as long as this object
+        size = os.fstat(self._file.fileno()).st_size
+        if size == 0:
+            self._file.truncate(_INITIAL_SIZE)
+            size = _INITIAL_SIZE
+        self.map = mmap.mmap(self._file.fileno(), size)
+        self._used = _USED.unpack_from(self.map, 0)[0] or 8
+        self._positions: dict[str, int] = dict(self._entries())
+        self._write_used()
+
+    def _entries(self) -> list[tuple[str, int]]:
+        entries: list[tuple[str, int]] = []
+        position = 8
+        while position < self._used:
+            length = _USED.unpack_from(self.map, position)[0]
+            key = bytes(self.map[position + 4:position + 4 + length]).decode()
+            position += 4 + length + (8 - (length + 4) % 8)
+            entries.append((key, position))
+            position += 16
+        return entries
+
+    def _write_used(self) -> None:
+        self.map[0:4] = _USED.pack(self._used)
+
+    def cell(self, metric: str, sample: str, labelnames: tuple[str, ...], labelvalues: tuple[str, ...],
+             documentation: str) -> Cell:
+        """The cell of one sample, created (at zero) if this process never wrote it."""
+        key = mmap_key(metric, sample, list(labelnames), list(labelvalues), documentation)
+        position = self._positions.get(key)
+        if position is None:
+            position = self._append(key)
+        return Cell(self, position, _ENTRY_VALUES.unpack_from(self.map, position)[0])
+
+    def _append(self, key: str) -> int:
+        encoded = key.encode()
+        padded = encoded + b" " * (8 - (len(encoded) + 4) % 8)
+        entry = _USED.pack(len(encoded)) + padded + _pack_values(0.0, 0.0)
+        while self._used + len(entry) > len(self.map):
+            self._grow()
+        self.map[self._used:self._used + len(entry)] = entry
+        self._used += len(entry)
+        self._write_used()  # after the entry: a reader never sees a length that covers unwritten bytes
+        position = self._used - 16
+        self._positions[key] = position
+        return position
+
+    def _grow(self) -> None:
+        size = len(self.map) * 2
+        self._file.truncate(size)
+        self.map.close()
+        self.map = mmap.mmap(self._file.fileno(), size)  # cells read ``map`` from here on every write
+
+    def close(self) -> None:
+        self.map.close()
+        self._file.close()
+
+
+class Cell:
+    """One sample's value in this process. ``add`` and ``set`` write it through at once: a scrape by any
+    process, at any moment, sees every call this one has recorded."""
+
+    __slots__ = ("_file", "_position", "value")
+
+    def __init__(self, file: MetricFile, position: int, value: float) -> None:
+        self._file = file
+        self._position = position
+        self.value = value
+
+    def add(self, amount: float = 1.0) -> None:
+        self.value = value = self.value + amount
+        position = self._position
+        # one slice assignment: struct.pack_into would write zeros first, which a concurrent reader could see
+        self._file.map[position:position + 16] = _pack_values(value, 0.0)
+
+    def set(self, value: float) -> None:
+        self.value = value
+        position = self._position
+        self._file.map[position:position + 16] = _pack_values(value, 0.0)
