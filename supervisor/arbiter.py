@@ -48,6 +48,7 @@ from .procinfo import rss_bytes
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
 from .stdio_children import StdioChildren
+from .summary import startup_summary
 from .watcher import ConfigWatcher
 
 __all__ = ["Supervisor"]
@@ -389,6 +390,9 @@ class Supervisor:
         host = self.settings.server.host
         shown = f"[{host}]" if ":" in host else host
         log.info("ready url=http://%s:%d workers=%d", shown, self.port, self.worker_count)
+        current = self.parts.publisher.get(Namespace.CATALOG)
+        startup_summary(self.settings, current.catalog if isinstance(current, CatalogState) else {},
+                        f"http://{shown}:{self.port}", self.worker_count)
 
     # ------------------------------------------------------------ status
 
