@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 INTEROP := tests/interop
 NODE_STAMP := $(INTEROP)/node_modules/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean console-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else \
@@ -29,7 +29,12 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint $(NODE_STAMP)
+# The operator's views are tested in tmux (only1mcp top) and headless Chromium (/ui): Debian packages.
+console-tools:
+	@command -v tmux >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q tmux
+	@command -v chromium >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium
+
+test: lint $(NODE_STAMP) console-tools
 	$(BIN)/pytest
 
 bench: $(STAMP)
