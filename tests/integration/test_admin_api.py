@@ -4,7 +4,11 @@ restart of a stdio backend)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,38 +112,45 @@ async def test_every_answer_matches_the_openapi_document(launch_gateway, tmp_pat
         await web.aclose()
 
 
-async def test_a_stdio_restart_replaces_its_child(launch_gateway, tmp_path: Path) -> None:
-    web = await FixtureServer.launch("feature_server", "--name", "web")
-    try:
-        gateway = await _gateway(launch_gateway, tmp_path, web)
+async def test_a_stdio_restart_replaces_its_children(launch_gateway, tmp_path: Path) -> None:
+    """A shared backend's child in the stdio host, and a per_worker backend's child in each worker."""
+    command, *args = stdio_command("feature_server", "--name", "local")
+    backends = [{"name": name, "transport": "stdio", "command": command, "args": args, "cwd": str(ROOT),
+                 "per_worker": name == "solo"} for name in ("local", "solo")]
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\nbackends:\n" + "".join(f"  - {json.dumps(b)}\n"
+                                                                             for b in backends))
+    gateway = await launch_gateway("--config", str(config))
 
-        async def child_pid() -> int | None:
-            _, body = await _request(gateway, "GET", "/api/v1/admin/backends")
-            local = next(b for b in body["backends"] if b["name"] == "local")
-            running = [c for c in local["children"] if c["state"] == "running"]
-            return running[0]["pid"] if running else None
+    async def running(name: str) -> set[int] | None:
+        _, body = await _request(gateway, "GET", "/api/v1/admin/backends")
+        backend = next(b for b in body["backends"] if b["name"] == name)
+        pids = {c["pid"] for c in backend["children"] if c["state"] == "running" and c["pid"]}
+        return pids if len(pids) == (2 if name == "solo" else 1) else None  # solo: one child per worker
 
-        before = await eventually(child_pid, 20, "the stdio child to run")
-        status, body = await _request(gateway, "POST", "/api/v1/admin/backends/local/restart")
+    before = {name: await eventually(lambda n=name: running(n), 20, f"the children of '{name}' to run")
+              for name in ("local", "solo")}
+    for name in ("local", "solo"):
+        status, body = await _request(gateway, "POST", f"/api/v1/admin/backends/{name}/restart")
         assert status == 200 and body["restarts"] == 1, body
-        await eventually(lambda: _other_pid(child_pid, before), 30, "a new child of 'local'")
-        await gateway.log_line(r"backend 'local': restarting its children \(ordered through the admin API\)")
-        async with aiohttp.ClientSession() as http:
-            mcp = RawMcp(http, gateway.url)
-            await mcp.initialize()
 
-            async def serves() -> bool:
-                body = await mcp.call("tools/call", {"name": "local_whoami", "arguments": {}})
-                return "result" in body
+    async def replaced(name: str) -> bool:
+        pids = await running(name)
+        return pids is not None and not pids & before[name]
 
-            await eventually(serves, 20, "the restarted backend to serve calls")
-    finally:
-        await web.aclose()
+    for name in ("local", "solo"):  # heartbeats carry the workers' children: a second or two
+        await eventually(lambda n=name: replaced(n), 30, f"new children of '{name}'")
+    await gateway.log_line(r"backend 'local': restarting its children \(ordered through the admin API\)")
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
 
+        async def serves() -> bool:
+            answers = [await mcp.call("tools/call", {"name": f"{name}_whoami", "arguments": {}})
+                       for name in ("local", "solo")]
+            return all("result" in answer for answer in answers)
 
-async def _other_pid(read: Any, old: int) -> bool:
-    pid = await read()
-    return pid is not None and pid != old
+        await eventually(serves, 20, "the restarted backends to serve calls")
 
 
 async def _answers_on_each_worker(gateway: Gateway, session_id: str, method: str, params: dict[str, Any],
@@ -223,5 +234,56 @@ async def test_a_breaker_reset_closes_it_on_every_worker(launch_gateway, tmp_pat
             answers = await _answers_on_each_worker(gateway, mcp.session_id or "", "tools/call", whoami, 3)
             assert all("result" in r for replies in answers.values() for r in replies), answers
         await gateway.log_line(r"backend 'web' replica 0 breaker closed: reset by an operator \(admin API\)")
+    finally:
+        await web.aclose()
+
+
+VIEWER, OPERATOR = "viewer-key-5b1d0c33", "operator-key-e47a9f12"
+
+
+def _sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def test_each_admin_action_needs_its_permission(launch_gateway, tmp_path: Path) -> None:
+    web = await FixtureServer.launch("feature_server", "--name", "web")
+    try:
+        config = tmp_path / "only1mcp.yaml"
+        config.write_text(
+            "server: {port: 0, workers: 2}\nauth:\n  mode: api_key\n  api_keys:\n"
+            f"    - {{name: vera, sha256: {_sha(VIEWER)}, roles: [viewer]}}\n"
+            f"    - {{name: otto, sha256: {_sha(OPERATOR)}, roles: [operator]}}\n"
+            "rbac:\n  roles:\n    viewer: {allow: ['tools:*', 'admin:backends', 'admin:workers', 'admin:reloads']}\n"
+            "    operator: {allow: ['tools:*', 'admin:*']}\n"
+            f"backends:\n  - name: web\n    url: {web.url}\n")
+        gateway = await launch_gateway("--config", str(config))
+
+        async def ask(method: str, path: str, key: str | None) -> tuple[int, dict[str, Any]]:
+            headers = {"Connection": "close", **({"X-API-Key": key} if key else {})}
+            async with aiohttp.ClientSession() as http, http.request(method, gateway.url + path,
+                                                                   headers=headers) as response:
+                text = await response.text()
+                return response.status, json.loads(text) if text.startswith("{") else {"text": text}
+
+        drain = "/api/v1/admin/backends/web/drain"
+        assert (await ask("GET", "/api/v1/admin/backends", None))[0] == 401
+        assert (await ask("POST", drain, None))[0] == 401
+        assert (await ask("GET", "/api/v1/admin/openapi.json", None))[0] == 200  # a description, no data
+        assert (await ask("GET", "/ui", None))[0] == 200  # a static page; its data needs a credential
+        assert (await ask("GET", "/api/v1/admin/backends", VIEWER))[0] == 200
+        status, body = await ask("POST", drain, VIEWER)
+        assert status == 403 and "admin:drain is not allowed" in body["error"], body
+        _, view = await ask("GET", "/api/v1/admin/backends", VIEWER)
+        assert not view["backends"][0]["drained"]  # the refused order changed nothing
+        status, body = await ask("POST", drain, OPERATOR)
+        assert status == 200 and body["drained"], body
+
+        command = [sys.executable, "-m", "only1mcp.cli", "status", "--json", "--interval", "0.2", "--url", gateway.url]
+        refused = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "answered 401" in refused.stderr and "--header" in refused.stderr
+        allowed = await asyncio.to_thread(subprocess.run, [*command, "--header", f"X-API-Key: {VIEWER}"],
+                                          capture_output=True, text=True, timeout=60)
+        assert allowed.returncode == 0, allowed.stderr
+        assert json.loads(allowed.stdout)["backends"][0]["drained"] is True
     finally:
         await web.aclose()
