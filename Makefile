@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 INTEROP := tests/interop
 NODE_STAMP := $(INTEROP)/node_modules/.installed-stamp
 
-.PHONY: run test lint bench clean console-tools
+.PHONY: run test lint bench clean promtool console-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else \
@@ -29,12 +29,17 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# promtool (Debian's prometheus package) checks the /metrics output in tests/integration/test_metrics.py.
+promtool:
+	@command -v promtool >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q prometheus || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus; }; }
+
 # The operator's views are tested in tmux (only1mcp top) and headless Chromium (/ui): Debian packages.
 console-tools:
-	@command -v tmux >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q tmux
-	@command -v chromium >/dev/null || $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium
+	@for tool in tmux chromium; do command -v $$tool >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q $$tool || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$tool; }; }; done
 
-test: lint $(NODE_STAMP) console-tools
+test: lint $(NODE_STAMP) promtool console-tools
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -48,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.slowloris
 	$(BIN)/python -m bench.lifecycle
 	$(BIN)/python -m bench.failed_backend
+	$(BIN)/python -m bench.metrics_cost --seconds 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

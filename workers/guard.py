@@ -138,6 +138,8 @@ class Guard:
             trail.record(Outcome.UNAUTHENTICATED if refused.status == 401 else Outcome.DENIED,
                          message if isinstance(message, dict) else None, peer=exchange.peer(),
                          code=Code.UNAUTHORIZED)
+        if self._gateway.request_metrics.on:
+            self._gateway.request_metrics.refused(refused.error)
         description = refused.description if refused.error is not None else None
         header = www_authenticate(protected.metadata_url, refused.error, description, refused.scope)
         answer = refusal(refused.status, Code.UNAUTHORIZED, refused.description, request_id)

@@ -55,19 +55,28 @@ class Gauge(_Family):
 
 
 class HistogramChild:
-    """One label set's buckets (each counts only its own range; the collector accumulates them) and sum."""
+    """One label set's buckets (each counts only its own range; the collector accumulates them) and sum,
+    written without a call per cell: an observation is on every request's path."""
 
-    __slots__ = ("_bounds", "_buckets", "_sum")
+    __slots__ = ("_bounds", "_counts", "_indexes", "_sum", "_sum_index", "_values")
 
-    def __init__(self, bounds: tuple[float, ...], buckets: list[Cell], total: Cell) -> None:
+    def __init__(self, bounds: tuple[float, ...], buckets: list[Cell], total: Cell, values: memoryview) -> None:
         self._bounds = bounds
-        self._buckets = buckets
-        self._sum = total
+        self._counts = [cell.value for cell in buckets]
+        self._indexes = [cell.index for cell in buckets]
+        self._sum = total.value
+        self._sum_index = total.index
+        self._values = values  # the file's newest mapping, which covers every cell made before it
 
     def observe(self, value: float) -> None:
         # bisect_left: a value equal to a bound belongs to that bucket (le means "less or equal")
-        self._buckets[bisect_left(self._bounds, value)].add()
-        self._sum.add(value)
+        bucket = bisect_left(self._bounds, value)
+        counts = self._counts
+        counts[bucket] = count = counts[bucket] + 1
+        values = self._values
+        values[self._indexes[bucket]] = count
+        self._sum = total = self._sum + value
+        values[self._sum_index] = total
 
 
 class Histogram(_Family):
@@ -91,4 +100,4 @@ class Histogram(_Family):
         buckets = [cell(self.name, f"{self.name}_bucket", names, (*values, floatToGoString(bound)), self.documentation)
                    for bound in (*self._bounds, float("inf"))]
         total = cell(self.name, f"{self.name}_sum", self.labelnames, values, self.documentation)
-        return HistogramChild(self._bounds, buckets, total)
+        return HistogramChild(self._bounds, buckets, total, self._file.values)

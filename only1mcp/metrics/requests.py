@@ -7,7 +7,7 @@ from .families import HistogramChild
 from .metrics import Metrics
 from .store import Cell
 
-__all__ = ["METHODS", "RequestMetrics"]
+__all__ = ["METHODS", "REFUSALS", "RequestMetrics"]
 
 # What a client may ask; anything else is counted as "other", so a client cannot grow the label set.
 METHODS = frozenset({
@@ -17,24 +17,8 @@ METHODS = frozenset({
     "server/discover", "subscriptions/listen",
 })
 
-
-class _Series:
-    """One (method, backend): its counter per outcome and its duration histogram."""
-
-    __slots__ = ("_backend", "_method", "_requests", "duration", "outcomes")
-
-    def __init__(self, metrics: Metrics, method: str, backend: str) -> None:
-        self._method = method
-        self._backend = backend
-        self._requests = metrics.requests
-        self.outcomes: dict[str, Cell] = {}
-        self.duration: HistogramChild = metrics.request_duration.labels(method, backend)
-
-    def outcome(self, outcome: str) -> Cell:
-        cell = self.outcomes.get(outcome)
-        if cell is None:
-            cell = self.outcomes[outcome] = self._requests.labels(self._method, self._backend, outcome)
-        return cell
+# Why a credential was refused: the error its challenge names (RFC 6750), "none" for a missing credential.
+REFUSALS = ("none", "invalid_request", "invalid_token", "insufficient_scope")
 
 
 class RequestMetrics:
@@ -42,15 +26,17 @@ class RequestMetrics:
     live switch), so with metrics off a request pays one attribute read."""
 
 
-    __slots__ = ("_exchanges", "_metrics", "_series", "_sessions", "_tools", "on")
+    __slots__ = ("_exchanges", "_metrics", "_refusals", "_requests", "_sessions", "_tools", "on")
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self.on = metrics.enabled  # a plain attribute: read on every request
-        self._series: dict[tuple[str, str], _Series] = {}
+        # (method, backend, outcome) -> its counter and the (method, backend) histogram: one lookup a request
+        self._requests: dict[tuple[str, str, str], tuple[Cell, HistogramChild]] = {}
         self._tools: dict[tuple[str, str, str], Cell] = {}
         self._exchanges: dict[str, HistogramChild] = {}
         self._sessions = metrics.sessions_opened.labels()  # at zero from the start
+        self._refusals = {reason: metrics.auth_refusals.labels(reason) for reason in REFUSALS}
 
     def switch(self, on: bool) -> None:
         """``metrics.enabled`` as the config now says."""
@@ -59,15 +45,25 @@ class RequestMetrics:
     def session_opened(self) -> None:
         self._sessions.add()
 
+    def refused(self, error: str | None) -> None:
+        """A credential refused with a challenge naming ``error`` (None: no credential was given)."""
+        cell = self._refusals.get(error or "none")
+        if cell is None:  # an error outside RFC 6750's: still one series per kind of error the guard makes
+            cell = self._refusals[error or "none"] = self._metrics.auth_refusals.labels(error or "none")
+        cell.add()
+
     def request(self, method: str, backend: str, outcome: str, seconds: float) -> None:
         """A request answered: ``backend`` is '' when the gateway answered it itself."""
         if method not in METHODS:
             method = "other"
-        series = self._series.get((method, backend))
-        if series is None:
-            series = self._series[(method, backend)] = _Series(self._metrics, method, backend)
-        series.outcome(outcome).add()
-        series.duration.observe(seconds)
+        key = (method, backend, outcome)
+        bound = self._requests.get(key)
+        if bound is None:
+            metrics = self._metrics
+            bound = self._requests[key] = (metrics.requests.labels(*key),
+                                           metrics.request_duration.labels(method, backend))
+        bound[0].add()
+        bound[1].observe(seconds)
 
     def tool_call(self, backend: str, tool: str, outcome: str) -> None:
         """A tools/call of a tool in the catalog (the caller checks: the label set stays the catalog's)."""

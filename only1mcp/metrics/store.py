@@ -3,10 +3,11 @@ collector reads: ``<kind>_<pid>.db`` in the metrics directory, one file per kind
 
 Written here rather than through prometheus-client's own value class: its ``inc`` takes a lock, checks
 for a fork and looks the entry up by its JSON key on every call (1.07 us per counter increment, 2.14 us
-per histogram observation on the 2-core box); a ``Cell`` knows its offset and writes 16 bytes (0.16 and
-0.37 us). The layout is the one prometheus-client documents for its files: a 4-byte used length, 4 bytes
-of padding, then entries of a 4-byte key length, the UTF-8 key padded to 8 bytes, a double value and a
-double timestamp. Keys come from prometheus-client's ``mmap_key``.
+per histogram observation on the 2-core box); a ``Cell`` knows where its value lies and stores that one
+double (an aligned 8-byte store: a concurrent reader sees the old or the new value, never a mix). The
+layout is the one prometheus-client documents for its files: a 4-byte used length, 4 bytes of padding,
+then entries of a 4-byte key length, the UTF-8 key padded to 8 bytes, a double value and a double
+timestamp (always 0 here). Keys come from prometheus-client's ``mmap_key``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ class MetricFile:
     """The entries of one kind (``counter``, ``histogram``, ``gauge_livesum``) for one process. Not thread
     safe: a process records from its event loop only."""
 
-    __slots__ = ("_file", "_positions", "_used", "map", "path")
+    __slots__ = ("_file", "_maps", "_positions", "_used", "map", "path", "values")
 
     def __init__(self, directory: Path, kind: str, pid: int) -> None:
         self.path = directory / f"{kind}_{pid}.db"
+        # every mapping made, kept open: a cell writes through the one it was made with, and a larger
+        # mapping of the same file shares its pages
+        self._maps: list[tuple[mmap.mmap, memoryview]] = []
         self._open()
 
     def _open(self) -> None:
@@ -44,10 +48,15 @@ class MetricFile:
         if size == 0:
             self._file.truncate(_INITIAL_SIZE)
             size = _INITIAL_SIZE
-        self.map = mmap.mmap(self._file.fileno(), size)
+        self._map(size)
         self._used = _USED.unpack_from(self.map, 0)[0] or 8
         self._positions: dict[str, int] = dict(self._entries())
         self._write_used()
+
+    def _map(self, size: int) -> None:
+        self.map = mmap.mmap(self._file.fileno(), size)
+        self.values = memoryview(self.map).cast("d")  # the file as doubles: a value at byte p is values[p // 8]
+        self._maps.append((self.map, self.values))
 
     def _entries(self) -> list[tuple[str, int]]:
         entries: list[tuple[str, int]] = []
@@ -70,7 +79,7 @@ class MetricFile:
         position = self._positions.get(key)
         if position is None:
             position = self._append(key)
-        return Cell(self, position, _ENTRY_VALUES.unpack_from(self.map, position)[0])
+        return Cell(self.values, position // 8, _ENTRY_VALUES.unpack_from(self.map, position)[0])
 
     def _append(self, key: str) -> int:
         encoded = key.encode()
@@ -88,11 +97,13 @@ class MetricFile:
     def _grow(self) -> None:
         size = len(self.map) * 2
         self._file.truncate(size)
-        self.map.close()
-        self.map = mmap.mmap(self._file.fileno(), size)  # cells read ``map`` from here on every write
+        self._map(size)
 
     def close(self) -> None:
-        self.map.close()
+        for mapping, values in self._maps:
+            values.release()
+            mapping.close()
+        self._maps.clear()
         self._file.close()
 
 
@@ -100,20 +111,17 @@ class Cell:
     """One sample's value in this process. ``add`` and ``set`` write it through at once: a scrape by any
     process, at any moment, sees every call this one has recorded."""
 
-    __slots__ = ("_file", "_position", "value")
+    __slots__ = ("_values", "index", "value")
 
-    def __init__(self, file: MetricFile, position: int, value: float) -> None:
-        self._file = file
-        self._position = position
+    def __init__(self, values: memoryview, index: int, value: float) -> None:
+        self._values = values
+        self.index = index  # of the value among the file's doubles
         self.value = value
 
     def add(self, amount: float = 1.0) -> None:
         self.value = value = self.value + amount
-        position = self._position
-        # one slice assignment: struct.pack_into would write zeros first, which a concurrent reader could see
-        self._file.map[position:position + 16] = _pack_values(value, 0.0)
+        self._values[self.index] = value
 
     def set(self, value: float) -> None:
         self.value = value
-        position = self._position
-        self._file.map[position:position + 16] = _pack_values(value, 0.0)
+        self._values[self.index] = value

@@ -121,6 +121,13 @@ class Gateway:
         ) as response:
             return response.status, json.loads(await response.read() or b"{}")
 
+    async def fetch_text(self, path: str, timeout: float = 5.0) -> tuple[int, str]:
+        """``fetch`` for an answer that is not JSON (/metrics): its status and text."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, http.get(
+            self.url + path, headers={"Connection": "close", **self.credentials}
+        ) as response:
+            return response.status, await response.text()
+
     def status(self) -> dict[str, Any]:
         code, body = self.get("/api/v1/admin/status")
         assert code == 200, body
