@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.slowloris
 	$(BIN)/python -m bench.lifecycle
 	$(BIN)/python -m bench.failed_backend
+	$(BIN)/python -m bench.rate_limits
 	$(BIN)/python -m bench.admin_api
 	$(BIN)/python -m bench.metrics_cost --seconds 5
 

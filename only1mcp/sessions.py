@@ -1,9 +1,9 @@
 """Sealed front-door sessions: any worker (or host sharing the secret) validates one with no lookup.
 
 A token is ``base64url(payload || mac)``: payload is msgpack ``[sid, version, capabilities, client,
-issued, principal]``, mac the first 16 bytes of HMAC-SHA256(secret, payload). It carries what the proxy
-must remember about a client (negotiated version, declared capabilities, who it is); it is not
-encrypted, so it holds nothing secret.
+issued, principal]`` (then the profile of the endpoint it was opened at, when not `/mcp`), mac the first
+16 bytes of HMAC-SHA256(secret, payload). It carries what the proxy must remember about a client
+(negotiated version, declared capabilities, who it is); it is not encrypted, so it holds nothing secret.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import msgpack
 
 from .auth.principal import Principal
 
-__all__ = ["UNKNOWN_SESSION", "InvalidSession", "SessionInfo", "SessionSealer"]
+__all__ = ["NOT_ISSUED", "UNKNOWN_SESSION", "InvalidSession", "SessionInfo", "SessionSealer"]
 
 _MAC_BYTES = 16
+# A sealed value this gateway did not issue, or issued to someone else: one message for both
+NOT_ISSUED = "not issued by this gateway (or issued before a restart)"
 RELAYED = ("sampling", "elicitation", "roots")  # what a backend may ask of the client
 _CACHE = 8192
 _VALUE_DOMAIN = b"only1mcp-value:"
@@ -43,6 +45,8 @@ class SessionInfo:
     client: dict[str, Any] = field(default_factory=dict)
     issued: int = 0
     principal: str | None = None
+    # The profile of the endpoint the session was opened at (`/mcp/<name>`); None for `/mcp`.
+    catalog_profile: str | None = None
     # The client-to-server request capabilities this client declared, in a fixed order: the key of the
     # backend sessions that may serve it (derived, not sealed).
     profile: tuple[str, ...] = field(default=(), compare=False)
@@ -65,7 +69,7 @@ class SessionInfo:
         return copy
 
 
-_FIELDS = ("sid", "version", "capabilities", "client", "issued", "principal", "profile")
+_FIELDS = ("sid", "version", "capabilities", "client", "issued", "principal", "catalog_profile", "profile")
 
 
 class SessionSealer:
@@ -81,13 +85,16 @@ class SessionSealer:
         self._cache: OrderedDict[str, SessionInfo] = OrderedDict()
 
     def new(self, version: str, capabilities: dict[str, Any], client: dict[str, Any],
-            principal: str | None = None) -> tuple[str, SessionInfo]:
-        info = SessionInfo(os.urandom(12).hex(), version, capabilities, client, int(time.time()), principal)
+            principal: str | None = None, catalog_profile: str | None = None) -> tuple[str, SessionInfo]:
+        info = SessionInfo(os.urandom(12).hex(), version, capabilities, client, int(time.time()), principal,
+                           catalog_profile)
         return self.seal(info), info
 
     def seal(self, info: SessionInfo) -> str:
-        payload = msgpack.packb([info.sid, info.version, info.capabilities, info.client, info.issued,
-                                 info.principal], use_bin_type=True)
+        fields = [info.sid, info.version, info.capabilities, info.client, info.issued, info.principal]
+        if info.catalog_profile is not None:  # (absent for /mcp: those tokens stay as they were)
+            fields.append(info.catalog_profile)
+        payload = msgpack.packb(fields, use_bin_type=True)
         mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
         return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
 
@@ -112,10 +119,11 @@ class SessionSealer:
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
             raise InvalidSession(UNKNOWN_SESSION)
         try:
-            sid, version, capabilities, client, issued, principal = msgpack.unpackb(payload, raw=False)
+            sid, version, capabilities, client, issued, principal, *rest = msgpack.unpackb(payload, raw=False)
         except (ValueError, TypeError, msgpack.UnpackException):
             raise InvalidSession("malformed session id") from None
-        return SessionInfo(sid, version, capabilities or {}, client or {}, issued, principal)
+        catalog_profile = rest[0] if rest and isinstance(rest[0], str) else None
+        return SessionInfo(sid, version, capabilities or {}, client or {}, issued, principal, catalog_profile)
 
     # Other sealed values (a 2026-07-28 requestState): MACed under a derived key, so a session token can
     # never pass as one of these or the other way round.
@@ -134,7 +142,7 @@ class SessionSealer:
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         expected = hmac.new(self._secret, _VALUE_DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
-            raise InvalidSession("not issued by this gateway (or issued before a restart)")
+            raise InvalidSession(NOT_ISSUED)
         try:
             value = msgpack.unpackb(payload, raw=False)
         except (ValueError, TypeError, msgpack.UnpackException):

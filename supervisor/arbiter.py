@@ -45,6 +45,7 @@ from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
 from .metrics_recorder import SupervisorMetrics
 from .procinfo import rss_bytes
+from .quotas import Quotas
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
 from .stdio_children import StdioChildren
@@ -68,7 +69,7 @@ class _Parts:
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
                  children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens,
-                 actions: AdminActions, metrics: SupervisorMetrics) -> None:
+                 actions: AdminActions, quotas: Quotas, metrics: SupervisorMetrics) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -85,6 +86,7 @@ class _Parts:
         self.keys = keys
         self.tokens = tokens
         self.actions = actions
+        self.quotas = quotas
         self.metrics = metrics
 
 
@@ -200,11 +202,12 @@ class Supervisor:
         revocations.load()
         keys = IssuerKeys(publisher)
         actions = AdminActions(publisher, health, config, self.reload, lambda: self.settings)
+        quotas = Quotas(relay, self._sender, self.settings.rate_limits)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, keys, tokens, actions, recorder)
-        for part in (fleet, children, mailboxes, revocations, health, keys, tokens):
+                             catalog, health, children, fleet, keys, tokens, actions, quotas, recorder)
+        for part in (fleet, children, mailboxes, revocations, health, keys, tokens, quotas):
             part.register(self.reports)
-        for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT}):  # those two are ours to send
+        for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT, Kind.LEASE_GRANT}):  # those are ours to send
             self.reports.register(kind, relay.publish)
         self.reports.register(Kind.BACKEND_CHANGED, lambda envelope: catalog.backend_changed(
             envelope.payload.backend))  # type: ignore[attr-defined]
@@ -214,6 +217,7 @@ class Supervisor:
         self._tasks.spawn(publisher.run_heartbeats(server.heartbeat_interval), "bus-heartbeat")
         self._tasks.spawn(sink.serve(), "bus-reports")
         self._tasks.spawn(self._housekeeping(), "housekeeping")
+        self._tasks.spawn(quotas.sweep(), "rate-limit-leases")
         self._tasks.spawn(self._first_catalog(), "first-catalog")
         if record is not None:
             self._tasks.spawn(revocations.follow(), "revocation-log")
@@ -337,6 +341,7 @@ class Supervisor:
         sessions = settings.sessions
         parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
         parts.revocations.ttl = sessions.ttl
+        parts.quotas.configure(settings.rate_limits)
         keys = parts.publisher.get(Namespace.SESSIONS)
         if isinstance(keys, SessionKeys) and keys.ttl != sessions.ttl:
             parts.publisher.set(Namespace.SESSIONS, "", SessionKeys(keys.secret, sessions.ttl))
@@ -422,6 +427,7 @@ class Supervisor:
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
             "jwks": parts.keys.describe(),
             "oauth": parts.tokens.describe(),
+            "rate_limits": parts.quotas.describe(),
             "bus": {"reports": self.reports.describe(), "background_failures": self._tasks.failures},
         }
 
@@ -433,5 +439,5 @@ class Supervisor:
         return {"version": current.version, "backends": catalog.get("backends", {}),
                 "tools": len(catalog.get("tools", [])), "prompts": len(catalog.get("prompts", [])),
                 "resources": len(catalog.get("resources", [])), "templates": len(catalog.get("templates", [])),
-                "collisions": catalog.get("collisions", [])}
+                "collisions": catalog.get("collisions", []), "shaping": catalog.get("shaping", [])}
 

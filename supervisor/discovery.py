@@ -77,6 +77,7 @@ class CatalogBuilder:
         self._http: Http1Pool | None = None
         self._first_round = asyncio.Event()
         self._tasks = Background("discovery")
+        self._shaping_logged: set[tuple[tuple[str, str], ...]] = set()  # problems already logged
 
     async def apply(self, settings: Settings) -> None:
         """Start watching added backends, stop removed or changed ones, then republish."""
@@ -246,7 +247,21 @@ class CatalogBuilder:
                             "capabilities": watch.discovery.capabilities if watch.discovery else {}}
             if watch.discovery is not None and (watch.state == "ok" or keep):
                 discoveries.append(watch.discovery)
-        self._publish(merge(discoveries, self._settings.proxy.separator, status))
+        shaping = {b.name: (b.tools, b.prompts) for b in self._settings.enabled_backends()}
+        catalog = merge(discoveries, self._settings.proxy.separator, status, shaping)
+        self._report_shaping(catalog.get("shaping", []))
+        self._publish(catalog)
+
+    def _report_shaping(self, problems: list[dict[str, str]]) -> None:
+        """Log each shaping override that cannot be applied once (the catalog is merged again on every
+        backend state change); admin status lists them all under catalog.shaping."""
+        current = {tuple(sorted(p.items())) for p in problems}
+        for problem in problems:
+            if tuple(sorted(problem.items())) not in self._shaping_logged:
+                what = "tool" if "tool" in problem else "prompt"
+                log.warning("backend '%s' %s '%s': %s (see backends[].%ss.overrides)", problem["backend"], what,
+                            problem[what], problem["problem"], what)
+        self._shaping_logged = current
 
     async def _stop(self, watch: _Watch) -> None:
         if watch.task is not None:

@@ -51,11 +51,12 @@ class ReplyChannel:
     """The answer to one POST: plain JSON, unless something related (progress, a log line, a request to
     the client) arrives before the result, in which case the response becomes an SSE stream."""
 
-    __slots__ = ("_exchange", "_headers", "_pending", "_started", "_writer", "broken")
+    __slots__ = ("_exchange", "_headers", "_pending", "_started", "_status", "_writer", "broken")
 
     def __init__(self, exchange: Exchange, headers: dict[str, str]) -> None:
         self._exchange = exchange
         self._headers = headers
+        self._status = 200
         self._started = False
         self._pending: list[bytes] = []
         self._writer: asyncio.Task[None] | None = None
@@ -90,13 +91,18 @@ class ReplyChannel:
             self.broken = True
             self._pending.clear()
 
-    async def finish(self, final: bytes, status: int = 200) -> Answer:
-        """Send the final message: as the JSON body (with ``status``), or as the last event of the stream
-        (whose 200 was sent when it started)."""
+    def rate_limited(self, retry_after: int) -> None:
+        """A rate limit refused the call: its answer, if still a JSON body, goes as 429 with Retry-After."""
+        self._status = 429
+        self._headers = {**self._headers, "Retry-After": str(retry_after)}
+
+    async def finish(self, final: bytes, status: int | None = None) -> Answer:
+        """Send the final message: as the JSON body (with ``status``, else 200 or what ``rate_limited``
+        set), or as the last event of the stream (whose 200 was sent when it started)."""
         while self._writer is not None and not self._writer.done():
             await self._writer
         if not self._started:
-            return Answer(status, final, {"Content-Type": "application/json", **self._headers})
+            return Answer(status or self._status, final, {"Content-Type": "application/json", **self._headers})
         if not self.broken:
             try:
                 await self._exchange.write(encode_event(final))

@@ -15,6 +15,7 @@ from only1mcp.backends.base import BackendError, BackendRpcError, BackendTimeout
 from only1mcp.backends.session import BackendSession
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
+from only1mcp.catalog.profiles import choose_profile
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
@@ -23,12 +24,14 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 from only1mcp.protocol.versions import negotiate
+from only1mcp.ratelimit.limits import Limit, Refusal, principal_key
 from only1mcp.sessions import SessionInfo
 
 from . import tasks
 from .audited import Client, backend_of, outcome_of
-from .calls import Channel, ClientCall
+from .calls import Channel, ClientCall, ReplyChannel
 from .gateway import Gateway
+from .rate_limits import RateLimited
 
 __all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
 
@@ -60,6 +63,21 @@ def _resource_not_found(_kind: PolicyKind, uri: str) -> JsonRpcError:
 
 def _unknown_reference(_kind: PolicyKind, uri: str) -> JsonRpcError:
     return JsonRpcError(Code.INVALID_PARAMS, f"unknown resource or template '{uri}'")
+
+
+def _with_fixed(arguments: Any, fixed: dict[str, Any] | None, what: str) -> Any:
+    """The arguments a backend gets: the client's plus those the gateway fixes. A client may not send a fixed
+    one (its schema does not show it): -32602 naming it, rather than silently replacing its value."""
+    if fixed is None:
+        return arguments
+    if arguments is not None and not isinstance(arguments, dict):
+        raise JsonRpcError(Code.INVALID_PARAMS, f"{what}: arguments must be an object")
+    sent = sorted(set(arguments or ()) & fixed.keys())
+    if sent:
+        listed = ", ".join(f"'{name}'" for name in sent)
+        raise JsonRpcError(Code.INVALID_PARAMS, f"{what}: argument {listed} is fixed by the gateway's configuration "
+                           "and may not be sent; call again without it", {"fixed": sent})
+    return {**(arguments or {}), **fixed}
 
 
 def _text(params: dict[str, Any], key: str, method: str) -> str:
@@ -145,6 +163,13 @@ class Dispatcher:
         started = time.perf_counter() if accounted else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
+        limits = self._gateway.limits
+        # rate_limits.per_principal, for every request of a session whatever its door (POST /mcp, a batch's
+        # requests, /ws, legacy /sse): the common case, a token in a lease this worker holds, costs no wait
+        if limits.per_principal and not limits.admit_now(Limit.PER_PRINCIPAL, principal_key(
+                session.caller, client.peer())) and (refused := await self._over_principal_limit(
+                session, message, channel, client, started if accounted else None)) is not None:
+            return refused
         try:
             if params is not None and not isinstance(params, dict):
                 raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
@@ -153,12 +178,9 @@ class Dispatcher:
                 if accounted:
                     self._account(Outcome.OK, session, message, client, started)
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
-            result = await self.answer(session, method, request_id, params or {}, channel)
+            result = await self.answer(session, method, request_id, params or {}, channel, client)
         except JsonRpcError as exc:
-            if accounted:
-                self._account(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
-                              started, exc.code)
-            return error_bytes(request_id, exc.code, exc.message, exc.data)
+            return self._failed(exc, session, message, channel, client, started if accounted else None)
         except Exception:
             # A defect of ours: the door answers -32603; the line must already be there when it does.
             if accounted:
@@ -167,6 +189,34 @@ class Dispatcher:
         if accounted:
             self._account(outcome_of(result), session, message, client, started)
         return result_bytes(request_id, result)
+
+    def _failed(self, exc: JsonRpcError, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                client: Client, started: float | None) -> bytes:
+        """The answer to a request that failed with ``exc``, audited and counted as denied, rate_limited or error
+        (``started`` None: the trail and metrics were off when the request arrived)."""
+        if isinstance(exc, RateLimited):  # per_tool or per_backend
+            return self._rate_limited(exc.refusal, session, message, channel, client, started)
+        if started is not None:
+            self._account(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
+                          started, exc.code)
+        return error_bytes(message["id"], exc.code, exc.message, exc.data)
+
+    async def _over_principal_limit(self, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                                    client: Client, started: float | None) -> bytes | None:
+        """The refusal of a request over rate_limits.per_principal (None: admitted), once the worker's own
+        leases had no token for it."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(session.caller, client.peer()))
+        return None if refused is None else self._rate_limited(refused, session, message, channel, client, started)
+
+    def _rate_limited(self, refused: Refusal, session: SessionInfo, message: dict[str, Any], channel: Channel | None,
+                      client: Client, started: float | None) -> bytes:
+        """A request a rate limit refused: audited (unless ``started`` is None), its JSON-RPC error naming the
+        limit, and on POST /mcp HTTP 429 with Retry-After (on a WebSocket or legacy SSE, the error alone)."""
+        if isinstance(channel, ReplyChannel):
+            channel.rate_limited(refused.retry_after)
+        if started is not None:
+            self._account(Outcome.RATE_LIMITED, session, message, client, started, Code.RATE_LIMITED)
+        return error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data)
 
     def _account(self, outcome: Outcome, session: SessionInfo, message: dict[str, Any], client: Client,
                  started: float, code: int | None = None) -> None:
@@ -195,13 +245,30 @@ class Dispatcher:
                          code=code, backend=backend_of(self._gateway.view, message["method"], message.get("params")))
 
     def page(self, session: SessionInfo, method: str, params: dict[str, Any] | None) -> bytes:
-        """One serialized page of a list, answered from the catalog: what the caller may use, no more."""
+        """One serialized page of a list, answered from the catalog: what the endpoint's profile shows and the
+        caller may use, no more."""
+        permissions = self.permissions(session)
+        profile = session.catalog_profile
+        if profile is not None or permissions.profiles:
+            profile = choose_profile(profile, permissions.profiles)
         return self.view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
-                              self.permissions(session))
+                              permissions, profile)
 
     def permissions(self, session: SessionInfo) -> Permissions:
         """What the caller of the request being served may use (everything while rbac or auth is off)."""
         return self._gateway.rbac.permissions(session.caller)
+
+    def _in_profile(self, session: SessionInfo, backend: str, kind: PolicyKind, target: str,
+                    unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
+        """Refuse, as unknown, what the profile of the request's endpoint does not show."""
+        profile = session.catalog_profile
+        if profile is None and session.caller is None:
+            return  # /mcp without authentication: the whole catalog (nothing more on the hot path)
+        pins = self.permissions(session).profiles
+        if profile is None and not pins:
+            return
+        if not self.view.admits(choose_profile(profile, pins), backend, target):
+            raise unknown(kind, target)
 
     def _permit(self, session: SessionInfo, kind: PolicyKind, target: str,
                 unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
@@ -213,13 +280,19 @@ class Dispatcher:
             raise Denied(unknown(kind, target), kind, target, session.caller)
 
     async def answer(self, session: SessionInfo, method: str, request_id: Any, params: dict[str, Any],
-                     channel: Channel | None) -> Any:
-        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails."""
+                     channel: Channel | None, client: Client | None = None) -> Any:
+        """The result of a request that is not a list; JsonRpcError (logged once here) when it fails.
+        ``client``: who sent it (its address is whom a call counts against while authentication is off)."""
         try:
             handler = self._handlers.get(method)
             if handler is None:
                 raise JsonRpcError(Code.METHOD_NOT_FOUND, f"method not found: {method}")
+            limits = self._gateway.limits
+            if method == "tools/call" and (limits.per_tool or limits.per_backend):
+                await self._within_limits(session, params, client)
             return await handler(session, request_id, params, channel)
+        except RateLimited:
+            raise  # logged where it was decided
         except Denied as exc:
             log.info("%s %s denied: %s may not use %s '%s' (answered as unknown)", method, request_id,
                      exc.caller.key if exc.caller is not None else "the caller", exc.kind.value, exc.target)
@@ -344,12 +417,31 @@ class Dispatcher:
                     channel: Channel | None) -> Any:
         return {}
 
+    async def _within_limits(self, session: SessionInfo, params: dict[str, Any], client: Client | None) -> None:
+        """RateLimited when a tools/call is over per_tool (its principal's bucket for this tool) or per_backend
+        (everyone's bucket for its backend). After the checks that make an unknown or forbidden tool an error
+        (a refusal must not tell that a hidden tool exists); the principal's own bucket first, so a call it
+        refuses takes nothing from the bucket all clients share."""
+        name = _text(params, "name", "tools/call")
+        backend, _ = self._named(session, PolicyKind.TOOLS, name)
+        limits = self._gateway.limits
+        if limits.per_tool:
+            who = principal_key(session.caller, client.peer() if client is not None else "")
+            refused = await limits.admit(Limit.PER_TOOL, f"{who} {name}")
+            if refused is not None:
+                raise RateLimited(refused)
+        if limits.per_backend:
+            refused = await limits.admit(Limit.PER_BACKEND, backend)
+            if refused is not None:
+                raise RateLimited(refused)
+
     def _named(self, session: SessionInfo, kind: PolicyKind, name: str) -> tuple[str, str]:
         """(backend, the backend's own name) of an exposed tool or prompt name; -32602 when unknown, and the
         same when the caller may not use it."""
         route = (self.view.tool if kind is PolicyKind.TOOLS else self.view.prompt)(name)
         if route is None:
             raise _unknown_name(kind, name)
+        self._in_profile(session, route[0], kind, name, _unknown_name)
         self._permit(session, kind, name, _unknown_name)
         return route
 
@@ -357,6 +449,9 @@ class Dispatcher:
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
         backend, original = self._named(session, PolicyKind.TOOLS, name)
+        fixed = self.view.fixed(PolicyKind.TOOLS, name)
+        if fixed is not None:
+            params = {**params, "arguments": _with_fixed(params.get("arguments"), fixed, f"tool '{name}'")}
         router = self._gateway.routers.get(backend)
         key = None
         if router is not None and router.hash_argument is not None:
@@ -385,6 +480,7 @@ class Dispatcher:
         route = self.view.resource(uri)
         if route is None:
             raise _resource_not_found(PolicyKind.RESOURCES, uri)
+        self._in_profile(session, route[0], PolicyKind.RESOURCES, uri, _resource_not_found)
         self._permit(session, PolicyKind.RESOURCES, uri, _resource_not_found)
         return route
 
@@ -428,7 +524,11 @@ class Dispatcher:
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
-        backend, original = self._named(session, PolicyKind.PROMPTS, _text(params, "name", "prompts/get"))
+        name = _text(params, "name", "prompts/get")
+        backend, original = self._named(session, PolicyKind.PROMPTS, name)
+        fixed = self.view.fixed(PolicyKind.PROMPTS, name)
+        if fixed is not None:
+            params = {**params, "arguments": _with_fixed(params.get("arguments"), fixed, f"prompt '{name}'")}
         return await self._forward(session, request_id, backend, "prompts/get", {**params, "name": original},
                                    channel, idempotent=True)
 
@@ -438,13 +538,16 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
         if ref.get("type") == "ref/prompt":
-            backend, original = self._named(session, PolicyKind.PROMPTS, _text(ref, "name", "completion/complete ref"))
+            name = _text(ref, "name", "completion/complete ref")
+            backend, original = self._named(session, PolicyKind.PROMPTS, name)
             new_ref = {**ref, "name": original}
+            params = self._fixed_completion(params, self.view.fixed(PolicyKind.PROMPTS, name), name)
         elif ref.get("type") == "ref/resource":
             uri = _text(ref, "uri", "completion/complete ref")
             route = self.view.template(uri) or self.view.resource(uri)
             if route is None:
                 raise _unknown_reference(PolicyKind.RESOURCES, uri)
+            self._in_profile(session, route[0], PolicyKind.RESOURCES, uri, _unknown_reference)
             self._permit(session, PolicyKind.RESOURCES, uri, _unknown_reference)
             backend, original = route
             new_ref = {**ref, "uri": original}
@@ -452,6 +555,20 @@ class Dispatcher:
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete ref.type must be ref/prompt or ref/resource")
         return await self._forward(session, request_id, backend, "completion/complete", {**params, "ref": new_ref},
                                    channel, idempotent=True)
+
+    @staticmethod
+    def _fixed_completion(params: dict[str, Any], fixed: dict[str, Any] | None, name: str) -> dict[str, Any]:
+        """A completion for a prompt with fixed arguments: never of a fixed one (the client does not see it),
+        and the prompt's other arguments completed knowing the fixed values."""
+        if fixed is None:
+            return params
+        argument = params.get("argument")
+        if isinstance(argument, dict) and argument.get("name") in fixed:
+            raise JsonRpcError(Code.INVALID_PARAMS, f"prompt '{name}': argument '{argument['name']}' is fixed by "
+                               "the gateway's configuration; there is nothing to complete")
+        context = params.get("context") if isinstance(params.get("context"), dict) else {}
+        known = context.get("arguments") if isinstance(context.get("arguments"), dict) else {}
+        return {**params, "context": {**context, "arguments": {**known, **fixed}}}
 
     async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:

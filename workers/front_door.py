@@ -22,6 +22,7 @@ from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import ReplyChannel
@@ -30,6 +31,7 @@ from .dispatch import Dispatcher, error_bytes, result_bytes
 from .exchange import AiohttpExchange, Answer, Exchange, web_response
 from .gateway import Gateway
 from .guard import JSON, SESSION_HEADER, VERSION_HEADER, Guard, refusal, too_deep
+from .rate_limits import too_many
 from .stateless import StatelessDoor
 
 __all__ = ["FrontDoor", "Unreadable"]
@@ -38,6 +40,14 @@ log = logging.getLogger("only1mcp.worker")
 
 _REVOKE_WAIT = 2.0
 _ACCEPTED = Answer(202)
+
+
+def _elsewhere(session: SessionInfo, request_id: Any) -> Answer:
+    """A session used at another endpoint than the one it was opened at: unknown here (404, as the transport
+    spec has a client re-initialize), since each endpoint serves another catalog."""
+    opened = f"/mcp/{session.catalog_profile}" if session.catalog_profile is not None else "/mcp"
+    return refusal(404, Code.INVALID_REQUEST, f"this session was opened at {opened}, not at this endpoint; send "
+                   f"it to {opened}, or initialize a new session here", request_id)
 
 
 class Unreadable:
@@ -118,27 +128,33 @@ class FrontDoor:
         if isinstance(message, Unreadable):
             answer = self.unreadable(exchange, message)
             return exchange.respond(answer if isinstance(answer, Answer) else await answer)
+        profile = request.match_info.get("profile")
         if self.is_modern(exchange, message):
+            refused = self._guard.profile(profile, None, answer_id(message)) if profile is not None else None
+            if refused is not None:
+                return exchange.respond(refused)
             return await self._stateless.post(request, message)  # checks its own version (-32022)
-        return exchange.respond(await self.answer(exchange, message))
+        return exchange.respond(await self.answer(exchange, message, profile))
 
-    async def answer(self, exchange: Exchange, message: Any) -> Answer:
-        """The answer to a parsed legacy-era POST body."""
+    async def answer(self, exchange: Exchange, message: Any, profile: str | None = None) -> Answer:
+        """The answer to a parsed legacy-era POST body sent to the endpoint of ``profile`` (None: /mcp)."""
         # (the hot path: nothing more while authentication is off)
         caller = await self._identified(exchange, message) if self._guard.authenticating else None
         if isinstance(caller, Answer):
             return caller
-        refused = self._guard.version(exchange.header(VERSION_HEADER), message)
+        refused = self._guard.version(exchange.header(VERSION_HEADER), message) if profile is None else \
+            self._guard.profile(profile, None, answer_id(message)) or self._guard.version(
+                exchange.header(VERSION_HEADER), message)
         if refused is not None:
             return refused
         if isinstance(message, list):
-            return await self._batch(exchange, message, caller)
+            return await self._batch(exchange, message, caller, profile)
         problem = jsonrpc.shape_error(message)
         if problem is not None:
             return refusal(400, Code.INVALID_REQUEST, problem, answer_id(message))
         if message.get("method") == "initialize":
-            return self._initialize(message, caller, exchange)
-        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=message.get("id"), caller=caller)
+            return await self._initialize(message, caller, exchange, profile)
+        session = self._session_here(exchange, caller, profile, message.get("id"))
         if isinstance(session, Answer):
             return session
         if "method" not in message:
@@ -150,18 +166,38 @@ class FrontDoor:
         channel = ReplyChannel(exchange, {})
         return await channel.finish(await self._dispatcher.request(session, message, channel, exchange))
 
+    def _session_here(self, exchange: Exchange, caller: Principal | None, profile: str | None,
+                      request_id: Any) -> SessionInfo | Answer:
+        """The request's session, opened at this endpoint (the profile's, or /mcp), or the refusal."""
+        session = self._guard.session(exchange.header(SESSION_HEADER), request_id=request_id, caller=caller)
+        if isinstance(session, SessionInfo) and session.catalog_profile != profile:
+            return _elsewhere(session, request_id)
+        return session
+
     async def _identified(self, exchange: Exchange, message: Any) -> Principal | Answer | None:
         caller = self._guard.identify(exchange, answer_id(message), message)
         if isinstance(caller, KeyUnknown):
             return await self._guard.after_refresh(exchange, caller, answer_id(message), message)
         return caller
 
-    def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange) -> Answer:
+    async def _initialize(self, message: dict[str, Any], caller: Principal | None, exchange: Exchange,
+                          profile: str | None) -> Answer:
         if "id" not in message:
             return refusal(400, Code.INVALID_REQUEST, "initialize must be a request (with an id)")
+        # A request like any other for per_principal (the requests of a session are counted by the dispatcher)
+        if self._gateway.limits.per_principal:
+            refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(caller, exchange.peer()))
+            if refused is not None:
+                self._dispatcher.audit(Outcome.RATE_LIMITED, None, message, exchange, time.perf_counter(),
+                                       Code.RATE_LIMITED, caller=caller)
+                return too_many(refused, message["id"])
         sealer = self._gateway.sealer
         if sealer is None:
             return refusal(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
+        if caller is not None:
+            pinned = self._guard.profile(profile, caller, message["id"])  # roles that pin other profiles: 403
+            if pinned is not None:
+                return pinned
         started = time.perf_counter()
         try:
             result, version, capabilities = self._dispatcher.initialize(message.get("params"))
@@ -171,14 +207,16 @@ class FrontDoor:
         params = message.get("params") or {}
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         token, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version")
-                                                            if k in client}, caller.key if caller is not None else None)
+                                                            if k in client}, caller.key if caller is not None else None,
+                                    profile)
         self._dispatcher.audit(Outcome.OK, session, message, exchange, started, caller=caller)
         return Answer(200, result_bytes(message["id"], result), {**JSON, SESSION_HEADER: token})
 
-    async def _batch(self, exchange: Exchange, messages: list[Any], caller: Principal | None) -> Answer:
+    async def _batch(self, exchange: Exchange, messages: list[Any], caller: Principal | None,
+                     profile: str | None) -> Answer:
         if not messages:
             return refusal(400, Code.INVALID_REQUEST, "an empty batch is not a valid JSON-RPC request")
-        session = self._guard.session(exchange.header(SESSION_HEADER), caller=caller)
+        session = self._session_here(exchange, caller, profile, None)
         if isinstance(session, Answer):
             return session
         if session.version not in BATCH_VERSIONS:
@@ -211,8 +249,16 @@ class FrontDoor:
         if isinstance(caller, Answer):
             return caller
         refused = self._guard.version(request.headers.get(VERSION_HEADER))
-        return refused if refused is not None else self._guard.session(request.headers.get(SESSION_HEADER),
-                                                                        caller=caller)
+        if refused is not None:
+            return refused
+        profile = request.match_info.get("profile")
+        refused = self._guard.profile(profile, None) if profile is not None else None
+        if refused is not None:
+            return refused
+        session = self._guard.session(request.headers.get(SESSION_HEADER), caller=caller)
+        if isinstance(session, SessionInfo) and session.catalog_profile != profile:
+            return _elsewhere(session, None)
+        return session
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")

@@ -26,6 +26,7 @@ from only1mcp.bus.messages import (
     Unsubscribe,
 )
 from only1mcp.bus.wire import Payload
+from only1mcp.catalog.profiles import CompiledProfile, compile_profiles
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
@@ -45,6 +46,7 @@ from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
 from .jwks import WorkerKeys
 from .origins import OriginPolicy
+from .rate_limits import RateLimiter
 from .routing import OutcomeBatcher, Router
 from .streams import SessionStreams
 
@@ -72,8 +74,11 @@ class Gateway:
         self.protected: ProtectedResource | None = None  # authentication; None while it is off
         # rbac, compiled here from each new config and nowhere else; requests only look permissions up
         self.rbac = Policy(RbacSettings())
+        # profiles (config `profiles`), compiled here from each new config; a view prepares their pages
+        self.profiles: dict[str, CompiledProfile] = {}
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
+        self.limits = RateLimiter(reporter)
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
@@ -105,6 +110,7 @@ class Gateway:
         inbox.register(Kind.CLIENT_RESPONSE, self._relayed_response)
         inbox.register(Kind.CANCEL_CALL, self._relayed_cancel)
         inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
+        self.limits.register(inbox)
 
     # ------------------------------------------------------------ shared state
 
@@ -119,11 +125,15 @@ class Gateway:
             self.request_metrics.switch(self.settings.metrics.enabled)
             self.request_timeout = self.settings.proxy.request_timeout
             self.policy = OriginPolicy(self.spec.host, server.allowed_origins, server.allowed_hosts)
+            self.limits.configure(self.settings.rate_limits)
             self.protected = ProtectedResource.build(self.settings, self.spec.host, self.spec.port,
                                                      lambda: self.issuer_keys.keys)
             self.rbac = Policy(self.settings.rbac)
-            if previous is not None and previous.rbac != self.settings.rbac:
-                # What each caller may see changed, though the catalog did not: every list may differ.
+            self.profiles = compile_profiles(self.settings.profiles)
+            if previous is not None and (previous.rbac != self.settings.rbac
+                                         or previous.profiles != self.settings.profiles):
+                # What each caller or endpoint may see changed, though the catalog did not: every list may
+                # differ.
                 for kind in ("prompts", "resources", "tools"):
                     self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
             backends = {b.name: b for b in self.settings.enabled_backends()}
@@ -145,7 +155,8 @@ class Gateway:
         if catalog is not None and self.settings is not None and (
                 self.view is None or catalog.version != self.catalog_version):
             old = self.view
-            self.view = CatalogView(catalog.catalog, self.settings.proxy.page_size)
+            # proxy.tools_mode comes with the tool modes (compact, lazy); until then the catalog is served in full
+            self.view = CatalogView(catalog.catalog, self.settings.proxy.page_size, self.profiles, "full")
             self.catalog_version = catalog.version
             if old is not None:
                 self._announce_changes(old.catalog, catalog.catalog)
@@ -346,6 +357,7 @@ class Gateway:
             return
 
     async def close(self) -> None:
+        await self.limits.close()
         self.streams.close_all()
         self.outstanding.clear()
         await self.tasks.close()

@@ -17,6 +17,7 @@ from only1mcp.audit.outcome import Outcome
 from only1mcp.auth.authenticate import Authenticator, AuthRefused, KeyUnknown
 from only1mcp.auth.challenge import www_authenticate
 from only1mcp.auth.principal import Principal
+from only1mcp.catalog.profiles import ProfileRefused, choose_profile
 from only1mcp.config.models import ServerSettings
 from only1mcp.http.bodies import BodyIncomplete, BodyTimeout, BodyTooLarge, read_body, send_and_close
 from only1mcp.policy.permissions import Permissions
@@ -210,6 +211,21 @@ class Guard:
         if header is not None and header not in SUPPORTED:
             return refusal(400, Code.INVALID_REQUEST, f"unsupported {VERSION_HEADER} '{header}'; this gateway "
                                                       f"speaks {', '.join(SUPPORTED)}", answer_id(message))
+        return None
+
+    def profile(self, name: str | None, caller: Principal | None, request_id: Any = None) -> Answer | None:
+        """The refusal of an endpoint's profile (``name``, None for the whole catalog): 404 when the config
+        defines no such profile, 403 when the caller's roles pin other profiles; None when it may be used."""
+        if name is not None and name not in self._gateway.profiles:
+            return refusal(404, Code.INVALID_REQUEST, f"no profile '{name}' is configured on this gateway; check "
+                           "the URL (a profile <name> is served at /mcp/<name>, /sse/<name> and /ws/<name>)",
+                           request_id)
+        if caller is None:
+            return None
+        try:
+            choose_profile(name, self._gateway.rbac.permissions(caller).profiles)
+        except ProfileRefused as exc:
+            return refusal(403, exc.code, exc.message, request_id)
         return None
 
     def session(self, token: str | None, reopen: str = "initialize a new session",

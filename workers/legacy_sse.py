@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.constants import SSE_HEADERS
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
@@ -73,10 +75,14 @@ class LegacySseDoor:
         caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)
+        profile = request.match_info.get("profile")  # /sse/<profile>
+        refused = self._guard.profile(profile, caller)
+        if refused is not None:
+            return web_response(refused)
         sealer = self._gateway.sealer
         if sealer is None:
             return self._refuse(503, Code.INTERNAL_ERROR, "the gateway is starting; retry in a moment")
-        token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None)
+        token, session = sealer.new(LEGACY_VERSION, {}, {}, caller.key if caller is not None else None, profile)
         if caller is not None:
             session = session.called_by(caller)
         stream = _Stream(session, request.remote or "")
@@ -153,13 +159,36 @@ class LegacySseDoor:
             log.info("dropped a relayed legacy SSE message: its stream is closed")
 
     def _deliver(self, token: str, message: dict[str, Any]) -> None:
+        """A message of the stream's client, handled where its answer is written: rate limits count it here
+        (initialize) or in the dispatcher (the rest), by the principal and address that opened the stream."""
         stream = self._streams[token]
         if message.get("method") == "initialize":
-            self._initialize(stream, message)
+            limits = self._gateway.limits
+            if limits.per_principal and "id" in message and not limits.admit_now(
+                    Limit.PER_PRINCIPAL, principal_key(stream.session.caller, stream.peer())):
+                self._track(stream, self._initialize_if_admitted(stream, message))
+            else:
+                self._initialize(stream, message)
             return
-        task = watched(asyncio.get_running_loop().create_task(self._run(stream, message)))
+        self._track(stream, self._run(stream, message))
+
+    @staticmethod
+    def _track(stream: _Stream, work: Coroutine[Any, Any, None]) -> None:
+        task = watched(asyncio.get_running_loop().create_task(work))
         stream.calls.add(task)
         task.add_done_callback(stream.calls.discard)
+
+    async def _initialize_if_admitted(self, stream: _Stream, message: dict[str, Any]) -> None:
+        """An initialize that needs the supervisor's word on rate_limits.per_principal; refused, it gets the
+        JSON-RPC error alone, on the stream (the POST was answered 202 as the transport specifies)."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(stream.session.caller,
+                                                                                       stream.peer()))
+        if refused is None:
+            self._initialize(stream, message)
+            return
+        self._dispatcher.audit(Outcome.RATE_LIMITED, stream.session, message, stream, time.perf_counter(),
+                               Code.RATE_LIMITED)
+        stream.queue.put_nowait(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
 
     def _initialize(self, stream: _Stream, message: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -175,7 +204,8 @@ class LegacySseDoor:
         # The stream's session gets what initialize negotiated (kept here: every message of a legacy
         # session is handled by the worker that holds its stream).
         stream.session = SessionInfo(stream.session.sid, version, capabilities, stream.session.client,
-                                     stream.session.issued, stream.session.principal)
+                                     stream.session.issued, stream.session.principal, stream.session.catalog_profile,
+                                     caller=stream.session.caller)
         if request:
             self._dispatcher.audit(Outcome.OK, stream.session, message, stream, started)
             stream.queue.put_nowait(result_bytes(message["id"], result))

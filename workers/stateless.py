@@ -30,7 +30,8 @@ from only1mcp.protocol import jsonrpc, modern
 from only1mcp.protocol.codec import dumps, loads
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import ALL_VERSIONS
-from only1mcp.sessions import RELAYED, InvalidSession, SessionInfo
+from only1mcp.ratelimit.limits import Limit, principal_key
+from only1mcp.sessions import NOT_ISSUED, RELAYED, InvalidSession, SessionInfo
 
 from .audited import outcome_of
 from .calls import ReplyChannel
@@ -39,6 +40,7 @@ from .exchange import AiohttpExchange, Answer, web_response
 from .gateway import Gateway
 from .guard import Guard
 from .listen import Listeners
+from .rate_limits import RateLimited, too_many
 
 __all__ = ["StatelessDoor"]
 
@@ -47,6 +49,7 @@ log = logging.getLogger("only1mcp.worker")
 _BUFFERED = 256  # related notifications kept for the next retry while a call waits for input
 _RELAY_MARGIN = 5.0  # seconds a relayed retry may take beyond the request deadline before we give up
 _WATCH = 0.5  # seconds between checks that a waiting client is still connected
+_ANYONE = object()  # _open_state: a retry whose principal was checked already
 _CANCELLED = -32800
 Outcome = tuple[dict[str, Any], int]  # (JSON-RPC message, HTTP status)
 
@@ -166,8 +169,12 @@ class StatelessDoor:
             return admitted
         envelope, params = admitted
         request_id, method = message["id"], message["method"]
-        session = self._session(envelope, caller)
+        session = self._session(envelope, caller, request.match_info.get("profile"))
         started = time.perf_counter()
+        if self._gateway.limits.per_principal:
+            limited = await self._over_limit(request, message, session, started)
+            if limited is not None:
+                return limited
         try:
             served = await self._serve_here(request, message, params, session, started)
             if method == "tools/call":
@@ -183,12 +190,23 @@ class StatelessDoor:
         exchange = AiohttpExchange(request)
         channel = ReplyChannel(exchange, {})
         if params.get("requestState") is not None:
-            outcome = await self._resume(message, params, channel)
+            outcome = await self._resume(message, params, session, channel)
         else:
-            outcome = await self._start(message, params, envelope, session, channel)
+            outcome = await self._start(message, params, envelope, session, channel, exchange)
         body, status = outcome
         self._audit(request, message, session, started, body)
         return exchange.respond(await channel.finish(dumps(body), status))
+
+    async def _over_limit(self, request: web.Request, message: dict[str, Any], session: SessionInfo,
+                          started: float) -> web.Response | None:
+        """429 (audited) when the request's principal is over rate_limits.per_principal; None when admitted."""
+        who = principal_key(session.caller, request.remote or "")
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, who)
+        if refused is None:
+            return None
+        self._audit(request, message, session, started, jsonrpc.error_message(
+            message["id"], Code.RATE_LIMITED, refused.message))
+        return web_response(too_many(refused, message["id"]))
 
     def _audit(self, request: web.Request, message: dict[str, Any], session: SessionInfo, started: float,
                answer: dict[str, Any]) -> None:
@@ -197,8 +215,8 @@ class StatelessDoor:
         error = answer.get("error")
         client = AiohttpExchange(request)
         if isinstance(error, dict):
-            self._dispatcher.audit(AuditOutcome.ERROR, None, message, client, started, error.get("code"),
-                                   caller=session.caller)
+            outcome = AuditOutcome.RATE_LIMITED if error.get("code") == Code.RATE_LIMITED else AuditOutcome.ERROR
+            self._dispatcher.audit(outcome, None, message, client, started, error.get("code"), caller=session.caller)
         else:
             self._dispatcher.audit(outcome_of(answer.get("result")), None, message, client, started,
                                    caller=session.caller)
@@ -262,14 +280,16 @@ class StatelessDoor:
         if problem is not None:
             raise JsonRpcError(Code.HEADER_MISMATCH, f"{problem} (tool '{params.get('name')}')")
 
-    def _session(self, envelope: modern.Envelope, caller: Principal | None) -> SessionInfo:
-        """What a session would have remembered, from this request's envelope; a fresh id, since there is
-        no session to name (it keys this request's calls and subscriptions in the worker)."""
+    def _session(self, envelope: modern.Envelope, caller: Principal | None, profile: str | None) -> SessionInfo:
+        """What a session would have remembered, from this request's envelope and endpoint (``profile``, from
+        /mcp/<profile>); a fresh id, since there is no session to name (it keys this request's calls and
+        subscriptions in the worker)."""
         capabilities = {k: v for k, v in envelope.capabilities.items() if k in (*RELAYED, "tasks")
                         and isinstance(v, dict)}
         client = {k: envelope.client[k] for k in ("name", "version") if k in envelope.client}
         return SessionInfo(f"m.{os.urandom(8).hex()}", envelope.version, capabilities, client,
-                           principal=caller.key if caller is not None else None, caller=caller)
+                           principal=caller.key if caller is not None else None, catalog_profile=profile,
+                           caller=caller)
 
     def _discover(self) -> dict[str, Any]:
         view = self._gateway.view
@@ -286,14 +306,14 @@ class StatelessDoor:
     # ------------------------------------------------------------ calls and their input rounds
 
     async def _start(self, message: dict[str, Any], params: dict[str, Any], envelope: modern.Envelope,
-                     session: SessionInfo, channel: ReplyChannel) -> Outcome:
+                     session: SessionInfo, channel: ReplyChannel, client: AiohttpExchange) -> Outcome:
         method = message["method"]
         meta = params.get("_meta") or {}
         call = _Call(f"{next(self._counter)}", message["id"], method, _name_of(params), session,
                      envelope.log_level, meta.get("progressToken"))
         self._calls[call.key] = call
         call.task = asyncio.get_running_loop().create_task(
-            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call))
+            self._dispatcher.answer(session, method, message["id"], modern.backend_params(params), call, client))
         call.task.add_done_callback(lambda _task: call.wake.set())
         return await self._run(call, message["id"], channel, call.progress_token)
 
@@ -329,6 +349,8 @@ class StatelessDoor:
         try:
             result = task.result()
         except JsonRpcError as exc:
+            if isinstance(exc, RateLimited) and isinstance(call.sink, ReplyChannel):
+                call.sink.rate_limited(exc.refusal.retry_after)  # 429 with Retry-After, like the other doors
             return jsonrpc.error_message(request_id, exc.code, exc.message, exc.data), modern.http_status(exc.code)
         except asyncio.CancelledError:
             return jsonrpc.error_message(request_id, Code.REQUEST_TIMEOUT, f"{call.method} was abandoned: the "
@@ -342,7 +364,7 @@ class StatelessDoor:
         sealer = self._gateway.sealer
         assert sealer is not None  # post() refuses requests until the shared state (and its secret) arrived
         return sealer.seal_value(["rs", self._gateway.spec.slot, self._gateway.pid, call.key, call.method,
-                                  call.name])
+                                  call.name, call.session.principal])
 
     def _expire(self, call: _Call) -> None:
         """The client never came back with its input: give up the backend call."""
@@ -363,10 +385,11 @@ class StatelessDoor:
             call.expiry.cancel()
         self._calls.pop(call.key, None)
 
-    async def _resume(self, message: dict[str, Any], params: dict[str, Any], channel: ReplyChannel) -> Outcome:
+    async def _resume(self, message: dict[str, Any], params: dict[str, Any], session: SessionInfo,
+                      channel: ReplyChannel) -> Outcome:
         request_id = message["id"]
         try:
-            slot, pid, key = self._open_state(message, params)
+            slot, pid, key = self._open_state(message, params, session.principal)
         except JsonRpcError as exc:
             return jsonrpc.error_message(request_id, exc.code, exc.message), modern.http_status(exc.code)
         if pid == self._gateway.pid:
@@ -396,18 +419,24 @@ class StatelessDoor:
             self._remote.pop(token, None)
         return future.result()
 
-    def _open_state(self, message: dict[str, Any], params: dict[str, Any]) -> tuple[int, int, str]:
+    def _open_state(self, message: dict[str, Any], params: dict[str, Any], principal: object = _ANYONE
+                    ) -> tuple[int, int, str]:
+        """Where the call a retry continues is held: (slot, pid, call key). A state sealed for another
+        principal's call than ``principal`` is refused exactly as one this gateway never issued, so it tells
+        nothing (a relayed retry was checked by the worker that took it: ``_ANYONE``)."""
         sealer = self._gateway.sealer
         state = params.get("requestState")
         if sealer is None or not isinstance(state, str):
             raise JsonRpcError(Code.INVALID_PARAMS, "requestState must be the string from an input_required result")
         try:
             value = sealer.open_value(state)
+            if len(value) == 7 and principal is not _ANYONE and value[6] != principal:
+                raise InvalidSession(NOT_ISSUED)
         except InvalidSession as exc:
             raise JsonRpcError(Code.INVALID_PARAMS, f"requestState was {exc}; call again without it") from None
-        if len(value) != 6 or value[0] != "rs":
+        if len(value) != 7 or value[0] != "rs":
             raise JsonRpcError(Code.INVALID_PARAMS, "requestState is not a request state of this gateway")
-        _, slot, pid, key, method, name = value
+        _, slot, pid, key, method, name, _ = value
         if method != message["method"] or name != _name_of(params):
             raise JsonRpcError(Code.INVALID_PARAMS, f"requestState belongs to {method} of {name!r}; a retry must "
                                "repeat the original request")

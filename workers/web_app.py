@@ -30,6 +30,9 @@ __all__ = ["build_app", "guarded"]
 _HARD_BODY_LIMIT = 1024**3 + 1
 
 
+# A profile's endpoint: the door's path, then the profile's name (config names: letters, digits, _ . -)
+_PROFILE = "/{}/{{profile:[A-Za-z0-9_.-]{{1,64}}}}"
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -86,6 +89,10 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter,
     routes: list[tuple[str, str, Handler]] = [
         ("POST", "/mcp", door.post), ("GET", "/mcp", door.get), ("DELETE", "/mcp", door.delete),
         ("GET", "/ws", sockets.handle), ("GET", "/sse", legacy.stream), ("POST", "/messages", legacy.post),
+        # Each profile's endpoints (config `profiles`); the doors read the name from the path
+        ("POST", _PROFILE.format("mcp"), door.post), ("GET", _PROFILE.format("mcp"), door.get),
+        ("DELETE", _PROFILE.format("mcp"), door.delete), ("GET", _PROFILE.format("ws"), sockets.handle),
+        ("GET", _PROFILE.format("sse"), legacy.stream),
         ("GET", "/health", admin.health(guard)),
         admin_route("GET", "status", admin.status),
         admin_route("GET", "wait", admin.wait),

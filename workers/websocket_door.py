@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,6 +22,7 @@ from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError, answer_id
 from only1mcp.protocol.versions import BATCH_VERSIONS
+from only1mcp.ratelimit.limits import Limit, principal_key
 from only1mcp.sessions import SessionInfo
 
 from .calls import SinkChannel
@@ -40,10 +42,12 @@ _POLICY_VIOLATION = 1008  # RFC 6455: the message violates the server's policy (
 class _Connection:
     """One socket: who opened it, its session once initialized, and the calls it has running."""
 
-    __slots__ = ("_address", "caller", "calls", "session", "socket")
+    __slots__ = ("_address", "caller", "calls", "profile", "session", "socket")
 
-    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None, address: str) -> None:
+    def __init__(self, socket: web.WebSocketResponse, caller: Principal | None, address: str,
+                 profile: str | None) -> None:
         self.socket = socket
+        self.profile = profile  # the profile of the endpoint it was opened at (/ws/<profile>); None for /ws
         self.caller = caller  # authenticated once, at the upgrade; its credential's expiry ends the socket
         self._address = address
         self.session: SessionInfo | None = None
@@ -94,11 +98,15 @@ class WebSocketDoor:
         caller = await self._guard.authenticate(AiohttpExchange(request))
         if isinstance(caller, Answer):
             return web_response(caller)  # before the upgrade: the client sees the 401 and its challenge
+        profile = request.match_info.get("profile")  # /ws/<profile>
+        refused = self._guard.profile(profile, caller)
+        if refused is not None:
+            return web_response(refused)
         socket = web.WebSocketResponse(protocols=("mcp",), heartbeat=_HEARTBEAT, max_msg_size=self._guard.body_limit())
         if not socket.can_prepare(request).ok:
             return web.Response(status=426, text="this endpoint speaks WebSocket (subprotocol mcp)")
         await socket.prepare(request)
-        connection = _Connection(socket, caller, request.remote or "")
+        connection = _Connection(socket, caller, request.remote or "", profile)
         self._open.add(socket)
         try:
             async for frame in socket:
@@ -146,16 +154,37 @@ class WebSocketDoor:
             _refuse(connection, answer_id(message), Code.INVALID_REQUEST, problem)
             return
         if message.get("method") == "initialize":
-            self._initialize(connection, message)
+            limits = self._gateway.limits
+            if limits.per_principal and "id" in message and not limits.admit_now(
+                    Limit.PER_PRINCIPAL, principal_key(connection.caller, connection.peer())):
+                self._track(connection, self._initialize_if_admitted(connection, message))
+            else:
+                self._initialize(connection, message)
             return
         session = connection.session
         if session is None:
             if "id" in message and "method" in message:
                 _refuse(connection, message["id"], Code.INVALID_REQUEST, "initialize first")
             return
-        task = watched(asyncio.get_running_loop().create_task(self._run(connection, session, message)))
+        self._track(connection, self._run(connection, session, message))
+
+    def _track(self, connection: _Connection, work: Coroutine[Any, Any, None]) -> None:
+        task = watched(asyncio.get_running_loop().create_task(work))
         connection.calls.add(task)
         task.add_done_callback(connection.calls.discard)
+
+    async def _initialize_if_admitted(self, connection: _Connection, message: dict[str, Any]) -> None:
+        """An initialize that needs the supervisor's word on rate_limits.per_principal (the socket's other
+        requests are counted by the dispatcher); refused, it gets the JSON-RPC error alone (a WebSocket has
+        no status per message)."""
+        refused = await self._gateway.limits.admit(Limit.PER_PRINCIPAL, principal_key(connection.caller,
+                                                                                       connection.peer()))
+        if refused is None:
+            self._initialize(connection, message)
+            return
+        self._dispatcher.audit(Outcome.RATE_LIMITED, None, message, connection, time.perf_counter(),
+                               Code.RATE_LIMITED, caller=connection.caller)
+        connection.send(error_bytes(message["id"], Code.RATE_LIMITED, refused.message, refused.data))
 
     def _initialize(self, connection: _Connection, message: dict[str, Any]) -> None:
         sealer = self._gateway.sealer
@@ -177,7 +206,7 @@ class WebSocketDoor:
         client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
         caller = connection.caller
         _, session = sealer.new(version, capabilities, {k: client.get(k) for k in ("name", "version") if k in client},
-                                caller.key if caller is not None else None)
+                                caller.key if caller is not None else None, connection.profile)
         if caller is not None:
             session = session.called_by(caller)
         self._dispatcher.audit(Outcome.OK, session, message, connection, started)

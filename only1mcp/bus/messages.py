@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from only1mcp.ratelimit.limits import Limit
+
 from .state import StateEntry
 from .wire import Payload, payload
 
@@ -40,6 +42,13 @@ __all__ = [
     "Heartbeat",
     "KeysWanted",
     "Kind",
+    "LeaseAsk",
+    "LeaseAsks",
+    "LeaseEnd",
+    "LeaseEnds",
+    "LeaseGrant",
+    "LeaseGrants",
+    "LeaseUse",
     "LegacyPost",
     "LinkHello",
     "LinkPurpose",
@@ -94,6 +103,8 @@ class Kind(IntEnum):
     SESSION_SEND = 19
     SESSION_REVOKE = 20
     KEYS_WANTED = 21
+    LEASE_ASK = 22
+    LEASE_RETURN = 23
     TOKEN_REFUSED = 25
     # addressed to one worker or all (relay PUB; a worker sends them as reports, the supervisor forwards)
     CLIENT_RESPONSE = 30
@@ -105,6 +116,7 @@ class Kind(IntEnum):
     UNSUBSCRIBE = 36
     SESSION_EVENT = 37
     ADOPT = 38
+    LEASE_GRANT = 39
     # a connection to one shared stdio backend in the stdio host
     LINK_HELLO = 40
     LINK_SEND = 41
@@ -358,6 +370,47 @@ class BackendTokenRefused(Payload):
     serial: int
 
 
+@payload
+class LeaseUse(Payload):
+    """Tokens of a lease spent so far."""
+
+    lease: int
+    used: int
+
+
+@payload
+class LeaseAsk(Payload):
+    """A worker wants tokens of one bucket (``want``: requests waiting for them, at least 1), and reports
+    what it spent of the leases it holds on it, so the bucket refills behind them."""
+
+    limit: Limit
+    key: str  # the principal key, "<principal key> <tool>", or the backend's name
+    want: int
+    uses: tuple[LeaseUse, ...]
+
+
+@payload
+class LeaseAsks(Payload):
+    """Every ask a worker made in one turn of its event loop."""
+
+    asks: tuple[LeaseAsk, ...]
+
+
+@payload
+class LeaseEnd(Payload):
+    """A worker is done with a lease, having spent ``used`` of its tokens; the rest go back to the bucket."""
+
+    limit: Limit
+    key: str
+    lease: int
+    used: int
+
+
+@payload
+class LeaseEnds(Payload):
+    ends: tuple[LeaseEnd, ...]
+
+
 # ---------------------------------------------------------------- relayed
 
 
@@ -445,6 +498,29 @@ class Adopt(Payload):
     replaces: int  # pid of the worker that died
 
 
+@payload
+class LeaseGrant(Payload):
+    """Tokens of one bucket for the asking worker: ``tokens`` under ``lease`` (0 and 0: none now) usable from
+    ``starts`` (later than now for a reservation) until ``expires``; ``retry_at``: when asking again makes
+    sense. Times are on CLOCK_MONOTONIC, which every process of the gateway reads alike."""
+
+    limit: Limit
+    key: str
+    lease: int
+    tokens: int
+    starts: float
+    expires: float
+    retry_at: float
+
+
+@payload
+class LeaseGrants(Payload):
+    """The answers to one LeaseAsks, in its order."""
+
+    to: Target
+    grants: tuple[LeaseGrant, ...]
+
+
 # ---------------------------------------------------------------- stdio host links
 
 
@@ -530,6 +606,10 @@ SPECS: dict[Kind, MessageSpec] = {
                                   "a token's kid is unknown: fetch the issuer's keys again (rate-limited)"),
     Kind.TOKEN_REFUSED: MessageSpec(Channel.REPORT, "worker → supervisor", BackendTokenRefused,
                                     "a backend refused the gateway's OAuth token: fetch a new one (rate-limited)"),
+    Kind.LEASE_ASK: MessageSpec(Channel.REPORT, "worker → supervisor", LeaseAsks,
+                                "tokens wanted from rate-limit buckets"),
+    Kind.LEASE_RETURN: MessageSpec(Channel.REPORT, "worker → supervisor", LeaseEnds,
+                                   "leases done with: their unused tokens go back"),
     Kind.CLIENT_RESPONSE: MessageSpec(Channel.RELAY, "worker → worker", ClientResponse,
                                       "a client's answer to a relayed request"),
     Kind.CANCEL_CALL: MessageSpec(Channel.RELAY, "worker → all", CancelCall, "a client cancelled a call"),
@@ -546,6 +626,8 @@ SPECS: dict[Kind, MessageSpec] = {
     Kind.SESSION_EVENT: MessageSpec(Channel.RELAY, "supervisor → all", SessionEvent,
                                     "a numbered mailbox event"),
     Kind.ADOPT: MessageSpec(Channel.RELAY, "supervisor → standbys", Adopt, "take this slot now"),
+    Kind.LEASE_GRANT: MessageSpec(Channel.RELAY, "supervisor → worker", LeaseGrants,
+                                  "leased tokens (or when to ask again)"),
     Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,
                                  "first frame: what the link is for"),
     Kind.LINK_SEND: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkSend,

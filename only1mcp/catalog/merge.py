@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from only1mcp.config.shaping import PromptShaping, ToolShaping
+
 from .naming import Namer
+from .shaping import Shaped, shape_prompts, shape_tools
 from .uris import explicit_uri
 
 __all__ = ["Discovery", "merge"]
@@ -57,8 +60,26 @@ def _union(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def merge(discoveries: list[Discovery], separator: str, status: dict[str, Any]) -> dict[str, Any]:
-    """The catalog value: exposed lists, routes back to (backend, original), capabilities, collisions."""
+# A backend's shaping config: (its `tools`, its `prompts`)
+Shaping = dict[str, tuple[ToolShaping, PromptShaping]]
+_UNSHAPED = (ToolShaping(), PromptShaping())
+
+
+def _expose(found: Discovery, shaped: list[Shaped], namer: Namer, into: list[dict[str, Any]],
+            routes: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """Name one backend's tools (or prompts) in the merged namespace, with their routes and fixed arguments."""
+    for entry in shaped:
+        exposed = namer.assign(found.backend, found.prefix, entry.name)
+        into.append({**entry.item, "name": exposed})
+        routes[exposed] = [found.backend, entry.original]
+        if entry.fixed:
+            fixed[exposed] = entry.fixed
+
+
+def merge(discoveries: list[Discovery], separator: str, status: dict[str, Any],
+          shaping: Shaping | None = None) -> dict[str, Any]:
+    """The catalog value: exposed lists, routes back to (backend, original), the arguments the gateway fixes
+    per exposed tool and prompt, capabilities, collisions and the shaping that could not be applied."""
     tool_names, prompt_names = Namer(separator), Namer(separator)
     tools: list[dict[str, Any]] = []
     prompts: list[dict[str, Any]] = []
@@ -68,15 +89,14 @@ def merge(discoveries: list[Discovery], separator: str, status: dict[str, Any]) 
     uri_owner: dict[str, str] = {}
     template_owner: dict[str, str] = {}
     collisions: list[dict[str, str]] = []
+    problems: list[dict[str, str]] = []
+    fixed: dict[str, dict[str, Any]] = {"tools": {}, "prompts": {}}
     for found in discoveries:
-        for tool in found.tools:
-            exposed = tool_names.assign(found.backend, found.prefix, str(tool.get("name", "")))
-            tools.append({**tool, "name": exposed})
-            routes["tools"][exposed] = [found.backend, tool.get("name")]
-        for prompt in found.prompts:
-            exposed = prompt_names.assign(found.backend, found.prefix, str(prompt.get("name", "")))
-            prompts.append({**prompt, "name": exposed})
-            routes["prompts"][exposed] = [found.backend, prompt.get("name")]
+        tool_shaping, prompt_shaping = (shaping or {}).get(found.backend, _UNSHAPED)
+        _expose(found, shape_tools(found.backend, found.tools, tool_shaping, problems), tool_names, tools,
+                routes["tools"], fixed["tools"])
+        _expose(found, shape_prompts(found.backend, found.prompts, prompt_shaping, problems), prompt_names,
+                prompts, routes["prompts"], fixed["prompts"])
         for resource in found.resources:
             uri = str(resource.get("uri", ""))
             exposed = uri
@@ -101,6 +121,8 @@ def merge(discoveries: list[Discovery], separator: str, status: dict[str, Any]) 
             routes["templates"].append([exposed, found.backend, pattern])
     collisions = tool_names.collisions + prompt_names.collisions + collisions
     instructions = "\n\n".join(f"[{d.backend}] {d.instructions}" for d in discoveries if d.instructions)
+    if fixed["tools"] or fixed["prompts"]:
+        routes["fixed"] = fixed
     return {
         "capabilities": _client_capabilities(discoveries),
         "instructions": instructions,
@@ -111,4 +133,5 @@ def merge(discoveries: list[Discovery], separator: str, status: dict[str, Any]) 
         "routes": routes,
         "collisions": collisions,
         "backends": status,
+        **({"shaping": problems} if problems else {}),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from only1mcp.policy.patterns import PolicyKind
@@ -10,9 +12,10 @@ from only1mcp.protocol.codec import dumps
 from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 
 from .cursors import decode_cursor, encode_cursor
+from .profiles import CompiledProfile
 from .uris import parse_explicit, template_regex
 
-__all__ = ["LIST_KEYS", "CatalogView"]
+__all__ = ["LIST_KEYS", "TOOLS_TRANSFORMS", "CatalogView", "Lens", "present"]
 
 # list method -> (catalog key, result key)
 LIST_KEYS = {
@@ -28,18 +31,55 @@ _GUARDED_BY = {
     "resources/list": (PolicyKind.RESOURCES, "uri"),
     "resources/templates/list": (PolicyKind.RESOURCES, "uriTemplate"),
 }
-# Permission sets whose filtered pages one view keeps (the policy keeps as many role sets); past it the
-# oldest set's pages are dropped and rebuilt on its next list.
+# (profile, permission set) pairs whose filtered pages one view keeps (the policy keeps as many role sets);
+# past it the oldest pair's pages are dropped and rebuilt on its next list.
 _MAX_FILTERED = 1024
+
+ToolsTransform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def _full(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return tools
+
+
+# How a tools/list is presented, by `tools_mode` (proxy.tools_mode, or a profile's own). A mode missing here
+# is served as `full`. Each transformation is pure and runs once per view and lens, never per request.
+TOOLS_TRANSFORMS: dict[str, ToolsTransform] = {"full": _full}
+
+
+@dataclass(frozen=True, slots=True)
+class Lens:
+    """What one prepared set of pages is for: the profile of the endpoint (None: the whole catalog), what the
+    caller may use (None: everything), and the tools mode that profile is served in."""
+
+    profile: CompiledProfile | None
+    permissions: Permissions | None
+    tools_mode: str = "full"
+
+
+def present(method: str, items: list[dict[str, Any]], owners: list[str], lens: Lens) -> list[dict[str, Any]]:
+    """The items of one list as ``lens`` shows them: the one per-view pipeline (profile, then permissions,
+    then the tools mode), run when a view prepares a lens's pages. ``owners`` holds each item's backend."""
+    kind, field = _GUARDED_BY[method]
+    profile, permissions = lens.profile, lens.permissions
+    if profile is not None or permissions is not None:
+        items = [item for item, backend in zip(items, owners, strict=True)
+                 if (profile is None or profile.admits(backend, str(item.get(field, ""))))
+                 and (permissions is None or permissions.allows(kind, str(item.get(field, ""))))]
+    if method == "tools/list":
+        items = TOOLS_TRANSFORMS.get(lens.tools_mode, _full)(items)
+    return items
 
 
 class CatalogView:
     """Built once per catalog version; every list page is serialized here, not per request."""
 
-    __slots__ = ("_exposed", "_filtered", "_page_size", "_pages", "_prompt_routes", "_resource_routes", "_templates",
-                 "_tool_routes", "backends", "capabilities", "catalog", "instructions", "resource_backends", "tools")
+    __slots__ = ("_exposed", "_filtered", "_fixed", "_page_size", "_pages", "_prompt_routes", "_resource_routes",
+                 "_templates", "_tool_routes", "backends", "capabilities", "catalog", "instructions", "profiles",
+                 "resource_backends", "tools", "tools_mode")
 
-    def __init__(self, catalog: dict[str, Any], page_size: int) -> None:
+    def __init__(self, catalog: dict[str, Any], page_size: int, profiles: dict[str, CompiledProfile] | None = None,
+                 tools_mode: str = "full") -> None:
         self.catalog = catalog
         self.capabilities: dict[str, Any] = catalog.get("capabilities", {})
         self.instructions: str = catalog.get("instructions", "")
@@ -56,33 +96,61 @@ class CatalogView:
                            for exposed, backend, original in routes.get("templates", [])]
         self.resource_backends = sorted({b for b, _ in self._resource_routes.values()}
                                         | {t[1] for t in self._templates})
+        fixed = routes.get("fixed", {})
+        self._fixed: dict[PolicyKind, dict[str, dict[str, Any]]] = {
+            PolicyKind.TOOLS: fixed.get("tools", {}), PolicyKind.PROMPTS: fixed.get("prompts", {})}
+        self.profiles = profiles or {}
+        self.tools_mode = tools_mode  # proxy.tools_mode: the whole catalog's, and a profile's by default
         self._page_size = page_size
-        self._pages = {method: self._list_pages(method, None) for method in LIST_KEYS}
-        # A caller's permissions -> its own pages of each list, prepared on its first request of that list:
-        # once per permission set and catalog version (a view lives for one catalog version)
-        self._filtered: dict[Permissions, dict[str, list[bytes]]] = {}
+        self._pages = {method: self._list_pages(method, Lens(None, None, tools_mode)) for method in LIST_KEYS}
+        # (profile, a caller's permissions) -> its own pages of each list, prepared on its first request of
+        # that list: once per pair and catalog version (a view lives for one catalog version and config)
+        self._filtered: dict[tuple[str | None, Permissions | None], dict[str, list[bytes]]] = {}
 
-    def _list_pages(self, method: str, permissions: Permissions | None) -> list[bytes]:
-        """The pages of one list, with only what ``permissions`` allow (everything with None)."""
+    def _owners(self, method: str, items: list[dict[str, Any]]) -> list[str]:
+        """The backend of each item of a list, as ``present`` takes them."""
+        if method == "tools/list":
+            return [self._tool_routes.get(str(i.get("name")), ("", ""))[0] for i in items]
+        if method == "prompts/list":
+            return [self._prompt_routes.get(str(i.get("name")), ("", ""))[0] for i in items]
+        if method == "resources/list":
+            return [self._resource_routes.get(str(i.get("uri")), ("", ""))[0] for i in items]
+        owner = {exposed: backend for _, backend, _, exposed in self._templates}
+        return [owner.get(str(i.get("uriTemplate")), "") for i in items]
+
+    def _list_pages(self, method: str, lens: Lens) -> list[bytes]:
+        """The pages of one list as ``lens`` shows it."""
         key, result_key = LIST_KEYS[method]
         items = self.catalog.get(key, [])
-        if permissions is not None:
-            kind, field = _GUARDED_BY[method]
-            items = [item for item in items if permissions.allows(kind, str(item.get(field, "")))]
-        return self._paginate(method, items, result_key, self._page_size)
+        return self._paginate(method, present(method, items, self._owners(method, items), lens), result_key,
+                              self._page_size)
 
-    def _pages_for(self, method: str, permissions: Permissions) -> list[bytes]:
-        if permissions.unrestricted:
+    def _pages_for(self, method: str, permissions: Permissions | None, profile: str | None) -> list[bytes]:
+        if profile is None and (permissions is None or permissions.unrestricted):
             return self._pages[method]
-        lists = self._filtered.get(permissions)
+        key = (profile, None if permissions is None or permissions.unrestricted else permissions)
+        lists = self._filtered.get(key)
         if lists is None:
             if len(self._filtered) >= _MAX_FILTERED:
-                del self._filtered[next(iter(self._filtered))]  # the oldest set's pages
-            lists = self._filtered[permissions] = {}
+                del self._filtered[next(iter(self._filtered))]  # the oldest pair's pages
+            lists = self._filtered[key] = {}
         pages = lists.get(method)
         if pages is None:
-            pages = lists[method] = self._list_pages(method, permissions)
+            compiled = self.profiles.get(profile) if profile is not None else None
+            mode = (compiled.tools_mode if compiled is not None else None) or self.tools_mode
+            pages = lists[method] = self._list_pages(method, Lens(compiled, key[1], mode))
         return pages
+
+    def admits(self, profile: str | None, backend: str, target: str) -> bool:
+        """Whether ``profile``'s endpoint serves the item of ``backend`` exposed as ``target``."""
+        if profile is None:
+            return True
+        compiled = self.profiles.get(profile)
+        return compiled is not None and compiled.admits(backend, target)
+
+    def fixed(self, kind: PolicyKind, name: str) -> dict[str, Any] | None:
+        """The arguments the gateway sends with the exposed tool or prompt ``name`` (None: it fixes none)."""
+        return self._fixed[kind].get(name)
 
     @staticmethod
     def _paginate(method: str, items: list[Any], result_key: str, size: int) -> list[bytes]:
@@ -95,10 +163,11 @@ class CatalogView:
         return pages
 
     def page(self, method: str, params: dict[str, Any] | None, page_size: int,
-             permissions: Permissions | None = None) -> bytes:
-        """The pre-serialized result for a list request, holding only what ``permissions`` allow (everything
-        with None); cursors count within that filtered list. An unknown cursor is -32602."""
-        pages = self._pages[method] if permissions is None else self._pages_for(method, permissions)
+             permissions: Permissions | None = None, profile: str | None = None) -> bytes:
+        """The pre-serialized result for a list request, holding only what ``profile`` shows and ``permissions``
+        allow (everything with None); cursors count within that filtered list. An unknown cursor is -32602."""
+        pages = self._pages[method] if permissions is None and profile is None else self._pages_for(
+            method, permissions, profile)
         cursor = (params or {}).get("cursor")
         if cursor is None:
             return pages[0]

@@ -25,6 +25,7 @@ from .metrics import MetricsSettings
 from .oauth import OAuthClient
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
+from .shaping import Profile, PromptShaping, ToolShaping
 
 __all__ = [
     "LIVE",
@@ -365,10 +366,29 @@ class BackendBase(_Strict):
     )
     health: HealthSettings = Field(default_factory=HealthSettings, description="See backends[].health.")  # type: ignore[arg-type]
     breaker: BreakerSettings = Field(default_factory=BreakerSettings, description="See backends[].breaker.")  # type: ignore[arg-type]
+    tools: ToolShaping = Field(default_factory=ToolShaping, description="See backends[].tools: which of its "  # type: ignore[arg-type]
+                               "tools clients see, renamed, described and with fixed arguments.")
+    prompts: PromptShaping = Field(default_factory=PromptShaping, description="See backends[].prompts: the "  # type: ignore[arg-type]
+                                   "same for its prompts.")
 
     @property
     def effective_prefix(self) -> str:
         return self.name if self.prefix is None else self.prefix
+
+    def __eq__(self, other: object) -> bool:
+        # Equality decides whether a reload restarts a backend (its children, sessions, probes, routers),
+        # and shaping changes only what clients are shown: the supervisor merges the catalog again with it.
+        if type(other) is not type(self):
+            return NotImplemented
+        return {k: v for k, v in self.__dict__.items() if k not in _SHAPING} == {
+            k: v for k, v in other.__dict__.items() if k not in _SHAPING}
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name))
+
+
+# Settings of a backend that change what clients see, not the backend: changing them restarts nothing.
+_SHAPING = frozenset({"tools", "prompts"})
 
 
 class StdioBackend(BackendBase):
@@ -597,6 +617,11 @@ class Settings(BaseModel):
     rbac: Annotated[RbacSettings, LIVE] = Field(default_factory=RbacSettings)  # type: ignore[arg-type]
     rate_limits: Annotated[RateLimitSettings, LIVE] = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
     audit: Annotated[AuditSettings, LIVE] = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
+    profiles: Annotated[dict[str, Profile], LIVE] = Field(
+        default_factory=dict,
+        description="Named catalogs: `profiles.<name>: {include, exclude, tools_mode}`, each served at "
+        "`/mcp/<name>` (and `/sse/<name>`, `/ws/<name>`).",
+        json_schema_extra=_hint("map profile names (letters, digits, _ . -) to {include, exclude, tools_mode}"))
     metrics: Annotated[MetricsSettings, LIVE] = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
@@ -619,11 +644,27 @@ class Settings(BaseModel):
                     "define it or use one of: {known}",
                     {"name": key.name, "role": unknown[0], "known": ", ".join(sorted(roles)),
                      "at": f"auth.api_keys.{index}.roles"})
+        self._profiles_exist()
         if "api_key" in auth.modes and not auth.api_keys:
             raise PydanticCustomError(
                 "no_api_keys", "auth.mode includes api_key but auth.api_keys is empty; add entries with name, "
                 "sha256 (printf %s \"$KEY\" | sha256sum) and roles", {"at": "auth.mode"})
         return self
+
+    def _profiles_exist(self) -> None:
+        for name in self.profiles:
+            if not valid_name(name):
+                raise PydanticCustomError(
+                    "profile_name", "profile name '{name}' is not usable in a URL path (/mcp/<name>); use 1-64 "
+                    "characters of letters, digits, _ . -", {"name": name, "at": f"profiles.{name}"})
+        for role_name, role in self.rbac.roles.items():
+            if role.profile is not None and role.profile not in self.profiles:
+                known = ", ".join(sorted(self.profiles)) or "none is defined"
+                raise PydanticCustomError(
+                    "unknown_profile", "role '{role}' pins profile '{profile}', which profiles does not define; "
+                    "define it or use one of: {known}",
+                    {"role": role_name, "profile": role.profile, "known": known,
+                     "at": f"rbac.roles.{role_name}.profile"})
 
     def enabled_backends(self) -> list[StdioBackend | HttpBackend | SseBackend | WebSocketBackend]:
         return [b for b in self.backends if b.enabled]

@@ -56,6 +56,13 @@ class Role(_Strict):
         "role of a principal wins over the allows of all its roles.",
         json_schema_extra=_PATTERN_HINT,
     )
+    profile: str | None = Field(
+        None,
+        description="A profile (under `profiles`) this role pins: a principal with such a role is served that "
+        "profile's catalog at `/mcp` and may not use another profile's endpoint. Not inherited. With roles that "
+        "pin several profiles, the principal may use each of them and must name one (`/mcp/<name>`).",
+        json_schema_extra=_hint("name a profile defined under profiles"),
+    )
 
 
 class RbacSettings(_Strict):

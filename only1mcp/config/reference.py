@@ -29,8 +29,10 @@ from .models import (
     WebSocketBackend,
 )
 from .oauth import OAuthClient
+from .rate_limits import BucketSettings, RateLimitSettings
 from .rbac import RbacSettings, Role
 from .reload import reload_mark
+from .shaping import Profile, PromptOverride, PromptShaping, ToolOverride, ToolShaping
 
 __all__ = ["render"]
 
@@ -58,6 +60,20 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("backends[].health", HealthSettings, "Active health probes of each replica."),
     ("backends[].breaker", BreakerSettings, "The circuit breaker of each replica."),
     ("backends[].limits (stdio)", StdioLimits, "Resource limits of each stdio child."),
+    ("backends[].tools", ToolShaping, "Which of a backend's tools clients see, and how. Globs match the backend's "
+     "own tool names (before its prefix): `*` any run of characters, `?` one. A hidden tool is answered as unknown "
+     "when called. Changing any of it restarts nothing: the catalog is merged again and clients get "
+     "`notifications/tools/list_changed`. Example: `tools: {deny: [\"delete_*\"], overrides: {read_file: {name: "
+     "read, description: \"Read a file of the project\", fixed_arguments: {root: /srv/project}}}}`."),
+    ("backends[].tools.overrides.<tool>", ToolOverride, "One tool, by the backend's own name."),
+    ("backends[].prompts", PromptShaping, "The same for a backend's prompts."),
+    ("backends[].prompts.overrides.<prompt>", PromptOverride, "One prompt, by the backend's own name."),
+    ("profiles.<name>", Profile, "A named catalog served at `/mcp/<name>` (Streamable HTTP, both protocol eras), "
+     "`/sse/<name>` (legacy HTTP+SSE) and `/ws/<name>` (WebSocket); the stdio bridge reaches it with that URL "
+     "(`only1mcp stdio --url http://127.0.0.1:8080/mcp/<name>`). A session opened at one endpoint is unknown at "
+     "another. Lists show only what the profile includes, and calling anything else is answered as if it did not "
+     "exist. A role may pin profiles (`rbac.roles.<role>.profile`). Reloads apply at once; clients get "
+     "`list_changed`. Example: `profiles: {coding: {include: [github, \"fs_*\"], exclude: [\"*_delete*\"]}}`."),
     ("rbac", RbacSettings, "Role-based access: what each role may list, call, read, subscribe to, complete and "
      "administer. **With no role configured rbac is off**: every principal may use everything. It applies to "
      "authenticated callers only; while `auth` is off nothing is filtered. Env: `ONLY1MCP_RBAC__<KEY>`."),
@@ -68,6 +84,10 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
      "allows and denies of every role it inherits. Example: `reader: {allow: [\"tools:github_get_*\", "
      "\"resources:file:///docs/*\"]}`, `editor: {inherits: [reader], allow: [\"tools:github_*\"], deny: "
      "[\"tools:github_delete_*\"]}`."),
+    ("rate_limits", RateLimitSettings, "Token buckets that hold across every worker of the gateway: the whole "
+     "cluster admits at most `rate * seconds + burst` per bucket, over any window. Each limit is off unless set. "
+     "Env: `ONLY1MCP_RATE_LIMITS__<KEY>__RATE` and `…__BURST`."),
+    ("rate_limits.per_principal, .per_tool, .per_backend", BucketSettings, "The shape of each bucket."),
     ("audit", AuditSettings, "The audit trail: one JSON line per client request that reached policy, written "
      "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
     ("metrics", MetricsSettings, "Prometheus metrics aggregated over every process (docs/architecture.md, "

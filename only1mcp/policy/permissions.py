@@ -46,10 +46,11 @@ class Permissions:
     prepared per Permissions object (it hashes by identity). ``unrestricted`` marks the one that allows
     everything (rbac off, or no authenticated caller), so lists skip filtering altogether."""
 
-    __slots__ = ("_admin", "_by_kind", "_prompts", "_resources", "_tools", "roles", "unrestricted")
+    __slots__ = ("_admin", "_by_kind", "_prompts", "_resources", "_tools", "profiles", "roles", "unrestricted")
 
-    def __init__(self, roles: frozenset[str], rules: Rules | None) -> None:
+    def __init__(self, roles: frozenset[str], rules: Rules | None, profiles: frozenset[str] = frozenset()) -> None:
         self.roles = roles
+        self.profiles = profiles  # the profiles these roles pin (rbac.roles.<role>.profile); empty: any
         self.unrestricted = rules is None
         matchers = {kind: _always if rules is None else _matcher(*rules.get(kind, ((), ())))
                     for kind in PolicyKind}

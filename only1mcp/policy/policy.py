@@ -25,10 +25,11 @@ class Policy:
     With no role configured rbac is off: everyone may use everything. A request with no authenticated
     caller (authentication off) is not filtered either."""
 
-    __slots__ = ("_by_effective", "_by_roles", "_default", "_roles", "enabled", "everything")
+    __slots__ = ("_by_effective", "_by_roles", "_default", "_pins", "_roles", "enabled", "everything")
 
     def __init__(self, settings: RbacSettings) -> None:
         self._roles: dict[str, Rules] = flatten(settings)
+        self._pins = {name: role.profile for name, role in settings.roles.items() if role.profile is not None}
         self._default = frozenset(settings.default_roles)
         self.enabled = bool(self._roles)
         self.everything = Permissions(frozenset(), None)
@@ -51,7 +52,8 @@ class Policy:
         effective = known or self._default
         permissions = self._by_effective.get(effective)
         if permissions is None:
-            permissions = Permissions(effective, union([self._roles[name] for name in effective]))
+            permissions = Permissions(effective, union([self._roles[name] for name in effective]),
+                                      frozenset(self._pins[name] for name in effective if name in self._pins))
             _remember(self._by_effective, effective, permissions)
         _remember(self._by_roles, roles, permissions)
         return permissions

@@ -40,6 +40,7 @@ class Code(IntEnum):
     RESOURCE_NOT_FOUND = -32002
     BACKEND_UNAVAILABLE = -32003
     UNAUTHORIZED = -32004  # with HTTP 401 (no or invalid credential) or 403 (insufficient scope)
+    RATE_LIMITED = -32005  # a rate limit refused the request (HTTP 429 where the transport has a status)
     # 2026-07-28
     HEADER_MISMATCH = -32020
     MISSING_CLIENT_CAPABILITY = -32021

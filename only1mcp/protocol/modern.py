@@ -71,7 +71,7 @@ REMOVED = {
 # HTTP status for a JSON-RPC error code on this wire; any other code is sent with 200.
 _STATUS = {int(Code.PARSE_ERROR): 400, int(Code.INVALID_REQUEST): 400, int(Code.INVALID_PARAMS): 400,
            int(Code.HEADER_MISMATCH): 400, int(Code.MISSING_CLIENT_CAPABILITY): 400,
-           int(Code.UNSUPPORTED_VERSION): 400, int(Code.METHOD_NOT_FOUND): 404}
+           int(Code.UNSUPPORTED_VERSION): 400, int(Code.METHOD_NOT_FOUND): 404, int(Code.RATE_LIMITED): 429}
 
 _LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _BASE64_VALUE = re.compile(r"^=\?base64\?(.*)\?=$")

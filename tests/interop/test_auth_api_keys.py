@@ -207,3 +207,37 @@ async def test_a_key_removed_by_a_reload_stops_working(launch_gateway, tmp_path:
 
     await eventually(bob_refused_everywhere, 30, "the removed key to be refused by every worker")
     assert (await _post(gateway.url, INITIALIZE, **{"X-API-Key": ALICE}))[0] == 200
+
+
+def _modern_call(request_id: int, **params: object) -> tuple[bytes, dict[str, str]]:
+    """A 2026-07-28 tools/call of local_ask_llm (it asks the client for sampling mid-call)."""
+    message = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {
+        "name": "local_ask_llm", "arguments": {"prompt": "whose"}, **params,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}}
+    return json.dumps(message).encode(), {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                                          "Mcp-Name": "local_ask_llm"}
+
+
+async def test_a_request_state_presented_with_another_principals_key_is_not_one(gateway: Gateway) -> None:
+    """A 2026-07-28 call waiting for its client's input belongs to the principal that started it: another
+    principal's retry with its requestState is answered as a state this gateway never issued, and the
+    call still completes for its owner."""
+    body, headers = _modern_call(1)
+    status, started, _ = await _post(gateway.url, body, **headers, **{"X-API-Key": ALICE})
+    assert status == 200 and started["result"]["resultType"] == "input_required", started
+    state = started["result"]["requestState"]
+    [key] = started["result"]["inputRequests"]
+    answer = {key: {"role": "assistant", "model": "m", "content": {"type": "text", "text": "from its owner"}}}
+
+    body, headers = _modern_call(2, requestState=state, inputResponses=answer)
+    as_bob = await _post(gateway.url, body, **headers, **{"X-API-Key": BOB})
+    body, headers = _modern_call(2, requestState="AAAA" + state[4:], inputResponses=answer)
+    forged = await _post(gateway.url, body, **headers, **{"X-API-Key": BOB})
+    assert as_bob[0] == forged[0] == 400
+    assert as_bob[1] == forged[1], (as_bob[1], forged[1])  # nothing says the state exists
+
+    body, headers = _modern_call(3, requestState=state, inputResponses=answer)
+    status, done, _ = await _post(gateway.url, body, **headers, **{"X-API-Key": ALICE})
+    assert status == 200 and done["result"]["resultType"] == "complete", done
+    assert "from its owner" in json.dumps(done["result"]["content"])

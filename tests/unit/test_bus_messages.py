@@ -25,6 +25,7 @@ from only1mcp.bus.state import (
     StateEntry,
 )
 from only1mcp.bus.wire import WireError
+from only1mcp.ratelimit.limits import Limit
 from only1mcp.routing.breaker import State as BreakerState
 from only1mcp.routing.health import Health
 
@@ -63,6 +64,8 @@ SAMPLES: dict[Kind, m.Payload] = {
     Kind.SESSION_SEND: m.SessionSend("sid", b'{"jsonrpc":"2.0"}'),
     Kind.SESSION_REVOKE: m.SessionRevoke("sid", 2e9),
     Kind.KEYS_WANTED: m.KeysWanted("rsa-2"),
+    Kind.LEASE_ASK: m.LeaseAsks((m.LeaseAsk(Limit.PER_TOOL, "jwt:alice files_read", 3, (m.LeaseUse(7, 5),)),)),
+    Kind.LEASE_RETURN: m.LeaseEnds((m.LeaseEnd(Limit.PER_BACKEND, "files", 7, 5),)),
     Kind.TOKEN_REFUSED: m.BackendTokenRefused("files", 4),
     Kind.CLIENT_RESPONSE: m.ClientResponse(ONE, {"jsonrpc": "2.0", "id": "o1.1.77.3", "result": {}}),
     Kind.CANCEL_CALL: m.CancelCall(Target(m.ALL_WORKERS), "sid", 12),
@@ -73,6 +76,9 @@ SAMPLES: dict[Kind, m.Payload] = {
     Kind.UNSUBSCRIBE: m.Unsubscribe(Target(m.ALL_WORKERS), "sid", "files", "file:///a"),
     Kind.SESSION_EVENT: m.SessionEvent(Target(m.ALL_WORKERS), "sid", 4, b"{}"),
     Kind.ADOPT: m.Adopt(Target(m.STANDBYS, 88), 1, 77),
+    Kind.LEASE_GRANT: m.LeaseGrants(ONE, (m.LeaseGrant(Limit.PER_PRINCIPAL, "anonymous:127.0.0.1", 8, 10, 11.5, 12.5,
+                                                       11.75),
+                                          m.LeaseGrant(Limit.PER_TOOL, "jwt:bob t", 0, 0, 0.0, 0.0, 13.0))),
     Kind.LINK_HELLO: m.LinkHello(m.LinkPurpose.CALLS),
     Kind.LINK_SEND: m.LinkSend("sid", b'{"jsonrpc":"2.0","id":"w1.2","method":"tools/call"}'),
     Kind.LINK_RECEIVE: m.LinkReceive(b'{"jsonrpc":"2.0","id":"w1.2","result":{}}', "w1.2", None),

@@ -47,7 +47,7 @@ CASES = [
      '    "c": {"inherits": ["a"]}\n  }}\n}\n', "5:24",
      "roles inherit each other in a cycle: a -> b -> c -> a; remove one of these inherits"),
     ("rbac_key.yaml", "rbac:\n  roles:\n    reader:\n      alow: []\n", "4:7",
-     "unknown key 'alow'; did you mean 'allow'? (allowed here: allow, deny, inherits)"),
+     "unknown key 'alow'; did you mean 'allow'? (allowed here: allow, deny, inherits, profile)"),
 ]
 
 
