@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 INTEROP := tests/interop
 NODE_STAMP := $(INTEROP)/node_modules/.installed-stamp
 
-.PHONY: run test lint bench clean promtool
+.PHONY: run test lint bench clean promtool console-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else \
@@ -34,7 +34,12 @@ promtool:
 	@command -v promtool >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get install -y -q prometheus || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus; }; }
 
-test: lint $(NODE_STAMP) promtool
+# The operator's views are tested in tmux (only1mcp top) and headless Chromium (/ui): Debian packages.
+console-tools:
+	@for tool in tmux chromium; do command -v $$tool >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q $$tool || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$tool; }; }; done
+
+test: lint $(NODE_STAMP) promtool console-tools
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -49,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.lifecycle
 	$(BIN)/python -m bench.failed_backend
 	$(BIN)/python -m bench.rate_limits
+	$(BIN)/python -m bench.admin_api
 	$(BIN)/python -m bench.metrics_cost --seconds 5
 
 clean:

@@ -10,8 +10,12 @@ import argparse
 import importlib
 import sys
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from .cli_args import add_run_arguments
+
+if TYPE_CHECKING:
+    from .console.client import AdminClient
 
 EXIT_OK, EXIT_CONFIG = 0, 1  # as in only1mcp.spec, without importing the bus here
 
@@ -85,6 +89,48 @@ def _stdio(args: argparse.Namespace) -> int:
     return asyncio.run(StdioBridge(args.url, headers).run())
 
 
+def _admin_client(args: argparse.Namespace, command: str) -> AdminClient | None:
+    from .console.client import AdminClient
+
+    headers: dict[str, str] = {}
+    for header in args.header:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            print(f"only1mcp {command}: --header must look like 'Name: value', got {header!r}", file=sys.stderr)
+            return None
+        headers[name.strip()] = value.strip()
+    return AdminClient(args.url, headers)
+
+
+def _top(args: argparse.Namespace) -> int:
+    from .console.commands import top
+
+    client = _admin_client(args, "top")
+    if client is None:
+        return EXIT_CONFIG
+    try:
+        return top(client, args.interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .console.commands import status
+
+    client = _admin_client(args, "status")
+    if client is None:
+        return EXIT_CONFIG
+    return status(client, args.json, args.interval)
+
+
+def _add_console_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="an HTTP header for every request (repeatable), e.g. 'Authorization: Bearer …'")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="seconds between readings (rates are measured over it; default 1)")
+
+
 def _install(args: argparse.Namespace) -> int:
     from .config.install import InstallError, install
 
@@ -114,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an HTTP header for every request (repeatable), e.g. 'Authorization: Bearer …'")
     stdio.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     stdio.set_defaults(func=_stdio)
+
+    top = commands.add_parser("top", help="a live view of a running gateway (q quits)",
+                              description="Workers, backends (state, breaker, req/s, p50/p99, errors) and reloads "
+                              "of a running gateway, from its admin API, refreshed every second; q quits.")
+    _add_console_arguments(top)
+    top.set_defaults(func=_top)
+    status = commands.add_parser("status", help="what `top` shows, printed once",
+                                 description="What `only1mcp top` shows, printed once (rates over --interval).")
+    _add_console_arguments(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    status.set_defaults(func=_status)
 
     validate = commands.add_parser("validate", help="check a config file; print OK or every error",
                                    description="Check a config file. Prints OK, or every error as "

@@ -15,7 +15,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from only1mcp.audit.sinks import check_destination
 from only1mcp.background import Background
 from only1mcp.bus import Endpoints, Kind, MessageRouter, Namespace, ReportSink, Role, Sender, StatePublisher
 from only1mcp.bus.endpoints import create_runtime_dir
-from only1mcp.bus.messages import RELAYED, Request, Status
+from only1mcp.bus.messages import RELAYED, AdminResult, Request, Status
 from only1mcp.bus.relay import RelayPublisher
 from only1mcp.bus.state import BackendRoutes, CatalogState, SessionKeys
 from only1mcp.config.models import Settings
@@ -34,6 +34,7 @@ from only1mcp.logs import set_level
 from only1mcp.metrics import Metrics, prepare_dir
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
+from .admin_actions import AdminActions
 from .backend_tokens import BackendTokens
 from .config_store import ConfigStore
 from .discovery import CatalogBuilder
@@ -43,10 +44,12 @@ from .jwks import IssuerKeys
 from .listener import ListenError, prepare_listener
 from .mailbox import Mailboxes
 from .metrics_recorder import SupervisorMetrics
+from .procinfo import rss_bytes
 from .quotas import Quotas
 from .revocation_log import RevocationLog, default_state_dir
 from .revocations import RevocationList
 from .stdio_children import StdioChildren
+from .summary import startup_summary
 from .watcher import ConfigWatcher
 
 __all__ = ["Supervisor"]
@@ -66,7 +69,7 @@ class _Parts:
                  publisher: StatePublisher, relay: RelayPublisher, sink: ReportSink, config: ConfigStore,
                  mailboxes: Mailboxes, revocations: RevocationList, catalog: CatalogBuilder, health: HealthManager,
                  children: StdioChildren, fleet: Fleet, keys: IssuerKeys, tokens: BackendTokens,
-                 quotas: Quotas, metrics: SupervisorMetrics) -> None:
+                 actions: AdminActions, quotas: Quotas, metrics: SupervisorMetrics) -> None:
         self.runtime_dir = runtime_dir
         self.endpoints = endpoints
         self.ctx = ctx
@@ -82,6 +85,7 @@ class _Parts:
         self.fleet = fleet
         self.keys = keys
         self.tokens = tokens
+        self.actions = actions
         self.quotas = quotas
         self.metrics = metrics
 
@@ -172,6 +176,7 @@ class Supervisor:
         publisher = StatePublisher(ctx, endpoints, self._sender, requests={
             Kind.STATUS_REQUEST: self._status_request,
             Kind.REPLAY_REQUEST: mailboxes.replay,  # type: ignore[dict-item]
+            Kind.ADMIN_ACTION: self._admin_action,  # the actions are built below, with the parts they act on
         })
         sink = ReportSink(ctx, endpoints, self.reports)
         # Sessions survive worker restarts; with a configured secret they also survive gateway restarts
@@ -196,9 +201,10 @@ class Supervisor:
         revocations = RevocationList(publisher, mailboxes.drop, record)
         revocations.load()
         keys = IssuerKeys(publisher)
+        actions = AdminActions(publisher, health, config, self.reload, lambda: self.settings)
         quotas = Quotas(relay, self._sender, self.settings.rate_limits)
         self._parts = _Parts(runtime_dir, endpoints, ctx, publisher, relay, sink, config, mailboxes, revocations,
-                             catalog, health, children, fleet, keys, tokens, quotas, recorder)
+                             catalog, health, children, fleet, keys, tokens, actions, quotas, recorder)
         for part in (fleet, children, mailboxes, revocations, health, keys, tokens, quotas):
             part.register(self.reports)
         for kind in sorted(RELAYED - {Kind.SESSION_EVENT, Kind.ADOPT, Kind.LEASE_GRANT}):  # those are ours to send
@@ -297,28 +303,34 @@ class Supervisor:
 
     async def handle_hup(self) -> None:
         log.info("SIGHUP: reloading config")
-        await self.reload()
+        await self.reload("signal")
 
     async def _file_changed(self) -> None:
         log.info("config file changed: reloading")
-        await self.reload()
+        await self.reload("file change")
 
-    async def reload(self) -> None:
+    async def reload(self, trigger: str) -> bool:
         """Validate the config again; on success apply the difference (added backends start, removed ones
-        drain and stop, changed ones restart, the rest are untouched) and publish it."""
+        drain and stop, changed ones restart, the rest are untouched) and publish it. False: the config is
+        invalid and the running one stays."""
         parts = self.parts
         async with self._reloading:
             started = time.monotonic()
-            if parts.config.reload():
-                self.settings = parts.config.settings
-                self._apply_live(parts)
-                parts.keys.apply(self.settings.auth.jwt)
-                parts.tokens.apply(self.settings)  # before discovery and probes, which may need a new token
-                await parts.catalog.apply(self.settings)
-                await parts.health.apply(self.settings)
-                parts.fleet.want_host(self._needs_host())
-                parts.config.last_apply_ms = round((time.monotonic() - started) * 1000, 2)
-            parts.metrics.sample(parts.fleet, parts.config)  # the reload counted now, not at the next loop turn
+            if not parts.config.reload(trigger):
+                parts.metrics.sample(parts.fleet, parts.config)  # the failure counted now, not at the next turn
+                return False
+            self.settings = parts.config.settings
+            self._apply_live(parts)
+            parts.keys.apply(self.settings.auth.jwt)
+            parts.tokens.apply(self.settings)  # before discovery and probes, which may need a new token
+            await parts.catalog.apply(self.settings)
+            await parts.health.apply(self.settings)
+            parts.actions.configure(self.settings)
+            parts.fleet.want_host(self._needs_host())
+            parts.config.last_apply_ms = round((time.monotonic() - started) * 1000, 2)
+            parts.config.history[-1]["apply_ms"] = parts.config.last_apply_ms
+            parts.metrics.sample(parts.fleet, parts.config)  # the reload counted now, not at the next turn
+            return True
 
     def _apply_live(self, parts: _Parts) -> None:
         """What the supervisor itself does with reloaded settings (workers and the stdio host apply theirs
@@ -383,8 +395,14 @@ class Supervisor:
         host = self.settings.server.host
         shown = f"[{host}]" if ":" in host else host
         log.info("ready url=http://%s:%d workers=%d", shown, self.port, self.worker_count)
+        current = self.parts.publisher.get(Namespace.CATALOG)
+        startup_summary(self.settings, current.catalog if isinstance(current, CatalogState) else {},
+                        f"http://{shown}:{self.port}", self.worker_count)
 
     # ------------------------------------------------------------ status
+
+    def _admin_action(self, request: Any) -> Awaitable[tuple[Kind, AdminResult]]:
+        return self.parts.actions.handle(request)
 
     def _status_request(self, request: Any) -> tuple[Kind, Status]:
         assert isinstance(request, Request)
@@ -395,7 +413,7 @@ class Supervisor:
         parts = self.parts
         fleet = parts.fleet.describe()
         return {
-            "supervisor": {"pid": os.getpid(), "started_at": self._started_at,
+            "supervisor": {"pid": os.getpid(), "rss_bytes": rss_bytes(os.getpid()), "started_at": self._started_at,
                            "uptime": round(time.time() - self._started_at, 3)},
             "config": parts.config.describe(),
             "state_seq": parts.publisher.seq,
@@ -404,6 +422,7 @@ class Supervisor:
             "stdio_host": fleet["stdio_host"],
             "catalog": self._catalog_summary(),
             "routes": parts.health.describe(),
+            "operator": parts.actions.describe(),
             "stdio": parts.children.describe(),
             "sessions": {**parts.mailboxes.describe(), "revoked": len(parts.revocations)},
             "jwks": parts.keys.describe(),

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ __all__ = ["ConfigStore"]
 
 log = logging.getLogger("only1mcp.supervisor")
 
+_HISTORY = 20  # reloads kept for the admin API (/api/v1/admin/reloads)
+
 
 def _digest(settings: Settings) -> str:
     text = json.dumps(settings.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -30,8 +33,9 @@ def _digest(settings: Settings) -> str:
 class ConfigStore:
     """Owns the current Settings and its version; publishes ``config`` on the bus on every change."""
 
-    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "last_apply_ms", "last_success",
-                 "loaded_at", "pending_restart", "reloads_failed", "reloads_ok", "settings", "source", "version")
+    __slots__ = ("_environ", "_overrides", "_path", "_publisher", "digest", "history", "last_apply_ms", "last_error",
+                 "last_success", "loaded_at", "pending_restart", "reloads_failed", "reloads_ok", "settings", "source",
+                 "version")
 
     def __init__(
         self,
@@ -56,18 +60,25 @@ class ConfigStore:
         self.reloads_failed = 0
         self.last_apply_ms: float | None = None  # how long the last reload took to apply, for status
         self.pending_restart: list[Pending] = []  # changed settings that apply only after a restart
+        self.last_error = ""  # why the last failed reload failed (file:line errors; never a secret's value)
+        self.history: deque[dict[str, Any]] = deque(maxlen=_HISTORY)  # newest last
         self.publish()
 
     def publish(self) -> None:
         self._publisher.set(Namespace.CONFIG, "", ConfigState(self.version, self.digest, self.source, self.loaded_at,
                                                              self.settings.model_dump(mode="json")))
 
-    def reload(self) -> bool:
-        """Validate the file again and publish it as a new version; on error keep running the old one."""
+    def reload(self, trigger: str = "signal") -> bool:
+        """Validate the file again and publish it as a new version; on error keep running the old one.
+        ``trigger`` (what asked for it: signal, file change, admin API) is kept in the history."""
+        started = time.time()
         try:
             settings, doc = load_settings(self._path, self._overrides, self._environ)
         except ConfigErrors as exc:
             self.reloads_failed += 1
+            self.last_error = str(exc)
+            self.history.append({"at": started, "trigger": trigger, "ok": False, "version": self.version,
+                                 "error": self.last_error})
             log.error("config reload failed; still serving version %d:\n%s", self.version, exc)
             return False
         settings, self.pending_restart = split_reload(self.settings, settings)
@@ -77,6 +88,9 @@ class ConfigStore:
         digest = _digest(settings)
         self.reloads_ok += 1
         self.last_success = time.time()
+        self.history.append({"at": started, "trigger": trigger, "ok": True, "version": self.version + (
+            digest != self.digest), "changed": digest != self.digest,
+            "needs_restart": [pending.path for pending in self.pending_restart]})
         if digest == self.digest:
             log.info("config reloaded from %s: unchanged (version %d)", doc.source, self.version)
             return True
@@ -96,4 +110,5 @@ class ConfigStore:
             "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed, "last_apply_ms": self.last_apply_ms},
             # secrets are never shown: only which setting waits, not its values
             "needs_restart": [pending.path for pending in self.pending_restart],
+            "history": list(self.history),
         }

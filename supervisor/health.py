@@ -66,7 +66,8 @@ class _Replica:
         route = self.route()
         return {"health": route.health.value, "breaker": route.breaker.value, "retry_at": route.retry_at,
                 "reason": route.reason, "trials": route.trials, "calls": self.calls,
-                "latency_ms": round(self.latency * 1000, 2)}
+                "latency_ms": round(self.latency * 1000, 2),
+                "last_error": self.breaker.last_error or self.health.last_error}
 
 
 class HealthManager:
@@ -210,6 +211,22 @@ class HealthManager:
                         changed = True
                 if changed:
                     self._publish_backend(name)
+
+    def replica_count(self, name: str) -> int:
+        return len(self._replicas.get(name, ()))
+
+    def reset(self, name: str, replica: int) -> list[int]:
+        """An operator's reset: close the breaker of ``replica`` (-1: of every replica) of backend ``name``
+        and publish it; returns the replicas reset."""
+        replicas = self._replicas.get(name, [])
+        chosen = range(len(replicas)) if replica < 0 else [replica]
+        now = time.time()
+        for index in chosen:
+            transition = replicas[index].breaker.reset(now, "reset by an operator (admin API)")
+            if transition is not None:
+                self._log_transition(name, index, transition.state, transition.reason)
+        self._publish_backend(name)
+        return list(chosen)
 
     @staticmethod
     def _log_transition(name: str, index: int, state: State, reason: str) -> None:

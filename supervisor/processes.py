@@ -29,6 +29,8 @@ from only1mcp.bus.messages import ProcessReport
 from only1mcp.process import run_entry
 from only1mcp.spec import EXIT_BOOT
 
+from .procinfo import rss_bytes
+
 __all__ = ["Exit", "Watched", "describe_exit", "restart_backoff"]
 
 log = logging.getLogger("only1mcp.supervisor")
@@ -190,6 +192,7 @@ class Watched:
         report = self.report
         return {
             "pid": self.pid or None,
+            "rss_bytes": rss_bytes(self.pid) if self.pid and self.alive else None,
             "ready": self.ready and self.alive,
             "started_at": self.started_at,
             "restarts": self.restarts,

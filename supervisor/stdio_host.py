@@ -35,12 +35,14 @@ _BOOT_TIMEOUT = 30.0
 
 
 class StdioHost:
-    __slots__ = ("_children", "_configs", "_reconciling", "_reporter", "_spec", "_state", "_stop", "_tasks")
+    __slots__ = ("_children", "_configs", "_reconciling", "_reporter", "_restarts", "_spec", "_state", "_stop",
+                 "_tasks")
 
     def __init__(self, spec: HostSpec) -> None:
         self._spec = spec
         self._children: dict[tuple[str, int], ReplicaServer] = {}
         self._configs: dict[str, StdioBackend] = {}
+        self._restarts: dict[str, int] = {}  # the operator's restart count each running backend was started at
         self._stop = asyncio.Event()
         self._reconciling = asyncio.Lock()
         self._reporter: Reporter | None = None
@@ -108,12 +110,17 @@ class StdioHost:
             for name, old in list(self._configs.items()):
                 if wanted.get(name) != old:
                     await self._stop_backend(name, old)
+            for name, backend in list(self._configs.items()):
+                if _ordered_restarts(state, name) > self._restarts[name]:
+                    log.warning("backend '%s': restarting its children (ordered through the admin API)", name)
+                    await self._stop_backend(name, backend, removed=False)
             for name, backend in wanted.items():
                 if name not in self._configs:
-                    await self._start_backend(backend)
+                    await self._start_backend(backend, _ordered_restarts(state, name))
 
-    async def _start_backend(self, backend: StdioBackend) -> None:
+    async def _start_backend(self, backend: StdioBackend, restarts: int) -> None:
         self._configs[backend.name] = backend
+        self._restarts[backend.name] = restarts
         for replica in range(backend.replicas):
             path = stdio_socket(Path(self._spec.runtime_dir), backend.name, replica)
             child = ReplicaServer(backend, replica, path, self._report)
@@ -125,18 +132,26 @@ class StdioHost:
                 self._report(ChildStatus(backend.name, replica, ChildState.FAILED, None, 0,
                                          f"cannot serve its socket: {exc}"))
 
-    async def _stop_backend(self, name: str, backend: StdioBackend) -> None:
+    async def _stop_backend(self, name: str, backend: StdioBackend, removed: bool = True) -> None:
+        """Stop a backend's children, letting calls in flight finish (up to its call timeout). ``removed``:
+        it is gone from the config (not about to start again)."""
         del self._configs[name]
+        del self._restarts[name]
         for replica in range(backend.replicas):
             child = self._children.pop((name, replica), None)
             if child is not None:
                 await child.stop(drain=backend.timeouts.call)
-        if self._reporter is not None:
+        if removed and self._reporter is not None:
             self._reporter.send(Kind.BACKEND_REMOVED, BackendRemoved(name))
 
     def _report(self, status: ChildStatus) -> None:
         if self._reporter is not None:
             self._reporter.send(Kind.CHILD_STATUS, status)
+
+
+def _ordered_restarts(state: State, name: str) -> int:
+    orders = state.operator.get(name)
+    return orders.restarts if orders is not None else 0
 
 
 def serve(spec: HostSpec) -> int:

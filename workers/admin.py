@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from .exchange import AiohttpExchange, Answer, web_response
 from .guard import Guard
 from .keys import BACKEND_TOKENS, CONTEXT, ISSUER_KEYS
 
-__all__ = ["authorized", "health", "status", "wait"]
+__all__ = ["authorized", "health", "identity", "status", "supervisor_status", "wait"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,7 +28,8 @@ _STATUS_TIMEOUT = 2.0
 _MAX_WAIT = 60.0
 
 
-def _identity(context: WorkerContext) -> dict[str, Any]:
+def identity(context: WorkerContext) -> dict[str, Any]:
+    """Which worker answers, and the state it holds (``served_by`` in admin answers)."""
     return {
         "pid": context.pid,
         "slot": context.spec.slot,
@@ -46,7 +48,7 @@ def health(guard: Guard) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         if not guard.proves(AiohttpExchange(request)):
             return web.json_response({"status": "ok"})
-        return web.json_response({"status": "ok", **_identity(request.app[CONTEXT])})
+        return web.json_response({"status": "ok", **identity(request.app[CONTEXT])})
 
     return handle
 
@@ -68,20 +70,23 @@ def authorized(guard: Guard, action: str, handler: Handler) -> Handler:
     return handle
 
 
-async def status(request: web.Request) -> web.Response:
-    """The supervisor's view of every worker, fetched over the bus (not a hot path)."""
-    context = request.app[CONTEXT]
+async def supervisor_status(context: WorkerContext) -> dict[str, Any]:
+    """The supervisor's view, fetched over the bus (not a hot path); 503 when it does not answer."""
     try:
         reply = await context.replica.request(Kind.STATUS_REQUEST, Request, timeout=_STATUS_TIMEOUT)
     except TimeoutError:
         log.warning("admin status: the supervisor did not answer within %.0fs", _STATUS_TIMEOUT)
-        return web.json_response(
-            {"error": f"the supervisor did not answer within {_STATUS_TIMEOUT:.0f}s; it may be overloaded or "
-                      "restarting"},
-            status=503,
-        )
-    body: dict[str, Any] = dict(reply.payload.status) if isinstance(reply.payload, Status) else {}
-    body["served_by"] = {**_identity(context), "jwks": request.app[ISSUER_KEYS].describe(),
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": f"the supervisor did not answer within {_STATUS_TIMEOUT:.0f}s; it may be "
+                                      "overloaded or restarting"}), content_type="application/json") from None
+    return dict(reply.payload.status) if isinstance(reply.payload, Status) else {}
+
+
+async def status(request: web.Request) -> web.Response:
+    """The supervisor's view of every worker, and the answering worker's own."""
+    context = request.app[CONTEXT]
+    body = await supervisor_status(context)
+    body["served_by"] = {**identity(context), "jwks": request.app[ISSUER_KEYS].describe(),
                          "oauth": request.app[BACKEND_TOKENS].describe()}
     return web.json_response(body)
 
@@ -107,7 +112,7 @@ async def wait(request: web.Request) -> web.Response:
     version = int(_number(request, "config_version", None, 0, 2**53))
     timeout = _number(request, "timeout", 10.0, 0, _MAX_WAIT)
     reached = await context.wait_for_config(version, timeout)
-    body = {"reached": reached, **_identity(context)}
+    body = {"reached": reached, **identity(context)}
     if not reached:
         body["error"] = f"config version {version} did not arrive within {timeout:g}s"
     return web.json_response(body, status=200 if reached else 504)

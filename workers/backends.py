@@ -64,6 +64,19 @@ class BackendPool:
         self._backends = backends
         self._children.configure({name: b for name, b in backends.items() if runs_per_worker(b)})
 
+    def restart(self, name: str) -> None:
+        """An operator's restart of a per_worker stdio backend: this worker's children of it are replaced
+        (calls in flight finish on the old ones, new calls go to new ones)."""
+        backend = self._backends.get(name)
+        if not isinstance(backend, StdioBackend) or not runs_per_worker(backend):
+            return  # a shared child is restarted by the stdio host
+        for key, session in list(self._sessions.items()):
+            if key[0] == name:
+                del self._sessions[key]
+                session.on_closed = None  # its end is ordered, not an exit for the restart policy to count
+                watched(asyncio.get_running_loop().create_task(self._close_when_idle(session)))
+        self._children.restart(backend)
+
     def known(self, name: str) -> AnyBackend | None:
         return self._backends.get(name)
 

@@ -54,6 +54,15 @@ class ChildKeeper:
                 if not backend.lazy:
                     self._schedule(backend, replica, 0.0)
 
+    def restart(self, backend: StdioBackend) -> None:
+        """Start this worker's children of ``backend`` again now, with a fresh restart policy (an operator's
+        restart; the pool closes the old ones)."""
+        for replica in range(backend.replicas):
+            key = (backend.name, replica)
+            self._forget(key)
+            self._policies[key] = RestartPolicy.of(backend)
+            self._schedule(backend, replica, 0.0)
+
     def _forget(self, key: _Key) -> None:
         task = self._tasks.pop(key, None)
         if task is not None:

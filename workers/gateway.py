@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from only1mcp.admin.traffic import traffic_by_backend
 from only1mcp.audit.trail import AuditTrail
 from only1mcp.auth.keyset import KeySet
 from only1mcp.auth.resource import ProtectedResource
@@ -31,7 +32,7 @@ from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
-from only1mcp.metrics import Metrics, RequestMetrics
+from only1mcp.metrics import Metrics, RequestMetrics, read_samples
 from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
@@ -99,6 +100,7 @@ class Gateway:
         self.audit = AuditTrail(Path(spec.runtime_dir))
         self.issuer_keys = WorkerKeys(reporter)
         self._config_version = 0
+        self._restarts: dict[str, int] = {}  # per backend: the operator's restart count its children started at
         self._sessions_value: Any = None
         self.request_timeout = 300.0
 
@@ -148,6 +150,7 @@ class Gateway:
         self.backend_tokens.on_state(state.tokens)
         for name, router in self.routers.items():
             router.update(state.routes.get(name))
+        self._follow_orders(state)
         catalog = state.catalog
         if catalog is not None and self.settings is not None and (
                 self.view is None or catalog.version != self.catalog_version):
@@ -157,6 +160,23 @@ class Gateway:
             self.catalog_version = catalog.version
             if old is not None:
                 self._announce_changes(old.catalog, catalog.catalog)
+
+    def traffic(self) -> dict[str, dict[str, Any]]:
+        """Requests, errors and latency per backend, summed over every process (only1mcp.admin.traffic)."""
+        return traffic_by_backend(read_samples(self.metrics.directory))
+
+    def _follow_orders(self, state: State) -> None:
+        """An operator's drain and restart orders (admin API), as the supervisor published them."""
+        for name, router in self.routers.items():
+            orders = state.operator.get(name)
+            router.drained = orders is not None and orders.drained
+            restarts = orders.restarts if orders is not None else 0
+            seen = self._restarts.setdefault(name, restarts)  # a backend new here starts as ordered now
+            if restarts > seen:
+                self._restarts[name] = restarts
+                self.pool.restart(name)
+        for name in [n for n in self._restarts if n not in self.routers]:
+            del self._restarts[name]
 
     def _announce_changes(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Tell every client with a GET stream here which of its lists changed."""

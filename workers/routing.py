@@ -26,7 +26,7 @@ class Router:
     counts. A replica takes calls while it is not unhealthy and its breaker is closed, or half-open with
     trial calls left (each worker lets ``trials`` through at a time)."""
 
-    __slots__ = ("_balancer", "_states", "_trials", "count", "hash_argument", "in_flight", "name")
+    __slots__ = ("_balancer", "_states", "_trials", "count", "drained", "hash_argument", "in_flight", "name")
 
     def __init__(self, backend: AnyBackend) -> None:
         self.name = backend.name
@@ -40,6 +40,7 @@ class Router:
         self._balancer = make_balancer(backend.balance, weights, self.in_flight)
         self._states: list[ReplicaRoute | None] = [None] * self.count
         self.hash_argument = backend.hash_key.partition(":")[2] or None
+        self.drained = False  # an operator's order (admin API): no new call goes to any replica
 
     def update(self, published: BackendRoutes | None) -> None:
         replicas = published.replicas if published is not None else ()
@@ -56,6 +57,9 @@ class Router:
         return state.breaker is BreakerState.HALF_OPEN and self._trials[replica] < state.trials
 
     def choose(self, key: str | None, exclude: Sequence[int] = ()) -> int:
+        if self.drained:
+            raise BackendUnavailable(f"backend '{self.name}' is drained by an operator: it takes no new calls until "
+                                     f"it is undrained (POST /api/v1/admin/backends/{self.name}/undrain)")
         candidates = [r for r in range(self.count) if r not in exclude and self._usable(r)]
         if not candidates:
             raise BackendUnavailable(self._why(exclude))

@@ -9,6 +9,7 @@ from aiohttp import web
 from only1mcp.bus import MessageRouter
 
 from . import admin
+from .admin_api import AdminApi, openapi_document, status_page
 from .context import WorkerContext
 from .dispatch import Dispatcher
 from .exchange import web_response
@@ -74,6 +75,17 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter,
     app[CONTEXT] = context
     app[ISSUER_KEYS] = gateway.issuer_keys
     app[BACKEND_TOKENS] = gateway.backend_tokens
+    api = AdminApi(gateway.traffic, lambda: gateway.settings)
+
+    def admin_route(method: str, action: str, handler: Handler, path: str | None = None) -> tuple[str, str, Handler]:
+        return method, path or f"/api/v1/admin/{action}", admin.authorized(guard, action, handler)
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return openapi_document()
+
+    async def page(_request: web.Request) -> web.Response:
+        return status_page()
+
     routes: list[tuple[str, str, Handler]] = [
         ("POST", "/mcp", door.post), ("GET", "/mcp", door.get), ("DELETE", "/mcp", door.delete),
         ("GET", "/ws", sockets.handle), ("GET", "/sse", legacy.stream), ("POST", "/messages", legacy.post),
@@ -82,8 +94,18 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter,
         ("DELETE", _PROFILE.format("mcp"), door.delete), ("GET", _PROFILE.format("ws"), sockets.handle),
         ("GET", _PROFILE.format("sse"), legacy.stream),
         ("GET", "/health", admin.health(guard)),
-        ("GET", "/api/v1/admin/status", admin.authorized(guard, "status", admin.status)),
-        ("GET", "/api/v1/admin/wait", admin.authorized(guard, "wait", admin.wait)),
+        admin_route("GET", "status", admin.status),
+        admin_route("GET", "wait", admin.wait),
+        admin_route("GET", "backends", api.backends),
+        admin_route("GET", "workers", api.workers),
+        admin_route("GET", "catalog", api.catalog),
+        admin_route("GET", "config", api.config),
+        admin_route("GET", "reloads", api.reloads),
+        admin_route("POST", "reload", api.reload),
+        *(admin_route("POST", action, api.backend_action, f"/api/v1/admin/backends/{{name}}/{{action:{action}}}")
+          for action in ("drain", "undrain", "reset", "restart")),
+        ("GET", "/api/v1/admin/openapi.json", openapi),  # the API's description is no secret
+        ("GET", "/ui", page),  # a static page: its data comes from the admin API, which checks the caller
         # one handler at both paths: /metrics is where Prometheus looks by default
         ("GET", "/metrics", admin.authorized(guard, "metrics", metrics_route(gateway, gauges))),
         ("GET", "/api/v1/admin/metrics", admin.authorized(guard, "metrics", metrics_route(gateway, gauges))),

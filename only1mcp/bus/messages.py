@@ -23,6 +23,9 @@ __all__ = [
     "RELAYED",
     "SPECS",
     "STANDBYS",
+    "AdminAction",
+    "AdminResult",
+    "AdminVerb",
     "Adopt",
     "BackendChanged",
     "BackendRemoved",
@@ -85,6 +88,8 @@ class Kind(IntEnum):
     STATUS = 6
     REPLAY_REQUEST = 7
     REPLAY = 8
+    ADMIN_ACTION = 50  # an operator's order through the admin API, answered when it has been applied
+    ADMIN_RESULT = 51
     # reports to the supervisor (PUSH -> PULL)
     READY = 10
     PROCESS_HEARTBEAT = 11
@@ -220,6 +225,39 @@ class Replay(Payload):
     request_id: int
     numbers: tuple[int, ...]
     messages: tuple[bytes, ...]  # JSON, one per number
+
+
+class AdminVerb(StrEnum):
+    """What an operator may order through the admin API (each is also the rbac action ``admin:<verb>``)."""
+
+    RELOAD = "reload"  # read the config again, as SIGHUP does
+    DRAIN = "drain"  # route no new call to a backend
+    UNDRAIN = "undrain"
+    RESET = "reset"  # close a backend's breakers
+    RESTART = "restart"  # restart a stdio backend's children
+
+
+@payload
+class AdminAction(Payload):
+    """An admin action for the supervisor to apply. ``backend`` is "" for reload; ``replica`` -1 is every
+    replica of the backend."""
+
+    request_id: int
+    verb: AdminVerb
+    backend: str
+    replica: int
+
+
+@payload
+class AdminResult(Payload):
+    """How an admin action went: ``status`` is the HTTP status to answer with (200, 404 unknown backend,
+    409 not applicable, 422 invalid config), ``seq`` the state seq that carries its effect (a worker
+    answers once it holds it, so what the caller reads next already shows it), ``detail`` what to tell."""
+
+    request_id: int
+    status: int
+    seq: int
+    detail: dict[str, Any]
 
 
 # ---------------------------------------------------------------- reports
@@ -539,6 +577,10 @@ SPECS: dict[Kind, MessageSpec] = {
     Kind.REPLAY_REQUEST: MessageSpec(Channel.REQUEST, "worker → supervisor", ReplayRequest,
                                      "a session's buffered events after Last-Event-ID"),
     Kind.REPLAY: MessageSpec(Channel.REQUEST, "supervisor → asker", Replay, "those events"),
+    Kind.ADMIN_ACTION: MessageSpec(Channel.REQUEST, "worker → supervisor", AdminAction,
+                                   "an operator's action (reload, drain, undrain, reset, restart)"),
+    Kind.ADMIN_RESULT: MessageSpec(Channel.REQUEST, "supervisor → asker", AdminResult,
+                                   "its outcome, once applied and published"),
     Kind.READY: MessageSpec(Channel.REPORT, "worker, stdio host → supervisor", ProcessReport,
                             "booted and serving"),
     Kind.PROCESS_HEARTBEAT: MessageSpec(Channel.REPORT, "worker, standby, stdio host → supervisor", ProcessReport,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import zmq
 import zmq.asyncio
@@ -24,8 +25,10 @@ log = logging.getLogger("only1mcp.bus")
 # replica that misses one re-snapshots anyway.
 _HWM = 200_000
 
-# A request's payload -> (reply kind, reply payload)
-RequestHandler = Callable[[Payload], tuple[Kind, Payload]]
+# A request's payload -> (reply kind, reply payload), or an awaitable of it for a request that takes time to
+# apply (an admin reload): the reply is sent when it is done, and other requests are answered meanwhile.
+Reply = tuple[Kind, Payload]
+RequestHandler = Callable[[Payload], Reply | Awaitable[Reply]]
 
 
 class StatePublisher:
@@ -35,7 +38,7 @@ class StatePublisher:
     for the admin API or a session's replay buffer, without being on the MCP request path.
     """
 
-    __slots__ = ("_codec", "_data", "_pub", "_requests", "_router", "_sender", "_seq")
+    __slots__ = ("_codec", "_data", "_pending", "_pub", "_requests", "_router", "_sender", "_seq")
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, sender: Sender,
                  requests: dict[Kind, RequestHandler] | None = None) -> None:
@@ -51,6 +54,7 @@ class StatePublisher:
         self._data: dict[tuple[Namespace, str], Payload] = {}
         self._seq = 0
         self._requests = requests or {}
+        self._pending: set[asyncio.Task[None]] = set()  # replies of slow requests still being worked out
 
     @property
     def seq(self) -> int:
@@ -105,10 +109,14 @@ class StatePublisher:
                 log.warning("bus: %s", exc)
                 continue
             reply = self._answer(request)
-            if reply is not None:
+            if isinstance(reply, Envelope):
                 send_now(self._router, self._codec, reply, identity)
+            elif reply is not None:
+                task = asyncio.get_running_loop().create_task(self._answer_later(request.kind, reply, identity))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
 
-    def _answer(self, request: Envelope) -> Envelope | None:
+    def _answer(self, request: Envelope) -> Envelope | Awaitable[Reply] | None:
         if request.kind is Kind.SNAPSHOT_REQUEST:
             assert isinstance(request.payload, Request)
             return Envelope(Kind.SNAPSHOT, self._sender, self.snapshot(request.payload.request_id))
@@ -117,12 +125,25 @@ class StatePublisher:
             log.warning("bus: unexpected %s on the request socket", request.kind.name)
             return None
         try:
-            kind, value = handler(request.payload)
+            reply = handler(request.payload)
         except Exception:  # a failing handler must not stop the snapshot service; logged once here
             log.exception("bus: %s handler failed", request.kind.name)
             return None
+        if inspect.isawaitable(reply):
+            return reply
+        kind, value = reply
         return Envelope.of(kind, self._sender, value)
 
+    async def _answer_later(self, request: Kind, reply: Awaitable[Reply], identity: bytes) -> None:
+        try:
+            kind, value = await reply
+        except Exception:  # as in _answer: logged once, the asker times out, the service goes on
+            log.exception("bus: %s handler failed", request.name)
+            return
+        send_now(self._router, self._codec, Envelope.of(kind, self._sender, value), identity)
+
     def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
         self._pub.close(0)
         self._router.close(0)

@@ -29,7 +29,8 @@ _HWM = 200_000
 _MAX_BATCH = 10_000
 _SINGLETONS = {Namespace.CONFIG: "config", Namespace.SESSIONS: "sessions", Namespace.CATALOG: "catalog",
                Namespace.JWKS: "jwks"}
-_KEYED = {Namespace.ROUTES: "routes", Namespace.TOKENS: "tokens"}  # one entry per backend
+# one entry per backend
+_KEYED = {Namespace.ROUTES: "routes", Namespace.TOKENS: "tokens", Namespace.OPERATOR: "operator"}
 
 
 _LOCAL = -1.0  # a revocation known here (the DELETE came through this worker) but not yet confirmed

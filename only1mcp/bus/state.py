@@ -21,6 +21,7 @@ from .wire import Payload, WireError, payload
 
 __all__ = [
     "VALUE_TYPES",
+    "BackendControl",
     "BackendRoutes",
     "BackendToken",
     "CatalogState",
@@ -43,6 +44,7 @@ class Namespace(IntEnum):
     REVOKED = 5  # per session id: ended by its client (DELETE)
     JWKS = 6  # singleton: the token issuer's signing keys, as last fetched
     TOKENS = 7  # per backend: the gateway's own OAuth access token for it (backends[].oauth)
+    OPERATOR = 8  # per backend: what an operator ordered through the admin API (drain, restart)
 
 
 @payload
@@ -103,6 +105,16 @@ class BackendRoutes(Payload):
 
 
 @payload
+class BackendControl(Payload):
+    """An operator's standing orders for one backend (admin API). Absent: none. ``restarts`` counts the
+    restarts ordered since the supervisor started: whoever runs the backend's children (the stdio host, a
+    worker for ``per_worker``) restarts them when it sees the number grow, and only then."""
+
+    drained: bool  # no new call is routed to any replica; calls in flight finish
+    restarts: int
+
+
+@payload
 class Revocation(Payload):
     expires: float  # wall-clock time the session's token expires anyway
 
@@ -115,6 +127,7 @@ VALUE_TYPES: dict[Namespace, type[Payload]] = {
     Namespace.REVOKED: Revocation,
     Namespace.JWKS: JwksState,
     Namespace.TOKENS: BackendToken,
+    Namespace.OPERATOR: BackendControl,
 }
 
 
@@ -152,6 +165,7 @@ class StateEntry:
 
 _NO_ROUTES: Mapping[str, BackendRoutes] = MappingProxyType({})
 _NO_TOKENS: Mapping[str, BackendToken] = MappingProxyType({})
+_NO_ORDERS: Mapping[str, BackendControl] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +179,7 @@ class State:
     routes: Mapping[str, BackendRoutes] = field(default_factory=lambda: _NO_ROUTES)
     jwks: JwksState | None = None
     tokens: Mapping[str, BackendToken] = field(default_factory=lambda: _NO_TOKENS)
+    operator: Mapping[str, BackendControl] = field(default_factory=lambda: _NO_ORDERS)
 
     @property
     def config_version(self) -> int:

@@ -45,8 +45,9 @@ class Role(_Strict):
     allow: list[Pattern] = Field(
         default_factory=list,
         description="What the role may use: `tools:<glob>`, `prompts:<glob>`, `resources:<glob>` (over URIs, and "
-        "a template's uriTemplate), `admin:<glob>` (over the admin actions status and wait). Globs match the "
-        "exposed names clients see (with their namespace prefix): `*` any run of characters, `?` one.",
+        "a template's uriTemplate), `admin:<glob>` (over the admin actions: status, wait, backends, workers, "
+        "catalog, config, reloads, reload, drain, undrain, reset, restart). Globs match the exposed names clients "
+        "see (with their namespace prefix): `*` any run of characters, `?` one.",
         json_schema_extra=_PATTERN_HINT,
     )
     deny: list[Pattern] = Field(

@@ -24,7 +24,8 @@ class PolicyKind(StrEnum):
 
 # The admin routes, by the action an `admin:` pattern names (/api/v1/admin/<action>). /health is not one:
 # it stays open and says nothing beyond liveness.
-ADMIN_ACTIONS = ("metrics", "status", "wait")
+ADMIN_ACTIONS = ("metrics", "status", "wait", "backends", "workers", "catalog", "config", "reloads", "reload", "drain",
+                 "undrain", "reset", "restart")
 
 _KINDS = ", ".join(kind.value for kind in PolicyKind)
 _NOUN = {PolicyKind.TOOLS: "tool", PolicyKind.PROMPTS: "prompt", PolicyKind.RESOURCES: "resource URI",

@@ -113,6 +113,14 @@ class Breaker:
             return Transition(State.HALF_OPEN, self.reason, None)
         return None
 
+    def reset(self, now: float, reason: str) -> Transition | None:
+        """An operator closes it (whatever its state) and its window starts empty; the transition, if it
+        was not closed."""
+        was = self.state
+        transition = self._close(now, reason)
+        self._consecutive = 0
+        return transition if was is not State.CLOSED else None
+
     def _open(self, now: float, reason: str) -> Transition:
         self.state = State.OPEN
         self.reason = reason

@@ -13,6 +13,7 @@ from only1mcp.bus import messages as m
 from only1mcp.bus.catalogue import refresh
 from only1mcp.bus.codec import Codec
 from only1mcp.bus.state import (
+    BackendControl,
     BackendRoutes,
     BackendToken,
     CatalogState,
@@ -43,11 +44,14 @@ SAMPLES: dict[Kind, m.Payload] = {
         StateEntry(Namespace.REVOKED, "sid", Revocation(2e9)),
         StateEntry(Namespace.JWKS, "", JwksState("https://idp.test/keys", 1.5e9, {"keys": [{"kid": "k1"}]})),
         StateEntry(Namespace.TOKENS, "files", BackendToken("files", "eyJ.token.sig", 1.7e9, 3)),
+        StateEntry(Namespace.OPERATOR, "files", BackendControl(True, 2)),
         StateEntry(Namespace.ROUTES, "gone", None))),
     Kind.STATUS_REQUEST: m.Request(6),
     Kind.STATUS: m.Status(6, {"workers": []}),
     Kind.REPLAY_REQUEST: m.ReplayRequest(7, "sid", 3),
     Kind.REPLAY: m.Replay(7, (4, 5), (b'{"a":1}', b'{"b":2}')),
+    Kind.ADMIN_ACTION: m.AdminAction(8, m.AdminVerb.DRAIN, "files", -1),
+    Kind.ADMIN_RESULT: m.AdminResult(8, 200, 14, {"backend": "files", "drained": True}),
     Kind.READY: m.ProcessReport(12, 2, 100, 1, {"time#0": {"pid": 9}}, 3),
     Kind.PROCESS_HEARTBEAT: m.ProcessReport(12, 2, 101, 0, {}, 0),
     Kind.BOOT_ERROR: m.BootError("cannot listen on 127.0.0.1:80: Permission denied"),

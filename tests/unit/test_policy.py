@@ -128,7 +128,8 @@ def test_patterns_name_a_kind_and_a_glob(pattern: str, kind: PolicyKind, glob: s
     ("widgets:x", "unknown kind 'widgets'; write one of tools, prompts, resources, admin"),
     ("prompts:", "has nothing after 'prompts:'; write a glob, e.g. 'prompts:*'"),
     ("tools: github_*", "contains whitespace, which no tool has; remove it (e.g. 'tools:github_*')"),
-    ("admin:restart", "matches no admin action; the actions are metrics, status, wait"),
+    ("admin:shutdown", "matches no admin action; the actions are metrics, status, wait, backends, workers, catalog, "
+                       "config, reloads, reload, drain, undrain, reset, restart"),
 ])
 def test_malformed_patterns_say_what_to_write(pattern: str, message: str) -> None:
     with pytest.raises(PatternError, match=re.escape(message)):

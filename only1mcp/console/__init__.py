@@ -1,0 +1,1 @@
+"""The operator's console in a terminal: ``only1mcp top`` (live) and ``only1mcp status`` (once)."""
