@@ -16,6 +16,7 @@ from only1mcp.backends.session import BackendSession
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.observe.scope import RequestScope, current
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.policy.permissions import Permissions
@@ -130,6 +131,9 @@ class Dispatcher:
         started = time.perf_counter() if audited else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
+        # (a message relayed from another worker comes without a scope: it gets an id of its own here)
+        scope = current() or self._gateway.requests.message()
+        self._scoped(scope, session, method, params)
         try:
             if params is not None and not isinstance(params, dict):
                 raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
@@ -143,6 +147,7 @@ class Dispatcher:
             if audited:
                 self.audit(Outcome.DENIED if isinstance(exc, Denied) else Outcome.ERROR, session, message, client,
                            started, exc.code)
+            scope.error = exc.code
             return error_bytes(request_id, exc.code, exc.message, exc.data)
         except Exception:
             # A defect of ours: the door answers -32603; the line must already be there when it does.
@@ -152,6 +157,15 @@ class Dispatcher:
         if audited:
             self.audit(outcome_of(result), session, message, client, started)
         return result_bytes(request_id, result)
+
+    def _scoped(self, scope: RequestScope, session: SessionInfo, method: str, params: Any) -> None:
+        """What the log and the span of this request learn from its message: the session, and a trace context
+        the client sent in ``params._meta`` (SEP-414) rather than as a header."""
+        scope.sid = session.sid
+        if scope.started:  # only its access line and span show the method
+            scope.method = method
+        if type(params) is dict and "_meta" in params and (scope.span is None or scope.span.root):
+            self._gateway.requests.adopt(scope, params)
 
     def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:
@@ -241,6 +255,9 @@ class Dispatcher:
         config = gateway.pool.known(backend)
         if router is None or config is None:
             raise BackendUnavailable(f"backend '{backend}' is not configured (it may have been removed)")
+        scope = current()
+        if scope is not None:
+            scope.backend = backend  # named in the lines this call causes from now on
         loop = asyncio.get_running_loop()
         deadline = loop.time() + gateway.request_timeout
         attempts = 1 + (config.retries if idempotent and replica is None else 0)
@@ -282,9 +299,11 @@ class Dispatcher:
         call = ClientCall(session, request_id, method, channel, asyncio.get_running_loop().time() + timeout)
         key = (session.sid, request_id)
         gateway.inflight[key] = (backend_session, call)
+        scope = current()
         try:
             return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call,
-                                              limit=limit, caller=session.sid)
+                                              limit=limit, caller=session.sid,
+                                              trace=scope.span if scope is not None else None)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

@@ -22,6 +22,7 @@ from .audit import AuditSettings
 from .auth import AuthSettings
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict, loopback
 from .oauth import OAuthClient
+from .observe import LoggingSettings
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
 
@@ -596,6 +597,7 @@ class Settings(BaseModel):
     rbac: Annotated[RbacSettings, LIVE] = Field(default_factory=RbacSettings)  # type: ignore[arg-type]
     rate_limits: Annotated[RateLimitSettings, LIVE] = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
     audit: Annotated[AuditSettings, LIVE] = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
+    logging: Annotated[LoggingSettings, LIVE] = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _no_open_door(self) -> Settings:
