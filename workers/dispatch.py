@@ -17,6 +17,7 @@ from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
 from only1mcp.observe.scope import RequestScope, current
+from only1mcp.observe.spans import Span
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.policy.permissions import Permissions
@@ -133,7 +134,9 @@ class Dispatcher:
         params = message.get("params")
         # (a message relayed from another worker comes without a scope: it gets an id of its own here)
         scope = current() or self._gateway.requests.message()
-        self._scoped(scope, session, method, params)
+        scope.sid = session.sid
+        if scope.started or (type(params) is dict and "_meta" in params):
+            self._scoped(scope, method, params)
         try:
             if params is not None and not isinstance(params, dict):
                 raise JsonRpcError(Code.INVALID_PARAMS, f"{method}: params must be an object")
@@ -158,14 +161,13 @@ class Dispatcher:
             self.audit(outcome_of(result), session, message, client, started)
         return result_bytes(request_id, result)
 
-    def _scoped(self, scope: RequestScope, session: SessionInfo, method: str, params: Any) -> None:
-        """What the log and the span of this request learn from its message: the session, and a trace context
-        the client sent in ``params._meta`` (SEP-414) rather than as a header."""
-        scope.sid = session.sid
-        if scope.started:  # only its access line and span show the method
-            scope.method = method
+    def _scoped(self, scope: RequestScope, method: str, params: Any) -> None:
+        """What the access line and the span of this request learn from its message: its method, and a trace
+        context the client sent in ``params._meta`` (SEP-414) rather than as a header."""
         if type(params) is dict and "_meta" in params and (scope.span is None or scope.span.root):
             self._gateway.requests.adopt(scope, params)
+        if scope.started:  # (adopting may have started it)
+            scope.method = method
 
     def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:
@@ -256,8 +258,10 @@ class Dispatcher:
         if router is None or config is None:
             raise BackendUnavailable(f"backend '{backend}' is not configured (it may have been removed)")
         scope = current()
+        trace = None
         if scope is not None:
             scope.backend = backend  # named in the lines this call causes from now on
+            trace = scope.span
         loop = asyncio.get_running_loop()
         deadline = loop.time() + gateway.request_timeout
         attempts = 1 + (config.retries if idempotent and replica is None else 0)
@@ -272,7 +276,7 @@ class Dispatcher:
                 remaining = max(0.001, deadline - started)
                 limit = "its timeouts.call" if config.timeouts.call <= remaining else "proxy.request_timeout"
                 result = await self._call(backend_session, session, request_id, method, params, channel,
-                                          min(config.timeouts.call, remaining), limit)
+                                          min(config.timeouts.call, remaining), limit, trace)
             except (BackendUnavailable, BackendTimeout, BackendRpcError) as exc:
                 not_sent = (isinstance(exc, BackendUnavailable) and not exc.sent) or (
                     isinstance(exc, BackendRpcError) and exc.not_sent)
@@ -294,16 +298,15 @@ class Dispatcher:
             return result, chosen
 
     async def _call(self, backend_session: BackendSession, session: SessionInfo, request_id: Any, method: str,
-                    params: dict[str, Any], channel: Channel | None, timeout: float, limit: str) -> Any:
+                    params: dict[str, Any], channel: Channel | None, timeout: float, limit: str,
+                    trace: Span | None) -> Any:
         gateway = self._gateway
         call = ClientCall(session, request_id, method, channel, asyncio.get_running_loop().time() + timeout)
         key = (session.sid, request_id)
         gateway.inflight[key] = (backend_session, call)
-        scope = current()
         try:
             return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call,
-                                              limit=limit, caller=session.sid,
-                                              trace=scope.span if scope is not None else None)
+                                              limit=limit, caller=session.sid, trace=trace)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

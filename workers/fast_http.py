@@ -62,7 +62,7 @@ class McpFastPath:
         context = self._context
         context.in_flight += 1
         context.requests += 1
-        scope = self._requests.begin(request)  # this task's request, for every line it causes
+        scope = self._requests.begin(request.headers)  # this task's request, for every line it causes
         # _limits is current: the worker refreshes its server's limits (and so ours) on every config change
         answer = door.refuse_early(request, len(body), self._limits.max_body_size)
         if answer is None:

@@ -12,7 +12,7 @@ from only1mcp.observe.requests import RequestLog
 from . import admin
 from .context import WorkerContext
 from .dispatch import Dispatcher
-from .exchange import AiohttpExchange, web_response
+from .exchange import web_response
 from .front_door import FrontDoor
 from .gateway import Gateway
 from .guard import Guard
@@ -42,7 +42,7 @@ def guarded(context: WorkerContext, guard: Guard, requests: RequestLog, handler:
     """
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        scope = requests.begin(AiohttpExchange(request))
+        scope = requests.begin(request.headers)
         status = 500  # aiohttp's answer when the handler raises
         try:
             refused = guard.origin(request.headers.get("Host"), request.headers.get("Origin"))

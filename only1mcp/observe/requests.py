@@ -12,18 +12,18 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from only1mcp.config.observe import LoggingSettings
 from only1mcp.logs import ACCESS_LOGGER
 
 from .export import span_source
-from .scope import RequestScope, enter, process_prefix
-from .spans import PassingSpans, Span, SpanSource
+from .scope import RequestScope, enter, process_prefix, scope_class
+from .spans import PassingSpans, SpanSource
 from .traceparent import from_meta, parse
 
-__all__ = ["Headers", "RequestLog"]
+__all__ = ["RequestLog"]
 
 # A client's own request id is used when it is plain text of a sane length: it is written into every line.
 _GIVEN_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,64}")
@@ -31,19 +31,15 @@ _GIVEN_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,64}")
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
-class Headers(Protocol):
-    def header(self, name: str) -> str | None: ...
-
-
 class RequestLog:
     """One per worker process: numbers its requests, draws the sampled access lines, holds the span source
     (``configure`` swaps it when the config changes). ``hashes`` are the session hashes the lines show."""
 
-    __slots__ = ("_always", "_counter", "_draw", "_exporting", "_prefix", "_process", "_sample", "spans")
+    __slots__ = ("_always", "_counter", "_draw", "_exporting", "_process", "_sample", "_scope", "spans")
 
     def __init__(self, process: str, draw: Callable[[], float] = random.random) -> None:
         self._process = process
-        self._prefix = process_prefix()
+        self._scope = scope_class(process_prefix())
         self._counter = itertools.count(1)
         self._sample = 0.0  # the access log's share of requests; 0: off
         self._draw = draw
@@ -64,30 +60,44 @@ class RequestLog:
         """Send the spans still batched (the worker is stopping)."""
         self.spans.close()
 
-    def begin(self, request: Headers) -> RequestScope:
-        """The scope of a request that came in now, made current for the task serving it."""
-        traceparent = request.header("traceparent")
-        span = None
+    def begin(self, headers: Mapping[str, str]) -> RequestScope:
+        """The scope of a request that came in now, made current for the task serving it. ``headers``: the
+        request's, read with lower-case names (our server's dict, aiohttp's case-insensitive one)."""
+        scope = self._scope()
+        scope.number = next(self._counter)
+        given = headers.get("x-request-id")
+        if given is not None and _GIVEN_ID.fullmatch(given) is not None:
+            scope.given = given
+        traceparent = headers.get("traceparent")
         if traceparent is not None or self._always:
-            incoming = parse(traceparent, request.header("tracestate")) if traceparent is not None else None
-            span = self.spans.start(incoming)
-        given = request.header("x-request-id")
-        if given is not None and _GIVEN_ID.fullmatch(given) is None:
-            given = None
-        return self._enter(given, span)
+            incoming = parse(traceparent, headers.get("tracestate")) if traceparent is not None else None
+            scope.span = self.spans.start(incoming)
+            if scope.span is not None:
+                scope.started = time.perf_counter()
+        if self._sample:
+            self._draw_access(scope)
+        enter(scope)
+        return scope
 
     def message(self) -> RequestScope:
         """The scope of one message of a stream (WebSocket, legacy SSE): an id of its own; traced when the
         export records every request, or when its ``_meta`` carries a context (see ``adopt``)."""
-        return self._enter(None, self.spans.start(None) if self._always else None)
-
-    def _enter(self, given: str | None, span: Span | None) -> RequestScope:
-        sample = self._sample
-        drawn = sample > 0.0 and (sample >= 1.0 or self._draw() < sample)
-        started = time.perf_counter() if drawn or span is not None else 0.0
-        scope = RequestScope(self._prefix, next(self._counter), given, span, started, drawn)
+        scope = self._scope()
+        scope.number = next(self._counter)
+        if self._always:
+            scope.span = self.spans.start(None)
+            scope.started = time.perf_counter()
+        if self._sample:
+            self._draw_access(scope)
         enter(scope)
         return scope
+
+    def _draw_access(self, scope: RequestScope) -> None:
+        sample = self._sample
+        if sample >= 1.0 or self._draw() < sample:
+            scope.drawn = True
+            if not scope.started:
+                scope.started = time.perf_counter()
 
     def adopt(self, scope: RequestScope, params: Any) -> None:
         """A client that sent its trace context in ``params._meta`` (SEP-414) rather than as a header: the

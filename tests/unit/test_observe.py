@@ -16,7 +16,7 @@ from only1mcp.audit.line import session_hash
 from only1mcp.config.observe import LoggingSettings
 from only1mcp.logs import ACCESS_LOGGER, RepeatLimiter, _Formatter, _Handler, _JsonFormatter
 from only1mcp.observe.requests import RequestLog
-from only1mcp.observe.scope import RequestScope, adopt, current, enter, leave, request_id
+from only1mcp.observe.scope import RequestScope, adopt, current, enter, leave, request_id, scope_class
 from only1mcp.observe.spans import PassingSpans
 from only1mcp.observe.traceparent import from_meta, parse, with_meta
 
@@ -24,12 +24,8 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 
 
-class Headers:
-    def __init__(self, **values: str) -> None:
-        self.values = {name.replace("_", "-"): value for name, value in values.items()}
-
-    def header(self, name: str) -> str | None:
-        return self.values.get(name)
+def Headers(**values: str) -> dict[str, str]:
+    return {name.replace("_", "-"): value for name, value in values.items()}
 
 
 def record(message: str, name: str = "only1mcp.worker", level: int = logging.INFO) -> logging.LogRecord:
@@ -89,7 +85,7 @@ def test_request_ids_are_numbered_per_process_and_a_plain_client_id_is_kept() ->
     requests = RequestLog("worker-0")
 
     async def ids() -> list[str]:
-        async def one(headers: Headers) -> str:
+        async def one(headers: dict[str, str]) -> str:
             requests.begin(headers)
             await asyncio.sleep(0)
             return request_id()
@@ -109,7 +105,7 @@ def test_the_access_log_draws_its_sample_and_only_drawn_or_traced_requests_are_t
     requests.configure(LoggingSettings(access_log=True, access_log_sample=0.1))
 
     async def scopes() -> list[RequestScope]:
-        async def one(headers: Headers) -> RequestScope:
+        async def one(headers: dict[str, str]) -> RequestScope:
             return requests.begin(headers)
 
         return [await asyncio.create_task(one(Headers())) for _ in range(3)] + [
@@ -123,7 +119,8 @@ def test_the_access_log_draws_its_sample_and_only_drawn_or_traced_requests_are_t
 
 
 def test_text_lines_end_with_the_request_id_and_json_lines_carry_the_scope() -> None:
-    scope = RequestScope("a1b2c3", 255, None, PassingSpans().start(parse(f"00-{TRACE}-{PARENT}-01")), 0.0)
+    scope = scope_class("a1b2c3")()
+    scope.number, scope.span = 255, PassingSpans().start(parse(f"00-{TRACE}-{PARENT}-01"))
     scope.sid, scope.backend = "the-session-id", "files"
     text, structured = _Formatter("worker-3"), _JsonFormatter("worker-3")
 
