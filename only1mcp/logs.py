@@ -4,6 +4,10 @@ An event that repeats (every call failing while a backend is down, every malform
 client) is written at most ``BURST`` times per ``WINDOW`` seconds per pattern; then one line says how
 many more were suppressed. A 5-second backend outage under load wrote 45,863 lines before this.
 
+Lines are text (``logging.format: text``) or JSON objects (``json``); a line written while a request is
+served names it (``only1mcp.observe.scope``). The access log's lines are never held back: their sampling
+bounds them.
+
 This module holds logging's global state (the root handler it installs); nothing else does.
 """
 
@@ -14,8 +18,16 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["BURST", "WINDOW", "RepeatLimiter", "set_level", "set_role", "setup_logging"]
+from .audit.line import SessionHashes
+from .observe.scope import RequestScope, current
+from .protocol.codec import dumps
+
+__all__ = ["ACCESS_LOGGER", "BURST", "WINDOW", "RepeatLimiter", "set_format", "set_level", "set_role",
+           "setup_logging"]
+
+ACCESS_LOGGER = "only1mcp.access"
 
 WINDOW = 10.0  # seconds
 BURST = 5  # lines of one pattern written per window
@@ -23,18 +35,69 @@ _PATTERNS_KEPT = 1000  # a bound on memory when messages keep varying in more th
 _NUMBERS = re.compile(r"\d+")
 
 
+_SLOTTED = re.compile(r"(.+?)-(-?\d+)")  # worker-3; a standby is worker--1 until it adopts a slot
+
+
+def _stamp(record: logging.LogRecord) -> str:
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(record.created))}.{int(record.msecs):03d}Z"
+
+
 class _Formatter(logging.Formatter):
+    """Text: time, process, level, message, and the request id of a line a request caused (at the end, so
+    what reads the start of a line is not disturbed)."""
+
     def __init__(self, role: str) -> None:
         super().__init__()
         self.role = role
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = (f"{stamp}.{int(record.msecs):03d}Z {self.role}[{record.process}] {record.levelname} "
-                f"{record.getMessage()}")
+        line = f"{_stamp(record)} {self.role}[{record.process}] {record.levelname} {record.getMessage()}"
+        scope = _scope_of(record)
+        if scope is not None:
+            line += f" rid={scope.rid}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+class _JsonFormatter(_Formatter):
+    """One JSON object per line. ``process`` and ``slot`` come from the role (``worker-3``: worker, 3)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(role)
+        self._hashes = SessionHashes()
+
+    def format(self, record: logging.LogRecord) -> str:
+        slotted = _SLOTTED.fullmatch(self.role)
+        line: dict[str, Any] = {
+            "time": _stamp(record), "level": record.levelname.lower(),
+            "process": slotted.group(1) if slotted else self.role, "slot": int(slotted.group(2)) if slotted else None,
+            "pid": record.process, "logger": record.name, "message": record.getMessage(),
+        }
+        scope = _scope_of(record)
+        if scope is not None:
+            line["request_id"] = scope.rid
+            if scope.sid is not None:
+                line["session"] = self._hashes.of(scope.sid)
+            if scope.backend is not None:
+                line["backend"] = scope.backend
+            if scope.span is not None:
+                line["trace_id"] = scope.span.trace_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update((key, value) for key, value in fields.items() if key not in line)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return dumps(line).decode()
+
+
+def _scope_of(record: logging.LogRecord) -> RequestScope | None:
+    """The request a line belongs to: none for a summary of suppressed lines, which is written along with
+    whatever line comes next."""
+    return None if getattr(record, "summary", False) else current()
+
+
+_FORMATTERS: dict[str, type[_Formatter]] = {"text": _Formatter, "json": _JsonFormatter}
 
 
 class _Window:
@@ -98,9 +161,11 @@ class RepeatLimiter:
         return summaries
 
     def _summary(self, window: _Window) -> logging.LogRecord:
-        return logging.LogRecord(window.name, window.level, window.pathname, window.lineno,
-                                 "suppressed %d more lines like this in %.0fs: %s",
-                                 (window.suppressed, self._window, window.example), None)
+        record = logging.LogRecord(window.name, window.level, window.pathname, window.lineno,
+                                   "suppressed %d more lines like this in %.0fs: %s",
+                                   (window.suppressed, self._window, window.example), None)
+        record.summary = True
+        return record
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -116,6 +181,9 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
             return False
         self.acquire()
         try:
+            if record.name == ACCESS_LOGGER:  # sampled already; held back, it would be one pattern
+                self.emit(record)
+                return True
             write, summaries = self.limiter.admit(record)
             for summary in summaries:
                 self.emit(summary)
@@ -135,10 +203,10 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
-def setup_logging(role: str, level: str) -> None:
-    """Configure the root logger of this process (called once, at process start)."""
+def setup_logging(role: str, level: str, form: str = "text") -> None:
+    """Configure the root logger of this process (called once, at process start); ``form``: text or json."""
     handler = _Handler(RepeatLimiter())
-    handler.setFormatter(_Formatter(role))
+    handler.setFormatter(_FORMATTERS[form](role))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -158,3 +226,11 @@ def set_level(level: str) -> None:
     wanted = logging.getLevelName(level.upper())
     if root.level != wanted:
         root.setLevel(wanted)
+
+
+def set_format(form: str) -> None:
+    """Apply a reloaded ``logging.format`` (text or json) to this process."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, _Formatter) and type(formatter) is not _FORMATTERS[form]:
+            handler.setFormatter(_FORMATTERS[form](formatter.role))

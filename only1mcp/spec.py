@@ -44,6 +44,7 @@ class WorkerSpec:
     supervisor_pid: int
     runtime_dir: str
     standby: bool = False  # boot, follow state, bind nothing until the supervisor assigns a slot
+    log_format: str = "text"  # logging.format: its first lines already in the configured form
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +56,4 @@ class HostSpec:
     log_level: str
     supervisor_pid: int
     heartbeat_interval: float
+    log_format: str = "text"

@@ -30,7 +30,7 @@ from only1mcp.bus.messages import RELAYED, AdminResult, Request, Status
 from only1mcp.bus.relay import RelayPublisher
 from only1mcp.bus.state import BackendRoutes, CatalogState, SessionKeys
 from only1mcp.config.models import Settings
-from only1mcp.logs import set_level
+from only1mcp.logs import set_format, set_level
 from only1mcp.metrics import Metrics, prepare_dir
 from only1mcp.spec import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, HostSpec, WorkerSpec
 
@@ -238,13 +238,14 @@ class Supervisor:
         parts = self.parts
         return WorkerSpec(slot=slot, host=server.host, port=self.port, endpoints=parts.endpoints,
                           heartbeat_interval=server.heartbeat_interval, drain_timeout=server.drain_timeout,
-                          log_level=server.log_level,
-                          supervisor_pid=os.getpid(), runtime_dir=str(parts.runtime_dir), standby=standby)
+                          log_level=server.log_level, supervisor_pid=os.getpid(),
+                          runtime_dir=str(parts.runtime_dir), standby=standby,
+                          log_format=self.settings.logging.format)
 
     def _host_spec(self) -> HostSpec:
         server = self.settings.server
         return HostSpec(self.parts.endpoints, str(self.parts.runtime_dir), server.log_level, os.getpid(),
-                        server.heartbeat_interval)
+                        server.heartbeat_interval, self.settings.logging.format)
 
     def _teardown(self) -> None:
         if self._watcher is not None:
@@ -338,6 +339,7 @@ class Supervisor:
         settings = self.settings
         set_level(settings.server.log_level)
         parts.metrics.enable(settings.metrics.enabled)
+        set_format(settings.logging.format)
         sessions = settings.sessions
         parts.mailboxes.configure(sessions.event_buffer, sessions.event_buffer_bytes, sessions.ttl)
         parts.revocations.ttl = sessions.ttl

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         print(f"only1mcp: refusing to start: {len(exc.problems)} config error(s)", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging("supervisor", settings.server.log_level)
+    setup_logging("supervisor", settings.server.log_level, settings.logging.format)
     supervisor = Supervisor(settings, doc.source, config, overrides)
     return uvloop.run(supervisor.run())
 

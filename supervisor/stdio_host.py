@@ -21,7 +21,7 @@ from only1mcp.background import Background
 from only1mcp.bus import Kind, Replica, Reporter, Role, Sender, State
 from only1mcp.bus.messages import BackendRemoved, BootError, ChildState, ChildStatus, ProcessReport
 from only1mcp.config.models import StdioBackend
-from only1mcp.logs import set_level, setup_logging
+from only1mcp.logs import set_format, set_level, setup_logging
 from only1mcp.process import die_with_parent, tune_gc
 from only1mcp.spec import EXIT_BOOT, EXIT_OK, HostSpec, stdio_socket
 
@@ -100,6 +100,7 @@ class StdioHost:
     async def _reconcile(self, state: State) -> None:
         settings = state.config.settings if state.config is not None else {}
         set_level(str((settings.get("server") or {}).get("log_level", "info")))
+        set_format(str((settings.get("logging") or {}).get("format", "text")))
         wanted: dict[str, StdioBackend] = {}
         for raw in settings.get("backends", []):
             # per_worker backends run in each worker (and the supervisor's discovery), not here
@@ -155,7 +156,7 @@ def _ordered_restarts(state: State, name: str) -> int:
 
 
 def serve(spec: HostSpec) -> int:
-    setup_logging("stdio-host", spec.log_level)
+    setup_logging("stdio-host", spec.log_level, spec.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not die_with_parent(spec.supervisor_pid):
         return EXIT_OK

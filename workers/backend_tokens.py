@@ -21,6 +21,7 @@ from only1mcp.bus import Kind, Reporter
 from only1mcp.bus.messages import BackendTokenRefused
 from only1mcp.bus.state import BackendToken
 from only1mcp.config.oauth import OAuthClient
+from only1mcp.observe.scope import request_id
 
 __all__ = ["WorkerTokens"]
 
@@ -74,7 +75,7 @@ class WorkerTokens:
         if ask is None or ask.serial != serial or now - ask.at >= client.min_refresh_interval:
             ask = self._asks[name] = _Ask(serial, now)
             self.reports += 1
-            self._reporter.send(Kind.TOKEN_REFUSED, BackendTokenRefused(name, serial))
+            self._reporter.send(Kind.TOKEN_REFUSED, BackendTokenRefused(name, serial, request_id()))
         elif ask.in_vain:
             return None  # asked a moment ago and nothing came: do not make this request wait as well
         deadline = now + wait

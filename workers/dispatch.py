@@ -17,6 +17,8 @@ from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.profiles import choose_profile
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.observe.scope import RequestScope, current
+from only1mcp.observe.spans import Span
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.policy.permissions import Permissions
@@ -163,12 +165,18 @@ class Dispatcher:
         started = time.perf_counter() if accounted else 0.0
         method, request_id = message["method"], message["id"]
         params = message.get("params")
+        # (a message relayed from another worker comes without a scope: it gets an id of its own here)
+        scope = current() or self._gateway.requests.message()
+        scope.sid = session.sid
+        if scope.started or (type(params) is dict and "_meta" in params):
+            self._scoped(scope, method, params)
         limits = self._gateway.limits
         # rate_limits.per_principal, for every request of a session whatever its door (POST /mcp, a batch's
         # requests, /ws, legacy /sse): the common case, a token in a lease this worker holds, costs no wait
         if limits.per_principal and not limits.admit_now(Limit.PER_PRINCIPAL, principal_key(
                 session.caller, client.peer())) and (refused := await self._over_principal_limit(
                 session, message, channel, client, started if accounted else None)) is not None:
+            scope.error = Code.RATE_LIMITED
             return refused
         try:
             if params is not None and not isinstance(params, dict):
@@ -180,6 +188,7 @@ class Dispatcher:
                 return b'{"jsonrpc":"2.0","id":' + dumps(request_id) + b',"result":' + page + b"}"
             result = await self.answer(session, method, request_id, params or {}, channel, client)
         except JsonRpcError as exc:
+            scope.error = exc.code
             return self._failed(exc, session, message, channel, client, started if accounted else None)
         except Exception:
             # A defect of ours: the door answers -32603; the line must already be there when it does.
@@ -234,6 +243,14 @@ class Dispatcher:
         self._gateway.request_metrics.request(method, backend or "", outcome, time.perf_counter() - started,
                                               params["name"] if backend is not None and method == "tools/call"
                                               else "")
+
+    def _scoped(self, scope: RequestScope, method: str, params: Any) -> None:
+        """What the access line and the span of this request learn from its message: its method, and a trace
+        context the client sent in ``params._meta`` (SEP-414) rather than as a header."""
+        if type(params) is dict and "_meta" in params and (scope.span is None or scope.span.root):
+            self._gateway.requests.adopt(scope, params)
+        if scope.started:  # (adopting may have started it)
+            scope.method = method
 
     def audit(self, outcome: Outcome, session: SessionInfo | None, message: dict[str, Any], client: Client,
               started: float, code: int | None = None, caller: Principal | None = None) -> None:
@@ -346,6 +363,11 @@ class Dispatcher:
         config = gateway.pool.known(backend)
         if router is None or config is None:
             raise BackendUnavailable(f"backend '{backend}' is not configured (it may have been removed)")
+        scope = current()
+        trace = None
+        if scope is not None:
+            scope.backend = backend  # named in the lines this call causes from now on
+            trace = scope.span
         loop = asyncio.get_running_loop()
         deadline = loop.time() + gateway.request_timeout
         attempts = 1 + (config.retries if idempotent and replica is None else 0)
@@ -361,7 +383,7 @@ class Dispatcher:
                 remaining = max(0.001, deadline - started)
                 limit = "its timeouts.call" if config.timeouts.call <= remaining else "proxy.request_timeout"
                 result = await self._call(backend_session, session, request_id, method, params, channel,
-                                          min(config.timeouts.call, remaining), limit)
+                                          min(config.timeouts.call, remaining), limit, trace)
             except (BackendUnavailable, BackendTimeout, BackendRpcError) as exc:
                 not_sent = (isinstance(exc, BackendUnavailable) and not exc.sent) or (
                     isinstance(exc, BackendRpcError) and exc.not_sent)
@@ -388,14 +410,15 @@ class Dispatcher:
             return result, chosen
 
     async def _call(self, backend_session: BackendSession, session: SessionInfo, request_id: Any, method: str,
-                    params: dict[str, Any], channel: Channel | None, timeout: float, limit: str) -> Any:
+                    params: dict[str, Any], channel: Channel | None, timeout: float, limit: str,
+                    trace: Span | None) -> Any:
         gateway = self._gateway
         call = ClientCall(session, request_id, method, channel, asyncio.get_running_loop().time() + timeout)
         key = (session.sid, request_id)
         gateway.inflight[key] = (backend_session, call)
         try:
             return await backend_session.call(method, params, timeout, on_related=self._related(call), context=call,
-                                              limit=limit, caller=session.sid)
+                                              limit=limit, caller=session.sid, trace=trace)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

@@ -13,6 +13,7 @@ from typing import Any
 from only1mcp.config.models import Settings
 from only1mcp.http.limits import HttpLimits
 from only1mcp.http.request import Request
+from only1mcp.observe.scope import RequestScope
 
 from .exchange import Answer
 from .front_door import FrontDoor, Unreadable
@@ -35,7 +36,7 @@ def limits_of(settings: Settings | None) -> HttpLimits:
 class McpFastPath:
     """The worker's handler for only1mcp.http.server: answers POST /mcp with the door."""
 
-    __slots__ = ("_context", "_door", "_gateway", "_limits", "_settings")
+    __slots__ = ("_context", "_door", "_gateway", "_limits", "_requests", "_settings")
 
     routes = frozenset({(b"POST", b"/mcp")})
 
@@ -43,6 +44,7 @@ class McpFastPath:
         self._door = door
         self._context = door.context
         self._gateway = gateway
+        self._requests = gateway.requests
         self._settings: Settings | None = None
         self._limits = limits_of(None)
 
@@ -60,16 +62,30 @@ class McpFastPath:
         context = self._context
         context.in_flight += 1
         context.requests += 1
+        scope = self._requests.begin(request.headers)  # this task's request, for every line it causes
         # _limits is current: the worker refreshes its server's limits (and so ours) on every config change
-        refused = door.refuse_early(request, len(body), self._limits.max_body_size)
-        if refused is not None:
-            return refused
-        message = door.parse(body)
-        if isinstance(message, Unreadable):
-            return door.unreadable(request, message)
-        if door.is_modern(request, message):
-            return None  # aiohttp's stateless door serves it
-        return door.answer(request, message)
+        answer = door.refuse_early(request, len(body), self._limits.max_body_size)
+        if answer is None:
+            message = door.parse(body)
+            if isinstance(message, Unreadable):
+                answer = door.unreadable(request, message)
+            elif door.is_modern(request, message):
+                return None  # aiohttp's stateless door serves it (a scope of its own)
+            else:
+                answer = door.answer(request, message)
+        if scope.started:  # traced, or its access line drawn: its end is wanted
+            return self._ended(scope, answer)
+        return answer
+
+    async def _ended(self, scope: RequestScope, answer: Answer | Coroutine[Any, Any, Answer]) -> Answer:
+        status = 500  # what the server answers when the door raises
+        try:
+            if not isinstance(answer, Answer):
+                answer = await answer
+            status = answer.status
+            return answer
+        finally:
+            self._requests.end(scope, status, "POST", "/mcp")
 
     def finished(self) -> None:
         self._context.in_flight -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -31,8 +32,9 @@ from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
 from only1mcp.http.client import Http1Pool
-from only1mcp.logs import set_level
+from only1mcp.logs import set_format, set_level
 from only1mcp.metrics import Metrics, RequestMetrics, read_samples
+from only1mcp.observe.requests import RequestLog
 from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
@@ -98,6 +100,8 @@ class Gateway:
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
         self.audit = AuditTrail(Path(spec.runtime_dir))
+        # each request's scope: its id in the log, its access line, its span (docs/architecture.md, "Logs and traces")
+        self.requests = RequestLog(f"worker-{spec.slot}")
         self.issuer_keys = WorkerKeys(reporter)
         self._config_version = 0
         self._restarts: dict[str, int] = {}  # per backend: the operator's restart count its children started at
@@ -121,6 +125,8 @@ class Gateway:
             previous, self.settings = self.settings, Settings.model_validate(config.settings)
             server = self.settings.server
             set_level(server.log_level)
+            set_format(self.settings.logging.format)
+            self.requests.configure(self.settings.logging)
             self.audit.configure(self.settings.audit)
             self.request_metrics.switch(self.settings.metrics.enabled)
             self.request_timeout = self.settings.proxy.request_timeout
@@ -363,3 +369,4 @@ class Gateway:
         await self.tasks.close()
         await self.pool.close()
         self.audit.close()
+        await asyncio.to_thread(self.requests.close)  # an export sends its last batch (blocking: the SDK's thread)

@@ -19,6 +19,7 @@ from only1mcp.bus import Kind, Reporter
 from only1mcp.bus.messages import KeysWanted
 from only1mcp.bus.state import JwksState
 from only1mcp.config.auth import JwtSettings
+from only1mcp.observe.scope import request_id
 
 __all__ = ["WorkerKeys"]
 
@@ -90,7 +91,7 @@ class WorkerKeys:
             self._asked_at = now
             self._pending = True
             self.wanted += 1
-            self._reporter.send(Kind.KEYS_WANTED, KeysWanted(kid))
+            self._reporter.send(Kind.KEYS_WANTED, KeysWanted(kid, request_id()))
         age = time.time() - self.fetched_at if self.fetched_at is not None else None
         due = 0.0 if age is None else max(0.0, settings.min_refresh_interval - age)
         return due <= within

@@ -21,6 +21,7 @@ from only1mcp.background import watched
 from only1mcp.bus import Envelope, Kind, MessageRouter, Target
 from only1mcp.bus.messages import LegacyPost
 from only1mcp.http.sse import encode_event
+from only1mcp.observe.scope import current
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.codec import JSONDecodeError, TooDeep, dumps, loads_message
 from only1mcp.protocol.constants import SSE_HEADERS
@@ -211,6 +212,8 @@ class LegacySseDoor:
             stream.queue.put_nowait(result_bytes(message["id"], result))
 
     async def _run(self, stream: _Stream, message: dict[str, Any]) -> None:
+        if current() is None:  # relayed from the worker that took the POST: a request id of its own here
+            self._gateway.requests.message()
         try:
             answer = await self._dispatcher.handle(stream.session, message, SinkChannel(stream.push), stream)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the stream goes on

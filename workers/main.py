@@ -17,7 +17,7 @@ __all__ = ["serve"]
 
 
 def serve(spec: WorkerSpec) -> int:
-    setup_logging(f"worker-{spec.slot}", spec.log_level)
+    setup_logging(f"worker-{spec.slot}", spec.log_level, spec.log_format)
     # Ctrl-C reaches the whole process group; the supervisor decides how we stop (it sends SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not die_with_parent(spec.supervisor_pid):

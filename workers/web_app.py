@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from only1mcp.bus import MessageRouter
+from only1mcp.observe.requests import RequestLog
 
 from . import admin
 from .admin_api import AdminApi, openapi_document, status_page
@@ -36,24 +37,34 @@ _PROFILE = "/{}/{{profile:[A-Za-z0-9_.-]{{1,64}}}}"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def guarded(context: WorkerContext, guard: Guard, handler: Handler) -> Handler:
-    """Every route: the Host and Origin check first (admin and health included), then the handler, counted
-    in the requests this worker serves and those in flight (for drains and load visibility).
+def guarded(context: WorkerContext, guard: Guard, requests: RequestLog, handler: Handler) -> Handler:
+    """Every route: the request's scope (its id in every line it causes, its access line, its span), the
+    Host and Origin check first (admin and health included), then the handler, counted in the requests this
+    worker serves and those in flight (for drains and load visibility).
 
     A wrapper on each route rather than an aiohttp middleware: the middleware chain cost ~5% of a proxied
     call's CPU.
     """
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        refused = guard.origin(request.headers.get("Host"), request.headers.get("Origin"))
-        if refused is not None:
-            return web_response(refused)
-        context.in_flight += 1
-        context.requests += 1
+        scope = requests.begin(request.headers)
+        status = 500  # aiohttp's answer when the handler raises
         try:
-            return await handler(request)
+            refused = guard.origin(request.headers.get("Host"), request.headers.get("Origin"))
+            if refused is not None:
+                response = web_response(refused)
+            else:
+                context.in_flight += 1
+                context.requests += 1
+                try:
+                    response = await handler(request)
+                finally:
+                    context.in_flight -= 1
+            status = response.status
+            return response
         finally:
-            context.in_flight -= 1
+            if scope.started:
+                requests.end(scope, status, request.method, request.path)
 
     return wrapped
 
@@ -112,7 +123,7 @@ def build_app(context: WorkerContext, gateway: Gateway, inbox: MessageRouter,
         *(("GET", path, ResourceMetadata(gateway).get) for path in PATHS),
     ]
     for method, path, handler in routes:
-        app.router.add_route(method, path, guarded(context, guard, handler))
+        app.router.add_route(method, path, guarded(context, guard, gateway.requests, handler))
 
     async def end_streams(_app: web.Application) -> None:
         gateway.streams.close_all()  # GET streams never end by themselves; a drain must not wait for them

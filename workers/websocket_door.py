@@ -217,6 +217,8 @@ class WebSocketDoor:
         connection.send(result_bytes(message["id"], result))
 
     async def _run(self, connection: _Connection, session: SessionInfo, message: dict[str, Any]) -> None:
+        requests = self._gateway.requests
+        scope = requests.message()  # each message is a request of its own in the log (this task only)
         try:
             answer = await self._dispatcher.handle(session, message, SinkChannel(connection.push), connection)
         except Exception as exc:  # a defect of ours: this request still gets its one answer, the socket goes on
@@ -225,3 +227,5 @@ class WebSocketDoor:
                 if "id" in message and "method" in message else None
         if answer is not None:
             connection.send(answer)
+        if scope.started:
+            requests.end(scope, 200, "WS", "/ws")

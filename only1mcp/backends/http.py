@@ -108,10 +108,13 @@ class HttpTransport:
         log.warning("%s", error.message)
         return error
 
+    trace_header = True  # BackendSession passes a traced request's context as header lines (``trace``)
+
     async def send(self, message: Message, caller: str | None = None,
-                   headers: dict[str, str] | None = None) -> None:
+                   headers: dict[str, str] | None = None, trace: bytes | None = None) -> None:
         """POST one message. ``headers``: extra headers for this request only, sent without the session's
-        (a 2026-07-28 request mirrors its envelope in them). ``caller`` is for links to the stdio host."""
+        (a 2026-07-28 request mirrors its envelope in them). ``trace``: header lines (``traceparent``,
+        ``tracestate``) added to this request's. ``caller`` is for links to the stdio host."""
         if self.closed:
             raise BackendUnavailable(f"{self._label} transport is closed")
         bearer = self._bearer
@@ -120,10 +123,12 @@ class HttpTransport:
         body = dumps(message)
         try:  # the pool directly: one coroutine less on every call
             block = self._block if headers is None else render_headers({**self._headers, **headers})
+            if trace is not None:
+                block += trace
             response = await self._pool.request("POST", self._target, block, body, self._connect_timeout,
                                                 self._limits.response)
             if bearer is not None and response.status == 401:
-                response = await self._with_fresh_token(bearer, response, body, headers)
+                response = await self._with_fresh_token(bearer, response, body, headers, trace)
         except ConnectError as exc:
             raise self._unreachable(exc) from None
         try:
@@ -138,15 +143,16 @@ class HttpTransport:
             response.release()
             raise
 
-    def _block_with(self, headers: dict[str, str] | None) -> bytes:
-        return self._block if headers is None else render_headers({**self._headers, **headers})
+    def _block_with(self, headers: dict[str, str] | None, trace: bytes | None) -> bytes:
+        block = self._block if headers is None else render_headers({**self._headers, **headers})
+        return block if trace is None else block + trace
 
     async def _with_fresh_token(self, bearer: Bearer, refused: HttpResponse, body: bytes,
-                                headers: dict[str, str] | None) -> HttpResponse:
+                                headers: dict[str, str] | None, trace: bytes | None) -> HttpResponse:
         """The backend refused the token: the same request once more with a fresh one; a second 401 fails it."""
         refused.release()
         self._authorize(await bearer.after_refusal())
-        response = await self._pool.request("POST", self._target, self._block_with(headers), body,
+        response = await self._pool.request("POST", self._target, self._block_with(headers, trace), body,
                                             self._connect_timeout, self._limits.response)
         if response.status == 401:
             response.release()

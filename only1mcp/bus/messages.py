@@ -359,6 +359,7 @@ class KeysWanted(Payload):
     """A token names a key the worker's key set lacks: the issuer may have rotated its keys."""
 
     kid: str  # "" for a token that names none
+    request_id: str = ""  # the client request that brought the token ("" for none): named in the lines it causes
 
 
 @payload
@@ -368,6 +369,7 @@ class BackendTokenRefused(Payload):
 
     backend: str
     serial: int
+    request_id: str = ""  # the client request that met the refusal ("" for none): named in the lines it causes
 
 
 @payload

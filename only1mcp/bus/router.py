@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from only1mcp.observe.scope import adopt, leave
+
 from .codec import Envelope
 from .messages import Kind
 
@@ -53,11 +55,17 @@ class MessageRouter:
             log.warning("%s: no handler for %s from %s pid %d", self._name, envelope.kind.name,
                         envelope.sender.role.name.lower(), envelope.sender.pid)
             return
+        # A report a client request caused names that request: the lines its handler writes name it too.
+        request_id = getattr(envelope.payload, "request_id", None)
+        token = adopt(request_id) if request_id else None
         try:
             handler(envelope)
         except Exception:  # one bad message must not stop every later one; logged once with its kind
             log.exception("%s: handling %s from %s pid %d failed", self._name, envelope.kind.name,
                           envelope.sender.role.name.lower(), envelope.sender.pid)
+        finally:
+            if token is not None:
+                leave(token)
 
     def describe(self) -> dict[str, Any]:
         return {"handled": sorted(kind.name for kind in self._handlers), "unhandled": self.unhandled}

@@ -23,6 +23,7 @@ from .auth import AuthSettings
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict, loopback
 from .metrics import MetricsSettings
 from .oauth import OAuthClient
+from .observe import LoggingSettings
 from .rate_limits import RateLimitSettings
 from .rbac import RbacSettings
 from .shaping import Profile, PromptShaping, ToolShaping
@@ -623,6 +624,7 @@ class Settings(BaseModel):
         "`/mcp/<name>` (and `/sse/<name>`, `/ws/<name>`).",
         json_schema_extra=_hint("map profile names (letters, digits, _ . -) to {include, exclude, tools_mode}"))
     metrics: Annotated[MetricsSettings, LIVE] = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
+    logging: Annotated[LoggingSettings, LIVE] = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _no_open_door(self) -> Settings:

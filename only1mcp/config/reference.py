@@ -29,6 +29,7 @@ from .models import (
     WebSocketBackend,
 )
 from .oauth import OAuthClient
+from .observe import LoggingSettings
 from .rate_limits import BucketSettings, RateLimitSettings
 from .rbac import RbacSettings, Role
 from .reload import reload_mark
@@ -92,6 +93,12 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
      "before its answer is sent (docs/architecture.md, \"The audit trail\"). Env: `ONLY1MCP_AUDIT__<KEY>`."),
     ("metrics", MetricsSettings, "Prometheus metrics aggregated over every process (docs/architecture.md, "
      "\"Metrics\"). Env: `ONLY1MCP_METRICS__<KEY>`."),
+    ("logging", LoggingSettings, "Log lines, the access log and traces (docs/architecture.md, \"Logs and traces\"). "
+     "The level is `server.log_level`. Every line a request causes carries its request id (the client's "
+     "`X-Request-Id` when it sent a plain one). A client's W3C `traceparent` (header, or `params._meta` as MCP's "
+     "SEP-414 puts it) is continued to every backend: a new span id in the same trace with the same sampled flag, "
+     "as the `traceparent` header of Streamable HTTP requests and in `params._meta` of every request. Env: "
+     "`ONLY1MCP_LOGGING__<KEY>`."),
 ]
 
 

@@ -14,16 +14,16 @@ class Request:
     """The request's headers (names lower-cased), and the writing side of its response: a streamed body
     goes out with chunked transfer encoding."""
 
-    __slots__ = ("_connection", "_headers", "keep_alive", "streaming")
+    __slots__ = ("_connection", "headers", "keep_alive", "streaming")
 
     def __init__(self, connection: HttpConnection, headers: dict[str, str], keep_alive: bool) -> None:
         self._connection = connection
-        self._headers = headers
+        self.headers = headers  # names lower-cased
         self.keep_alive = keep_alive
         self.streaming = False
 
     def header(self, name: str) -> str | None:
-        return self._headers.get(name.lower())
+        return self.headers.get(name.lower())
 
     def alive(self) -> bool:
         return not self._connection.lost
