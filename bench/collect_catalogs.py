@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FIXTURES", "SERVERS", "Server", "collect"]
+__all__ = ["FIXTURES", "Server", "collect", "servers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "catalogs"
