@@ -16,6 +16,7 @@ from only1mcp.backends.session import BackendSession
 from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.context.lazy import CALL_TOOL, SEARCH_TOOLS, SearchRequest, search_result, unwrap_call
 from only1mcp.policy.denied import Denied
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.policy.permissions import Permissions
@@ -317,6 +318,12 @@ class Dispatcher:
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
+        if self.view.lazy and name in (SEARCH_TOOLS, CALL_TOOL):
+            if name == SEARCH_TOOLS:
+                return self._search_tools(session, params)
+            # call_tool is a rename: from here on the named tool is called exactly as if called directly
+            params = unwrap_call(params)
+            name = params["name"]
         backend, original = self._named(session, PolicyKind.TOOLS, name)
         router = self._gateway.routers.get(backend)
         key = None
@@ -331,6 +338,12 @@ class Dispatcher:
             self._gateway.remember_task(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
+
+    def _search_tools(self, session: SessionInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Lazy mode's search: only tools the caller may use are ever found."""
+        search = SearchRequest(params.get("arguments"), self.view.presentation.lazy.default_limit)
+        permissions = None if session.caller is None else self.permissions(session)
+        return search_result(self.view.search(search.query, search.limit, permissions))
 
     def _idempotent_tool(self, backend: str, exposed: str, original: str) -> bool:
         """Safe to retry elsewhere: configured so, or annotated idempotent or read-only by the backend."""

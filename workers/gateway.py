@@ -28,6 +28,7 @@ from only1mcp.bus.wire import Payload
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
+from only1mcp.context.present import Presentation
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_level
 from only1mcp.policy.policy import Policy
@@ -52,6 +53,11 @@ log = logging.getLogger("only1mcp.worker")
 
 _MAX_TASK_OWNERS = 10_000
 _CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+
+
+def _presentation(settings: Settings) -> tuple[Any, ...]:
+    """The settings that decide how tools/list shows the tools."""
+    return settings.proxy.tools_mode, settings.proxy.compact, settings.proxy.lazy
 
 
 class Gateway:
@@ -119,6 +125,9 @@ class Gateway:
                 # What each caller may see changed, though the catalog did not: every list may differ.
                 for kind in ("prompts", "resources", "tools"):
                     self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
+            elif previous is not None and _presentation(previous) != _presentation(self.settings):
+                # The tool mode changed: every tools/list is shown another way.
+                self.streams.broadcast(jsonrpc.notification("notifications/tools/list_changed"))
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers
@@ -137,7 +146,9 @@ class Gateway:
         if catalog is not None and self.settings is not None and (
                 self.view is None or catalog.version != self.catalog_version):
             old = self.view
-            self.view = CatalogView(catalog.catalog, self.settings.proxy.page_size)
+            proxy = self.settings.proxy
+            self.view = CatalogView(catalog.catalog, proxy.page_size,
+                                    Presentation(proxy.tools_mode, proxy.compact, proxy.lazy))
             self.catalog_version = catalog.version
             if old is not None:
                 self._announce_changes(old.catalog, catalog.catalog)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from only1mcp.context.present import Presentation
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol.codec import dumps
@@ -11,6 +12,9 @@ from only1mcp.protocol.jsonrpc import Code, JsonRpcError
 
 from .cursors import decode_cursor, encode_cursor
 from .uris import parse_explicit, template_regex
+
+if TYPE_CHECKING:
+    from only1mcp.context.search import ToolIndex
 
 __all__ = ["LIST_KEYS", "CatalogView"]
 
@@ -36,11 +40,13 @@ _MAX_FILTERED = 1024
 class CatalogView:
     """Built once per catalog version; every list page is serialized here, not per request."""
 
-    __slots__ = ("_exposed", "_filtered", "_page_size", "_pages", "_prompt_routes", "_resource_routes", "_templates",
-                 "_tool_routes", "backends", "capabilities", "catalog", "instructions", "resource_backends", "tools")
+    __slots__ = ("_exposed", "_filtered", "_index", "_page_size", "_pages", "_prompt_routes", "_resource_routes",
+                 "_templates", "_tool_routes", "backends", "capabilities", "catalog", "instructions", "presentation",
+                 "resource_backends", "tools")
 
-    def __init__(self, catalog: dict[str, Any], page_size: int) -> None:
+    def __init__(self, catalog: dict[str, Any], page_size: int, presentation: Presentation | None = None) -> None:
         self.catalog = catalog
+        self.presentation = presentation or Presentation()
         self.capabilities: dict[str, Any] = catalog.get("capabilities", {})
         self.instructions: str = catalog.get("instructions", "")
         self.backends: dict[str, Any] = catalog.get("backends", {})
@@ -57,6 +63,10 @@ class CatalogView:
         self.resource_backends = sorted({b for b, _ in self._resource_routes.values()}
                                         | {t[1] for t in self._templates})
         self._page_size = page_size
+        # lazy mode's search, built here: once per catalog version and view, never per request
+        self._index: ToolIndex | None = None
+        if self.presentation.mode == "lazy":
+            self._index = self.presentation.index(catalog.get("tools", []))
         self._pages = {method: self._list_pages(method, None) for method in LIST_KEYS}
         # A caller's permissions -> its own pages of each list, prepared on its first request of that list:
         # once per permission set and catalog version (a view lives for one catalog version)
@@ -69,6 +79,8 @@ class CatalogView:
         if permissions is not None:
             kind, field = _GUARDED_BY[method]
             items = [item for item in items if permissions.allows(kind, str(item.get(field, "")))]
+        if method == "tools/list":
+            items = self.presentation.listed(items)
         return self._paginate(method, items, result_key, self._page_size)
 
     def _pages_for(self, method: str, permissions: Permissions) -> list[bytes]:
@@ -113,6 +125,20 @@ class CatalogView:
 
     def tool(self, name: str) -> tuple[str, str] | None:
         return self._tool_routes.get(name)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether this view serves lazy mode (its tools/list holds the meta-tools)."""
+        return self._index is not None
+
+    def search(self, query: str, limit: int, permissions: Permissions | None) -> list[dict[str, Any]]:
+        """Lazy mode's search: the best ``limit`` tools the caller may use, best first, shown as the
+        presentation shows found tools. Empty when this view is not lazy."""
+        if self._index is None:
+            return []
+        allowed = (lambda _name: True) if permissions is None else (
+            lambda name: permissions.allows(PolicyKind.TOOLS, name))
+        return [self.presentation.found(self.tools[hit.name]) for hit in self._index.search(query, limit, allowed)]
 
     def prompt(self, name: str) -> tuple[str, str] | None:
         return self._prompt_routes.get(name)

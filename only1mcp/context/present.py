@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from only1mcp.config.context import CompactSettings, LazySettings, ToolsMode
 
 from .compact import compact_tool, compact_tools
 from .lazy import META_TOOLS
+
+if TYPE_CHECKING:
+    from .search import ToolIndex
 
 __all__ = ["Presentation"]
 
@@ -31,6 +34,14 @@ class Presentation:
         if self.mode == "lazy":
             return list(META_TOOLS)
         return tools
+
+    @staticmethod
+    def index(tools: list[dict[str, Any]]) -> ToolIndex:
+        """The search over these tools (every field of the catalog's own, untrimmed descriptions)."""
+        # Imported here: bm25s brings numpy, 0.12 s of every worker's boot, needed only by a lazy view.
+        from .search import ToolIndex  # noqa: PLC0415
+
+        return ToolIndex(tools)
 
     def found(self, tool: dict[str, Any]) -> dict[str, Any]:
         """A tool as a search returns it: name, description and input schema, compacted."""
