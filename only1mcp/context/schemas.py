@@ -34,6 +34,8 @@ _NO_OP = {"additionalProperties": True, "additionalItems": True, "unevaluatedPro
 _DIALECT_KEYWORDS = frozenset({"additionalItems", "dependencies", "prefixItems", "$recursiveRef",
                                "$dynamicRef", "$recursiveAnchor", "$dynamicAnchor", "unevaluatedItems",
                                "unevaluatedProperties", "dependentRequired", "dependentSchemas"})
+_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "deprecated", "readOnly",
+                          "writeOnly"})
 # Sub-schemas shorter than this (serialized) cost more as a $ref than they save when shared.
 _SHARE_AT = 64
 _NOT_NAME = re.compile(r"[^a-z0-9]")
@@ -84,7 +86,9 @@ def _dialect_neutral(schema: Any) -> bool:
         nonlocal found
         if _DIALECT_KEYWORDS & node.keys() or isinstance(node.get("items"), list):
             found = True
-        if "$ref" in node and len(node) > 1:  # draft-07 ignores a $ref's siblings; 2020-12 applies them
+        if "$ref" in node and not node.keys() - _ANNOTATIONS - {"$ref"}:
+            return node  # annotations beside a $ref validate nothing in either dialect
+        if "$ref" in node:  # draft-07 ignores a $ref's validating siblings; 2020-12 applies them
             found = True
         return node
 
