@@ -30,7 +30,8 @@ from only1mcp.context.words import Words
 from .collect_catalogs import FIXTURES
 from .stats import save
 
-QUERIES = Path(__file__).parent / "context_queries.json"
+QUERIES = {"tuning": Path(__file__).parent / "context_queries.json",
+           "held-out": Path(__file__).parent / "context_queries_heldout.json"}
 ORDER = ("everything", "filesystem", "memory", "thinking", "github", "gitlab", "slack", "maps", "brave", "postgres",
          "puppeteer", "redis", "time", "git", "fetch")
 _ESSENTIAL = ("name", "description", "inputSchema")
@@ -90,7 +91,7 @@ def retrieval(index: ToolIndex, queries: list[dict[str, Any]]) -> dict[str, Any]
             "misses": misses}
 
 
-def retrieval_table(tools: list[dict[str, Any]], queries: list[dict[str, Any]]) -> dict[str, Any]:
+def retrieval_table(tools: list[dict[str, Any]], sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     first = Presentation("compact", CompactSettings(descriptions="first_sentence"))
     variants: dict[str, ToolIndex] = {
         "bm25 (as served)": ToolIndex(tools),
@@ -100,7 +101,8 @@ def retrieval_table(tools: list[dict[str, Any]], queries: list[dict[str, Any]]) 
         "equal field weights": ToolIndex(tools, weights=dict.fromkeys(FIELD_WEIGHTS, 1.0)),
         "name + description only": ToolIndex(tools, weights={"name": 1.0, "description": 1.0}),
     }
-    return {label: retrieval(index, queries) for label, index in variants.items()}
+    return {label: {name: retrieval(index, queries) for name, queries in sets.items()}
+            for label, index in variants.items()}
 
 
 def timings(tools: list[dict[str, Any]], queries: list[dict[str, Any]]) -> dict[str, float]:
@@ -121,20 +123,23 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="print the queries whose tool was not in the top 3")
     args = parser.parse_args()
     tools = merged_tools()
-    queries = json.loads(QUERIES.read_text())["queries"]
+    sets = {name: json.loads(path.read_text())["queries"] for name, path in QUERIES.items()}
+    queries = [q for chosen in sets.values() for q in chosen]
     result = {"catalog": {"servers": len(ORDER), "tools": len(tools)}, "tokens": token_table(tools),
-              "retrieval": retrieval_table(tools, queries), "timing": timings(tools, queries)}
+              "retrieval": retrieval_table(tools, sets), "timing": timings(tools, queries)}
     print(f"{len(ORDER)} servers, {len(tools)} tools; tokens cl100k_base")
     print(f"{'mode':26} {'tools':>5} {'name+desc+schema':>17} {'%':>6} {'objects':>8} {'%':>6}")
     for label, row in result["tokens"].items():
         print(f"{label:26} {row['tools']:5} {row['essential']:17} {row['essential_pct']:6} {row['objects']:8} "
               f"{row['objects_pct']:6}")
-    print(f"\n{'search':34} {'top-1':>6} {'top-3':>6}   ({len(queries)} queries)")
-    for label, row in result["retrieval"].items():
-        print(f"{label:34} {row['top1']:6} {row['top3']:6}")
+    counts = ", ".join(f"{name} {len(chosen)}" for name, chosen in sets.items())
+    print(f"\n{'search (top-1 / top-3, %)':34} " + " ".join(f"{name:>16}" for name in sets) + f"   ({counts} queries)")
+    for label, rows in result["retrieval"].items():
+        print(f"{label:34} " + " ".join(f"{row['top1']:7} / {row['top3']:6}" for row in rows.values()))
         if args.misses:
-            for miss in row["misses"]:
-                print(f"    {miss['query']!r}: expected {miss['expect']}, got {miss['got']}")
+            for name, row in rows.items():
+                for miss in row["misses"]:
+                    print(f"    [{name}] {miss['query']!r}: expected {miss['expect']}, got {miss['got']}")
     print(f"\nindex built in {result['timing']['index_build_ms']} ms; one search {result['timing']['search_us']} us")
     print(f"saved {save('context', result)}")
 
