@@ -39,11 +39,16 @@ _ESSENTIAL = ("name", "description", "inputSchema")
 
 def merged_tools() -> list[dict[str, Any]]:
     """The catalog's tools/list as the gateway serves it in ``full`` mode."""
+    return merged()["tools"]
+
+
+def merged() -> dict[str, Any]:
+    """The merged catalog (tools, routes, …) as the supervisor publishes it."""
     discoveries = []
     for backend in ORDER:
         recorded = json.loads((FIXTURES / f"{backend}.json").read_text())
         discoveries.append(Discovery(backend, backend, {"tools": {}}, tools=recorded["tools"]))
-    return merge(discoveries, "_", {})["tools"]
+    return merge(discoveries, "_", {})
 
 
 def modes() -> dict[str, Presentation]:
@@ -91,15 +96,18 @@ def retrieval(index: ToolIndex, queries: list[dict[str, Any]]) -> dict[str, Any]
             "misses": misses}
 
 
-def retrieval_table(tools: list[dict[str, Any]], sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def retrieval_table(catalog: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    tools = catalog["tools"]
+    groups = [catalog["routes"]["tools"][tool["name"]][0] for tool in tools]
     first = Presentation("compact", CompactSettings(descriptions="first_sentence"))
     variants: dict[str, ToolIndex] = {
-        "bm25 (as served)": ToolIndex(tools),
-        "over first_sentence descriptions": ToolIndex([first.found(t) for t in tools]),
-        "no synonyms": ToolIndex(tools, words=Words(synonyms=False)),
-        "no stemming": ToolIndex(tools, words=Words(stemming=False)),
-        "equal field weights": ToolIndex(tools, weights=dict.fromkeys(FIELD_WEIGHTS, 1.0)),
-        "name + description only": ToolIndex(tools, weights={"name": 1.0, "description": 1.0}),
+        "bm25 (as served)": Presentation.index(tools, groups),
+        "over first_sentence descriptions": ToolIndex([first.found(t) for t in tools], groups=groups),
+        "no backend boost": ToolIndex(tools),
+        "no synonyms": ToolIndex(tools, groups=groups, words=Words(synonyms=False)),
+        "no stemming": ToolIndex(tools, groups=groups, words=Words(stemming=False)),
+        "equal field weights": ToolIndex(tools, groups=groups, weights=dict.fromkeys(FIELD_WEIGHTS, 1.0)),
+        "name + description only": ToolIndex(tools, groups=groups, weights={"name": 1.0, "description": 1.0}),
     }
     return {label: {name: retrieval(index, queries) for name, queries in sets.items()}
             for label, index in variants.items()}
@@ -122,11 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--misses", action="store_true", help="print the queries whose tool was not in the top 3")
     args = parser.parse_args()
-    tools = merged_tools()
+    catalog = merged()
+    tools = catalog["tools"]
     sets = {name: json.loads(path.read_text())["queries"] for name, path in QUERIES.items()}
     queries = [q for chosen in sets.values() for q in chosen]
     result = {"catalog": {"servers": len(ORDER), "tools": len(tools)}, "tokens": token_table(tools),
-              "retrieval": retrieval_table(tools, sets), "timing": timings(tools, queries)}
+              "retrieval": retrieval_table(catalog, sets), "timing": timings(tools, queries)}
     print(f"{len(ORDER)} servers, {len(tools)} tools; tokens cl100k_base")
     print(f"{'mode':26} {'tools':>5} {'name+desc+schema':>17} {'%':>6} {'objects':>8} {'%':>6}")
     for label, row in result["tokens"].items():

@@ -66,7 +66,9 @@ class CatalogView:
         # lazy mode's search, built here: once per catalog version and view, never per request
         self._index: ToolIndex | None = None
         if self.presentation.mode == "lazy":
-            self._index = self.presentation.index(catalog.get("tools", []))
+            tools = catalog.get("tools", [])
+            backends = [self._tool_routes.get(str(tool.get("name")), ("", ""))[0] for tool in tools]
+            self._index = self.presentation.index(tools, backends)
         self._pages = {method: self._list_pages(method, None) for method in LIST_KEYS}
         # A caller's permissions -> its own pages of each list, prepared on its first request of that list:
         # once per permission set and catalog version (a view lives for one catalog version)

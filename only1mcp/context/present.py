@@ -36,12 +36,13 @@ class Presentation:
         return tools
 
     @staticmethod
-    def index(tools: list[dict[str, Any]]) -> ToolIndex:
-        """The search over these tools (every field of the catalog's own, untrimmed descriptions)."""
+    def index(tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex:
+        """The search over these tools (every field of the catalog's own, untrimmed descriptions); ``backends``
+        names each tool's backend, in the same order."""
         # Imported here: bm25s brings numpy, 0.12 s of every worker's boot, needed only by a lazy view.
         from .search import ToolIndex  # noqa: PLC0415
 
-        return ToolIndex(tools)
+        return ToolIndex(tools, groups=backends)
 
     def found(self, tool: dict[str, Any]) -> dict[str, Any]:
         """A tool as a search returns it: name, description and input schema, compacted."""

@@ -10,12 +10,15 @@ import Stemmer
 __all__ = ["SYNONYMS", "Words"]
 
 _CHUNK = re.compile(r"[A-Za-z0-9]+")
+# A query that names a file (notes.txt, README.md) is about a file; one with a number is about a number.
+_FILE_NAME = re.compile(r"\b[\w-]+\.[A-Za-z][A-Za-z0-9]{0,4}\b")
+_NUMBER = re.compile(r"\b\d+\b")
 # camelCase, PascalCase, ACRONYMWord and digits: getPRFiles -> get, PR, Files
 _PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _STOP = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "do", "does", "for", "from",
                    "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "please",
                    "should", "that", "the", "their", "them", "then", "there", "these", "this", "those", "to", "us",
-                   "was", "we", "were", "what", "when", "where", "which", "who", "will", "with", "would", "you",
+                   "was", "we", "were", "what", "when", "where", "which", "will", "with", "would", "you",
                    "your"})
 # Task words people use -> the words tools are usually described with. Added to a query, never to a tool,
 # so a tool is found by its own words as well. Kept general: it names no backend's tool.
@@ -36,7 +39,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "longitude": ("location", "coordinates"), "address": ("location",),
     "route": ("directions",), "driving": ("directions",),
     "timezone": ("time", "zone"), "clock": ("time",),
-    "remember": ("memory", "observation"), "memorize": ("memory",), "recall": ("memory", "search"),
+    "remember": ("memory",), "memorize": ("memory",), "recall": ("memory", "search"),
     "internet": ("web",), "online": ("web",), "google": ("web", "search"),
     "sql": ("query", "database"), "database": ("sql", "query"), "db": ("database", "sql"), "table": ("sql",),
     "cache": ("key", "value"), "cached": ("key", "value"),
@@ -46,6 +49,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "approve": ("review",),
     "people": ("users",), "members": ("users",), "teammates": ("users",),
     "altitude": ("elevation",),
+    "open": ("create",), "big": ("size",), "large": ("size",), "who": ("users", "people"),
     "nearby": ("places", "search"), "near": ("places", "nearby"),
 }
 
@@ -78,4 +82,11 @@ class Words:
         words = [w for w in _split(text) if w not in _STOP]
         if self.synonyms:
             words += [extra for w in list(words) for extra in SYNONYMS.get(w, ())]
+            words += ["file"] * bool(_FILE_NAME.search(text)) + ["number"] * bool(_NUMBER.search(text))
         return self._stems(words)
+
+    @staticmethod
+    def named(text: str) -> set[str]:
+        """The words of a text as written, lower-cased, not split further ("GitHub" is github, never git):
+        to see which backends a query names."""
+        return {chunk.lower() for chunk in _CHUNK.findall(text)}
