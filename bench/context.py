@@ -57,6 +57,7 @@ def modes() -> dict[str, Presentation]:
         "compact": Presentation("compact"),
         "compact, first_sentence": Presentation("compact", CompactSettings(descriptions="first_sentence")),
         "compact, max_chars 120": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=120))),
+        "compact, max_chars 40": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=40))),
         "lazy": Presentation("lazy"),
     }
 

@@ -58,15 +58,47 @@ def _drop_noise(schema: Schema) -> Schema:
     return {k: v for k, v in schema.items() if not (k in _NO_OP and v == _NO_OP[k] and type(v) is type(_NO_OP[k]))}
 
 
-def _drop_echoed_titles(schema: Schema) -> Schema:
-    """A title that only says the property's own name again (``repo_path`` titled "Repo Path")."""
+def _types_union(schema: Schema) -> Schema:
+    """``anyOf: [{type: string}, {type: null}]`` is ``type: [string, null]``: the same instances, fewer words."""
+    branches = schema.get("anyOf")
+    if "type" in schema or not isinstance(branches, list) or not branches or not all(
+            isinstance(b, dict) and b.keys() == {"type"} and isinstance(b["type"], str) for b in branches):
+        return schema
+    types = list(dict.fromkeys(b["type"] for b in branches))
+    out = {k: v for k, v in schema.items() if k != "anyOf"}
+    out["type"] = types[0] if len(types) == 1 else types
+    return out
+
+
+_JSON_TYPE = {str: "string", bool: "boolean", type(None): "null", dict: "object", list: "array"}
+
+
+def _implied_type(schema: Schema) -> Schema:
+    """A ``type`` that every ``enum`` value (or the ``const``) already has says nothing more."""
+    values = schema["enum"] if isinstance(schema.get("enum"), list) else [schema["const"]] if "const" in schema else []
+    kind = schema.get("type")
+    if not values or not isinstance(kind, str) or kind not in _JSON_TYPE.values():
+        return schema  # numbers: 1.0 is an integer to JSON Schema, not to Python; leave them
+    if all(_JSON_TYPE.get(type(value)) == kind for value in values):
+        return {k: v for k, v in schema.items() if k != "type"}
+    return schema
+
+
+def _drop_echoes(schema: Schema) -> Schema:
+    """Per property: a title that only says its name again (``repo_path`` titled "Repo Path"), and a default
+    of null on an optional one (left out, it is absent anyway). Annotations both: validation is unchanged."""
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return schema
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
     kept = {}
     for name, sub in properties.items():
-        echoed = isinstance(sub, dict) and isinstance(sub.get("title"), str) and _plain(sub["title"]) == _plain(name)
-        kept[name] = {k: v for k, v in sub.items() if k != "title"} if echoed else sub
+        if isinstance(sub, dict):
+            echoed = isinstance(sub.get("title"), str) and _plain(sub["title"]) == _plain(name)
+            null_default = "default" in sub and sub["default"] is None and name not in required
+            sub = {k: v for k, v in sub.items()  # noqa: PLW2901
+                   if not (k == "title" and echoed) and not (k == "default" and null_default)}
+        kept[name] = sub
     return {**schema, "properties": kept}
 
 
@@ -163,7 +195,7 @@ def compact_schema(schema: Any, tool_name: str = "") -> Any:
     (a malformed schema) is returned as it is."""
     if not isinstance(schema, dict):
         return schema
-    out = walk(schema, lambda node: _drop_noise(_drop_echoed_titles(node)))
+    out = walk(schema, lambda node: _drop_noise(_drop_echoes(_implied_type(_types_union(node)))))
     if "$schema" in out and _dialect_neutral(out):
         out = {k: v for k, v in out.items() if k != "$schema"}
     if _root_title_echoes(out.get("title"), tool_name):
