@@ -10,14 +10,20 @@ from .schemas import walk
 __all__ = ["trim", "trim_schema"]
 
 # A sentence ends at . ! ? followed by whitespace and then something that starts a sentence, or at a blank
-# line; "e.g. x" and "i.e. x" (a lower-case word follows) do not end one.
+# line; an abbreviation's dot (e.g., i.e., etc.) does not end one.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*-])|\n\s*\n")
 _ELLIPSIS = "…"
 
 
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.", "incl.", "no.", "cf.")
+
+
 def _first_sentence(text: str) -> str:
-    match = _SENTENCE_END.search(text)
-    return text[:match.start()].rstrip() if match else text.strip()
+    for match in _SENTENCE_END.finditer(text):
+        before = text[:match.start()]
+        if not before.lower().endswith(_ABBREVIATIONS):  # "e.g. UTC" goes on
+            return before.rstrip()
+    return text.strip()
 
 
 def _at_most(text: str, limit: int) -> str:

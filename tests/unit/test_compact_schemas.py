@@ -41,7 +41,7 @@ def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
 
 
 def _near_misses(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
-    names = list((schema.get("properties") or {}).keys()) + ["unexpected"]
+    names = [*(schema.get("properties") or {}), "unexpected"]
     return st.dictionaries(st.sampled_from(names), _JSON, max_size=len(names)) | _JSON
 
 
