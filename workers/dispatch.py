@@ -164,8 +164,14 @@ class Dispatcher:
 
     def page(self, session: SessionInfo, method: str, params: dict[str, Any] | None) -> bytes:
         """One serialized page of a list, answered from the catalog: what the caller may use, no more."""
-        return self.view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
-                              self.permissions(session))
+        view = self.view
+        if method == "tools/list" and view.lazy and view.presentation.lazy.expose_found and not (params or {}).get(
+                "cursor"):
+            found = self._gateway.found.of(session.sid)
+            if found:  # this session's own list: the meta-tools and what its searches found
+                return view.lazy_list(found, self.permissions(session))
+        return view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
+                         self.permissions(session))
 
     def permissions(self, session: SessionInfo) -> Permissions:
         """What the caller of the request being served may use (everything while rbac or auth is off)."""
@@ -342,8 +348,12 @@ class Dispatcher:
     def _search_tools(self, session: SessionInfo, params: dict[str, Any]) -> dict[str, Any]:
         """Lazy mode's search: only tools the caller may use are ever found."""
         search = SearchRequest(params.get("arguments"), self.view.presentation.lazy.default_limit)
+        view = self.view
         permissions = None if session.caller is None else self.permissions(session)
-        return search_result(self.view.search(search.query, search.limit, permissions))
+        found = view.search(search.query, search.limit, permissions)
+        if view.presentation.lazy.expose_found and found:
+            self._gateway.tools_found(session.sid, [tool["name"] for tool in found])
+        return search_result(found)
 
     def _idempotent_tool(self, backend: str, exposed: str, original: str) -> bool:
         """Safe to retry elsewhere: configured so, or annotated idempotent or read-only by the backend."""

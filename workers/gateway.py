@@ -22,6 +22,7 @@ from only1mcp.bus.messages import (
     Replay,
     ReplayRequest,
     SessionEvent,
+    ToolsFound,
     Unsubscribe,
 )
 from only1mcp.bus.wire import Payload
@@ -42,6 +43,7 @@ from .backend_tokens import WorkerTokens
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
+from .found import FoundTools
 from .jwks import WorkerKeys
 from .origins import OriginPolicy
 from .routing import OutcomeBatcher, Router
@@ -93,6 +95,8 @@ class Gateway:
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
+        # lazy mode with expose_found: what each session's searches found (relayed to every worker)
+        self.found = FoundTools()
         self.audit = AuditTrail(Path(spec.runtime_dir))
         self.issuer_keys = WorkerKeys(reporter)
         self._config_version = 0
@@ -105,6 +109,7 @@ class Gateway:
         inbox.register(Kind.CLIENT_RESPONSE, self._relayed_response)
         inbox.register(Kind.CANCEL_CALL, self._relayed_cancel)
         inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
+        inbox.register(Kind.TOOLS_FOUND, self._relayed_found)
 
     # ------------------------------------------------------------ shared state
 
@@ -279,6 +284,18 @@ class Gateway:
         message = envelope.payload
         assert isinstance(message, Unsubscribe)
         self.unsubscribe_local(message.sid, message.backend, message.uri)
+
+    def _relayed_found(self, envelope: Envelope) -> None:
+        found = envelope.payload
+        assert isinstance(found, ToolsFound)
+        self.found.add(found.sid, found.names)
+
+    def tools_found(self, sid: str, names: list[str]) -> None:
+        """A search of session ``sid`` found ``names``: its list grows here and in every other worker, and
+        the session is told its tools/list changed when one of them is new."""
+        if self.found.add(sid, names):
+            self.relay(Kind.TOOLS_FOUND, ToolsFound(self.everyone, sid, tuple(names)))
+            self.delivery.deliver(sid, None, jsonrpc.notification("notifications/tools/list_changed"))
 
     def relay(self, kind: Kind, payload: Payload) -> None:
         """To another worker (or all) through the supervisor."""

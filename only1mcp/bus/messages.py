@@ -59,6 +59,7 @@ __all__ = [
     "Snapshot",
     "Status",
     "Target",
+    "ToolsFound",
     "Unsubscribe",
 ]
 
@@ -100,6 +101,7 @@ class Kind(IntEnum):
     UNSUBSCRIBE = 36
     SESSION_EVENT = 37
     ADOPT = 38
+    TOOLS_FOUND = 39
     # a connection to one shared stdio backend in the stdio host
     LINK_HELLO = 40
     LINK_SEND = 41
@@ -389,6 +391,16 @@ class Unsubscribe(Payload):
 
 
 @payload
+class ToolsFound(Payload):
+    """Tools a lazy session's search found (``proxy.lazy.expose_found``): every worker adds them to that
+    session's tools/list, wherever its next request lands."""
+
+    to: Target
+    sid: str
+    names: tuple[str, ...]
+
+
+@payload
 class SessionEvent(Payload):
     """A numbered mailbox event, for the worker holding the session's GET stream."""
 
@@ -504,6 +516,8 @@ SPECS: dict[Kind, MessageSpec] = {
     Kind.SESSION_EVENT: MessageSpec(Channel.RELAY, "supervisor → all", SessionEvent,
                                     "a numbered mailbox event"),
     Kind.ADOPT: MessageSpec(Channel.RELAY, "supervisor → standbys", Adopt, "take this slot now"),
+    Kind.TOOLS_FOUND: MessageSpec(Channel.RELAY, "worker → all", ToolsFound,
+                                  "tools a lazy session found, for its tools/list (lazy.expose_found)"),
     Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,
                                  "first frame: what the link is for"),
     Kind.LINK_SEND: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkSend,

@@ -133,6 +133,14 @@ class CatalogView:
         """Whether this view serves lazy mode (its tools/list holds the meta-tools)."""
         return self._index is not None
 
+    def lazy_list(self, found: list[str], permissions: Permissions) -> bytes:
+        """A lazy session's own tools/list (``expose_found``): the meta-tools, then the tools its searches
+        found that still exist and the caller may use, as ``compact`` shows them. One page, built per request:
+        only such sessions pay for it."""
+        shown = [self.tools[name] for name in found
+                 if name in self.tools and permissions.allows(PolicyKind.TOOLS, name)]
+        return dumps({"tools": self.presentation.listed([]) + self.presentation.exposed(shown)})
+
     def search(self, query: str, limit: int, permissions: Permissions | None) -> list[dict[str, Any]]:
         """Lazy mode's search: the best ``limit`` tools the caller may use, best first, shown as the
         presentation shows found tools. Empty when this view is not lazy."""

@@ -35,6 +35,11 @@ class Presentation:
             return list(META_TOOLS)
         return tools
 
+    def exposed(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Found tools added to a lazy session's list (``expose_found``): whole, as ``compact`` shows them,
+        so a client calling them directly has their output schemas and annotations too."""
+        return compact_tools(tools, self.compact.policy)
+
     @staticmethod
     def index(tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex:
         """The search over these tools (every field of the catalog's own, untrimmed descriptions); ``backends``

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import ClientSession, types
@@ -199,3 +200,49 @@ async def test_a_denied_tool_is_never_found_and_call_tool_answers_as_unknown(gua
     assert denied.value.error.code == unknown.value.error.code == -32602
     assert denied.value.error.message == unknown.value.error.message.replace("web_no_such_tool", "web_ask_llm")
     assert _text(allowed) == "hi"
+
+
+# ---------------------------------------------------------------- expose_found
+
+
+class Watcher(Client):
+    def __init__(self) -> None:
+        super().__init__()
+        self.list_changed = anyio.Event()
+
+    async def on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self.list_changed.set()
+
+
+@pytest.fixture(scope="module")
+def exposing(tmp_path_factory: pytest.TempPathFactory, web: FixtureServer) -> Iterator[Gateway]:
+    folder = tmp_path_factory.mktemp("lazy-expose")
+    config = folder / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 2}\nproxy: {tools_mode: lazy, lazy: {expose_found: true}}\n"
+                      + _backends(web))
+    with running_gateway("--config", str(config), cwd=folder) as gateway:
+        gateway.wait_backends_up("local", "web")
+        yield gateway
+
+
+async def test_found_tools_join_that_sessions_list_on_every_worker(exposing: Gateway) -> None:
+    url = exposing.url + "/mcp"
+    watcher = Watcher()
+    http = httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0), timeout=httpx2.Timeout(30, read=120))
+    async with http, streamable_http_client(url, http_client=http) as (read, write), ClientSession(
+            read, write, sampling_callback=watcher.sampling, message_handler=watcher.on_message) as session:
+        await session.initialize()
+        assert [tool.name for tool in (await session.list_tools()).tools] == ["search_tools", "call_tool"]
+        found = [tool["name"] for tool in await _search(session, "echo text back unchanged", limit=2)]
+        with anyio.fail_after(10):
+            await watcher.list_changed.wait()
+        # no keep-alive: these lists are answered by both workers
+        for _ in range(6):
+            listed = [tool.name for tool in (await session.list_tools()).tools]
+            assert listed == ["search_tools", "call_tool", *found], listed
+        direct = await session.call_tool(found[0], {"text": "straight"})
+    async with connect(url) as other:  # another session's list is its own
+        assert [tool.name for tool in (await other.list_tools()).tools] == ["search_tools", "call_tool"]
+    assert {"local_echo", "web_echo"} == set(found)
+    assert _text(direct) == "straight"

@@ -67,6 +67,7 @@ SAMPLES: dict[Kind, m.Payload] = {
     Kind.MODERN_RETRY_GONE: m.ModernRetryGone(ONE, "66.1"),
     Kind.MODERN_EVENT: m.ModernEvent(Target(0, 66), "66.1", None, {"id": 1, "result": {}}, 200),
     Kind.UNSUBSCRIBE: m.Unsubscribe(Target(m.ALL_WORKERS), "sid", "files", "file:///a"),
+    Kind.TOOLS_FOUND: m.ToolsFound(Target(m.ALL_WORKERS), "sid", ("files_read", "files_write")),
     Kind.SESSION_EVENT: m.SessionEvent(Target(m.ALL_WORKERS), "sid", 4, b"{}"),
     Kind.ADOPT: m.Adopt(Target(m.STANDBYS, 88), 1, 77),
     Kind.LINK_HELLO: m.LinkHello(m.LinkPurpose.CALLS),
