@@ -295,7 +295,9 @@ class Gateway:
         the session is told its tools/list changed when one of them is new."""
         if self.found.add(sid, names):
             self.relay(Kind.TOOLS_FOUND, ToolsFound(self.everyone, sid, tuple(names)))
-            self.delivery.deliver(sid, None, jsonrpc.notification("notifications/tools/list_changed"))
+            # Through the mailbox, never straight to a stream held here: the supervisor publishes it after the
+            # relay above, so every worker has been sent the names before the client can hear of the change.
+            self.delivery.mail(sid, jsonrpc.notification("notifications/tools/list_changed"))
 
     def relay(self, kind: Kind, payload: Payload) -> None:
         """To another worker (or all) through the supervisor."""
