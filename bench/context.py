@@ -31,7 +31,8 @@ from .collect_catalogs import FIXTURES
 from .stats import save
 
 QUERIES = {"tuning": Path(__file__).parent / "context_queries.json",
-           "held-out": Path(__file__).parent / "context_queries_heldout.json"}
+           "held-out": Path(__file__).parent / "context_queries_heldout.json",
+           "fresh": Path(__file__).parent / "context_queries_fresh.json"}
 ORDER = ("everything", "filesystem", "memory", "thinking", "github", "gitlab", "slack", "maps", "brave", "postgres",
          "puppeteer", "redis", "time", "git", "fetch")
 _ESSENTIAL = ("name", "description", "inputSchema")
