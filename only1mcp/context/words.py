@@ -23,34 +23,60 @@ _STOP = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "can", "coul
 # Task words people use -> the words tools are usually described with. Added to a query, never to a tool,
 # so a tool is found by its own words as well. Kept general: it names no backend's tool.
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "folder": ("directory",), "folders": ("directories",), "dir": ("directory",),
-    "rename": ("move",),
-    "save": ("write",), "store": ("write", "set"),
+    # files and folders
+    "folder": ("directory",), "folders": ("directories",), "dir": ("directory",), "disk": ("file",),
+    "rename": ("move",), "save": ("write",), "overwrite": ("write",), "put": ("write",),
+    "store": ("write", "set"), "show": ("read", "get"), "view": ("read",), "print": ("read",),
+    "display": ("read",), "cat": ("read",), "open": ("read", "create"), "size": ("info",), "big": ("size", "info"),
+    "large": ("size",), "permissions": ("info",), "metadata": ("info",), "modified": ("info", "diff"),
+    "picture": ("image",), "photo": ("image",), "locate": ("search",), "find": ("search",),
+    "lookup": ("search",), "contents": ("read", "list"), "inside": ("list", "contents"),
+    # removing
     "remove": ("delete",), "erase": ("delete",), "forget": ("delete",), "drop": ("delete",),
-    "find": ("search",), "lookup": ("search",), "locate": ("search",),
-    "download": ("fetch",), "retrieve": ("get", "fetch"), "grab": ("fetch",),
-    "webpage": ("web", "url"), "website": ("web", "url"), "url": ("web",), "link": ("url",),
+    "discard": ("reset",), "undo": ("reset",),
+    # the web and pages
+    "download": ("fetch",), "retrieve": ("get", "fetch"), "grab": ("fetch",), "scrape": ("fetch",),
+    "crawl": ("fetch",), "webpage": ("web", "url"), "website": ("web", "url"), "site": ("web", "url"),
+    "article": ("url", "fetch"), "blog": ("url", "fetch"), "html": ("fetch", "markdown"), "url": ("web",),
+    "internet": ("web",), "online": ("web",), "google": ("web", "search"), "news": ("web", "search"),
+    # a browser
+    "browser": ("navigate", "page"), "visit": ("navigate",), "go": ("navigate",), "load": ("navigate",),
+    "button": ("click",), "press": ("click",), "tap": ("click",), "type": ("fill", "input"),
+    "enter": ("fill", "input"), "form": ("fill", "input"), "dropdown": ("select",), "choose": ("select",),
+    "pick": ("select",), "mouse": ("hover",), "capture": ("screenshot",), "snapshot": ("screenshot",),
+    "javascript": ("script", "evaluate"), "js": ("javascript", "script"),
+    # version control and code hosting
     "pr": ("pull", "request"), "prs": ("pull", "requests"), "mr": ("merge", "request"),
     "repo": ("repository",), "repos": ("repositories",), "project": ("repository",),
-    "ticket": ("issue",), "bug": ("issue",),
-    "say": ("message", "post"), "tell": ("message", "send"), "send": ("post",),
-    "picture": ("image",), "photo": ("image",),
-    "coordinates": ("geocode", "location"), "latitude": ("location", "coordinates"),
-    "longitude": ("location", "coordinates"), "address": ("location",),
-    "route": ("directions",), "driving": ("directions",),
-    "timezone": ("time", "zone"), "clock": ("time",),
-    "remember": ("memory",), "memorize": ("memory",), "recall": ("memory", "search"),
-    "internet": ("web",), "online": ("web",), "google": ("web", "search"),
-    "sql": ("query", "database"), "database": ("sql", "query"), "db": ("database", "sql"), "table": ("sql",),
-    "cache": ("key", "value"), "cached": ("key", "value"),
+    "ticket": ("issue",), "bug": ("issue",), "raise": ("create",), "close": ("update",),
+    "reopen": ("update",), "label": ("update",), "assign": ("update",), "reassign": ("update",),
     "stage": ("add",), "unstage": ("reset",), "switch": ("checkout",), "revert": ("reset",),
-    "javascript": ("script", "evaluate"), "js": ("javascript", "script"),
-    "type": ("fill", "input"), "enter": ("fill", "input"), "press": ("click",), "tap": ("click",),
-    "approve": ("review",),
-    "people": ("users",), "members": ("users",), "teammates": ("users",),
-    "altitude": ("elevation",),
-    "open": ("create",), "big": ("size",), "large": ("size",), "who": ("users", "people"),
-    "nearby": ("places", "search"), "near": ("places", "nearby"),
+    "changed": ("diff",), "changes": ("diff",), "uncommitted": ("status", "diff"), "history": ("log",),
+    "approve": ("review",), "copy": ("fork",), "squash": ("merge",), "upload": ("push",),
+    # messaging
+    "say": ("message", "post"), "tell": ("message", "send"), "send": ("post",), "emoji": ("reaction",),
+    "react": ("reaction",), "answer": ("reply",), "people": ("users",), "members": ("users",),
+    "everyone": ("users",), "teammates": ("users",), "who": ("users", "people"),
+    # places and maps
+    "coordinates": ("geocode", "location"), "latitude": ("location", "coordinates"),
+    "longitude": ("location", "coordinates"), "address": ("location", "geocode"), "gps": ("coordinates",),
+    "route": ("directions",), "driving": ("directions",), "walking": ("directions",), "bike": ("directions",),
+    "far": ("distance",), "altitude": ("elevation",), "height": ("elevation",),
+    "nearby": ("places", "search"), "near": ("places", "nearby"), "restaurants": ("places",),
+    "restaurant": ("places",), "shops": ("places",), "cafes": ("places",), "museums": ("places",),
+    "hotels": ("places",), "pharmacies": ("places",), "businesses": ("places",),
+    # time
+    "timezone": ("time", "zone"), "clock": ("time",), "day": ("time",), "date": ("time",),
+    # memory and knowledge
+    "remember": ("memory",), "remembered": ("memory", "graph"), "memorize": ("memory",),
+    "recall": ("memory", "search"), "know": ("memory", "search"), "fact": ("observation",),
+    "facts": ("observations",), "note": ("observation",), "person": ("entity",), "link": ("relation", "url"),
+    "connect": ("relation",), "relationship": ("relation",),
+    # data
+    "sql": ("query", "database"), "database": ("sql", "query"), "db": ("database", "sql"), "table": ("sql",),
+    "select": ("query",), "cache": ("key", "value"), "cached": ("key", "value"),
+    # numbers
+    "sum": ("add",), "plus": ("sum",), "add": ("sum",), "total": ("sum",),
 }
 
 
