@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,6 +26,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -246,3 +249,28 @@ async def test_found_tools_join_that_sessions_list_on_every_worker(exposing: Gat
         assert [tool.name for tool in (await other.list_tools()).tools] == ["search_tools", "call_tool"]
     assert {"local_echo", "web_echo"} == set(found)
     assert _text(direct) == "straight"
+
+
+async def test_a_reload_to_lazy_announces_and_serves_the_new_list(launch_gateway: Any, tmp_path: Path,
+                                                                   web: FixtureServer) -> None:
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text("server: {port: 0, workers: 1}\n" + _backends(web))
+    gateway = await launch_gateway("--config", str(config))
+    watcher = Watcher()
+    http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120))
+    async with http, streamable_http_client(gateway.url + "/mcp", http_client=http) as (read, write), \
+            ClientSession(read, write, message_handler=watcher.on_message) as session:
+        await session.initialize()
+
+        async def both_up() -> list[str] | None:
+            names = [tool.name for tool in (await session.list_tools()).tools]
+            return names if {"local_echo", "web_echo"} <= set(names) else None
+
+        before = await eventually(both_up, 30, "both backends' tools in the list")
+        watcher.list_changed = anyio.Event()  # from here on, only the reload can announce a change
+        config.write_text("server: {port: 0, workers: 1}\nproxy: {tools_mode: lazy}\n" + _backends(web))
+        gateway.signal(signal.SIGHUP)
+        with anyio.fail_after(20):
+            await watcher.list_changed.wait()
+        after = [tool.name for tool in (await session.list_tools()).tools]
+    assert "web_echo" in before and after == ["search_tools", "call_tool"]
