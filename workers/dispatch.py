@@ -17,6 +17,7 @@ from only1mcp.bus import Kind
 from only1mcp.bus.messages import CancelCall, Unsubscribe
 from only1mcp.catalog.profiles import choose_profile
 from only1mcp.catalog.view import LIST_KEYS, CatalogView
+from only1mcp.context.lazy import CALL_TOOL, SEARCH_TOOLS, SearchRequest, search_result, unwrap_call
 from only1mcp.observe.scope import RequestScope, current
 from only1mcp.observe.spans import Span
 from only1mcp.policy.denied import Denied
@@ -264,11 +265,23 @@ class Dispatcher:
         """One serialized page of a list, answered from the catalog: what the endpoint's profile shows and the
         caller may use, no more."""
         permissions = self.permissions(session)
+        profile = self._profile(session, permissions)
+        view = self.view
+        if method == "tools/list" and view.lazy(profile) and view.presentation_for(profile).lazy.expose_found and not (
+                params or {}).get("cursor"):
+            found = self._gateway.found.of(session.sid)
+            if found:  # this session's own list: the meta-tools and what its searches found
+                return view.lazy_list(found, permissions, profile)
+        return view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
+                         permissions, profile)
+
+    @staticmethod
+    def _profile(session: SessionInfo, permissions: Permissions) -> str | None:
+        """The profile the request is served in: its endpoint's, or the one its caller's roles pin."""
         profile = session.catalog_profile
         if profile is not None or permissions.profiles:
             profile = choose_profile(profile, permissions.profiles)
-        return self.view.page(method, params, self._gateway.settings.proxy.page_size,  # type: ignore[union-attr]
-                              permissions, profile)
+        return profile
 
     def permissions(self, session: SessionInfo) -> Permissions:
         """What the caller of the request being served may use (everything while rbac or auth is off)."""
@@ -470,6 +483,12 @@ class Dispatcher:
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
+        if name in (SEARCH_TOOLS, CALL_TOOL) and self.view.lazy(self._profile(session, self.permissions(session))):
+            if name == SEARCH_TOOLS:
+                return self._search_tools(session, params)
+            # call_tool is a rename: from here on the named tool is called exactly as if called directly
+            params = unwrap_call(params)
+            name = params["name"]
         backend, original = self._named(session, PolicyKind.TOOLS, name)
         fixed = self.view.fixed(PolicyKind.TOOLS, name)
         if fixed is not None:
@@ -487,6 +506,18 @@ class Dispatcher:
             self._gateway.remember_task(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
+
+    def _search_tools(self, session: SessionInfo, params: dict[str, Any]) -> dict[str, Any]:
+        """Lazy mode's search: only tools the endpoint's profile shows and the caller may use are ever found."""
+        view = self.view
+        permissions = self.permissions(session)
+        profile = self._profile(session, permissions)
+        lazy = view.presentation_for(profile).lazy
+        search = SearchRequest(params.get("arguments"), lazy.default_limit)
+        found = view.search(search.query, search.limit, None if permissions.unrestricted else permissions, profile)
+        if lazy.expose_found and found:
+            self._gateway.tools_found(session.sid, [tool["name"] for tool in found])
+        return search_result(found)
 
     def _idempotent_tool(self, backend: str, exposed: str, original: str) -> bool:
         """Safe to retry elsewhere: configured so, or annotated idempotent or read-only by the backend."""

@@ -24,6 +24,7 @@ from only1mcp.bus.messages import (
     Replay,
     ReplayRequest,
     SessionEvent,
+    ToolsFound,
     Unsubscribe,
 )
 from only1mcp.bus.wire import Payload
@@ -31,6 +32,7 @@ from only1mcp.catalog.profiles import CompiledProfile, compile_profiles
 from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
+from only1mcp.context.present import Presentation
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_format, set_level
 from only1mcp.metrics import Metrics, RequestMetrics, read_samples
@@ -46,6 +48,7 @@ from .backend_tokens import WorkerTokens
 from .backends import BackendPool
 from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
+from .found import FoundTools
 from .jwks import WorkerKeys
 from .origins import OriginPolicy
 from .rate_limits import RateLimiter
@@ -58,6 +61,11 @@ log = logging.getLogger("only1mcp.worker")
 
 _MAX_TASK_OWNERS = 10_000
 _CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+
+
+def _presentation(settings: Settings) -> tuple[Any, ...]:
+    """The settings that decide how tools/list shows the tools."""
+    return settings.proxy.tools_mode, settings.proxy.compact, settings.proxy.lazy
 
 
 class Gateway:
@@ -99,6 +107,8 @@ class Gateway:
         self.subscriptions: dict[tuple[str, str], set[str]] = {}
         # (backend, backend's task id) -> the session that created the task, for its status notifications
         self.task_owners: dict[tuple[str, str], str] = {}
+        # lazy mode with expose_found: what each session's searches found (relayed to every worker)
+        self.found = FoundTools()
         self.audit = AuditTrail(Path(spec.runtime_dir))
         # each request's scope: its id in the log, its access line, its span (docs/architecture.md, "Logs and traces")
         self.requests = RequestLog(f"worker-{spec.slot}")
@@ -115,6 +125,7 @@ class Gateway:
         inbox.register(Kind.CANCEL_CALL, self._relayed_cancel)
         inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
         self.limits.register(inbox)
+        inbox.register(Kind.TOOLS_FOUND, self._relayed_found)
 
     # ------------------------------------------------------------ shared state
 
@@ -142,6 +153,9 @@ class Gateway:
                 # differ.
                 for kind in ("prompts", "resources", "tools"):
                     self.streams.broadcast(jsonrpc.notification(f"notifications/{kind}/list_changed"))
+            elif previous is not None and _presentation(previous) != _presentation(self.settings):
+                # The tool mode changed: every tools/list is shown another way.
+                self.streams.broadcast(jsonrpc.notification("notifications/tools/list_changed"))
             backends = {b.name: b for b in self.settings.enabled_backends()}
             # A router keeps its in-flight counts and balancer position while its backend is unchanged.
             self.routers = {name: self.routers[name] if self.pool.known(name) == backend and name in self.routers
@@ -161,8 +175,9 @@ class Gateway:
         if catalog is not None and self.settings is not None and (
                 self.view is None or catalog.version != self.catalog_version):
             old = self.view
-            # proxy.tools_mode comes with the tool modes (compact, lazy); until then the catalog is served in full
-            self.view = CatalogView(catalog.catalog, self.settings.proxy.page_size, self.profiles, "full")
+            proxy = self.settings.proxy
+            self.view = CatalogView(catalog.catalog, proxy.page_size,
+                                    Presentation(proxy.tools_mode, proxy.compact, proxy.lazy), self.profiles)
             self.catalog_version = catalog.version
             if old is not None:
                 self._announce_changes(old.catalog, catalog.catalog)
@@ -310,6 +325,20 @@ class Gateway:
         message = envelope.payload
         assert isinstance(message, Unsubscribe)
         self.unsubscribe_local(message.sid, message.backend, message.uri)
+
+    def _relayed_found(self, envelope: Envelope) -> None:
+        found = envelope.payload
+        assert isinstance(found, ToolsFound)
+        self.found.add(found.sid, found.names)
+
+    def tools_found(self, sid: str, names: list[str]) -> None:
+        """A search of session ``sid`` found ``names``: its list grows here and in every other worker, and
+        the session is told its tools/list changed when one of them is new."""
+        if self.found.add(sid, names):
+            self.relay(Kind.TOOLS_FOUND, ToolsFound(self.everyone, sid, tuple(names)))
+            # Through the mailbox, never straight to a stream held here: the supervisor publishes it after the
+            # relay above, so every worker has been sent the names before the client can hear of the change.
+            self.delivery.mail(sid, jsonrpc.notification("notifications/tools/list_changed"))
 
     def relay(self, kind: Kind, payload: Payload) -> None:
         """To another worker (or all) through the supervisor."""

@@ -71,6 +71,7 @@ __all__ = [
     "Snapshot",
     "Status",
     "Target",
+    "ToolsFound",
     "Unsubscribe",
 ]
 
@@ -117,6 +118,7 @@ class Kind(IntEnum):
     SESSION_EVENT = 37
     ADOPT = 38
     LEASE_GRANT = 39
+    TOOLS_FOUND = 29  # relayed like 30-39, which are taken
     # a connection to one shared stdio backend in the stdio host
     LINK_HELLO = 40
     LINK_SEND = 41
@@ -482,6 +484,16 @@ class Unsubscribe(Payload):
 
 
 @payload
+class ToolsFound(Payload):
+    """Tools a lazy session's search found (``proxy.lazy.expose_found``): every worker adds them to that
+    session's tools/list, wherever its next request lands."""
+
+    to: Target
+    sid: str
+    names: tuple[str, ...]
+
+
+@payload
 class SessionEvent(Payload):
     """A numbered mailbox event, for the worker holding the session's GET stream."""
 
@@ -630,6 +642,8 @@ SPECS: dict[Kind, MessageSpec] = {
     Kind.ADOPT: MessageSpec(Channel.RELAY, "supervisor → standbys", Adopt, "take this slot now"),
     Kind.LEASE_GRANT: MessageSpec(Channel.RELAY, "supervisor → worker", LeaseGrants,
                                   "leased tokens (or when to ask again)"),
+    Kind.TOOLS_FOUND: MessageSpec(Channel.RELAY, "worker → all", ToolsFound,
+                                  "tools a lazy session found, for its tools/list (lazy.expose_found)"),
     Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,
                                  "first frame: what the link is for"),
     Kind.LINK_SEND: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkSend,

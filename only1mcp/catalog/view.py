@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from only1mcp.context.present import Presentation
 from only1mcp.policy.patterns import PolicyKind
 from only1mcp.policy.permissions import Permissions
 from only1mcp.protocol.codec import dumps
@@ -15,7 +15,10 @@ from .cursors import decode_cursor, encode_cursor
 from .profiles import CompiledProfile
 from .uris import parse_explicit, template_regex
 
-__all__ = ["LIST_KEYS", "TOOLS_TRANSFORMS", "CatalogView", "Lens", "present"]
+if TYPE_CHECKING:
+    from only1mcp.context.search import ToolIndex
+
+__all__ = ["LIST_KEYS", "CatalogView", "Lens", "present"]
 
 # list method -> (catalog key, result key)
 LIST_KEYS = {
@@ -35,26 +38,17 @@ _GUARDED_BY = {
 # past it the oldest pair's pages are dropped and rebuilt on its next list.
 _MAX_FILTERED = 1024
 
-ToolsTransform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
-
-
-def _full(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return tools
-
-
-# How a tools/list is presented, by `tools_mode` (proxy.tools_mode, or a profile's own). A mode missing here
-# is served as `full`. Each transformation is pure and runs once per view and lens, never per request.
-TOOLS_TRANSFORMS: dict[str, ToolsTransform] = {"full": _full}
+_FULL = Presentation()
 
 
 @dataclass(frozen=True, slots=True)
 class Lens:
     """What one prepared set of pages is for: the profile of the endpoint (None: the whole catalog), what the
-    caller may use (None: everything), and the tools mode that profile is served in."""
+    caller may use (None: everything), and how that profile shows its tools (its tools mode)."""
 
     profile: CompiledProfile | None
     permissions: Permissions | None
-    tools_mode: str = "full"
+    presentation: Presentation = _FULL
 
 
 def present(method: str, items: list[dict[str, Any]], owners: list[str], lens: Lens) -> list[dict[str, Any]]:
@@ -67,19 +61,19 @@ def present(method: str, items: list[dict[str, Any]], owners: list[str], lens: L
                  if (profile is None or profile.admits(backend, str(item.get(field, ""))))
                  and (permissions is None or permissions.allows(kind, str(item.get(field, ""))))]
     if method == "tools/list":
-        items = TOOLS_TRANSFORMS.get(lens.tools_mode, _full)(items)
+        items = lens.presentation.listed(items)  # pure, run once per view and lens, never per request
     return items
 
 
 class CatalogView:
     """Built once per catalog version; every list page is serialized here, not per request."""
 
-    __slots__ = ("_exposed", "_filtered", "_fixed", "_page_size", "_pages", "_prompt_routes", "_resource_routes",
-                 "_templates", "_tool_routes", "backends", "capabilities", "catalog", "instructions", "profiles",
-                 "resource_backends", "tools", "tools_mode")
+    __slots__ = ("_exposed", "_filtered", "_fixed", "_indexes", "_page_size", "_pages", "_presentations",
+                 "_prompt_routes", "_resource_routes", "_templates", "_tool_routes", "backends", "capabilities",
+                 "catalog", "instructions", "presentation", "profiles", "resource_backends", "tools")
 
-    def __init__(self, catalog: dict[str, Any], page_size: int, profiles: dict[str, CompiledProfile] | None = None,
-                 tools_mode: str = "full") -> None:
+    def __init__(self, catalog: dict[str, Any], page_size: int, presentation: Presentation | None = None,
+                 profiles: dict[str, CompiledProfile] | None = None) -> None:
         self.catalog = catalog
         self.capabilities: dict[str, Any] = catalog.get("capabilities", {})
         self.instructions: str = catalog.get("instructions", "")
@@ -100,9 +94,17 @@ class CatalogView:
         self._fixed: dict[PolicyKind, dict[str, dict[str, Any]]] = {
             PolicyKind.TOOLS: fixed.get("tools", {}), PolicyKind.PROMPTS: fixed.get("prompts", {})}
         self.profiles = profiles or {}
-        self.tools_mode = tools_mode  # proxy.tools_mode: the whole catalog's, and a profile's by default
+        # proxy.tools_mode and its options: the whole catalog's, and a profile's unless it names its own mode
+        self.presentation = shown = presentation or _FULL
+        self._presentations = {name: shown if profile.tools_mode in (None, shown.mode) else Presentation(
+            profile.tools_mode, shown.compact, shown.lazy) for name, profile in self.profiles.items()}
         self._page_size = page_size
-        self._pages = {method: self._list_pages(method, Lens(None, None, tools_mode)) for method in LIST_KEYS}
+        self._pages = {method: self._list_pages(method, Lens(None, None, shown)) for method in LIST_KEYS}
+        # lazy mode's search per profile (None: the whole catalog): built once per catalog version, the whole
+        # catalog's here, a profile's on its first search
+        self._indexes: dict[str | None, ToolIndex] = {}
+        if shown.mode == "lazy":
+            self._index(None)
         # (profile, a caller's permissions) -> its own pages of each list, prepared on its first request of
         # that list: once per pair and catalog version (a view lives for one catalog version and config)
         self._filtered: dict[tuple[str | None, Permissions | None], dict[str, list[bytes]]] = {}
@@ -137,9 +139,49 @@ class CatalogView:
         pages = lists.get(method)
         if pages is None:
             compiled = self.profiles.get(profile) if profile is not None else None
-            mode = (compiled.tools_mode if compiled is not None else None) or self.tools_mode
-            pages = lists[method] = self._list_pages(method, Lens(compiled, key[1], mode))
+            pages = lists[method] = self._list_pages(method, Lens(compiled, key[1], self.presentation_for(profile)))
         return pages
+
+    def presentation_for(self, profile: str | None) -> Presentation:
+        """How the endpoint of ``profile`` (None: /mcp) shows tools."""
+        return self.presentation if profile is None else self._presentations.get(profile, self.presentation)
+
+    def lazy(self, profile: str | None = None) -> bool:
+        """Whether the endpoint of ``profile`` serves lazy mode (its tools/list holds the meta-tools)."""
+        return self.presentation_for(profile).mode == "lazy"
+
+    def _index(self, profile: str | None) -> ToolIndex:
+        index = self._indexes.get(profile)
+        if index is None:
+            tools = self.catalog.get("tools", [])
+            owners = self._owners("tools/list", tools)
+            if profile is not None:
+                admitted = [(tool, owner) for tool, owner in zip(tools, owners, strict=True)
+                            if self.admits(profile, owner, str(tool.get("name", "")))]
+                tools, owners = [tool for tool, _ in admitted], [owner for _, owner in admitted]
+            index = self._indexes[profile] = self.presentation_for(profile).index(tools, owners)
+        return index
+
+    def search(self, query: str, limit: int, permissions: Permissions | None,
+               profile: str | None = None) -> list[dict[str, Any]]:
+        """Lazy mode's search: the best ``limit`` tools the profile shows and the caller may use, best first,
+        shown as the presentation shows found tools. Empty when that endpoint is not lazy."""
+        shown = self.presentation_for(profile)
+        if shown.mode != "lazy":
+            return []
+        allowed = (lambda _name: True) if permissions is None else (
+            lambda name: permissions.allows(PolicyKind.TOOLS, name))
+        return [shown.found(self.tools[hit.name]) for hit in self._index(profile).search(query, limit, allowed)]
+
+    def lazy_list(self, found: list[str], permissions: Permissions, profile: str | None = None) -> bytes:
+        """A lazy session's own tools/list (``expose_found``): the meta-tools, then the tools its searches
+        found that still exist, the profile shows and the caller may use, as ``compact`` shows them. One page,
+        built per request: only such sessions pay for it."""
+        shown = self.presentation_for(profile)
+        tools = [self.tools[name] for name in found
+                 if name in self.tools and permissions.allows(PolicyKind.TOOLS, name)
+                 and self.admits(profile, self._tool_routes.get(name, ("", ""))[0], name)]
+        return dumps({"tools": shown.listed([]) + shown.exposed(tools)})
 
     def admits(self, profile: str | None, backend: str, target: str) -> bool:
         """Whether ``profile``'s endpoint serves the item of ``backend`` exposed as ``target``."""

@@ -20,6 +20,7 @@ from only1mcp.redact import mask_url
 
 from .audit import AuditSettings
 from .auth import AuthSettings
+from .context import CompactSettings, LazySettings, ToolsMode
 from .fields import LIVE, RESTART, SENSITIVE, Reload, _hint, _Strict, loopback
 from .metrics import MetricsSettings
 from .oauth import OAuthClient
@@ -228,6 +229,20 @@ class ProxySettings(_Strict):
         5.0, gt=0, le=3600, description="Seconds between attempts to reach a backend that is down (doubling, "
         "up to 60 s).", json_schema_extra=_hint("write seconds > 0, e.g. 5"),
     )
+    tools_mode: Annotated[ToolsMode, LIVE] = Field(
+        "full",
+        description="What tools/list sends a client's model: `full` every tool as its backend describes it; "
+        "`compact` every tool with lossless minimal schemas (and descriptions as `proxy.compact` says); `lazy` "
+        "only `search_tools` and `call_tool`, which find and run the others (docs/architecture.md, \"Context "
+        "economy\"). Clients are told with notifications/tools/list_changed when it changes.",
+        json_schema_extra=_hint("write full, compact or lazy"),
+    )
+    compact: Annotated[CompactSettings, LIVE] = Field(
+        default_factory=CompactSettings,  # type: ignore[arg-type]
+        description="See proxy.compact.", examples=[{"descriptions": "first_sentence"}])
+    lazy: Annotated[LazySettings, LIVE] = Field(
+        default_factory=LazySettings,  # type: ignore[arg-type]
+        description="See proxy.lazy.", examples=[{"expose_found": True}])
 
 
 class SessionSettings(_Strict):

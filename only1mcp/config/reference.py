@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from .audit import AuditSettings
 from .auth import ApiKey, AuthSettings, JwtSettings
+from .context import CompactSettings, LazySettings
 from .metrics import MetricsSettings
 from .models import (
     BreakerSettings,
@@ -40,6 +41,10 @@ __all__ = ["render"]
 _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("server", ServerSettings, "The listening side and the process layout. Env: `ONLY1MCP_SERVER__<KEY>`."),
     ("proxy", ProxySettings, "How the merged catalog is presented. Env: `ONLY1MCP_PROXY__<KEY>`."),
+    ("proxy.compact", CompactSettings, "`compact` mode's descriptions (also how `lazy` search shows the tools it "
+     "finds). Example: `compact: {descriptions: first_sentence}` or `compact: {descriptions: {max_chars: 80}}`."),
+    ("proxy.lazy", LazySettings, "`lazy` mode: tools/list holds `search_tools` {query, limit?} and `call_tool` "
+     "{name, arguments?}; `call_tool` answers exactly as the named tool called directly would."),
     ("sessions", SessionSettings, "Client sessions. Env: `ONLY1MCP_SESSIONS__<KEY>`."),
     ("auth", AuthSettings, "Who may use the gateway (see docs/architecture.md). Env: `ONLY1MCP_AUTH__<KEY>`."),
     ("auth.api_keys[]", ApiKey, "One API key, known by its SHA-256 only."),

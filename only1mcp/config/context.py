@@ -1,0 +1,47 @@
+"""Settings of what a client's model is sent of the catalog: the tool mode and its options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .fields import _hint, _Strict
+
+__all__ = ["CompactSettings", "LazySettings", "MaxChars", "ToolsMode"]
+
+ToolsMode = Literal["full", "compact", "lazy"]
+
+
+class MaxChars(_Strict):
+    """Descriptions cut at a word boundary to at most this many characters (an ellipsis marks the cut)."""
+
+    max_chars: int = Field(
+        ge=16, le=100_000, description="Characters a description may keep, the ellipsis included.",
+        json_schema_extra=_hint("write a whole number of characters from 16, e.g. 120"))
+
+
+class CompactSettings(_Strict):
+    """``compact`` mode (and the tools ``lazy`` search returns)."""
+
+    descriptions: Literal["full", "first_sentence"] | MaxChars = Field(
+        "full",
+        description="Tool and argument descriptions: `full` keeps them whole, `first_sentence` keeps the first "
+        "sentence, `{max_chars: N}` at most N characters. Schemas stay lossless whatever this says.",
+        json_schema_extra=_hint("write full, first_sentence, or {max_chars: 120}"))
+
+    @property
+    def policy(self) -> str | int:
+        """What ``context.describe.trim`` takes."""
+        return self.descriptions.max_chars if isinstance(self.descriptions, MaxChars) else self.descriptions
+
+
+class LazySettings(_Strict):
+    """``lazy`` mode: tools/list holds `search_tools` and `call_tool` only."""
+
+    expose_found: bool = Field(
+        False, description="Add the tools a session's searches found to that session's tools/list (announced "
+        "with notifications/tools/list_changed), for clients that call tools directly.")
+    default_limit: Annotated[int, Field(ge=1, le=50)] = Field(
+        5, description="Tools a search returns when its call gives no `limit` (a call may ask for 1 to 50).",
+        json_schema_extra=_hint("write a whole number from 1 to 50, e.g. 5"))

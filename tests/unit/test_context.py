@@ -1,0 +1,169 @@
+"""Tool modes as a catalog view serves them (full unchanged byte for byte, compact, lazy), description
+trimming, the search's rules, and the meta-tools' argument checks. On the real catalogs where it matters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from only1mcp.auth.principal import AuthMethod, Principal
+from only1mcp.catalog.cursors import encode_cursor
+from only1mcp.catalog.merge import Discovery, merge
+from only1mcp.catalog.view import CatalogView
+from only1mcp.config.context import CompactSettings, MaxChars
+from only1mcp.config.models import Settings
+from only1mcp.config.rbac import RbacSettings
+from only1mcp.context.compact import compact_tool
+from only1mcp.context.describe import trim
+from only1mcp.context.lazy import META_TOOLS, SearchRequest, unwrap_call
+from only1mcp.context.present import Presentation
+from only1mcp.context.search import ToolIndex
+from only1mcp.context.words import Words
+from only1mcp.policy.policy import Policy
+from only1mcp.protocol.codec import dumps
+from only1mcp.protocol.jsonrpc import JsonRpcError
+
+CATALOGS = Path(__file__).resolve().parent.parent / "fixtures" / "catalogs"
+ORDER = ("everything", "filesystem", "memory", "thinking", "github", "gitlab", "slack", "maps", "brave", "postgres",
+         "puppeteer", "redis", "time", "git", "fetch")
+
+
+@pytest.fixture(scope="module")
+def catalog() -> dict[str, Any]:
+    found = [Discovery(name, name, {"tools": {}}, tools=json.loads((CATALOGS / f"{name}.json").read_text())["tools"])
+             for name in ORDER]
+    return merge(found, "_", {})
+
+
+def _tools(view: CatalogView, size: int = 100) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    params: dict[str, Any] | None = None
+    while True:
+        page = json.loads(view.page("tools/list", params, size))
+        tools += page["tools"]
+        if "nextCursor" not in page:
+            return tools
+        params = {"cursor": page["nextCursor"]}
+
+
+def test_full_is_the_catalog_byte_for_byte(catalog: dict[str, Any]) -> None:
+    view = CatalogView(catalog, 100, Presentation("full"))
+    tools = catalog["tools"]
+    assert view.page("tools/list", None, 100) == dumps({"tools": tools[:100], "nextCursor": encode_cursor(
+        "tools/list", 100)})
+    assert view.page("tools/list", {"cursor": encode_cursor("tools/list", 100)}, 100) == dumps({"tools": tools[100:]})
+    assert CatalogView(catalog, 100).page("tools/list", None, 100) == view.page("tools/list", None, 100)
+    assert not view.lazy() and view.search("open an issue", 5, None) == []
+
+
+def test_compact_lists_every_tool_compacted(catalog: dict[str, Any]) -> None:
+    view = CatalogView(catalog, 100, Presentation("compact"))
+    assert _tools(view) == [compact_tool(tool) for tool in catalog["tools"]]
+    assert len(dumps(_tools(view))) < len(dumps(catalog["tools"]))
+
+
+def test_lazy_lists_the_two_meta_tools_whoever_asks(catalog: dict[str, Any]) -> None:
+    view = CatalogView(catalog, 100, Presentation("lazy"))
+    assert json.loads(view.page("tools/list", None, 100)) == {"tools": META_TOOLS}
+    nobody = Policy(RbacSettings.model_validate({"roles": {"none": {"allow": ["prompts:*"]}}})).permissions(
+        Principal("k", AuthMethod.API_KEY, roles=frozenset({"none"})))
+    assert json.loads(view.page("tools/list", None, 100, nobody)) == {"tools": META_TOOLS}
+    assert view.search("open an issue on GitHub", 5, nobody) == []
+
+
+def test_lazy_search_finds_only_what_the_caller_may_use(catalog: dict[str, Any]) -> None:
+    view = CatalogView(catalog, 100, Presentation("lazy"))
+    everyone = [tool["name"] for tool in view.search("create an issue on GitHub", 5, None)]
+    assert everyone[0] == "github_create_issue"
+    policy = Policy(RbacSettings.model_validate({"roles": {"r": {"allow": ["tools:*"],
+                                                                 "deny": ["tools:github_create_*"]}}}))
+    limited = policy.permissions(Principal("k", AuthMethod.API_KEY, roles=frozenset({"r"})))
+    names = [tool["name"] for tool in view.search("create an issue on GitHub", 5, limited)]
+    assert names and not any(name.startswith("github_create_") for name in names)
+    assert len(names) == 5  # the limit is filled from the tools the caller may use
+
+
+def test_found_tools_carry_name_description_and_compact_schema(catalog: dict[str, Any]) -> None:
+    view = CatalogView(catalog, 100, Presentation("lazy", CompactSettings(descriptions="first_sentence")))
+    found = view.search("the current time in a timezone", 1, None)
+    tool = next(t for t in catalog["tools"] if t["name"] == "time_get_current_time")
+    assert found == [compact_tool({k: tool[k] for k in ("name", "description", "inputSchema")}, "first_sentence")]
+    assert set(found[0]) == {"name", "description", "inputSchema"}
+
+
+def test_a_view_builds_its_index_once(catalog: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+    original = Presentation.index
+
+    def counting(tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex:
+        built.append(len(tools))
+        return original(tools, backends)
+
+    monkeypatch.setattr(Presentation, "index", staticmethod(counting))
+    view = CatalogView(catalog, 100, Presentation("lazy"))
+    for query in ("read a file", "post to slack", "git commit"):
+        assert view.search(query, 3, None)
+    assert built == [len(catalog["tools"])]
+
+
+@pytest.mark.parametrize(("text", "policy", "expected"), [
+    ("Get the time. Then more.", "first_sentence", "Get the time."),
+    ("Use e.g. UTC here. Then more.", "first_sentence", "Use e.g. UTC here."),
+    ("First part\n\nSecond part", "first_sentence", "First part"),
+    ("No end", "first_sentence", "No end"),
+    ("a few words that go on and on", 16, "a few words…"),
+    ("short", 16, "short"),
+    ("anything", "full", "anything"),
+    (None, "first_sentence", None),
+])
+def test_trim(text: Any, policy: str | int, expected: Any) -> None:
+    assert trim(text, policy) == expected
+    if isinstance(policy, int) and isinstance(expected, str):
+        assert len(expected) <= policy
+
+
+def test_words_split_identifiers_stem_and_add_synonyms() -> None:
+    words = Words()
+    assert words.of_text("get_pull_request_files getPRFiles") == ["get", "pull", "request", "file", "get", "pr",
+                                                                  "file"]
+    assert "move" in words.of_query("rename a file")
+    assert {"file", "number"} <= set(words.of_query("open notes.txt at line 3"))
+    assert Words.named("on GitHub, not git") == {"on", "github", "not", "git"}
+
+
+def test_a_query_naming_a_backend_favours_its_tools() -> None:
+    tools = [{"name": "alpha_create_issue", "description": "Create an issue"},
+             {"name": "beta_create_issue", "description": "Create an issue"}]
+    index = ToolIndex(tools, groups=["alpha", "beta"])
+    assert [hit.name for hit in index.search("create an issue in beta", 2)] == ["beta_create_issue",
+                                                                                "alpha_create_issue"]
+    assert index.search("nothing in common", 2) == []
+
+
+def test_search_arguments_are_checked() -> None:
+    assert SearchRequest({"query": "x"}, 5).limit == 5
+    for bad in (None, {}, {"query": ""}, {"query": "x", "limit": 0}, {"query": "x", "limit": True}):
+        with pytest.raises(JsonRpcError) as refused:
+            SearchRequest(bad, 5)
+        assert refused.value.code == -32602
+
+
+def test_call_tool_is_a_rename_that_keeps_meta() -> None:
+    params = {"name": "call_tool", "arguments": {"name": "git_git_log", "arguments": {"repo_path": "."}},
+              "_meta": {"progressToken": 7}}
+    assert unwrap_call(params) == {"name": "git_git_log", "arguments": {"repo_path": "."},
+                                   "_meta": {"progressToken": 7}}
+    assert unwrap_call({"arguments": {"name": "t"}})["arguments"] == {}
+    for bad in ({}, {"arguments": {}}, {"arguments": {"name": 3}}, {"arguments": {"name": "t", "arguments": []}}):
+        with pytest.raises(JsonRpcError):
+            unwrap_call(bad)
+
+
+def test_settings_read_the_modes() -> None:
+    settings = Settings.model_validate({"proxy": {"tools_mode": "compact", "compact": {"descriptions":
+                                                                                     {"max_chars": 80}}}})
+    assert settings.proxy.compact.descriptions == MaxChars(max_chars=80) and settings.proxy.compact.policy == 80
+    assert Settings().proxy.tools_mode == "full" and Settings().proxy.compact.policy == "full"
