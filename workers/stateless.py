@@ -210,16 +210,22 @@ class StatelessDoor:
 
     def _audit(self, request: web.Request, message: dict[str, Any], session: SessionInfo, started: float,
                answer: dict[str, Any]) -> None:
-        if not self._gateway.audit.enabled:
+        """The request's audit line and its metrics, each while it is on."""
+        gateway = self._gateway
+        audited, measured = gateway.audit.enabled, gateway.request_metrics.on
+        if not (audited or measured):
             return
         error = answer.get("error")
-        client = AiohttpExchange(request)
+        code = error.get("code") if isinstance(error, dict) else None
         if isinstance(error, dict):
-            outcome = AuditOutcome.RATE_LIMITED if error.get("code") == Code.RATE_LIMITED else AuditOutcome.ERROR
-            self._dispatcher.audit(outcome, None, message, client, started, error.get("code"), caller=session.caller)
+            outcome = AuditOutcome.RATE_LIMITED if code == Code.RATE_LIMITED else AuditOutcome.ERROR
         else:
-            self._dispatcher.audit(outcome_of(answer.get("result")), None, message, client, started,
+            outcome = outcome_of(answer.get("result"))
+        if audited:
+            self._dispatcher.audit(outcome, None, message, AiohttpExchange(request), started, code,
                                    caller=session.caller)
+        if measured:
+            self._dispatcher.measure(message["method"], message.get("params"), outcome, started)
 
     def _admit(self, request: web.Request, message: Any) -> web.Response | tuple[modern.Envelope, dict[str, Any]]:
         """The request's envelope and params, or the answer that ends it here: a refusal, or 202 for a

@@ -93,6 +93,29 @@ async def test_calls_over_fresh_connections_add_up_exactly(gateway: Gateway) -> 
     await counts.each_served(gateway, calls // 8)  # the calls were spread over both workers
 
 
+async def _modern_call(url: str, request_id: int) -> bool:
+    """One 2026-07-28 tools/call (no session, the version in _meta and the headers) on a connection of its own."""
+    params = {**ECHO, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                "io.modelcontextprotocol/clientCapabilities": {}}}
+    async with connect(url) as connection:
+        await connection.send(connection.post_bytes(
+            rpc(request_id, "tools/call", params), **{"MCP-Protocol-Version": "2026-07-28",
+                                                       "Mcp-Method": "tools/call", "Mcp-Name": "demo_echo"}))
+        response = await connection.response()
+    return response.status == 200 and json.loads(response.body)["result"].get("resultType") == "complete"
+
+
+async def test_requests_of_the_2026_07_28_era_are_counted_too(gateway: Gateway) -> None:
+    before = await scrape(gateway)
+    calls = 40
+    for start in range(0, calls, 8):
+        assert all(await asyncio.gather(*(_modern_call(gateway.url, n) for n in range(start, start + 8))))
+    after = await scrape(gateway)
+    assert _calls(after) - _calls(before) == calls
+    tool = {"backend": "demo", "tool": "demo_echo", "outcome": "ok"}
+    assert after.value("only1mcp_tool_calls_total", **tool) - before.value("only1mcp_tool_calls_total", **tool) == calls
+
+
 async def test_the_admin_path_serves_the_same_aggregate(gateway: Gateway) -> None:
     session = await _session(gateway.url)
     assert await _call_on_new_connection(gateway.url, session, 1)
