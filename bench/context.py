@@ -62,6 +62,7 @@ def modes() -> dict[str, Presentation]:
         "compact, first_sentence": Presentation("compact", CompactSettings(descriptions="first_sentence")),
         "compact, max_chars 120": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=120))),
         "compact, max_chars 40": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=40))),
+        "compact, max_chars 32": Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=32))),
         "lazy": Presentation("lazy"),
     }
 
@@ -111,9 +112,11 @@ def retrieval_table(catalog: dict[str, Any], sets: dict[str, list[dict[str, Any]
     tools = catalog["tools"]
     groups = [catalog["routes"]["tools"][tool["name"]][0] for tool in tools]
     first = Presentation("compact", CompactSettings(descriptions="first_sentence"))
+    short = Presentation("compact", CompactSettings(descriptions=MaxChars(max_chars=32)))
     variants: dict[str, ToolIndex] = {
         "bm25 (as served)": Presentation.index(tools, groups),
         "over first_sentence descriptions": ToolIndex([first.found(t) for t in tools], groups=groups),
+        "over max_chars 32 descriptions": ToolIndex([short.found(t) for t in tools], groups=groups),
         "no backend boost": ToolIndex(tools),
         "no synonyms": ToolIndex(tools, groups=groups, words=Words(synonyms=False)),
         "no stemming": ToolIndex(tools, groups=groups, words=Words(stemming=False)),
