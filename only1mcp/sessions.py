@@ -30,6 +30,8 @@ NOT_ISSUED = "not issued by this gateway (or issued before a restart)"
 RELAYED = ("sampling", "elicitation", "roots")  # what a backend may ask of the client
 _CACHE = 8192
 _VALUE_DOMAIN = b"only1mcp-value:"
+_TAG_DOMAIN = b"only1mcp-tag:"
+_TAG_BYTES = 9  # 72 bits: 12 characters of base64url
 UNKNOWN_SESSION = "unknown session id (not issued by this gateway, or issued before a restart)"
 
 
@@ -127,6 +129,12 @@ class SessionSealer:
 
     # Other sealed values (a 2026-07-28 requestState): MACed under a derived key, so a session token can
     # never pass as one of these or the other way round.
+
+    def tag(self, text: str) -> str:
+        """A short MAC of ``text`` (base64url, no ``:``): what binds an id shown to one client (a task's) to
+        that client, verifiable by every worker, with nothing stored."""
+        mac = hmac.new(self._secret, _TAG_DOMAIN + text.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()[:_TAG_BYTES]).decode()
 
     def seal_value(self, value: list[Any]) -> str:
         payload = msgpack.packb(value, use_bin_type=True)

@@ -502,7 +502,7 @@ class Dispatcher:
                                                  {**params, "name": original}, channel,
                                                  idempotent=self._idempotent_tool(backend, name, original), key=key)
         if isinstance(result, dict) and isinstance(result.get("task"), dict):  # a task was created
-            task = tasks.expose_task(backend, replica, result["task"])
+            task = tasks.expose_task(backend, replica, result["task"], session.sid, self._tagger())
             self._gateway.remember_task(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
@@ -638,19 +638,24 @@ class Dispatcher:
 
     # ------------------------------------------------------------ tasks (2025-11-25, passed through)
 
+    def _tagger(self) -> tasks.Tagger:
+        sealer = self._gateway.sealer
+        assert sealer is not None  # no session, and so no task, exists before the gateway has its secrets
+        return sealer.tag
+
     def _task_call(self, method: str) -> Handler:
         """tasks/get, tasks/result and tasks/cancel: to the backend named in the task id."""
 
         async def handle(session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:
-            backend, replica, original = tasks.route(_text(params, "taskId", method))
+            tag = self._tagger()
+            backend, replica, original = tasks.route(_text(params, "taskId", method), session.sid, tag)
             router = self._gateway.routers.get(backend)
             if router is None or replica >= router.count:
-                raise JsonRpcError(Code.INVALID_PARAMS, f"unknown task '{params['taskId']}'; task ids come from "
-                                   "tools/call or tasks/list")
+                raise tasks.unknown_task(params["taskId"])
             result = await self._forward(session, request_id, backend, method, {**params, "taskId": original},
                                          channel, replica=replica)
-            return tasks.expose_result(backend, replica, result)
+            return tasks.expose_result(backend, replica, result, session.sid, tag)
 
         return handle
 
@@ -663,10 +668,14 @@ class Dispatcher:
                                                        replica=replica) for name, replica in targets),
                                        return_exceptions=True)
         merged: list[dict[str, Any]] = []
+        tag = self._tagger()
         for (name, replica), outcome in zip(targets, results, strict=True):
             if isinstance(outcome, BaseException):
                 log.info("tasks/list on backend '%s' replica %d failed: %s", name, replica, outcome)
                 continue
-            merged += [tasks.expose_task(name, replica, t) for t in (outcome or {}).get("tasks", [])
-                       if isinstance(t, dict)]
+            # The backend lists every task of the session the gateway shares among clients: only those this
+            # session created are shown (as this worker saw them created: see docs/architecture.md, "Tasks")
+            owners = self._gateway.task_owners
+            merged += [tasks.expose_task(name, replica, t, session.sid, tag) for t in (outcome or {}).get("tasks", [])
+                       if isinstance(t, dict) and owners.get((name, f"{replica}:{t.get('taskId')}")) == session.sid]
         return {"tasks": merged}

@@ -228,7 +228,8 @@ class Gateway:
         return await self.issuer_keys.keys_for(kid, timeout)
 
     def remember_task(self, backend: str, task_id: str, sid: str) -> None:
-        """Who created a task, for its status notifications; bounded, oldest forgotten first."""
+        """Who created a task, for its status notifications and its place in that session's tasks/list (kept
+        after the task ends: its result stays fetchable until its ttl); bounded, oldest forgotten first."""
         self.task_owners[(backend, task_id)] = sid
         if len(self.task_owners) > _MAX_TASK_OWNERS:
             del self.task_owners[next(iter(self.task_owners))]
@@ -280,13 +281,11 @@ class Gateway:
         elif method == "notifications/tasks/status":
             task_id = f"{session.replica}:{params.get('taskId', '')}"
             owner = self.task_owners.get((backend, task_id))
-            exposed = jsonrpc.notification(method, tasks.expose_task(backend, session.replica, params))
-            if call is not None:
-                self.delivery.deliver(call.session.sid, call, exposed)
-            elif owner is not None:
-                self.delivery.deliver(owner, None, exposed)
-            if params.get("status") in ("completed", "failed", "cancelled"):
-                self.task_owners.pop((backend, task_id), None)
+            to = call.session.sid if call is not None else owner
+            if to is not None and self.sealer is not None:  # a task's news go to the session that created it
+                exposed = jsonrpc.notification(method, tasks.expose_task(backend, session.replica, params, to,
+                                                                         self.sealer.tag))
+                self.delivery.deliver(to, call, exposed)
         elif method == "notifications/cancelled":
             proxy_id = self.outstanding.find(session, params.get("requestId"))
             entry = self.outstanding.pop(proxy_id) if proxy_id is not None else None

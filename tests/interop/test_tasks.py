@@ -44,4 +44,39 @@ async def test_task_lifecycle_through_the_gateway(launch_gateway, tmp_path: Path
         listed = await mcp.call("tasks/list", {})
         assert task["taskId"] in [t["taskId"] for t in listed["result"]["tasks"]]
         unknown = await mcp.call("tasks/get", {"taskId": "no-colon"})
-        assert unknown["error"]["code"] == -32602 and "'<backend>:<replica>:<id>'" in unknown["error"]["message"]
+        assert unknown["error"]["code"] == -32602 and "'<backend>:<replica>:<tag>:<id>'" in unknown["error"]["message"]
+
+
+async def test_a_task_is_its_creators_alone(launch_gateway, tmp_path: Path) -> None:
+    """Tasks are bound to the session that created them (2025-11-25: a receiver binds tasks to the context
+    that made them). Every client shares one backend session of a shared stdio child, so the gateway does
+    it: another session's tasks/get, tasks/result and tasks/cancel of the id are answered as an unknown task,
+    and its tasks/list does not show it."""
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(f"server: {{port: 0, workers: 1}}\nbackends:\n  - name: ev\n    command: {NODE}\n"
+                      f"    args: [{EVERYTHING}, stdio]\n")
+    gateway = await launch_gateway("--config", str(config))
+    async with aiohttp.ClientSession() as first, aiohttp.ClientSession() as second:
+        owner, other = RawMcp(first, gateway.url), RawMcp(second, gateway.url)
+        for mcp in (owner, other):
+            await mcp.initialize(capabilities={"tasks": {}}, version="2025-11-25")
+        created = await owner.call("tools/call", {"name": "ev_simulate-research-query",
+                                                  "arguments": {"topic": "secrets", "ambiguous": False},
+                                                  "task": {"ttl": 60000}})
+        task_id = created["result"]["task"]["taskId"]
+        forged = task_id[:-1] + ("x" if task_id[-1] != "x" else "y")
+        for method in ("tasks/get", "tasks/result", "tasks/cancel"):
+            stolen = await other.call(method, {"taskId": task_id})
+            never = await other.call(method, {"taskId": forged})
+            assert "error" in stolen, (method, stolen)
+            assert stolen["error"] == {**never["error"], "message": never["error"]["message"].replace(
+                forged, task_id)}, (method, stolen, never)
+        listed = await other.call("tasks/list", {})
+        assert task_id not in [t["taskId"] for t in listed["result"]["tasks"]]
+
+        async def finished() -> bool:
+            body = await owner.call("tasks/get", {"taskId": task_id})
+            return body["result"]["status"] in ("completed", "failed")
+
+        await eventually(finished, 60, "the owner's task to finish")
+        assert "secrets" in json.dumps((await owner.call("tasks/result", {"taskId": task_id}))["result"])
