@@ -503,7 +503,7 @@ class Dispatcher:
                                                  idempotent=self._idempotent_tool(backend, name, original), key=key)
         if isinstance(result, dict) and isinstance(result.get("task"), dict):  # a task was created
             task = tasks.expose_task(backend, replica, result["task"], session.sid, self._tagger())
-            self._gateway.remember_task(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
+            self._gateway.task_created(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
 
@@ -674,7 +674,7 @@ class Dispatcher:
                 log.info("tasks/list on backend '%s' replica %d failed: %s", name, replica, outcome)
                 continue
             # The backend lists every task of the session the gateway shares among clients: only those this
-            # session created are shown (as this worker saw them created: see docs/architecture.md, "Tasks")
+            # session created are shown (every worker hears of each task's creation: TASK_OWNED)
             owners = self._gateway.task_owners
             merged += [tasks.expose_task(name, replica, t, session.sid, tag) for t in (outcome or {}).get("tasks", [])
                        if isinstance(t, dict) and owners.get((name, f"{replica}:{t.get('taskId')}")) == session.sid]

@@ -24,6 +24,7 @@ from only1mcp.bus.messages import (
     Replay,
     ReplayRequest,
     SessionEvent,
+    TaskOwned,
     ToolsFound,
     Unsubscribe,
 )
@@ -126,6 +127,7 @@ class Gateway:
         inbox.register(Kind.UNSUBSCRIBE, self._relayed_unsubscribe)
         self.limits.register(inbox)
         inbox.register(Kind.TOOLS_FOUND, self._relayed_found)
+        inbox.register(Kind.TASK_OWNED, self._relayed_task)
 
     # ------------------------------------------------------------ shared state
 
@@ -226,6 +228,16 @@ class Gateway:
     async def keys_for(self, kid: str, timeout: float) -> KeySet:
         """``want_keys`` and ``newer_keys`` in one: the keys to verify again a token that raised UnknownKey."""
         return await self.issuer_keys.keys_for(kid, timeout)
+
+    def task_created(self, backend: str, task_id: str, sid: str) -> None:
+        """Session ``sid`` created a task: remembered here and in every other worker."""
+        self.remember_task(backend, task_id, sid)
+        self.relay(Kind.TASK_OWNED, TaskOwned(self.everyone, backend, task_id, sid))
+
+    def _relayed_task(self, envelope: Envelope) -> None:
+        owned = envelope.payload
+        assert isinstance(owned, TaskOwned)
+        self.remember_task(owned.backend, owned.task, owned.sid)
 
     def remember_task(self, backend: str, task_id: str, sid: str) -> None:
         """Who created a task, for its status notifications and its place in that session's tasks/list (kept

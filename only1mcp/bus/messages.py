@@ -71,6 +71,7 @@ __all__ = [
     "Snapshot",
     "Status",
     "Target",
+    "TaskOwned",
     "ToolsFound",
     "Unsubscribe",
 ]
@@ -119,6 +120,7 @@ class Kind(IntEnum):
     ADOPT = 38
     LEASE_GRANT = 39
     TOOLS_FOUND = 29  # relayed like 30-39, which are taken
+    TASK_OWNED = 28
     # a connection to one shared stdio backend in the stdio host
     LINK_HELLO = 40
     LINK_SEND = 41
@@ -484,6 +486,17 @@ class Unsubscribe(Payload):
 
 
 @payload
+class TaskOwned(Payload):
+    """A task a session created (``task``: ``<replica>:<backend's id>``): every worker lists it in that
+    session's tasks/list and routes its status notifications to it, wherever the next request lands."""
+
+    to: Target
+    backend: str
+    task: str
+    sid: str
+
+
+@payload
 class ToolsFound(Payload):
     """Tools a lazy session's search found (``proxy.lazy.expose_found``): every worker adds them to that
     session's tools/list, wherever its next request lands."""
@@ -642,6 +655,8 @@ SPECS: dict[Kind, MessageSpec] = {
     Kind.ADOPT: MessageSpec(Channel.RELAY, "supervisor → standbys", Adopt, "take this slot now"),
     Kind.LEASE_GRANT: MessageSpec(Channel.RELAY, "supervisor → worker", LeaseGrants,
                                   "leased tokens (or when to ask again)"),
+    Kind.TASK_OWNED: MessageSpec(Channel.RELAY, "worker → all", TaskOwned,
+                                 "a task and the session that created it, for its tasks/list"),
     Kind.TOOLS_FOUND: MessageSpec(Channel.RELAY, "worker → all", ToolsFound,
                                   "tools a lazy session found, for its tools/list (lazy.expose_found)"),
     Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,

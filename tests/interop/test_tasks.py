@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.rawmcp import RawMcp
+from tests.support.rawmcp import RawMcp, pinned
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,3 +80,38 @@ async def test_a_task_is_its_creators_alone(launch_gateway, tmp_path: Path) -> N
 
         await eventually(finished, 60, "the owner's task to finish")
         assert "secrets" in json.dumps((await owner.call("tasks/result", {"taskId": task_id}))["result"])
+
+
+async def test_a_sessions_tasks_are_listed_by_every_worker(launch_gateway, tmp_path: Path) -> None:
+    """A task created through one worker is in its session's tasks/list whichever worker answers it (each
+    worker hears of every task's creation), and in no other session's."""
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(f"server: {{port: 0, workers: 2}}\nbackends:\n  - name: ev\n    command: {NODE}\n"
+                      f"    args: [{EVERYTHING}, stdio]\n")
+    gateway = await launch_gateway("--config", str(config))
+    first, first_pid = await pinned(gateway.url)
+    second, _ = await pinned(gateway.url, avoid=first_pid)
+    try:
+        here = RawMcp(first, gateway.url)
+        await here.initialize(capabilities={"tasks": {}}, version="2025-11-25")
+        there = RawMcp(second, gateway.url)
+        there.session_id = here.session_id  # the same session, through the other worker
+        created = await here.call("tools/call", {"name": "ev_simulate-research-query",
+                                                 "arguments": {"topic": "lists", "ambiguous": False},
+                                                 "task": {"ttl": 60000}})
+        task_id = created["result"]["task"]["taskId"]
+
+        async def listed_there() -> bool:
+            body = await there.call("tasks/list", {})
+            return task_id in [t["taskId"] for t in body["result"]["tasks"]]
+
+        await eventually(listed_there, 10, "the task in its session's list on the other worker")
+        for _ in range(8):  # on both workers, each time
+            assert await listed_there()
+            assert task_id in [t["taskId"] for t in (await here.call("tasks/list", {}))["result"]["tasks"]]
+        stranger = RawMcp(second, gateway.url)
+        await stranger.initialize(capabilities={"tasks": {}}, version="2025-11-25")
+        assert task_id not in [t["taskId"] for t in (await stranger.call("tasks/list", {}))["result"]["tasks"]]
+    finally:
+        await first.close()
+        await second.close()
