@@ -41,6 +41,7 @@ from only1mcp.observe.requests import RequestLog
 from only1mcp.policy.policy import Policy
 from only1mcp.protocol import jsonrpc
 from only1mcp.protocol.jsonrpc import Code
+from only1mcp.ratelimit.limits import Limit
 from only1mcp.sessions import SessionInfo, SessionSealer
 from only1mcp.spec import WorkerSpec
 
@@ -89,7 +90,7 @@ class Gateway:
         self.profiles: dict[str, CompiledProfile] = {}
         self.routers: dict[str, Router] = {}
         self.outcomes = OutcomeBatcher(reporter)
-        self.limits = RateLimiter(reporter)
+        self.limits = RateLimiter(reporter, self._rate_limited)
         self.view: CatalogView | None = None
         self.catalog_version = 0
         self.sealer: SessionSealer | None = None
@@ -228,6 +229,10 @@ class Gateway:
     async def keys_for(self, kid: str, timeout: float) -> KeySet:
         """``want_keys`` and ``newer_keys`` in one: the keys to verify again a token that raised UnknownKey."""
         return await self.issuer_keys.keys_for(kid, timeout)
+
+    def _rate_limited(self, limit: Limit) -> None:
+        if self.request_metrics.on:
+            self.request_metrics.rate_limited(limit.value)
 
     def task_created(self, backend: str, task_id: str, sid: str) -> None:
         """Session ``sid`` created a task: remembered here and in every other worker."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from only1mcp.background import Background
@@ -55,11 +56,12 @@ class RateLimiter:
     """The leases this worker holds, per bucket. ``per_principal``, ``per_tool``, ``per_backend``: which
     limits are on (read on every request, so a limit that is off costs one attribute read)."""
 
-    __slots__ = ("_ahead", "_clock", "_flush", "_holdings", "_reporter", "_shapes", "_sweeping", "_tasks", "_waiters",
-                 "_wanted", "per_backend", "per_principal", "per_tool")
+    __slots__ = ("_ahead", "_clock", "_flush", "_holdings", "_refused", "_reporter", "_shapes", "_sweeping", "_tasks",
+                 "_waiters", "_wanted", "per_backend", "per_principal", "per_tool")
 
-    def __init__(self, reporter: Reporter) -> None:
+    def __init__(self, reporter: Reporter, refused: Callable[[Limit], None] | None = None) -> None:
         self._reporter = reporter
+        self._refused = refused  # told of every refusal (the metrics' count)
         self._clock = time.monotonic  # CLOCK_MONOTONIC, as the supervisor's lease expiries are
         # limit -> key -> Holding: two lookups by string on the hot path, no tuple built per request
         self._holdings: dict[Limit, dict[str, Holding]] = {limit: {} for limit in Limit}
@@ -141,6 +143,8 @@ class RateLimiter:
 
         Logged at most once per bucket every ``_LOG_EVERY`` seconds, with the count since: refusals come in
         floods, and a log line costs more than the refusal itself (17 of 26 us)."""
+        if self._refused is not None:
+            self._refused(limit)
         shape = self._shapes.get(limit)
         refusal = Refusal(limit, shape.rate if shape else 0.0, shape.burst if shape else 0, retry_after(wait))
         count = 1

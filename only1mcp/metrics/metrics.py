@@ -32,7 +32,7 @@ class Metrics:
         # ---- the request path (workers)
         self.requests = Counter(counters, "only1mcp_requests_total",
                                 "Client JSON-RPC requests answered, by method, the backend that served them ('' when "
-                                "the gateway answered itself) and outcome (ok, error, denied)",
+                                "the gateway answered itself) and outcome (ok, error, denied, rate_limited)",
                                 ("method", "backend", "outcome"))
         self.request_duration = Histogram(histograms, "only1mcp_request_duration_seconds",
                                           "Time from a request's arrival at the dispatcher to its answer",
@@ -52,6 +52,9 @@ class Metrics:
                                   "Open client streams: GET /mcp event streams, legacy SSE streams and WebSockets", ())
         self.bus_dropped = Counter(counters, "only1mcp_bus_dropped_reports_total",
                                    "Reports to the supervisor dropped because its queue was full", ())
+        self.rate_limited = Counter(counters, "only1mcp_rate_limited_total",
+                                    "Requests refused by a rate limit (HTTP 429 or its JSON-RPC error), by the limit: "
+                                    "per_principal, per_tool or per_backend", ("limit",))
         self.auth_refusals = Counter(counters, "only1mcp_auth_refusals_total",
                                      "Credentials refused, by the error the challenge names (invalid_request, "
                                      "invalid_token, insufficient_scope, or none for a request without a credential)",

@@ -31,7 +31,7 @@ class RequestMetrics:
     live switch), so with metrics off a request pays one attribute read."""
 
 
-    __slots__ = ("_exchanges", "_metrics", "_refusals", "_requests", "_sessions", "on")
+    __slots__ = ("_exchanges", "_limits", "_metrics", "_refusals", "_requests", "_sessions", "on")
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -41,6 +41,7 @@ class RequestMetrics:
         self._exchanges: dict[str, HistogramChild] = {}
         self._sessions = metrics.sessions_opened.labels()  # at zero from the start
         self._refusals = {reason: metrics.auth_refusals.labels(reason) for reason in REFUSALS}
+        self._limits: dict[str, Cell] = {}
 
     def switch(self, on: bool) -> None:
         """``metrics.enabled`` as the config now says."""
@@ -48,6 +49,13 @@ class RequestMetrics:
 
     def session_opened(self) -> None:
         self._sessions.add()
+
+    def rate_limited(self, limit: str) -> None:
+        """A request a rate limit refused (``limit``: the config's name for it)."""
+        cell = self._limits.get(limit)
+        if cell is None:
+            cell = self._limits[limit] = self._metrics.rate_limited.labels(limit)
+        cell.add()
 
     def refused(self, error: str | None) -> None:
         """A credential refused with a challenge naming ``error`` (None: no credential was given)."""

@@ -27,6 +27,7 @@ import pytest
 
 from tests.support.audit import read_trail
 from tests.support.gateway import Gateway, running_gateway
+from tests.support.metrics import scrape
 from tests.support.rawmcp import ACCEPT, RawMcp
 from tests.support.spread import RequestCounts
 from tests.support.waiting import eventually
@@ -230,6 +231,7 @@ async def test_per_tool_buckets_are_per_principal_and_tool_and_per_backend_is_ev
     """per_tool {rate: 0.2, burst: 3} and per_backend {rate: 0.2, burst: 5}: refills are slow enough (one
     every 5 s) that the counts below are exact."""
     session = await _session(gateway.url)
+    before = await scrape(gateway)
     async with _client("127.0.0.8") as alice, _client("127.0.0.9") as bob:
         alice_echo = [await _call_tool(alice, gateway.url, session, "demo_echo") for _ in range(4)]
         assert [status for status, _, _ in alice_echo] == [200, 200, 200, 429]
@@ -244,6 +246,11 @@ async def test_per_tool_buckets_are_per_principal_and_tool_and_per_backend_is_ev
         status, body, retry_after = await _call_tool(bob, gateway.url, session, "demo_add")
         assert status == 429 and body["error"]["data"]["limit"] == "per_backend", body
         assert retry_after is not None and int(retry_after) >= 1
+    # each refusal counted once, by its limit, in the metrics summed over both workers
+    after = await scrape(gateway)
+    for limit in ("per_tool", "per_backend"):
+        assert (after.value("only1mcp_rate_limited_total", limit=limit)
+                - before.value("only1mcp_rate_limited_total", limit=limit)) == 1, limit
 
 
 async def test_a_worker_killed_under_load_does_not_let_the_gateway_exceed_the_bound(launch_gateway,
