@@ -8,6 +8,7 @@ downloaded: the weights and the tokenizer are read from the installed package, a
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,8 +54,16 @@ class SemanticModel:
 
 
 def _load() -> Any:
+    # wordllama's inference module calls logging.basicConfig(level=INFO) on import: the root logger is put back
+    # as it was, so the gateway's own logging setup decides what is printed.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     # Imported here: wordllama brings tokenizers, safetensors and requests, needed only with the switch on.
     import wordllama  # noqa: PLC0415
+    import wordllama.inference  # noqa: PLC0415
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     home = Path(wordllama.__file__).parent
     missing = [name for name in _FILES if not (home / name).is_file()]
