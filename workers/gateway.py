@@ -34,6 +34,7 @@ from only1mcp.catalog.view import CatalogView
 from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
 from only1mcp.context.present import Presentation
+from only1mcp.context.semantic import SemanticModel
 from only1mcp.http.client import Http1Pool
 from only1mcp.logs import set_format, set_level
 from only1mcp.metrics import Metrics, RequestMetrics, read_samples
@@ -93,6 +94,8 @@ class Gateway:
         self.limits = RateLimiter(reporter, self._rate_limited)
         self.view: CatalogView | None = None
         self.catalog_version = 0
+        # lazy.rerank's embedding model: one per process, kept across catalog versions (loaded on first need)
+        self.semantic = SemanticModel()
         self.sealer: SessionSealer | None = None
         # the gateway's own tokens for backends with oauth (a client's credential never reaches a backend)
         self.backend_tokens = WorkerTokens(reporter)
@@ -180,7 +183,8 @@ class Gateway:
             old = self.view
             proxy = self.settings.proxy
             self.view = CatalogView(catalog.catalog, proxy.page_size,
-                                    Presentation(proxy.tools_mode, proxy.compact, proxy.lazy), self.profiles)
+                                    Presentation(proxy.tools_mode, proxy.compact, proxy.lazy, self.semantic),
+                                    self.profiles)
             self.catalog_version = catalog.version
             if old is not None:
                 self._announce_changes(old.catalog, catalog.catalog)

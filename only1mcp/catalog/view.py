@@ -16,6 +16,7 @@ from .profiles import CompiledProfile
 from .uris import parse_explicit, template_regex
 
 if TYPE_CHECKING:
+    from only1mcp.context.rerank import RerankedIndex
     from only1mcp.context.search import ToolIndex
 
 __all__ = ["LIST_KEYS", "CatalogView", "Lens", "present"]
@@ -97,12 +98,12 @@ class CatalogView:
         # proxy.tools_mode and its options: the whole catalog's, and a profile's unless it names its own mode
         self.presentation = shown = presentation or _FULL
         self._presentations = {name: shown if profile.tools_mode in (None, shown.mode) else Presentation(
-            profile.tools_mode, shown.compact, shown.lazy) for name, profile in self.profiles.items()}
+            profile.tools_mode, shown.compact, shown.lazy, shown.semantic) for name, profile in self.profiles.items()}
         self._page_size = page_size
         self._pages = {method: self._list_pages(method, Lens(None, None, shown)) for method in LIST_KEYS}
         # lazy mode's search per profile (None: the whole catalog): built once per catalog version, the whole
         # catalog's here, a profile's on its first search
-        self._indexes: dict[str | None, ToolIndex] = {}
+        self._indexes: dict[str | None, ToolIndex | RerankedIndex] = {}
         if shown.mode == "lazy":
             self._index(None)
         # (profile, a caller's permissions) -> its own pages of each list, prepared on its first request of
@@ -150,7 +151,7 @@ class CatalogView:
         """Whether the endpoint of ``profile`` serves lazy mode (its tools/list holds the meta-tools)."""
         return self.presentation_for(profile).mode == "lazy"
 
-    def _index(self, profile: str | None) -> ToolIndex:
+    def _index(self, profile: str | None) -> ToolIndex | RerankedIndex:
         index = self._indexes.get(profile)
         if index is None:
             tools = self.catalog.get("tools", [])

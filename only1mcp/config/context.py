@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .fields import _hint, _Strict
 
-__all__ = ["CompactSettings", "LazySettings", "MaxChars", "ToolsMode"]
+__all__ = ["CompactSettings", "LazySettings", "MaxChars", "Rerank", "ToolsMode"]
 
 ToolsMode = Literal["full", "compact", "lazy"]
+Rerank = Literal["none", "semantic"]
 
 
 class MaxChars(_Strict):
@@ -45,3 +46,20 @@ class LazySettings(_Strict):
     default_limit: Annotated[int, Field(ge=1, le=50)] = Field(
         5, description="Tools a search returns when its call gives no `limit` (a call may ask for 1 to 50).",
         json_schema_extra=_hint("write a whole number from 1 to 50, e.g. 5"))
+    rerank: Rerank = Field(
+        "none", description="`semantic` re-orders the search's 20 best BM25 candidates by reciprocal-rank fusion "
+        "with the cosine similarity of WordLlama's bundled model (the optional `semantic` extra; nothing is "
+        "downloaded). Measured no better than BM25 alone on the project's query sets, hence off by default "
+        "(docs/architecture.md, Context economy).",
+        json_schema_extra=_hint("write none or semantic (semantic needs `pip install 'only1mcp[semantic]'`)"))
+
+    @field_validator("rerank")
+    @classmethod
+    def _model_installed(cls, value: Rerank) -> Rerank:
+        # Imported here: the check only looks the package up, and only when the switch is on.
+        from only1mcp.context.semantic import INSTALL, MODULE, installed  # noqa: PLC0415
+
+        if value == "semantic" and not installed():
+            raise ValueError(f"rerank: semantic needs the {MODULE} package, which is not installed: run "
+                             f"`{INSTALL}`, or set rerank: none")
+        return value

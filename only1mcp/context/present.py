@@ -10,7 +10,9 @@ from .compact import compact_tool, compact_tools
 from .lazy import META_TOOLS
 
 if TYPE_CHECKING:
+    from .rerank import RerankedIndex
     from .search import ToolIndex
+    from .semantic import SemanticModel
 
 __all__ = ["Presentation"]
 
@@ -18,13 +20,16 @@ __all__ = ["Presentation"]
 class Presentation:
     """The tool mode of one view and its options; pure: the same tools in give the same tools out."""
 
-    __slots__ = ("compact", "lazy", "mode")
+    __slots__ = ("compact", "lazy", "mode", "semantic")
 
     def __init__(self, mode: ToolsMode = "full", compact: CompactSettings | None = None,
-                 lazy: LazySettings | None = None) -> None:
+                 lazy: LazySettings | None = None, semantic: SemanticModel | None = None) -> None:
+        """``semantic``: the process's embedding model, for ``lazy.rerank: semantic`` (one is made on first
+        need without it); loaded only when such an index is built."""
         self.mode = mode
         self.compact = compact or CompactSettings()
         self.lazy = lazy or LazySettings()
+        self.semantic = semantic
 
     def listed(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What tools/list holds for these tools (already filtered for the caller): in ``full`` the very
@@ -40,11 +45,18 @@ class Presentation:
         so a client calling them directly has their output schemas and annotations too."""
         return compact_tools(tools, self.compact.policy)
 
-    @staticmethod
-    def index(tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex:
-        """The search over these tools (every field of the catalog's own, untrimmed descriptions); ``backends``
-        names each tool's backend, in the same order."""
-        # Imported here: bm25s brings numpy, 0.12 s of every worker's boot, needed only by a lazy view.
+    def index(self, tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex | RerankedIndex:
+        """The search over these tools (every field of the catalog's own, untrimmed descriptions), re-ranked
+        when ``lazy.rerank`` says so; ``backends`` names each tool's backend, in the same order."""
+        # Imported here: bm25s brings numpy, 0.12 s of every worker's boot, needed only by a lazy view; the
+        # re-ranker and its model only with the switch on.
+        if self.lazy.rerank == "semantic":
+            from .rerank import RerankedIndex  # noqa: PLC0415
+            from .semantic import SemanticModel  # noqa: PLC0415
+
+            if self.semantic is None:
+                self.semantic = SemanticModel()
+            return RerankedIndex(tools, self.semantic, groups=backends)
         from .search import ToolIndex  # noqa: PLC0415
 
         return ToolIndex(tools, groups=backends)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import Stemmer
 
-__all__ = ["SYNONYMS", "Words"]
+__all__ = ["SYNONYMS", "Words", "split_identifier"]
 
 _CHUNK = re.compile(r"[A-Za-z0-9]+")
 # A query that names a file (notes.txt, README.md) is about a file; one with a number is about a number.
@@ -84,6 +84,11 @@ def _split(text: str) -> Iterable[str]:
     for chunk in _CHUNK.findall(text):
         for part in _PART.findall(chunk):
             yield part.lower()
+
+
+def split_identifier(text: str) -> list[str]:
+    """A name or text as lower-case words: snake_case, camelCase and digits split (get_PRFiles: get, pr, files)."""
+    return list(_split(text))
 
 
 class Words:

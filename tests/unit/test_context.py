@@ -98,11 +98,11 @@ def test_a_view_builds_its_index_once(catalog: dict[str, Any], monkeypatch: pyte
     built: list[int] = []
     original = Presentation.index
 
-    def counting(tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex:
+    def counting(self: Presentation, tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex:
         built.append(len(tools))
-        return original(tools, backends)
+        return original(self, tools, backends)
 
-    monkeypatch.setattr(Presentation, "index", staticmethod(counting))
+    monkeypatch.setattr(Presentation, "index", counting)
     view = CatalogView(catalog, 100, Presentation("lazy"))
     for query in ("read a file", "post to slack", "git commit"):
         assert view.search(query, 3, None)
