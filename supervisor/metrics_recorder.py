@@ -27,6 +27,7 @@ class SupervisorMetrics:
         "_breakers",
         "_child_restarts",
         "_directory",
+        "_gone",
         "_last_reload",
         "_live",
         "_metrics",
@@ -48,17 +49,20 @@ class SupervisorMetrics:
         self._breakers: dict[tuple[str, int], BreakerState] = {}
         self._child_restarts: dict[tuple[str, int], int] = {}
         self._live: set[int] = set()  # worker pids seen alive, to notice the ones that are gone
+        self._gone: set[int] = set()  # gone, their files not yet folded into the archive (a reading held them)
 
     def enable(self, on: bool) -> None:
         self._metrics.enabled = on
 
     def sample(self, fleet: Fleet, config: ConfigStore) -> None:
-        """Workers serving and replaced, reloads; and a dead worker's gauges are dropped (its counters stay)."""
+        """Workers serving and replaced, reloads; a dead worker's gauges are dropped and its counters and
+        histograms folded into the archive files (their totals stay)."""
         places = [*fleet.slots, *fleet.standbys.values()]
         live = {place.pid for place in places if place.alive}
-        for pid in self._live - live:
-            process_gone(self._directory, pid)
+        self._gone |= self._live - live
         self._live = live
+        if self._gone:
+            self._gone = {pid for pid in self._gone if not process_gone(self._directory, pid)}
         if not self._metrics.enabled:
             return
         self._workers.set(sum(1 for slot in fleet.slots if slot.alive and slot.ready))

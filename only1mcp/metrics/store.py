@@ -33,7 +33,7 @@ class MetricFile:
 
     __slots__ = ("_file", "_maps", "_positions", "_used", "map", "path", "values")
 
-    def __init__(self, directory: Path, kind: str, pid: int) -> None:
+    def __init__(self, directory: Path, kind: str, pid: int | str) -> None:
         self.path = directory / f"{kind}_{pid}.db"
         # every mapping made, kept open: a cell writes through the one it was made with, and a larger
         # mapping of the same file shares its pages
@@ -80,6 +80,17 @@ class MetricFile:
         if position is None:
             position = self._append(key)
         return Cell(self.values, position // 8, self.values[position // 8])
+
+    def add(self, key: str, amount: float) -> None:
+        """Add ``amount`` to the entry ``key`` (made at zero if missing): how a dead process's totals are kept."""
+        position = self._positions.get(key)
+        if position is None:
+            position = self._append(key)
+        self.values[position // 8] += amount
+
+    def entries(self) -> list[tuple[str, float]]:
+        """(key, value) of every entry."""
+        return [(key, self.values[position // 8]) for key, position in self._positions.items()]
 
     def _append(self, key: str) -> int:
         encoded = key.encode()

@@ -4,11 +4,13 @@ and a reused pid."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from only1mcp.metrics import Metrics, RequestMetrics, prepare_dir, read_samples
+from only1mcp.metrics import Metrics, RequestMetrics, prepare_dir, process_gone, read_samples
 from only1mcp.metrics.families import DURATION_BUCKETS
 
 
@@ -91,3 +93,64 @@ def test_every_holder_of_a_sample_updates_one_value_while_the_file_grows(directo
     assert _value(directory, "only1mcp_tool_calls_total", backend="b399", tool="b399_tool_with_a_longish_name",
                   outcome="ok") == 1
     assert (directory / "counter_301.db").stat().st_size > 1 << 16
+
+
+def _total(directory: Path, method: str = "ping") -> float:
+    return _value(directory, "only1mcp_requests_total", method=method, backend="", outcome="ok")
+
+
+def test_a_gone_process_is_folded_into_the_archive_and_its_files_removed(directory: Path) -> None:
+    for pid, calls in ((401, 3), (402, 5)):
+        metrics = Metrics(directory, pid=pid)
+        recorder = RequestMetrics(metrics)
+        for _ in range(calls):
+            recorder.request("ping", "", "ok", 0.002)
+        metrics.close()
+    before = read_samples(directory)
+    assert process_gone(directory, 401)
+    assert process_gone(directory, 402)
+    assert sorted(path.name for path in directory.glob("*.db")) == ["counter_archive.db", "histogram_archive.db"]
+    after = read_samples(directory)
+    assert sorted(map(repr, after)) == sorted(map(repr, before))  # every sample, buckets and sums included
+    assert _total(directory) == 8
+    # a later process adds to the archive's totals, and its own exit folds in too
+    metrics = Metrics(directory, pid=403)
+    RequestMetrics(metrics).request("ping", "", "ok", 0.002)
+    metrics.close()
+    assert _total(directory) == 9
+    assert process_gone(directory, 403)
+    assert _total(directory) == 9
+
+
+def test_a_reading_never_sees_a_total_go_down_while_processes_are_folded(directory: Path) -> None:
+    """Readings run in another thread (their own lock, as another process's would) while dead processes'
+    files are folded into the archive; a fold that meets a reading waits for the next try."""
+    for pid in range(501, 541):
+        metrics = Metrics(directory, pid=pid)
+        RequestMetrics(metrics).request("ping", "", "ok", 0.002)
+        metrics.close()
+    seen: list[float] = []
+    failed: list[Exception] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                seen.append(_total(directory))
+            except (OSError, AssertionError) as exc:  # a file gone mid-reading, or a total off: reported below
+                failed.append(exc)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        pending = set(range(501, 541))
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            pending = {pid for pid in pending if not process_gone(directory, pid)}
+    finally:
+        done.set()
+        reader.join()
+    assert not pending and not failed, (pending, failed)
+    assert seen and all(total == 40 for total in seen), sorted(set(seen))
+    assert _total(directory) == 40
