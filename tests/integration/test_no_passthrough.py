@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import httpx2
 import pytest
-from mcp import Client, ClientSession, types
+from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -27,6 +27,7 @@ from tests.support.gateway import Gateway, running_gateway
 from tests.support.oidc import OidcProvider
 from tests.support.processes import FixtureServer
 from tests.support.rawmcp import RawMcp
+from tests.support.sdk import text_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -86,12 +87,8 @@ async def _credentials(kind: str, provider: OidcProvider) -> dict[str, str]:
     return {"X-API-Key": API_KEY, **own}
 
 
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
 async def _through_sdk(session: ClientSession | Client) -> list[str]:
-    return [_text(await session.call_tool(f"{name}_whoami", {})) for name in BACKENDS]
+    return [text_of(await session.call_tool(f"{name}_whoami", {})) for name in BACKENDS]
 
 
 async def _modern(gateway: Gateway, headers: dict[str, str]) -> tuple[list[str], str | None]:

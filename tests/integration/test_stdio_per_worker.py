@@ -18,6 +18,7 @@ from tests.support.gateway import Gateway, pid_alive
 from tests.support.processes import ROOT, stdio_command
 from tests.support.procfs import children, parent
 from tests.support.rawmcp import RawMcp, pinned
+from tests.support.sdk import text_of
 from tests.support.waiting import eventually, holds
 
 pytestmark = pytest.mark.timeout(180)
@@ -41,10 +42,6 @@ def _own_children() -> dict[int, int]:
 
 def _children_of(of: int) -> list[int]:
     return [pid for pid, ppid in _own_children().items() if ppid == of]
-
-
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
 @pytest.fixture
@@ -91,8 +88,8 @@ async def test_each_worker_runs_its_own_child(gateway: Gateway) -> None:
         await session.initialize()
         tools = [tool.name for tool in (await session.list_tools()).tools]
         assert f"{NAME}_whoami" in tools and f"{NAME}_ask_llm" in tools
-        assert _text(await session.call_tool(f"{NAME}_echo", {"text": "hi"})) == "hi"
-        assert "sampled by the client" in _text(await session.call_tool(f"{NAME}_ask_llm", {"prompt": "p"}))
+        assert text_of(await session.call_tool(f"{NAME}_echo", {"text": "hi"})) == "hi"
+        assert "sampled by the client" in text_of(await session.call_tool(f"{NAME}_ask_llm", {"prompt": "p"}))
         await session.call_tool(f"{NAME}_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
         assert progress == [1, 2, 3]
         # A worker's child announces a list change: the supervisor discovers again with a child of its own,

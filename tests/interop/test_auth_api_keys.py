@@ -17,13 +17,14 @@ from pathlib import Path
 import aiohttp
 import httpx2
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client, types
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp
+from tests.support.sdk import text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -103,16 +104,12 @@ async def _streamable(gateway: Gateway, headers: dict[str, str]) -> AsyncIterato
         yield session
 
 
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
 @pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {ALICE}"}, {"X-API-Key": ALICE}],
                          ids=["bearer", "x-api-key"])
 async def test_the_sdk_client_lists_and_calls_with_a_key(gateway: Gateway, headers: dict[str, str]) -> None:
     async with _streamable(gateway, headers) as session:
         assert "local_whoami" in [t.name for t in (await session.list_tools()).tools]
-        assert _text(await session.call_tool("local_whoami", {})) == "local"
+        assert text_of(await session.call_tool("local_whoami", {})) == "local"
 
 
 async def test_the_sdk_sse_client_needs_the_key(gateway: Gateway) -> None:
@@ -122,7 +119,7 @@ async def test_the_sdk_sse_client_needs_the_key(gateway: Gateway) -> None:
     async with sse_client(gateway.url + "/sse", headers={"Authorization": f"Bearer {ALICE}"}) as (read, write), \
             ClientSession(read, write) as session:
         await session.initialize()
-        assert _text(await session.call_tool("local_whoami", {})) == "local"
+        assert text_of(await session.call_tool("local_whoami", {})) == "local"
 
 
 async def test_a_legacy_sse_post_with_another_principals_key_is_refused(gateway: Gateway) -> None:
@@ -158,7 +155,7 @@ async def test_the_stdio_bridge_sends_its_header(gateway: Gateway, tmp_path: Pat
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
     async with stdio_client(bridge) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
-        assert _text(await session.call_tool("local_whoami", {})) == "local"
+        assert text_of(await session.call_tool("local_whoami", {})) == "local"
 
 
 async def test_a_session_presented_with_another_principals_key_is_unknown(gateway: Gateway) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import httpx2
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client, types
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -27,6 +27,7 @@ from tests.support.gateway import Gateway, running_gateway
 from tests.support.oidc import OidcProvider
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp
+from tests.support.sdk import text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -177,10 +178,6 @@ async def test_a_session_is_bound_to_the_tokens_subject(gateway: Gateway, provid
         assert status == 404 and "unknown session id" in body["error"]["message"]
 
 
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
 @asynccontextmanager
 async def _door(gateway: Gateway, door: str, token: str, tmp_path: Path) -> AsyncIterator[ClientSession]:
     auth = {"Authorization": f"Bearer {token}"}
@@ -206,7 +203,7 @@ async def test_the_sdk_clients_present_the_token_on_every_door(gateway: Gateway,
                                                                door: str, tmp_path: Path) -> None:
     async with _door(gateway, door, await _token(provider), tmp_path) as session:
         await session.initialize()
-        assert _text(await session.call_tool("local_whoami", {})) == "local"
+        assert text_of(await session.call_tool("local_whoami", {})) == "local"
 
 
 async def test_the_websocket_door_takes_the_token_at_the_upgrade(gateway: Gateway, provider: OidcProvider) -> None:

@@ -19,6 +19,7 @@ from mcp.client.sse import sse_client
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import pinned
+from tests.support.sdk import text_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,10 +33,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                       f"  - name: local\n    command: {local[0]}\n    args: {local[1:]}\n    cwd: {ROOT}\n")
     with running_gateway("--config", str(config), cwd=folder) as gateway:
         yield gateway
-
-
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
 async def _sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
@@ -57,7 +54,7 @@ async def test_sdk_sse_client_lists_and_calls(gateway: Gateway) -> None:
     async with _sse_session(gateway) as session:
         tools = await session.list_tools()
         assert "local_whoami" in [t.name for t in tools.tools]
-        assert _text(await session.call_tool("local_whoami", {})) == "local"
+        assert text_of(await session.call_tool("local_whoami", {})) == "local"
 
 
 async def test_sdk_sse_client_gets_progress(gateway: Gateway) -> None:
@@ -73,7 +70,7 @@ async def test_sdk_sse_client_gets_progress(gateway: Gateway) -> None:
 
 async def test_sdk_sse_client_answers_sampling(gateway: Gateway) -> None:
     async with _sse_session(gateway) as session:
-        assert "from the sse client" in _text(await session.call_tool("local_ask_llm", {"prompt": "p"}))
+        assert "from the sse client" in text_of(await session.call_tool("local_ask_llm", {"prompt": "p"}))
 
 
 async def _events(response: aiohttp.ClientResponse, count: int) -> list[tuple[str, str]]:

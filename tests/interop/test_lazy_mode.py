@@ -26,6 +26,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.sdk import Sampler, text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
@@ -33,20 +34,8 @@ pytestmark = pytest.mark.timeout(300)
 API_KEY = "lazy-mode-key-for-the-reader-role"
 
 
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-class Client:
-    def __init__(self) -> None:
-        self.sampled: list[str] = []
-
-    async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        prompt = params.messages[0].content
-        text = prompt.text if isinstance(prompt, types.TextContent) else str(prompt)
-        self.sampled.append(text)
-        return types.CreateMessageResult(role="assistant", model="test-model",
-                                         content=types.TextContent(type="text", text=f"sampled: {text}"))
+class Client(Sampler):
+    """One SDK client's callbacks: sampling (recorded)."""
 
 
 @asynccontextmanager
@@ -97,7 +86,7 @@ async def _search(session: ClientSession, query: str, limit: int = 5) -> list[di
     result = await session.call_tool("search_tools", {"query": query, "limit": limit})
     assert not result.is_error, result
     assert result.structured_content is not None
-    assert json.loads(_text(result)) == result.structured_content  # the same JSON for clients without it
+    assert json.loads(text_of(result)) == result.structured_content  # the same JSON for clients without it
     return result.structured_content["tools"]
 
 
@@ -127,7 +116,7 @@ async def test_call_tool_relays_sampling_mid_call_like_a_direct_call(url: str) -
         plain = await session.call_tool("web_ask_llm", {"prompt": "haiku"})
     assert through.sampled == direct.sampled == ["haiku"]
     assert wrapped.model_dump() == plain.model_dump()
-    assert "sampled: haiku" in _text(wrapped)
+    assert "sampled: haiku" in text_of(wrapped)
 
 
 @pytest.mark.parametrize("backend", ["web", "local"])
@@ -202,7 +191,7 @@ async def test_a_denied_tool_is_never_found_and_call_tool_answers_as_unknown(gua
     assert "local_ask_llm" in found and "web_ask_llm" not in found, found
     assert denied.value.error.code == unknown.value.error.code == -32602
     assert denied.value.error.message == unknown.value.error.message.replace("web_no_such_tool", "web_ask_llm")
-    assert _text(allowed) == "hi"
+    assert text_of(allowed) == "hi"
 
 
 # ---------------------------------------------------------------- expose_found
@@ -248,7 +237,7 @@ async def test_found_tools_join_that_sessions_list_on_every_worker(exposing: Gat
     async with connect(url) as other:  # another session's list is its own
         assert [tool.name for tool in (await other.list_tools()).tools] == ["search_tools", "call_tool"]
     assert {"local_echo", "web_echo"} == set(found)
-    assert _text(direct) == "straight"
+    assert text_of(direct) == "straight"
 
 
 async def test_a_reload_to_lazy_announces_and_serves_the_new_list(launch_gateway: Any, tmp_path: Path,
@@ -293,7 +282,7 @@ async def test_a_profile_in_lazy_mode_beside_a_full_catalog(tmp_path: Path, web:
         found = [tool["name"] for tool in await _search(agent, "echo the text back", 10)]
         assert "web_echo" in found and not [name for name in found if name.startswith("local_")], found
         result = await agent.call_tool("call_tool", {"name": "web_echo", "arguments": {"text": "hi"}})
-        assert not result.is_error and "hi" in _text(result)
+        assert not result.is_error and "hi" in text_of(result)
         with pytest.raises(MCPError) as hidden:  # what the profile does not show is unknown here
             await agent.call_tool("call_tool", {"name": "local_echo", "arguments": {"text": "hi"}})
         with pytest.raises(MCPError) as unknown:

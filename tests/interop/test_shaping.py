@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, stdio_command
 from tests.support.rawmcp import ACCEPT, RawMcp
+from tests.support.sdk import text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -78,18 +79,12 @@ async def connect(url: str, seen: Seen | None = None) -> AsyncIterator[ClientSes
         yield session
 
 
-def _text(result: types.CallToolResult | types.GetPromptResult) -> str:
-    if isinstance(result, types.GetPromptResult):
-        return "".join(m.content.text for m in result.messages if isinstance(m.content, types.TextContent))
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
 async def test_allow_deny_rename_and_description_through_the_sdk(gateway: Gateway) -> None:
     async with connect(gateway.url + "/mcp") as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
         assert sorted(tools) == ["local_add", "local_log", "local_say", "local_whoami"]
         assert tools["local_say"].description == "Say the text back."
-        assert _text(await session.call_tool("local_say", {"text": "hi"})) == "hi"
+        assert text_of(await session.call_tool("local_say", {"text": "hi"})) == "hi"
         for hidden in ("local_slow", "local_echo", "local_crash"):  # denied, renamed away, not allowed
             with pytest.raises(MCPError) as refused:
                 await session.call_tool(hidden, {"seconds": 0})
@@ -112,7 +107,7 @@ async def test_a_prompt_is_renamed_described_and_its_fixed_argument_injected(gat
         prompts = {p.name: p for p in (await session.list_prompts()).prompts}
         assert list(prompts) == ["local_hello"] and prompts["local_hello"].arguments == []
         assert prompts["local_hello"].description == "Hello to the world."
-        assert _text(await session.get_prompt("local_hello")) == "Hello, World!"
+        assert text_of(await session.get_prompt("local_hello")) == "Hello, World!"
         with pytest.raises(MCPError) as refused:
             await session.get_prompt("local_hello", {"name": "Mallory"})
     assert refused.value.error.code == -32602 and "'name'" in refused.value.error.message

@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, FixtureServer, stdio_command
 from tests.support.rawmcp import ACCEPT, pinned
+from tests.support.sdk import Sampler, text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -62,21 +63,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, web: FixtureServer) -> Ite
         yield gateway
 
 
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-class Callbacks:
-    def __init__(self) -> None:
-        self.sampled: list[str] = []
-
-    async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        prompt = params.messages[0].content
-        text = prompt.text if isinstance(prompt, types.TextContent) else str(prompt)
-        self.sampled.append(text)
-        return types.CreateMessageResult(role="assistant", model="test-model",
-                                         content=types.TextContent(type="text", text=f"sampled: {text}"))
-
+class Callbacks(Sampler):
     async def elicitation(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept", content={"answer": "forty-two"})
 
@@ -102,9 +89,9 @@ async def test_sdk_auto_mode_lists_and_calls_legacy_backends(gateway: Gateway) -
     async with auto_client(gateway.url + "/mcp", Callbacks()) as client:
         names = [tool.name for tool in (await client.list_tools()).tools]
         assert {"local_whoami", "web_whoami", "local_ask_llm", "web_ask_llm"} <= set(names)
-        assert _text(await client.call_tool("local_whoami", {})) == "local"
-        assert _text(await client.call_tool("web_whoami", {})) == "web"
-        assert _text(await client.call_tool("web_echo", {"text": "héllo"})) == "héllo"
+        assert text_of(await client.call_tool("local_whoami", {})) == "local"
+        assert text_of(await client.call_tool("web_whoami", {})) == "web"
+        assert text_of(await client.call_tool("web_echo", {"text": "héllo"})) == "héllo"
 
 
 async def test_sdk_auto_mode_gets_a_prompt(gateway: Gateway) -> None:
@@ -121,13 +108,13 @@ async def test_sdk_auto_mode_sampling_mid_call_through_input_required(gateway: G
         for index in range(6):
             backend = ("local", "web")[index % 2]
             result = await client.call_tool(f"{backend}_ask_llm", {"prompt": f"q{index}"})
-            assert _text(result) == f"sampled: q{index}", result
+            assert text_of(result) == f"sampled: q{index}", result
     assert callbacks.sampled == [f"q{index}" for index in range(6)]
 
 
 async def test_sdk_auto_mode_elicitation_through_input_required(gateway: Gateway) -> None:
     async with auto_client(gateway.url + "/mcp", Callbacks()) as client:
-        assert "forty-two" in _text(await client.call_tool("local_ask_user", {"question": "answer?"}))
+        assert "forty-two" in text_of(await client.call_tool("local_ask_user", {"question": "answer?"}))
 
 
 async def test_sdk_auto_mode_progress(gateway: Gateway) -> None:

@@ -17,13 +17,10 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.processes import ROOT, stdio_command
+from tests.support.sdk import text_of
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +52,8 @@ async def test_stdio_bridge_list_call_and_sampling(gateway: Gateway, tmp_path: P
         init = await s.initialize()
         assert init.server_info.name == "only1mcp"
         assert "local_whoami" in [t.name for t in (await s.list_tools()).tools]
-        assert _text(await s.call_tool("local_whoami", {})) == "local"
-        assert "through the bridge" in _text(await s.call_tool("local_ask_llm", {"prompt": "p"}))
+        assert text_of(await s.call_tool("local_whoami", {})) == "local"
+        assert "through the bridge" in text_of(await s.call_tool("local_ask_llm", {"prompt": "p"}))
         await s.call_tool("local_slow", {"seconds": 0.3, "steps": 3}, progress_callback=on_progress)
         assert progress == [1, 2, 3]
 
@@ -75,8 +72,8 @@ async def test_stdio_bridge_carries_2026_07_28(gateway: Gateway, tmp_path: Path)
     async with Client(bridge, sampling_callback=sampling) as client:
         assert client.protocol_version == "2026-07-28"
         assert "local_whoami" in [t.name for t in (await client.list_tools()).tools]
-        assert _text(await client.call_tool("local_whoami", {})) == "local"
-        assert "modern bridge" in _text(await client.call_tool("local_ask_llm", {"prompt": "p"}))
+        assert text_of(await client.call_tool("local_whoami", {})) == "local"
+        assert "modern bridge" in text_of(await client.call_tool("local_ask_llm", {"prompt": "p"}))
         # A call the client abandons: its notifications/cancelled becomes an aborted POST, which the
         # gateway turns into a cancel at the backend.
         with pytest.raises(MCPError):
