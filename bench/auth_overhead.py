@@ -19,17 +19,14 @@ import hashlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-from . import instructions
-from .proxy_overhead import HERE, _check_call, _drain, _gateway_cpu, _session, _spawn, _wait_line, _wrk
+from .proxy_overhead import HERE, _spawn, _wait_line
+from .side_by_side import compare, report
 from .stats import save
 
 RESOURCE = "http://bench.example.test/mcp"
@@ -71,31 +68,6 @@ def _credential(mode: str, token: str) -> str:
     return {"off": "", "api_key": f"Bearer {API_KEY}", "jwt": f"Bearer {token}"}[mode]
 
 
-def _cpu_run(backend_url: str, extra: str, seconds: float) -> dict[str, float]:
-    """One gateway (1 worker pinned to core 0), warmed up, then one wrk run at c32: CPU per call."""
-    folder = Path(tempfile.mkdtemp(prefix="only1mcp-auth-bench-"))
-    config = folder / "bench.yaml"
-    config.write_text("server: {port: 0, workers: 1, standby_workers: 0, log_level: warning}\n"
-                      f"backends:\n  - name: h\n    url: {backend_url}\n" + extra)
-    gateway = _spawn([sys.executable, "-m", "only1mcp.supervisor.main", "--config", str(config),
-                      "--log-level", "info"], "0", stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    gateway.stdout = gateway.stderr
-    try:
-        url = _wait_line(gateway, r"ready url=(\S+)").group(1) + "/mcp"
-        _drain(gateway)
-        session = _session(url)
-        _check_call(url, session, "h_echo")
-        _wrk(url, session, "h_echo", 32, 2.0, "1")
-        before = _gateway_cpu(gateway.pid)
-        measured = _wrk(url, session, "h_echo", 32, seconds, "1")
-        used = _gateway_cpu(gateway.pid) - before
-        return {"cpu_us_per_call": round(used / max(1, measured["requests"]) * 1e6, 1), "rps": measured["rps"],
-                "non_2xx": measured["non_2xx"]}
-    finally:
-        os.killpg(gateway.pid, signal.SIGTERM)
-        gateway.wait(30)
-
-
 def run(seconds: float, rounds: int, count_instructions: bool) -> dict[str, Any]:
     provider = _spawn([sys.executable, "-m", "tests.fixtures.oidc_provider", "--port", "0"], "1",
                       stdout=subprocess.PIPE, cwd=HERE.parent)
@@ -105,28 +77,12 @@ def run(seconds: float, rounds: int, count_instructions: bool) -> dict[str, Any]
         issuer = _wait_line(provider, r"listening on (\S+)").group(1)
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
         token = _mint(issuer)
-        modes = _modes(issuer)
-        runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-        for round_ in range(rounds):
-            order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
-            for mode in order:
-                os.environ["MCP_AUTH"] = _credential(mode, token)
-                runs[mode].append(_cpu_run(backend_url, modes[mode], seconds))
-                print(f"round {round_ + 1} {mode}: {runs[mode][-1]}", file=sys.stderr)
-        result: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "modes": {}}
-        for mode, measured in runs.items():
-            result["modes"][mode] = {key: statistics.median(r[key] for r in measured) for key in measured[0]}
-        if count_instructions:
-            for mode in modes:
-                os.environ["MCP_AUTH"] = _credential(mode, token)
-                counted = instructions.run(seconds, 16, "http", modes[mode])
-                result["modes"][mode]["instructions_per_call"] = counted["instructions_per_call"]
-        off = result["modes"]["off"]
-        for figures in result["modes"].values():
-            figures["added_cpu_us"] = round(figures["cpu_us_per_call"] - off["cpu_us_per_call"], 1)
-            if "instructions_per_call" in figures:
-                figures["added_instructions"] = figures["instructions_per_call"] - off["instructions_per_call"]
-        return result
+
+        def credential(mode: str) -> None:  # what the load generator sends in this mode
+            os.environ["MCP_AUTH"] = _credential(mode, token)
+
+        modes = compare(_modes(issuer), backend_url, seconds, rounds, count_instructions, credential)
+        return {"seconds": seconds, "rounds": rounds, "modes": modes}
     finally:
         os.environ.pop("MCP_AUTH", None)
         for process in (provider, backend):
@@ -142,11 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.seconds, args.rounds, args.instructions)
     path = save("auth_overhead", result)
-    for mode, figures in result["modes"].items():
-        extra = (f", {figures['instructions_per_call']:,} instructions (+{figures['added_instructions']:,})"
-                 if "instructions_per_call" in figures else "")
-        print(f"{mode:8} {figures['cpu_us_per_call']:6.1f} us/call (+{figures['added_cpu_us']:.1f}), "
-              f"{figures['rps']:,.0f} req/s{extra}")
+    report(result["modes"])
     print(f"({path})")
     refused = [mode for mode, figures in result["modes"].items() if figures["non_2xx"]]
     if refused:

@@ -14,7 +14,6 @@ which does not move with the VM's speed. Target of issue 14: at most 3 us of rec
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,9 +28,8 @@ from only1mcp.audit.outcome import Outcome
 from only1mcp.catalog.view import CatalogView
 from only1mcp.metrics import Metrics, RequestMetrics, prepare_dir
 
-from . import instructions
-from .auth_overhead import _cpu_run
 from .proxy_overhead import HERE, _spawn, _wait_line
+from .side_by_side import compare, report
 from .stats import save
 
 MODES = {"off": "metrics: {enabled: false}\n", "on": ""}
@@ -75,27 +73,12 @@ def recording_cost(number: int = 200_000, repeat: int = 5) -> dict[str, float]:
 
 
 def run(seconds: float, rounds: int, count_instructions: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"seconds": seconds, "rounds": rounds, **recording_cost(), "modes": {}}
+    result: dict[str, Any] = {"seconds": seconds, "rounds": rounds, **recording_cost()}
     backend = _spawn([sys.executable, "-m", "bench.fast_backend", "--port", "0"], "1", stdout=subprocess.PIPE,
                      cwd=HERE.parent)
     try:
         backend_url = _wait_line(backend, r"listening on (\S+)").group(1)
-        runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
-        for round_ in range(rounds):
-            for mode in (MODES if round_ % 2 == 0 else reversed(MODES)):
-                runs[mode].append(_cpu_run(backend_url, MODES[mode], seconds))
-                print(f"round {round_ + 1} metrics {mode}: {runs[mode][-1]}", file=sys.stderr)
-        for mode, measured in runs.items():
-            result["modes"][mode] = {key: statistics.median(r[key] for r in measured) for key in measured[0]}
-        if count_instructions:
-            for mode, extra in MODES.items():
-                counted = instructions.run(seconds, 16, "http", extra)
-                result["modes"][mode]["instructions_per_call"] = counted["instructions_per_call"]
-        off = result["modes"]["off"]
-        for figures in result["modes"].values():
-            figures["added_cpu_us"] = round(figures["cpu_us_per_call"] - off["cpu_us_per_call"], 1)
-            if "instructions_per_call" in figures:
-                figures["added_instructions"] = figures["instructions_per_call"] - off["instructions_per_call"]
+        result["modes"] = compare(MODES, backend_url, seconds, rounds, count_instructions, label="metrics ")
         return result
     finally:
         backend.terminate()
@@ -111,11 +94,7 @@ def main() -> None:
     result = run(args.seconds, args.rounds, args.instructions)
     path = save("metrics_cost", result)
     print(f"recording alone: {result['recording_us_per_call']:.2f} us per proxied call (target <= 3)")
-    for mode, figures in result["modes"].items():
-        extra = (f", {figures['instructions_per_call']:,} instructions (+{figures['added_instructions']:,})"
-                 if "instructions_per_call" in figures else "")
-        print(f"metrics {mode:3} {figures['cpu_us_per_call']:6.1f} us/call (+{figures['added_cpu_us']:.1f}), "
-              f"{figures['rps']:,.0f} req/s{extra}")
+    report(result["modes"], "metrics ", 3)
     print(f"({path})")
 
 
