@@ -290,13 +290,9 @@ class Dispatcher:
     def _in_profile(self, session: SessionInfo, backend: str, kind: PolicyKind, target: str,
                     unknown: Callable[[PolicyKind, str], JsonRpcError]) -> None:
         """Refuse, as unknown, what the profile of the request's endpoint does not show."""
-        profile = session.catalog_profile
-        if profile is None and session.caller is None:
+        if session.catalog_profile is None and session.caller is None:
             return  # /mcp without authentication: the whole catalog (nothing more on the hot path)
-        pins = self.permissions(session).profiles
-        if profile is None and not pins:
-            return
-        if not self.view.admits(choose_profile(profile, pins), backend, target):
+        if not self.view.admits(self._profile(session, self.permissions(session)), backend, target):
             raise unknown(kind, target)
 
     def _permit(self, session: SessionInfo, kind: PolicyKind, target: str,
@@ -483,9 +479,10 @@ class Dispatcher:
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
         name = _text(params, "name", "tools/call")
-        if name in (SEARCH_TOOLS, CALL_TOOL) and self.view.lazy(self._profile(session, self.permissions(session))):
+        if name in (SEARCH_TOOLS, CALL_TOOL) and self.view.lazy(
+                profile := self._profile(session, permissions := self.permissions(session))):
             if name == SEARCH_TOOLS:
-                return self._search_tools(session, params)
+                return self._search_tools(session, params, permissions, profile)
             # call_tool is a rename: from here on the named tool is called exactly as if called directly
             params = unwrap_call(params)
             name = params["name"]
@@ -507,11 +504,10 @@ class Dispatcher:
             result = {**result, "task": task}
         return result
 
-    def _search_tools(self, session: SessionInfo, params: dict[str, Any]) -> dict[str, Any]:
+    def _search_tools(self, session: SessionInfo, params: dict[str, Any], permissions: Permissions,
+                      profile: str | None) -> dict[str, Any]:
         """Lazy mode's search: only tools the endpoint's profile shows and the caller may use are ever found."""
         view = self.view
-        permissions = self.permissions(session)
-        profile = self._profile(session, permissions)
         lazy = view.presentation_for(profile).lazy
         search = SearchRequest(params.get("arguments"), lazy.default_limit)
         found = view.search(search.query, search.limit, None if permissions.unrestricted else permissions, profile)
