@@ -7,8 +7,6 @@ import asyncio
 import importlib.util
 import json
 import logging
-import subprocess
-import sys
 
 import pytest
 
@@ -19,6 +17,7 @@ from only1mcp.observe.requests import RequestLog
 from only1mcp.observe.scope import RequestScope, adopt, current, enter, leave, request_id, scope_class
 from only1mcp.observe.spans import PassingSpans
 from only1mcp.observe.traceparent import from_meta, parse, with_meta
+from tests.support.imports import loaded_after
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -164,14 +163,11 @@ def test_access_lines_are_not_held_back_as_repeats_but_other_lines_are() -> None
 
 
 def test_no_opentelemetry_module_is_loaded_without_an_export() -> None:
-    code = ("import sys\n"
-            "import only1mcp.workers.worker, only1mcp.supervisor.arbiter, only1mcp.observe.requests\n"
+    code = ("import only1mcp.workers.worker, only1mcp.supervisor.arbiter, only1mcp.observe.requests\n"
             "from only1mcp.observe.requests import RequestLog\n"
             "from only1mcp.config.models import Settings\n"
-            "RequestLog('worker-0').configure(Settings().logging)\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'google.protobuf'))))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert result.stdout.strip() == "[]", result.stdout
+            "RequestLog('worker-0').configure(Settings().logging)\n")
+    assert loaded_after(code, ("opentelemetry", "google.protobuf")) == []
 
 
 def test_an_export_without_the_sdk_installed_is_refused_with_what_to_install(monkeypatch) -> None:
