@@ -6,9 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from only1mcp.context.describe import Shortening, Trim
+
 from .fields import _hint, _Strict
 
-__all__ = ["CompactSettings", "LazySettings", "MaxChars", "Rerank", "ToolsMode"]
+__all__ = ["CompactSettings", "Descriptions", "LazySettings", "MaxChars", "Rerank", "ToolsMode"]
 
 ToolsMode = Literal["full", "compact", "lazy"]
 Rerank = Literal["none", "semantic"]
@@ -20,21 +22,43 @@ class MaxChars(_Strict):
     max_chars: int = Field(
         ge=16, le=100_000, description="Characters a description may keep, the ellipsis included.",
         json_schema_extra=_hint("write a whole number of characters from 16, e.g. 120"))
+    first_sentence: bool = Field(
+        False, description="Keep only the first sentence first, then cut it to `max_chars` if still longer.")
+
+
+Descriptions = Literal["full", "first_sentence"] | MaxChars
+
+
+def _trim(policy: Descriptions) -> Trim:
+    if isinstance(policy, MaxChars):
+        return Trim(policy.first_sentence, policy.max_chars)
+    return Trim(first_sentence=policy == "first_sentence")
 
 
 class CompactSettings(_Strict):
     """``compact`` mode (and the tools ``lazy`` search returns)."""
 
-    descriptions: Literal["full", "first_sentence"] | MaxChars = Field(
+    descriptions: Descriptions = Field(
         "full",
-        description="Tool and argument descriptions: `full` keeps them whole, `first_sentence` keeps the first "
-        "sentence, `{max_chars: N}` at most N characters. Schemas stay lossless whatever this says.",
-        json_schema_extra=_hint("write full, first_sentence, or {max_chars: 120}"))
+        description="Tool descriptions, and argument descriptions unless `arguments` says otherwise: `full` "
+        "keeps them whole, `first_sentence` keeps the first sentence, `{max_chars: N}` at most N characters "
+        "(`{max_chars: N, first_sentence: true}`: the first sentence, then at most N). Schemas stay lossless "
+        "whatever this says.",
+        json_schema_extra=_hint("write full, first_sentence, {max_chars: 120} or {max_chars: 120, "
+                                "first_sentence: true}"))
+    arguments: Literal["same"] | Descriptions = Field(
+        "same",
+        description="Argument descriptions (at any depth of the input schema): `same` as `descriptions`, or "
+        "any value `descriptions` takes. When they are shortened at all, one whose every word is already in "
+        "the tool's name, the tool's description as shown or the argument's own name is left out.",
+        json_schema_extra=_hint("write same, full, first_sentence, {max_chars: 40} or {max_chars: 40, "
+                                "first_sentence: true}"))
 
     @property
-    def policy(self) -> str | int:
-        """What ``context.describe.trim`` takes."""
-        return self.descriptions.max_chars if isinstance(self.descriptions, MaxChars) else self.descriptions
+    def shortening(self) -> Shortening:
+        """What ``context.compact`` takes."""
+        tools = _trim(self.descriptions)
+        return Shortening(tools, tools if self.arguments == "same" else _trim(self.arguments))
 
 
 class LazySettings(_Strict):

@@ -1,13 +1,18 @@
-"""Shorter descriptions for ``compact.descriptions``: the first sentence, or at most N characters."""
+"""Shorter descriptions for ``compact.descriptions``: the first sentence, at most N characters, or both; and
+argument descriptions that only echo names the model already sees, left out."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .schemas import walk
 
-__all__ = ["trim", "trim_schema"]
+if TYPE_CHECKING:
+    from .words import Words
+
+__all__ = ["KEEP", "Shortening", "Trim", "new_words", "shorten_tool"]
 
 # A sentence ends at . ! ? followed by whitespace and then something that starts a sentence, or at a blank
 # line; an abbreviation's dot (e.g., i.e., etc.) does not end one.
@@ -38,19 +43,90 @@ def _at_most(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:") + _ELLIPSIS
 
 
-def trim(text: Any, policy: str | int) -> Any:
-    """``text`` as ``policy`` wants it: "full" keeps it, "first_sentence" keeps the first sentence, a number
-    keeps at most that many characters. What is not a string is returned as it is."""
-    if not isinstance(text, str) or policy == "full":
-        return text
-    if policy == "first_sentence":
-        return _first_sentence(text)
-    return _at_most(text, int(policy))
+@dataclass(frozen=True, slots=True)
+class Trim:
+    """How one kind of description is shortened: to its first sentence, then to at most ``max_chars``."""
+
+    first_sentence: bool = False
+    max_chars: int | None = None
+
+    @property
+    def keeps_all(self) -> bool:
+        return not self.first_sentence and self.max_chars is None
+
+    def __call__(self, text: Any) -> Any:
+        """``text`` shortened; what is not a string is returned as it is."""
+        if not isinstance(text, str) or self.keeps_all:
+            return text
+        if self.first_sentence:
+            text = _first_sentence(text)
+        return text if self.max_chars is None else _at_most(text, self.max_chars)
 
 
-def trim_schema(schema: Any, policy: str | int) -> Any:
-    """Every ``description`` keyword of a schema (its arguments') trimmed; property names are not keywords."""
-    if policy == "full":
+@dataclass(frozen=True, slots=True)
+class Shortening:
+    """What ``compact`` does to a tool's descriptions: its own, and its arguments' (at any depth).
+
+    When argument descriptions are shortened at all, one that only echoes what the model already reads
+    beside it is left out: every word of it (split, stemmed, stop words aside, as the tool search reads
+    words) is in the tool's name, the tool's description as shown, or the argument's own name. "Pull request
+    number" on ``pull_number`` of ``get_pull_request`` is such a one; "Text to search for - must match
+    exactly" on ``oldText`` of ``edit_file`` is not."""
+
+    tools: Trim = Trim()
+    arguments: Trim = Trim()
+
+    @property
+    def keeps_all(self) -> bool:
+        return self.tools.keeps_all and self.arguments.keeps_all
+
+
+KEEP = Shortening()
+
+
+def new_words() -> Words:
+    """The search's word rules (split, stop words, stems), for the echo check."""
+    # Imported here: PyStemmer is needed only when argument descriptions are shortened.
+    from .words import Words  # noqa: PLC0415
+
+    return Words()
+
+
+def _without_echoes(schema: dict[str, Any], known: set[str], words: Words) -> dict[str, Any]:
+    """One schema node with its properties' echoing descriptions removed (``words``: a search ``Words``)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
         return schema
-    return walk(schema, lambda node: {**node, "description": trim(node["description"], policy)}
-                if isinstance(node.get("description"), str) else node)
+    kept: dict[str, Any] = {}
+    for name, sub in properties.items():
+        if isinstance(sub, dict) and isinstance(sub.get("description"), str) \
+                and set(words.of_text(sub["description"])) <= known | set(words.of_text(str(name))):
+            sub = {k: v for k, v in sub.items() if k != "description"}  # noqa: PLW2901
+        kept[name] = sub
+    return {**schema, "properties": kept}
+
+
+def shorten_tool(tool: dict[str, Any], how: Shortening, schema_keys: tuple[str, ...],
+                 words: Words | None = None) -> dict[str, Any]:
+    """``tool`` with its description and the descriptions in its ``schema_keys`` shortened as ``how`` says;
+    ``words``: the search's word rules, to reuse one stemmer over many tools."""
+    if how.keeps_all:
+        return tool
+    out = dict(tool)
+    if "description" in out:
+        out["description"] = how.tools(out["description"])
+    if how.arguments.keeps_all:
+        return out
+    words = words or new_words()
+    known = set(words.of_text(str(out.get("name", "")))) | set(words.of_text(str(out.get("description") or "")))
+
+    def visit(node: dict[str, Any]) -> dict[str, Any]:
+        node = _without_echoes(node, known, words)
+        if isinstance(node.get("description"), str):
+            node = {**node, "description": how.arguments(node["description"])}
+        return node
+
+    for key in schema_keys:
+        if key in out:
+            out[key] = walk(out[key], visit)
+    return out

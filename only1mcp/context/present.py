@@ -35,7 +35,7 @@ class Presentation:
         """What tools/list holds for these tools (already filtered for the caller): in ``full`` the very
         objects the catalog holds, so their bytes do not change."""
         if self.mode == "compact":
-            return compact_tools(tools, self.compact.policy)
+            return compact_tools(tools, self.compact.shortening)
         if self.mode == "lazy":
             return list(META_TOOLS)
         return tools
@@ -43,7 +43,7 @@ class Presentation:
     def exposed(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Found tools added to a lazy session's list (``expose_found``): whole, as ``compact`` shows them,
         so a client calling them directly has their output schemas and annotations too."""
-        return compact_tools(tools, self.compact.policy)
+        return compact_tools(tools, self.compact.shortening)
 
     def index(self, tools: list[dict[str, Any]], backends: list[str]) -> ToolIndex | RerankedIndex:
         """The search over these tools (every field of the catalog's own, untrimmed descriptions), re-ranked
@@ -64,5 +64,5 @@ class Presentation:
     def found(self, tool: dict[str, Any]) -> dict[str, Any]:
         """A tool as a search returns it: name, description and input schema, compacted."""
         shown = compact_tool({k: tool[k] for k in ("name", "description", "inputSchema") if k in tool},
-                             self.compact.policy)
+                             self.compact.shortening)
         return shown

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from only1mcp.auth.principal import AuthMethod, Principal
 from only1mcp.catalog.cursors import encode_cursor
@@ -17,9 +18,10 @@ from only1mcp.config.context import CompactSettings, MaxChars
 from only1mcp.config.models import Settings
 from only1mcp.config.rbac import RbacSettings
 from only1mcp.context.compact import compact_tool
-from only1mcp.context.describe import trim
+from only1mcp.context.describe import KEEP, Shortening, Trim
 from only1mcp.context.lazy import META_TOOLS, SearchRequest, unwrap_call
 from only1mcp.context.present import Presentation
+from only1mcp.context.schemas import compact_schema
 from only1mcp.context.search import ToolIndex
 from only1mcp.context.words import Words
 from only1mcp.policy.policy import Policy
@@ -90,7 +92,9 @@ def test_found_tools_carry_name_description_and_compact_schema(catalog: dict[str
     view = CatalogView(catalog, 100, Presentation("lazy", CompactSettings(descriptions="first_sentence")))
     found = view.search("the current time in a timezone", 1, None)
     tool = next(t for t in catalog["tools"] if t["name"] == "time_get_current_time")
-    assert found == [compact_tool({k: tool[k] for k in ("name", "description", "inputSchema")}, "first_sentence")]
+    first = Trim(first_sentence=True)
+    assert found == [compact_tool({k: tool[k] for k in ("name", "description", "inputSchema")},
+                                  Shortening(first, first))]
     assert set(found[0]) == {"name", "description", "inputSchema"}
 
 
@@ -109,20 +113,48 @@ def test_a_view_builds_its_index_once(catalog: dict[str, Any], monkeypatch: pyte
     assert built == [len(catalog["tools"])]
 
 
-@pytest.mark.parametrize(("text", "policy", "expected"), [
-    ("Get the time. Then more.", "first_sentence", "Get the time."),
-    ("Use e.g. UTC here. Then more.", "first_sentence", "Use e.g. UTC here."),
-    ("First part\n\nSecond part", "first_sentence", "First part"),
-    ("No end", "first_sentence", "No end"),
-    ("a few words that go on and on", 16, "a few words…"),
-    ("short", 16, "short"),
-    ("anything", "full", "anything"),
-    (None, "first_sentence", None),
+_FIRST = Trim(first_sentence=True)
+
+
+@pytest.mark.parametrize(("text", "how", "expected"), [
+    ("Get the time. Then more.", _FIRST, "Get the time."),
+    ("Use e.g. UTC here. Then more.", _FIRST, "Use e.g. UTC here."),
+    ("First part\n\nSecond part", _FIRST, "First part"),
+    ("No end", _FIRST, "No end"),
+    ("a few words that go on and on", Trim(max_chars=16), "a few words…"),
+    ("short", Trim(max_chars=16), "short"),
+    ("Read the whole of one file. Then more words.", Trim(max_chars=30), "Read the whole of one file.…"),
+    ("Read the whole of one file. Then more words.", Trim(True, 30), "Read the whole of one file."),
+    ("Read the whole of one file from the disk. Then more.", Trim(True, 24), "Read the whole of one…"),
+    ("anything", Trim(), "anything"),
+    (None, _FIRST, None),
 ])
-def test_trim(text: Any, policy: str | int, expected: Any) -> None:
-    assert trim(text, policy) == expected
-    if isinstance(policy, int) and isinstance(expected, str):
-        assert len(expected) <= policy
+def test_trim(text: Any, how: Trim, expected: Any) -> None:
+    assert how(text) == expected
+    if how.max_chars is not None and isinstance(expected, str):
+        assert len(expected) <= how.max_chars
+
+
+def test_argument_descriptions_that_only_echo_names_are_left_out_when_shortened() -> None:
+    tool = {"name": "repo_get_pull_request", "description": "Get details of a pull request. Long story.",
+            "inputSchema": {"type": "object", "properties": {
+                "pull_number": {"type": "number", "description": "Pull request number"},
+                "owner": {"type": "string", "description": "Owner of the repository, a user or an organization"},
+                "files": {"type": "array", "items": {"type": "object", "properties": {
+                    "path": {"type": "string", "description": "The paths"},
+                    "mode": {"type": "string", "description": "File mode, e.g. 100644. More here."}}}}}}}
+    shown = compact_tool(tool, Shortening(Trim(first_sentence=True), Trim(first_sentence=True)))
+    assert shown["description"] == "Get details of a pull request."
+    properties = shown["inputSchema"]["properties"]
+    assert "description" not in properties["pull_number"]  # pull, request, number: all in the names
+    assert properties["owner"]["description"] == "Owner of the repository, a user or an organization"
+    nested = properties["files"]["items"]["properties"]
+    assert "description" not in nested["path"]  # "paths" stems to its own name
+    assert nested["mode"]["description"] == "File mode, e.g. 100644."
+    # Only shortened descriptions are checked for echoes: with arguments kept whole, every one stays.
+    whole = compact_tool(tool, Shortening(Trim(first_sentence=True), Trim()))["inputSchema"]["properties"]
+    assert whole["pull_number"]["description"] == "Pull request number"
+    assert compact_tool(tool) == {**tool, "inputSchema": compact_schema(tool["inputSchema"])}
 
 
 def test_words_split_identifiers_stem_and_add_synonyms() -> None:
@@ -165,5 +197,11 @@ def test_call_tool_is_a_rename_that_keeps_meta() -> None:
 def test_settings_read_the_modes() -> None:
     settings = Settings.model_validate({"proxy": {"tools_mode": "compact", "compact": {"descriptions":
                                                                                      {"max_chars": 80}}}})
-    assert settings.proxy.compact.descriptions == MaxChars(max_chars=80) and settings.proxy.compact.policy == 80
-    assert Settings().proxy.tools_mode == "full" and Settings().proxy.compact.policy == "full"
+    assert settings.proxy.compact.descriptions == MaxChars(max_chars=80)
+    assert settings.proxy.compact.shortening == Shortening(Trim(max_chars=80), Trim(max_chars=80))
+    assert Settings().proxy.tools_mode == "full" and Settings().proxy.compact.shortening == KEEP
+    split = Settings.model_validate({"proxy": {"compact": {"descriptions": {"max_chars": 120}, "arguments": {
+        "max_chars": 32, "first_sentence": True}}}}).proxy.compact.shortening
+    assert split == Shortening(Trim(max_chars=120), Trim(first_sentence=True, max_chars=32))
+    with pytest.raises(ValidationError, match="arguments"):
+        Settings.model_validate({"proxy": {"compact": {"arguments": "some"}}})
