@@ -88,6 +88,19 @@ def test_lazy_search_finds_only_what_the_caller_may_use(catalog: dict[str, Any])
     assert len(names) == 5  # the limit is filled from the tools the caller may use
 
 
+def test_shortened_descriptions_do_not_change_what_a_search_finds(catalog: dict[str, Any]) -> None:
+    """The index reads the catalog's own descriptions: shortening changes what a found tool shows, never
+    which tools are found or their order."""
+    whole = CatalogView(catalog, 100, Presentation("lazy"))
+    split = CompactSettings.model_validate({"descriptions": {"max_chars": 32}, "arguments": "first_sentence"})
+    short = CatalogView(catalog, 100, Presentation("lazy", split))
+    for query in ("replace a word in a file", "forget a person", "open a pull request", "time in Tokyo"):
+        found = short.search(query, 5, None)
+        assert [t["name"] for t in found] == [t["name"] for t in whole.search(query, 5, None)]
+        assert all(len(t["description"]) <= 32 for t in found)
+    assert any(len(t.get("description", "")) > 32 for t in catalog["tools"])
+
+
 def test_found_tools_carry_name_description_and_compact_schema(catalog: dict[str, Any]) -> None:
     view = CatalogView(catalog, 100, Presentation("lazy", CompactSettings(descriptions="first_sentence")))
     found = view.search("the current time in a timezone", 1, None)
