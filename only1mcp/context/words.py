@@ -13,6 +13,8 @@ _CHUNK = re.compile(r"[A-Za-z0-9]+")
 # A query that names a file (notes.txt, README.md) is about a file; one with a number is about a number.
 _FILE_NAME = re.compile(r"\b[\w-]+\.[A-Za-z][A-Za-z0-9]{0,4}\b")
 _NUMBER = re.compile(r"\b\d+\b")
+# 'single', "double" or “curly” quotes around a text; an apostrophe inside a word (don't) opens none.
+_QUOTED = re.compile("(?<!\\w)'[^']*'(?!\\w)|\"[^\"]*\"|\u201c[^\u201d]*\u201d|\u2018[^\u2019]*\u2019")
 # camelCase, PascalCase, ACRONYMWord and digits: getPRFiles -> get, PR, Files
 _PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _STOP = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "do", "does", "for", "from",
@@ -203,10 +205,12 @@ class Words:
         return self._stems([w for w in _split(text) if w not in _STOP])
 
     def of_query(self, text: str) -> list[str]:
-        """The words of a query: as a field's, plus the synonyms of its task words."""
+        """The words of a query: as a field's, plus the synonyms of its task words. Quoted text is the task's
+        data (a commit message 'fix typo', a text to find), not words for what to do: it gets no synonyms."""
         words = [w for w in _split(text) if w not in _STOP]
         if self.synonyms:
-            words += [extra for w in list(words) for extra in SYNONYMS.get(w, ())]
+            task = [w for w in _split(_QUOTED.sub(" ", text)) if w not in _STOP]
+            words += [extra for w in task for extra in SYNONYMS.get(w, ())]
             words += ["file"] * bool(_FILE_NAME.search(text)) + ["number"] * bool(_NUMBER.search(text))
         return self._stems(words)
 

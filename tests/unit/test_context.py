@@ -179,6 +179,17 @@ def test_words_split_identifiers_stem_and_add_synonyms() -> None:
     assert Words.named("on GitHub, not git") == {"on", "github", "not", "git"}
 
 
+def test_quoted_text_is_data_and_gets_no_synonyms() -> None:
+    words = Words()
+    plain = words.of_query("fix the typo")
+    assert "edit" in plain and {"fix", "typo"} <= set(plain)
+    for quoted in ("commit with the message 'fix the typo'", 'commit "fix the typo"',
+                   "commit \u201cfix the typo\u201d"):
+        terms = words.of_query(quoted)
+        assert {"fix", "typo", "commit"} <= set(terms) and "edit" not in terms  # still searched, not expanded
+    assert "edit" in words.of_query("don't fix it")  # an apostrophe quotes nothing
+
+
 def test_a_query_naming_a_backend_favours_its_tools() -> None:
     tools = [{"name": "alpha_create_issue", "description": "Create an issue"},
              {"name": "beta_create_issue", "description": "Create an issue"}]
