@@ -35,9 +35,10 @@ from .stats import save
 QUERIES = {"tuning": Path(__file__).parent / "context_queries.json",
            "held-out": Path(__file__).parent / "context_queries_heldout.json",
            "fresh": Path(__file__).parent / "context_queries_fresh.json",
-           "unseen": Path(__file__).parent / "context_queries_unseen.json"}
-# Its misses are never printed: nothing may be chosen on it (bench/README.md).
-_NEVER_SHOWN = "unseen"
+           "unseen": Path(__file__).parent / "context_queries_unseen.json",
+           "blind": Path(__file__).parent / "context_queries_blind.json"}
+# Their misses are never printed: nothing may be chosen on them (bench/README.md).
+_NEVER_SHOWN = frozenset({"unseen", "blind"})
 ORDER = ("everything", "filesystem", "memory", "thinking", "github", "gitlab", "slack", "maps", "brave", "postgres",
          "puppeteer", "redis", "time", "git", "fetch")
 _ESSENTIAL = ("name", "description", "inputSchema")
@@ -113,7 +114,7 @@ def retrieval(index: ToolIndex | RerankedIndex, queries: list[dict[str, Any]]) -
 
 def _public(retrieved: dict[str, Any]) -> dict[str, Any]:
     """The results to save: the unseen set's misses left out, like on screen."""
-    return {label: {name: {**row, "misses": []} if name == _NEVER_SHOWN else row for name, row in rows.items()}
+    return {label: {name: {**row, "misses": []} if name in _NEVER_SHOWN else row for name, row in rows.items()}
             for label, rows in retrieved.items()}
 
 
@@ -187,7 +188,7 @@ def main() -> None:
         print(f"{label:34} " + " ".join(f"{row['top1']:7} / {row['top3']:6}" for row in rows.values()))
         if args.misses:
             for name, row in rows.items():
-                for miss in row["misses"] if name != _NEVER_SHOWN else ():
+                for miss in row["misses"] if name not in _NEVER_SHOWN else ():
                     print(f"    [{name}] {miss['query']!r}: expected {miss['expect']}, got {miss['got']}")
     timing = result["timing"]
     print(f"\nindex built in {timing['index_build_ms']} ms; one search {timing['search_us']} us")
