@@ -179,6 +179,18 @@ def test_words_split_identifiers_stem_and_add_synonyms() -> None:
     assert Words.named("on GitHub, not git") == {"on", "github", "not", "git"}
 
 
+def test_phrases_and_data_shapes_add_the_words_tools_use() -> None:
+    words = Words()
+    assert "reset" in words.of_query("take them all back out")  # a verb and its particle, two words apart
+    assert "reset" not in words.of_query("take the dog for a walk and come back")  # too far apart
+    assert "review" in words.of_query("did anyone sign off on it")
+    assert "review" not in words.of_query("sign the form and send it off")  # "sign … off" is three apart
+    assert "channel" in words.of_query("tell #deploys") and "channel" not in words.of_query("issue #12 and C#")
+    assert "reaction" in words.of_query("put a :tada: on it") and "reaction" not in words.of_query("at 10:30:15")
+    assert "user" in words.of_query("ask @jenna") and "user" not in words.of_query("mail me at bo@example.com")
+    assert "review" not in words.of_query("commit 'sign off'")  # quoted: data, no phrase
+
+
 def test_quoted_text_is_data_and_gets_no_synonyms() -> None:
     words = Words()
     plain = words.of_query("fix the typo")
