@@ -258,8 +258,22 @@ class Dispatcher:
         """Write the audit line of a request answered now (nothing while the trail is off)."""
         trail = self._gateway.audit
         if trail.enabled:
+            message = self._as_run(session, message)
             trail.record(outcome, message, peer=client.peer(), session=session, caller=caller, started=started,
                          code=code, backend=backend_of(self._gateway.view, message["method"], message.get("params")))
+
+    def _as_run(self, session: SessionInfo | None, message: dict[str, Any]) -> dict[str, Any]:
+        """The request as the gateway ran it: a lazy view's ``call_tool`` is a rename, so its audit line names
+        the tool it called, that tool's backend and arguments (a malformed one stays as it came)."""
+        params = message.get("params")
+        if session is None or message.get("method") != "tools/call" or not isinstance(params, dict) \
+                or params.get("name") != CALL_TOOL or not self.view.lazy(
+                    self._profile(session, self.permissions(session))):
+            return message
+        try:
+            return {**message, "params": unwrap_call(params)}
+        except JsonRpcError:
+            return message  # answered -32602 already; the line shows what was sent
 
     def page(self, session: SessionInfo, method: str, params: dict[str, Any] | None) -> bytes:
         """One serialized page of a list, answered from the catalog: what the endpoint's profile shows and the

@@ -259,3 +259,31 @@ async def test_principals_refused_credentials_and_denials_are_recorded(launch_ga
     assert (by_id[5]["outcome"], by_id[5]["target"]) == ("error", "demo_nothing")
     assert by_id[0]["session"] == by_id[3]["session"] == by_id[4]["session"] == session_hash(sid_of(mcp.session_id))
     assert key not in path.read_text()
+
+
+async def test_a_lazy_call_tool_is_audited_as_the_tool_it_ran(launch_gateway, tmp_path: Path) -> None:
+    """call_tool is a rename: the trail names the tool and backend it ran, with that tool's arguments, so an
+    auditor sees what a lazy client did, not the meta-tool it used. search_tools stays search_tools."""
+    path = tmp_path / "audit.log"
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(_config(f"enabled: true, path: {path}, include_arguments: true", workers=1)
+                      + "proxy: {tools_mode: lazy}\n")
+    gateway = await launch_gateway("--config", str(config))
+    async with aiohttp.ClientSession() as http:
+        mcp = RawMcp(http, gateway.url)
+        await mcp.initialize()
+        found = await mcp.call("tools/call", {"name": "search_tools", "arguments": {"query": "echo text"}},
+                               request_id=1)
+        assert "demo_echo" in json.dumps(found["result"])
+        answer = await mcp.call("tools/call", {"name": "call_tool", "arguments": {
+            "name": "demo_echo", "arguments": {"text": "through lazy", "api_key": "sk-lazy"}}}, request_id=2)
+        assert answer["result"]["content"][0]["text"] == "through lazy"
+        unknown = await mcp.call("tools/call", {"name": "call_tool", "arguments": {"name": "demo_nothing"}},
+                                 request_id=3)
+        assert unknown["error"]["code"] == -32602
+    lines = {line["id"]: line for line in read_trail(path) if line["method"] == "tools/call"}
+    assert lines[1]["target"] == "search_tools" and lines[1].get("backend") is None
+    assert lines[2]["target"] == "demo_echo" and lines[2]["backend"] == "demo" and lines[2]["outcome"] == "ok"
+    assert lines[2]["arguments"] == {"text": "through lazy", "api_key": "***"}
+    assert lines[3]["target"] == "demo_nothing" and lines[3]["outcome"] != "ok"
+    assert "sk-lazy" not in path.read_text()
