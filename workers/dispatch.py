@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from only1mcp import __version__
@@ -34,7 +34,9 @@ from . import tasks
 from .audited import Client, backend_of, outcome_of
 from .calls import Channel, ClientCall, ReplyChannel
 from .gateway import Gateway
+from .params import text_param
 from .rate_limits import RateLimited
+from .task_calls import Handler, TaskCalls
 
 __all__ = ["SERVER_INFO", "Dispatcher", "error_bytes", "result_bytes"]
 
@@ -42,7 +44,6 @@ log = logging.getLogger("only1mcp.worker")
 
 SERVER_INFO = {"name": "only1mcp", "title": "Only1MCP gateway", "version": __version__}
 _REQUEST_CANCELLED = -32800
-Handler = Callable[[SessionInfo, Any, dict[str, Any], Channel | None], Awaitable[Any]]
 
 
 def result_bytes(request_id: Any, result: Any) -> bytes:
@@ -83,18 +84,12 @@ def _with_fixed(arguments: Any, fixed: dict[str, Any] | None, what: str) -> Any:
     return {**(arguments or {}), **fixed}
 
 
-def _text(params: dict[str, Any], key: str, method: str) -> str:
-    value = params.get(key)
-    if not isinstance(value, str) or not value:
-        raise JsonRpcError(Code.INVALID_PARAMS, f"{method} needs a string '{key}' in params")
-    return value
-
-
 class Dispatcher:
-    __slots__ = ("_gateway", "_handlers")
+    __slots__ = ("_gateway", "_handlers", "_tasks")
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._tasks = TaskCalls(gateway, self._forward, lambda: self.view)
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "tools/call": self._tools_call,
@@ -104,10 +99,7 @@ class Dispatcher:
             "prompts/get": self._prompts_get,
             "completion/complete": self._complete,
             "logging/setLevel": self._set_level,
-            "tasks/get": self._task_call("tasks/get"),
-            "tasks/result": self._task_call("tasks/result"),
-            "tasks/cancel": self._task_call("tasks/cancel"),
-            "tasks/list": self._tasks_list,
+            **self._tasks.handlers(),
         }
 
     @property
@@ -467,7 +459,7 @@ class Dispatcher:
         (everyone's bucket for its backend). After the checks that make an unknown or forbidden tool an error
         (a refusal must not tell that a hidden tool exists); the principal's own bucket first, so a call it
         refuses takes nothing from the bucket all clients share."""
-        name = _text(params, "name", "tools/call")
+        name = text_param(params, "name", "tools/call")
         backend, _ = self._named(session, PolicyKind.TOOLS, name)
         limits = self._gateway.limits
         if limits.per_tool:
@@ -492,7 +484,7 @@ class Dispatcher:
 
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
-        name = _text(params, "name", "tools/call")
+        name = text_param(params, "name", "tools/call")
         if name in (SEARCH_TOOLS, CALL_TOOL) and self.view.lazy(
                 profile := self._profile(session, permissions := self.permissions(session))):
             if name == SEARCH_TOOLS:
@@ -513,7 +505,7 @@ class Dispatcher:
                                                  {**params, "name": original}, channel,
                                                  idempotent=self._idempotent_tool(backend, name, original), key=key)
         if isinstance(result, dict) and isinstance(result.get("task"), dict):  # a task was created
-            task = tasks.expose_task(backend, replica, result["task"], session.sid, self._tagger())
+            task = tasks.expose_task(backend, replica, result["task"], session.sid, self._tasks.tagger())
             self._gateway.task_created(backend, f"{replica}:{result['task'].get('taskId')}", session.sid)
             result = {**result, "task": task}
         return result
@@ -549,7 +541,7 @@ class Dispatcher:
 
     async def _resources_read(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                               channel: Channel | None) -> Any:
-        uri = _text(params, "uri", "resources/read")
+        uri = text_param(params, "uri", "resources/read")
         backend, original = self._resource_route(session, uri)
         result = await self._forward(session, request_id, backend, "resources/read", {**params, "uri": original},
                                      channel, idempotent=True)
@@ -560,7 +552,7 @@ class Dispatcher:
 
     async def _subscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:
-        uri = _text(params, "uri", "resources/subscribe")
+        uri = text_param(params, "uri", "resources/subscribe")
         backend, original = self._resource_route(session, uri)
         subscribers = self._gateway.subscriptions.setdefault((backend, original), set())
         first = not subscribers
@@ -578,7 +570,7 @@ class Dispatcher:
 
     async def _unsubscribe(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
-        uri = _text(params, "uri", "resources/unsubscribe")
+        uri = text_param(params, "uri", "resources/unsubscribe")
         backend, original = self._resource_route(session, uri)
         if not self._gateway.unsubscribe_local(session.sid, backend, original):
             # Subscribed through another worker: that one holds the subscription.
@@ -587,7 +579,7 @@ class Dispatcher:
 
     async def _prompts_get(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                            channel: Channel | None) -> Any:
-        name = _text(params, "name", "prompts/get")
+        name = text_param(params, "name", "prompts/get")
         backend, original = self._named(session, PolicyKind.PROMPTS, name)
         fixed = self.view.fixed(PolicyKind.PROMPTS, name)
         if fixed is not None:
@@ -601,12 +593,12 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise JsonRpcError(Code.INVALID_PARAMS, "completion/complete needs a 'ref' object")
         if ref.get("type") == "ref/prompt":
-            name = _text(ref, "name", "completion/complete ref")
+            name = text_param(ref, "name", "completion/complete ref")
             backend, original = self._named(session, PolicyKind.PROMPTS, name)
             new_ref = {**ref, "name": original}
             params = self._fixed_completion(params, self.view.fixed(PolicyKind.PROMPTS, name), name)
         elif ref.get("type") == "ref/resource":
-            uri = _text(ref, "uri", "completion/complete ref")
+            uri = text_param(ref, "uri", "completion/complete ref")
             route = self.view.template(uri) or self.view.resource(uri)
             if route is None:
                 raise _unknown_reference(PolicyKind.RESOURCES, uri)
@@ -635,7 +627,7 @@ class Dispatcher:
 
     async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:
-        level = _text(params, "level", "logging/setLevel")
+        level = text_param(params, "level", "logging/setLevel")
         view = self.view
         targets = [name for name, status in view.backends.items() if "logging" in (status.get("capabilities") or {})]
         results = await asyncio.gather(*(self._forward(session, request_id, name, "logging/setLevel",
@@ -645,47 +637,3 @@ class Dispatcher:
             if isinstance(outcome, BaseException):
                 log.info("logging/setLevel on backend '%s' failed: %s", name, outcome)
         return {}
-
-    # ------------------------------------------------------------ tasks (2025-11-25, passed through)
-
-    def _tagger(self) -> tasks.Tagger:
-        sealer = self._gateway.sealer
-        assert sealer is not None  # no session, and so no task, exists before the gateway has its secrets
-        return sealer.tag
-
-    def _task_call(self, method: str) -> Handler:
-        """tasks/get, tasks/result and tasks/cancel: to the backend named in the task id."""
-
-        async def handle(session: SessionInfo, request_id: Any, params: dict[str, Any],
-                         channel: Channel | None) -> Any:
-            tag = self._tagger()
-            backend, replica, original = tasks.route(_text(params, "taskId", method), session.sid, tag)
-            router = self._gateway.routers.get(backend)
-            if router is None or replica >= router.count:
-                raise tasks.unknown_task(params["taskId"])
-            result = await self._forward(session, request_id, backend, method, {**params, "taskId": original},
-                                         channel, replica=replica)
-            return tasks.expose_result(backend, replica, result, session.sid, tag)
-
-        return handle
-
-    async def _tasks_list(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
-                          channel: Channel | None) -> Any:
-        targets = [(name, replica) for name, status in self.view.backends.items()
-                   if (status.get("capabilities") or {}).get("tasks", {}).get("list") is not None
-                   and name in self._gateway.routers for replica in range(self._gateway.routers[name].count)]
-        results = await asyncio.gather(*(self._forward(session, request_id, name, "tasks/list", {}, None,
-                                                       replica=replica) for name, replica in targets),
-                                       return_exceptions=True)
-        merged: list[dict[str, Any]] = []
-        tag = self._tagger()
-        for (name, replica), outcome in zip(targets, results, strict=True):
-            if isinstance(outcome, BaseException):
-                log.info("tasks/list on backend '%s' replica %d failed: %s", name, replica, outcome)
-                continue
-            # The backend lists every task of the session the gateway shares among clients: only those this
-            # session created are shown (every worker hears of each task's creation: TASK_OWNED)
-            owners = self._gateway.task_owners
-            merged += [tasks.expose_task(name, replica, t, session.sid, tag) for t in (outcome or {}).get("tasks", [])
-                       if isinstance(t, dict) and owners.get((name, f"{replica}:{t.get('taskId')}")) == session.sid]
-        return {"tasks": merged}
