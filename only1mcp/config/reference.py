@@ -13,22 +13,19 @@ from pydantic_core import PydanticUndefined
 
 from .audit import AuditSettings
 from .auth import ApiKey, AuthSettings, JwtSettings
-from .context import CompactSettings, LazySettings
-from .metrics import MetricsSettings
-from .models import (
+from .backends import (
     BreakerSettings,
     HealthSettings,
     HttpBackend,
-    ProxySettings,
-    Reload,
-    ServerSettings,
-    SessionSettings,
     SseBackend,
     StdioBackend,
     StdioLimits,
     Timeouts,
     WebSocketBackend,
 )
+from .context import CompactSettings, LazySettings
+from .metrics import MetricsSettings
+from .models import ProxySettings, Reload, ServerSettings, SessionSettings
 from .oauth import OAuthClient
 from .observe import LoggingSettings
 from .rate_limits import BucketSettings, RateLimitSettings
