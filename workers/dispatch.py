@@ -629,7 +629,13 @@ class Dispatcher:
                          channel: Channel | None) -> Any:
         level = text_param(params, "level", "logging/setLevel")
         view = self.view
-        targets = [name for name, status in view.backends.items() if "logging" in (status.get("capabilities") or {})]
+        # A backend's level holds for every client sharing it: only those the caller can use something of
+        # (through its endpoint's profile and its roles) are its to change.
+        permissions = None if session.caller is None else self.permissions(session)
+        profile = None if permissions is None and session.catalog_profile is None else self._profile(
+            session, self.permissions(session))
+        targets = [name for name, status in view.backends.items() if "logging" in (status.get("capabilities") or {})
+                   and view.reachable(name, profile, permissions)]
         results = await asyncio.gather(*(self._forward(session, request_id, name, "logging/setLevel",
                                                        {"level": level}, None) for name in targets),
                                        return_exceptions=True)

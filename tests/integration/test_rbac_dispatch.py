@@ -47,10 +47,11 @@ SECRET_URI, SECRET_TEMPLATE = "file:///secret/keys", "file:///secret/{name}"
 
 def _discoveries(with_secrets: bool = True, extra_tools: int = 0) -> list[Discovery]:
     tools = ["get_issue", "create_issue", "list_repos", "get_user", *(f"tool_{i:02}" for i in range(extra_tools))]
-    github = Discovery("github", "gh", capabilities={"tools": {}},
+    github = Discovery("github", "gh", capabilities={"tools": {}, "logging": {}},
                        tools=[{"name": name, "inputSchema": {"type": "object"}}
                               for name in [*tools, *(["delete_repo"] if with_secrets else [])]])
-    docs = Discovery("docs", "docs", capabilities={"prompts": {}, "resources": {"subscribe": True}, "completions": {}},
+    docs = Discovery("docs", "docs", capabilities={"prompts": {}, "resources": {"subscribe": True}, "completions": {},
+                                                   "logging": {}},
                      prompts=[{"name": "summarize"}, *([{"name": "leak"}] if with_secrets else [])],
                      resources=[{"uri": "file:///docs/a.md", "name": "a"},
                                 *([{"uri": SECRET_URI, "name": "keys"}] if with_secrets else [])],
@@ -64,7 +65,8 @@ def _discoveries(with_secrets: bool = True, extra_tools: int = 0) -> list[Discov
 def _state(version: int, rbac: dict[str, Any], discoveries: list[Discovery], page_size: int) -> State:
     settings = Settings.model_validate({"proxy": {"page_size": page_size}, "rbac": rbac})
     return State(seq=version, config=ConfigState(version, f"d{version}", "test", 0.0, settings.model_dump(mode="json")),
-                 catalog=CatalogState(version, merge(discoveries, "_", {})))
+                 catalog=CatalogState(version, merge(discoveries, "_", {d.backend: {"capabilities": d.capabilities}
+                                                                     for d in discoveries})))
 
 
 Build = Callable[..., Awaitable[Dispatcher]]
@@ -249,3 +251,26 @@ async def test_a_changed_policy_tells_open_streams_that_their_lists_changed(buil
     assert sorted(m["method"] for m in received) == ["notifications/prompts/list_changed",
                                                      "notifications/resources/list_changed",
                                                      "notifications/tools/list_changed"]
+
+
+async def _level_set_on(dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture, session: SessionInfo) -> set[str]:
+    """The backends a logging/setLevel of ``session`` was sent to (no backend runs here: each one tried logs its
+    failure, and the client is still answered)."""
+    caplog.clear()
+    answer = orjson.loads(await _call(dispatcher, session, "logging/setLevel", {"level": "debug"}))
+    assert answer["result"] == {}
+    return {r.getMessage().split("'")[1] for r in caplog.records if "logging/setLevel on backend" in r.getMessage()}
+
+
+async def test_set_level_reaches_only_the_backends_the_caller_may_use(
+        build: Build, caplog: pytest.LogCaptureFixture) -> None:
+    """logging/setLevel changes a backend's logging for every client sharing it: a caller may change it only
+    on backends it can use something of."""
+    dispatcher = await build()
+    caplog.set_level(logging.INFO, logger="only1mcp.worker")
+    assert await _level_set_on(dispatcher, caplog, _session("reader")) == {"github", "docs"}
+    assert await _level_set_on(dispatcher, caplog, _session("guest")) == {"docs"}  # docs_summarize only
+    assert await _level_set_on(dispatcher, caplog, _session()) == {"docs"}  # the default roles: guest
+    assert await _level_set_on(dispatcher, caplog, SessionInfo("s1", "2025-11-25")) == {"github", "docs"}
+    nobody = await build({"roles": {"none": {"allow": ["tools:nothing"]}}})
+    assert await _level_set_on(nobody, caplog, _session("none")) == set()
