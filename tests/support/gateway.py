@@ -42,6 +42,7 @@ class Gateway:
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd,
             start_new_session=True,
         )
+        self.folder = cwd  # where it runs: the test's own folder
         self.lines: list[str] = []
         self.credentials: dict[str, str] = {}  # headers sent with get/fetch once authentication is on
         self._lock = threading.Lock()
