@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,16 @@ def gateways() -> Iterator[list[Gateway]]:
     yield started
     for gateway in started:
         gateway.close()
+
+
+@pytest.fixture
+def short_tmp_path() -> Iterator[Path]:
+    """A fresh directory of this test's own right in the system temp directory, removed afterwards: for Unix
+    socket paths, which must fit in 107 bytes. ``tmp_path`` is too deep for that under pytest-xdist (a
+    ``popen-gwN`` level more) or for a long user name."""
+    path = Path(tempfile.mkdtemp(prefix="o1t-"))
+    yield path
+    shutil.rmtree(path)
 
 
 @pytest.fixture

@@ -173,8 +173,8 @@ async def test_every_door_and_outcome_is_recorded(launch_gateway, tmp_path: Path
     assert len(sessions) == 3 and None not in sessions
 
 
-async def test_lines_go_to_a_local_syslog_socket(launch_gateway, tmp_path: Path) -> None:
-    address = str(tmp_path / "log.sock")
+async def test_lines_go_to_a_local_syslog_socket(launch_gateway, tmp_path: Path, short_tmp_path: Path) -> None:
+    address = str(short_tmp_path / "log.sock")
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(address)
     receiver.setblocking(False)

@@ -35,9 +35,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[tuple[zmq.asyncio.Context, Endpoints, StatePublisher]]:
+async def bus(short_tmp_path: Path) -> AsyncIterator[tuple[zmq.asyncio.Context, Endpoints, StatePublisher]]:
     ctx = zmq.asyncio.Context()
-    endpoints = Endpoints.in_dir(create_runtime_dir(tmp_path))
+    endpoints = Endpoints.in_dir(create_runtime_dir(short_tmp_path))
     publisher = StatePublisher(ctx, endpoints, SUPERVISOR)
     serving = asyncio.create_task(publisher.serve())
     yield ctx, endpoints, publisher
@@ -94,10 +94,10 @@ async def test_replica_joining_during_a_write_storm_converges(bus) -> None:
     assert storm_done.is_set()
 
 
-async def test_replica_that_misses_a_delta_resnapshots(bus, tmp_path: Path) -> None:
+async def test_replica_that_misses_a_delta_resnapshots(bus, short_tmp_path: Path) -> None:
     """Deltas reach the replica through a forwarder that drops exactly one of them."""
     ctx, endpoints, publisher = bus
-    lossy = dataclasses.replace(endpoints, state=f"ipc://{tmp_path}/lossy.sock")
+    lossy = dataclasses.replace(endpoints, state=f"ipc://{short_tmp_path}/lossy.sock")
     upstream = ctx.socket(zmq.SUB)
     upstream.setsockopt(zmq.SUBSCRIBE, b"")
     upstream.connect(endpoints.state)

@@ -88,10 +88,11 @@ def _backend_line(screen: str, name: str) -> list[str] | None:
     return None
 
 
-async def test_top_in_tmux_shows_every_backend_and_a_rate(launch_gateway, tmp_path: Path, servers) -> None:
+async def test_top_in_tmux_shows_every_backend_and_a_rate(launch_gateway, tmp_path: Path, short_tmp_path: Path,
+                                                         servers) -> None:
     tmux = _tool("tmux")
     gateway = await _gateway(launch_gateway, tmp_path, *servers)
-    socket = str(tmp_path / "tmux.sock")  # a server of its own: nothing of anyone else's is touched
+    socket = str(short_tmp_path / "tmux.sock")  # a server of its own: nothing of anyone else's is touched
     top = f"{sys.executable} -m only1mcp.cli top --url {gateway.url}"
     await _run(tmux, "-S", socket, "new-session", "-d", "-s", "top", "-x", "120", "-y", "40", top)
     try:

@@ -24,24 +24,29 @@ from tests.support.waiting import eventually, holds
 pytestmark = pytest.mark.timeout(180)
 
 NAME = "perworker"
+FOLDER_VARIABLE = "PER_WORKER_TEST_FOLDER"
 
 
-def _own_children() -> dict[int, int]:
-    """Live children of this test's backend: pid -> parent pid."""
+def _own_children(gateway: Gateway) -> dict[int, int]:
+    """Live children of this test's backend: pid -> parent pid. Told apart by the test's folder in their
+    environment (the backend's ``env``), not by their command line alone: another run of this file on the
+    machine, or an earlier test's orphan, has children with the same one."""
     found = {}
+    tag = f"{FOLDER_VARIABLE}={gateway.folder}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
-                if b"tests.fixtures.feature_server" in command and NAME.encode() in command:
+                if (b"tests.fixtures.feature_server" in command and NAME.encode() in command
+                        and tag in (entry / "environ").read_bytes().split(b"\0")):
                     found[int(entry.name)] = parent(int(entry.name))
             except (OSError, IndexError):
                 continue
     return found
 
 
-def _children_of(of: int) -> list[int]:
-    return [pid for pid, ppid in _own_children().items() if ppid == of]
+def _children_of(gateway: Gateway, of: int) -> list[int]:
+    return [pid for pid, ppid in _own_children(gateway).items() if ppid == of]
 
 
 @pytest.fixture
@@ -50,7 +55,7 @@ def gateway(start_gateway, tmp_path: Path):
     config = tmp_path / "only1mcp.yaml"
     config.write_text("server: {port: 0, workers: 2}\nbackends:\n"
                       f"  - name: {NAME}\n    command: {command[0]}\n    args: {command[1:]}\n    cwd: {ROOT}\n"
-                      "    per_worker: true\n")
+                      f"    per_worker: true\n    env: {{{FOLDER_VARIABLE}: '{tmp_path}'}}\n")
     return start_gateway("--config", str(config))
 
 
@@ -59,12 +64,13 @@ async def test_each_worker_runs_its_own_child(gateway: Gateway) -> None:
     assert len(workers) == 2
     # One child per worker; the supervisor stopped the one it discovered the lists with; the stdio host
     # runs none.
-    await eventually(lambda: sorted(_own_children().values()) == sorted(workers), 20, "one child under each worker")
+    await eventually(lambda: sorted(_own_children(gateway).values()) == sorted(workers), 20,
+                     "one child under each worker")
     status = await gateway.fetch_status()
     assert status["catalog"]["backends"][NAME]["state"] == "ok"
     assert status["stdio"] == []  # nothing of it reported by the stdio host
     # Admin status lists each worker's own children (reported with its heartbeats).
-    expected = {pid: {"pid": _children_of(pid)[0], "state": "running", "recent_exits": 0} for pid in workers}
+    expected = {pid: {"pid": _children_of(gateway, pid)[0], "state": "running", "recent_exits": 0} for pid in workers}
 
     async def listed() -> bool:
         return {w["pid"]: w["children"].get(f"{NAME}#0") for w in (await gateway.fetch_status())["workers"]} == \
@@ -97,7 +103,7 @@ async def test_each_worker_runs_its_own_child(gateway: Gateway) -> None:
         mark = gateway.mark()
         await session.call_tool(f"{NAME}_add_tool", {"name": "extra"})
         await gateway.log_line(rf"backend '{NAME}' announced a list change; discovering again", after=mark)
-        await eventually(lambda: sorted(_own_children().values()) == sorted(workers), 20,
+        await eventually(lambda: sorted(_own_children(gateway).values()) == sorted(workers), 20,
                          "the supervisor's discovery child to stop")
 
     # Both workers answer from their own child.
@@ -112,9 +118,9 @@ async def test_each_worker_runs_its_own_child(gateway: Gateway) -> None:
 
 async def test_a_crash_fails_that_call_only_and_the_child_is_restarted(gateway: Gateway) -> None:
     first, second = await gateway.fetch_worker_pids()
-    await eventually(lambda: len(_children_of(first)) == 1 and len(_children_of(second)) == 1, 20,
+    await eventually(lambda: len(_children_of(gateway, first)) == 1 and len(_children_of(gateway, second)) == 1, 20,
                      "a child under each worker")
-    (crashing,) = _children_of(first)
+    (crashing,) = _children_of(gateway, first)
     near, _ = await pinned(gateway.url, want=first)
     far, _ = await pinned(gateway.url, want=second)
     async with near, far:
@@ -133,13 +139,13 @@ async def test_a_crash_fails_that_call_only_and_the_child_is_restarted(gateway: 
                          r"code 1; restarting in 0\.\d+s")
         body = await near_mcp.call("tools/call", {"name": f"{NAME}_whoami", "arguments": {}})
         assert body["result"]["content"][0]["text"] == NAME
-        (restarted,) = _children_of(first)
+        (restarted,) = _children_of(gateway, first)
         assert restarted != crashing and not pid_alive(crashing)
 
         # kill -9 the other worker's child while idle: the worker starts another without waiting for a call.
-        (killed,) = _children_of(second)
+        (killed,) = _children_of(gateway, second)
         os.kill(killed, signal.SIGKILL)
-        await eventually(lambda: [p for p in _children_of(second) if p != killed], 10,
+        await eventually(lambda: [p for p in _children_of(gateway, second) if p != killed], 10,
                          "a new child of the second worker")
         body = await far_mcp.call("tools/call", {"name": f"{NAME}_whoami", "arguments": {}})
         assert body["result"]["content"][0]["text"] == NAME
@@ -147,8 +153,9 @@ async def test_a_crash_fails_that_call_only_and_the_child_is_restarted(gateway: 
 
 async def test_children_go_with_their_worker_and_the_gateway(gateway: Gateway) -> None:
     workers = await gateway.fetch_worker_pids()
-    await eventually(lambda: all(len(_children_of(pid)) == 1 for pid in workers), 20, "a child under each worker")
-    (orphaned,) = _children_of(workers[0])
+    await eventually(lambda: all(len(_children_of(gateway, pid)) == 1 for pid in workers), 20,
+                     "a child under each worker")
+    (orphaned,) = _children_of(gateway, workers[0])
     os.kill(workers[0], signal.SIGKILL)  # its child dies with it; the worker that replaces it starts its own
     await eventually(lambda: not pid_alive(orphaned), 10, "the killed worker's child to exit")
     # The child can see its stdin close before the dying worker's listening socket is closed; a status
@@ -157,10 +164,10 @@ async def test_children_go_with_their_worker_and_the_gateway(gateway: Gateway) -
 
     async def replaced_with_its_child() -> bool:
         pids = await gateway.fetch_worker_pids()
-        return len(pids) == 2 and workers[0] not in pids and all(len(_children_of(pid)) == 1 for pid in pids)
+        return len(pids) == 2 and workers[0] not in pids and all(len(_children_of(gateway, pid)) == 1 for pid in pids)
 
     await eventually(replaced_with_its_child, 20, "the replacement worker's own child")
-    children = list(_own_children())
+    children = list(_own_children(gateway))
     assert len(children) == 2
     gateway.signal(signal.SIGTERM)
     assert await gateway.exited() == 0

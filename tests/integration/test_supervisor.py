@@ -212,8 +212,8 @@ def test_workers_exit_when_the_supervisor_dies(start_gateway) -> None:
     wait_until(lambda: not any(pid_alive(p) for p in pids), 10, "workers to exit after the supervisor died")
 
 
-def test_bus_runtime_dir_is_private(start_gateway, tmp_path: Path) -> None:
-    base = tmp_path / "run"
+def test_bus_runtime_dir_is_private(start_gateway, short_tmp_path: Path) -> None:
+    base = short_tmp_path / "run"
     gateway = start_gateway("--port", "0", "--workers", "1", env={"ONLY1MCP_SERVER__RUNTIME_DIR": str(base)})
     (runtime,) = list(base.iterdir())
     assert stat.S_IMODE(runtime.stat().st_mode) == 0o700

@@ -34,11 +34,15 @@ class Gateway:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         command = [sys.executable, "-m", "only1mcp.supervisor.main", *args]
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # Revocations (sessions.secret) are kept in the test's folder, not in ~/.local/state, which every run
+        # and every pytest-xdist worker would share.
+        own_state = {"XDG_STATE_HOME": str(cwd / "state")} if cwd is not None else {}
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **own_state, **(env or {})}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd,
             start_new_session=True,
         )
+        self.folder = cwd  # where it runs: the test's own folder
         self.lines: list[str] = []
         self.credentials: dict[str, str] = {}  # headers sent with get/fetch once authentication is on
         self._lock = threading.Lock()

@@ -44,14 +44,14 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+async def pair(short_tmp_path: Path) -> AsyncIterator[Pair]:
     loop = asyncio.get_running_loop()
     pair = Pair()
-    server = await loop.create_unix_server(lambda: pair.make_host(1024 * 1024), path=str(tmp_path / "l.sock"))
+    server = await loop.create_unix_server(lambda: pair.make_host(1024 * 1024), path=str(short_tmp_path / "l.sock"))
     worker = FramedChannel("worker end", WORKER, 1024 * 1024)
     worker.on_fields(Kind.LINK_RECEIVE, lambda message, related, caller: pair.worker_got.append(
         (message, related, caller)))
-    await loop.create_unix_connection(lambda: worker, str(tmp_path / "l.sock"))
+    await loop.create_unix_connection(lambda: worker, str(short_tmp_path / "l.sock"))
     pair.worker = worker
     yield pair
     worker.close()
@@ -178,11 +178,11 @@ def test_a_handler_error_is_not_taken_for_a_malformed_frame() -> None:
         channel.data_received(framed(Codec().encode(Envelope(Kind.LINK_SEND, WORKER, LinkSend("s", b"{}")))))
 
 
-async def test_a_frame_over_the_limit_closes_the_link(tmp_path: Path) -> None:
+async def test_a_frame_over_the_limit_closes_the_link(short_tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     pair = Pair()
-    server = await loop.create_unix_server(lambda: pair.make_host(1000), path=str(tmp_path / "l.sock"))
-    reader, writer = await asyncio.open_unix_connection(str(tmp_path / "l.sock"))
+    server = await loop.create_unix_server(lambda: pair.make_host(1000), path=str(short_tmp_path / "l.sock"))
+    reader, writer = await asyncio.open_unix_connection(str(short_tmp_path / "l.sock"))
     writer.write(struct.pack(">I", 1001) + b"\x00" * 10)
     async with asyncio.timeout(5):
         error = await pair.host_closed
@@ -193,11 +193,11 @@ async def test_a_frame_over_the_limit_closes_the_link(tmp_path: Path) -> None:
     server.close()
 
 
-async def test_a_peer_gone_in_the_middle_of_a_frame_is_reported(tmp_path: Path) -> None:
+async def test_a_peer_gone_in_the_middle_of_a_frame_is_reported(short_tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     pair = Pair()
-    server = await loop.create_unix_server(lambda: pair.make_host(1000), path=str(tmp_path / "l.sock"))
-    _, writer = await asyncio.open_unix_connection(str(tmp_path / "l.sock"))
+    server = await loop.create_unix_server(lambda: pair.make_host(1000), path=str(short_tmp_path / "l.sock"))
+    _, writer = await asyncio.open_unix_connection(str(short_tmp_path / "l.sock"))
     writer.write(struct.pack(">I", 100) + b"\x00" * 10)
     writer.close()
     async with asyncio.timeout(5):

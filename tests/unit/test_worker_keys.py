@@ -5,8 +5,6 @@ request waiting for the answer until its deadline."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,10 +46,9 @@ class Supervisor:
 
 
 @pytest.fixture
-async def bus() -> AsyncIterator[tuple[WorkerKeys, Supervisor]]:
-    directory = Path(tempfile.mkdtemp(prefix="o1k-", dir="/tmp"))
+async def bus(short_tmp_path: Path) -> AsyncIterator[tuple[WorkerKeys, Supervisor]]:
     ctx = zmq.asyncio.Context()
-    endpoints = Endpoints.in_dir(directory)
+    endpoints = Endpoints.in_dir(short_tmp_path)
     supervisor = Supervisor()
     router = MessageRouter("test reports")
     router.register(Kind.KEYS_WANTED, supervisor.on_report)
@@ -68,7 +65,6 @@ async def bus() -> AsyncIterator[tuple[WorkerKeys, Supervisor]]:
         reporter.close()
         sink.close()
         ctx.term()
-        shutil.rmtree(directory)
 
 
 async def test_the_key_set_is_rebuilt_only_when_the_document_changes(bus: tuple[WorkerKeys, Supervisor]) -> None:
