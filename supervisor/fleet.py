@@ -23,7 +23,12 @@ from only1mcp.spec import STDIO_HOST_ENTRY, WORKER_ENTRY, HostSpec, WorkerSpec
 
 from .processes import Exit, Watched, restart_backoff
 
-__all__ = ["Fleet", "Specs"]
+__all__ = ["BOOT_SILENCE", "Fleet", "Specs"]
+
+# A process that has sent no heartbeat yet is still booting (a fresh interpreter's imports, the first state
+# snapshot): on a loaded host with a cold disk cache that takes seconds, longer than a worker_timeout tuned
+# for a stopped event loop. It is given this long before it counts as hung.
+BOOT_SILENCE = 30.0
 
 log = logging.getLogger("only1mcp.supervisor")
 
@@ -145,8 +150,9 @@ class Fleet:
         now = time.monotonic()
         for place in [*self.slots, *self.standbys.values(), self.host]:
             silent = place.silent_for(now)
-            if silent > timeout:
-                log.error("%s (pid %d) sent no heartbeat for %.1fs; killing it", place.name, place.pid, silent)
+            if silent > (timeout if place.heard_from else max(timeout, BOOT_SILENCE)):
+                log.error("%s (pid %d) sent no %s for %.1fs; killing it", place.name, place.pid,
+                          "heartbeat" if place.heard_from else "first heartbeat since it started", silent)
                 place.signal(signal.SIGKILL)
                 place.last_heartbeat = now  # one kill per timeout, even if the exit is slow to show
 

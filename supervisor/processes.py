@@ -71,8 +71,8 @@ class Watched:
     """One supervised place (a worker slot, a standby, the stdio host): the process in it now, its
     liveness as the supervisor sees it, and its restart backoff."""
 
-    __slots__ = ("_gone", "_mp", "_on_exit", "backoff", "boot_error", "last_heartbeat", "name", "process", "ready",
-                 "report", "restart_at", "restarts", "started_at", "started_mono")
+    __slots__ = ("_gone", "_mp", "_on_exit", "backoff", "boot_error", "heard_from", "last_heartbeat", "name",
+                 "process", "ready", "report", "restart_at", "restarts", "started_at", "started_mono")
 
     def __init__(self, name: str, on_exit: Callable[[Watched, Exit], None],
                  mp: multiprocessing.context.SpawnContext) -> None:
@@ -85,6 +85,7 @@ class Watched:
         self.started_at = 0.0  # wall clock, for display
         self.started_mono = 0.0
         self.last_heartbeat = 0.0
+        self.heard_from = False  # a first heartbeat came: its event loop runs, so it is past booting
         self.ready = False
         self.report: ProcessReport | None = None  # its latest
         self.boot_error = ""  # what it reported before exiting with a boot error
@@ -111,6 +112,7 @@ class Watched:
         self.process = process
         self.started_at = time.time()
         self.started_mono = self.last_heartbeat = time.monotonic()
+        self.heard_from = booted
         self.ready = booted
         self.report = None
         self.boot_error = ""
@@ -128,6 +130,7 @@ class Watched:
 
     def heard(self, report: ProcessReport | None = None) -> None:
         self.last_heartbeat = time.monotonic()
+        self.heard_from = True
         if report is not None:
             self.report = report
 

@@ -107,7 +107,8 @@ class ServerSettings(_Strict):
         30.0,
         gt=0,
         le=3600,
-        description="A worker silent for this many seconds is killed and replaced.",
+        description="A worker silent for this many seconds is killed and replaced (one that has not sent its first "
+        "heartbeat yet is still booting and gets at least 30 s).",
         json_schema_extra=_hint("write a number of seconds, larger than heartbeat_interval"),
     )
     runtime_dir: Annotated[Path | None, RESTART] = Field(

@@ -204,6 +204,30 @@ def test_stuck_worker_is_killed_and_replaced(start_gateway) -> None:
     assert not pid_alive(stuck)
 
 
+_SLOW_BOOT = """import sys, time
+# Every process the supervisor spawns (multiprocessing's spawn start) boots this much slower, as on a loaded
+# host with a cold disk cache; the supervisor itself does not.
+if "--multiprocessing-fork" in sys.argv:
+    time.sleep({seconds})
+"""
+
+
+def test_a_slow_booting_worker_is_not_killed_for_silence(start_gateway, tmp_path: Path) -> None:
+    """worker_timeout is for an event loop that stopped: a worker still booting (imports, first state) has
+    sent no heartbeat yet and is given the boot's own deadline, or a boot slower than worker_timeout would be
+    killed and restarted forever."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_SLOW_BOOT.format(seconds=2.5))
+    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH", "")) if p)
+    gateway = start_gateway("--port", "0", "--workers", "2", ready=False,
+                            env={"PYTHONPATH": path, "ONLY1MCP_SERVER__HEARTBEAT_INTERVAL": "0.2",
+                                 "ONLY1MCP_SERVER__WORKER_TIMEOUT": "1.0"})
+    gateway.wait_ready(40)
+    assert "sent no heartbeat" not in gateway.log
+    assert all(worker["restarts"] == 0 for worker in gateway.status()["workers"])
+
+
 def test_workers_exit_when_the_supervisor_dies(start_gateway) -> None:
     gateway = start_gateway("--port", "0", "--workers", "2")
     pids = gateway.worker_pids()
