@@ -27,6 +27,7 @@ class SupervisorMetrics:
         "_breakers",
         "_child_restarts",
         "_directory",
+        "_forget",
         "_gone",
         "_last_reload",
         "_live",
@@ -50,6 +51,7 @@ class SupervisorMetrics:
         self._child_restarts: dict[tuple[str, int], int] = {}
         self._live: set[int] = set()  # worker pids seen alive, to notice the ones that are gone
         self._gone: set[int] = set()  # gone, their files not yet folded into the archive (a reading held them)
+        self._forget: set[tuple[str, int]] = set()  # replicas taken out, their gauges not yet removed (same)
 
     def enable(self, on: bool) -> None:
         self._metrics.enabled = on
@@ -63,6 +65,7 @@ class SupervisorMetrics:
         self._live = live
         if self._gone:
             self._gone = {pid for pid in self._gone if not process_gone(self._directory, pid)}
+        self._forget_replicas()
         if not self._metrics.enabled:
             return
         self._workers.set(sum(1 for slot in fleet.slots if slot.alive and slot.ready))
@@ -72,9 +75,19 @@ class SupervisorMetrics:
         self._last_reload.set(config.last_success)
 
     def routes(self, backend: str, routes: BackendRoutes | None) -> None:
-        """A backend's replicas as just published: health, breaker state, and each breaker transition."""
+        """A backend's replicas as just published: health, breaker state, and each breaker transition. A
+        backend taken out of the config (None), or a replica, loses its gauges: a scrape would otherwise show
+        its last health until the supervisor restarts (its counters stay, as totals do)."""
+        count = 0 if routes is None else len(routes.replicas)
+        gone = {key for key in self._breakers if key[0] == backend and key[1] >= count}
+        if gone:
+            for key in gone:
+                del self._breakers[key]
+            self._forget |= gone
+            self._forget_replicas()
         if routes is None or not self._metrics.enabled:
             return
+        self._forget -= {(backend, index) for index in range(count)}  # back before its removal was written
         metrics = self._metrics
         for index, route in enumerate(routes.replicas):
             replica = str(index)
@@ -88,6 +101,16 @@ class SupervisorMetrics:
             if route.breaker is not previous:
                 metrics.breaker_transitions.labels(backend, replica, route.breaker.value).add()
             self._breakers[(backend, index)] = route.breaker
+
+    def _forget_replicas(self) -> None:
+        """Remove the gauges of replicas taken out; kept for the next turn while a reading holds the files."""
+        if not self._forget:
+            return
+        metrics = self._metrics
+        samples = [(gauge, (backend, str(index))) for backend, index in self._forget
+                   for gauge in (metrics.backend_up, metrics.breaker_state)]
+        if metrics.forget(samples):
+            self._forget.clear()
 
     def child_status(self, status: ChildStatus) -> None:
         """A shared stdio child's report: its restarts since the stdio host started it (a new host counts

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 
+from prometheus_client.mmap_dict import mmap_key
 from prometheus_client.utils import floatToGoString
 
 from .store import Cell, MetricFile
@@ -52,6 +53,12 @@ class Gauge(_Family):
             child = self._children[values] = self._file.cell(self.name, self.name, self.labelnames, values,
                                                              self.documentation)
         return child  # type: ignore[return-value]
+
+    def forget(self, *values: str) -> None:
+        """Remove this process's sample of these label values (a removed backend's), so a scrape no longer
+        shows it. The caller holds the directory's lock exclusively (``Metrics.forget`` does)."""
+        self._file.remove({mmap_key(self.name, self.name, list(self.labelnames), list(values), self.documentation)})
+        self._children.pop(values, None)
 
 
 class HistogramChild:

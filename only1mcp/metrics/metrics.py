@@ -8,11 +8,13 @@ from the config, tools only from the catalog.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from .families import Counter, Gauge, Histogram
-from .store import MetricFile
+from .store import MetricFile, directory_lock
 
 __all__ = ["Metrics"]
 
@@ -80,6 +82,18 @@ class Metrics:
         self.workers = Gauge(gauges, "only1mcp_workers", "Worker processes serving", ())
         self.worker_restarts = Counter(counters, "only1mcp_worker_restarts_total",
                                        "Workers replaced after they died", ())
+
+    def forget(self, samples: Iterable[tuple[Gauge, tuple[str, ...]]]) -> bool:
+        """Remove these gauge samples (family, label values) from this process's file, so a scrape no longer
+        shows them (a backend taken out of the config). False when a reading held the directory: nothing was
+        changed, call again later (the supervisor's loop does not wait for a scrape)."""
+        samples = list(samples)
+        with directory_lock(self.directory, fcntl.LOCK_EX | fcntl.LOCK_NB) as locked:
+            if not locked:
+                return False
+            for family, values in samples:
+                family.forget(*values)
+        return True
 
     def close(self) -> None:
         for file in self._files:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,16 +13,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from .store import MetricFile
+from .store import MetricFile, directory_lock
 
 __all__ = ["CONTENT_TYPE", "MetricSample", "metrics_dir", "prepare_dir", "process_gone", "read_samples", "render"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST  # text/plain; version=0.0.4
 
-# Taken shared by every reading of the directory, exclusively while a dead process's files are folded into the
-# archive: a reader never sees both a dead process's file and the archive that already holds its totals (it
-# would count them twice, and the next reading would see them go down). Not a *.db file: the collector skips it.
-_LOCK = ".lock"
 # The totals of processes that have exited: <kind>_archive.db, read by the collector like any process's file
 _ARCHIVE = "archive"
 _KEPT = ("counter", "histogram")  # what a dead process leaves that must go on counting
@@ -58,7 +53,7 @@ def process_gone(directory: Path, pid: int) -> bool:
     directory does not grow with every worker that ever ran. False when a reading held the directory: call
     again later (nothing was changed). The caller knows the process is gone (it reaped it), and pids are not
     reused that soon."""
-    with _locked(directory, fcntl.LOCK_EX | fcntl.LOCK_NB) as locked:
+    with directory_lock(directory, fcntl.LOCK_EX | fcntl.LOCK_NB) as locked:
         if not locked:
             return False
         with contextlib.suppress(FileNotFoundError):  # it may have created none
@@ -79,21 +74,6 @@ def process_gone(directory: Path, pid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _locked(directory: Path, how: int) -> Iterator[bool]:
-    """The directory's lock taken ``how`` (fcntl.LOCK_SH or LOCK_EX, maybe | LOCK_NB); yields whether it was."""
-    with open(directory / _LOCK, "a+b") as lock:
-        try:
-            fcntl.flock(lock, how)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _registry(directory: Path) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     MultiProcessCollector(registry, path=os.fspath(directory))
@@ -102,12 +82,12 @@ def _registry(directory: Path) -> CollectorRegistry:
 
 def render(directory: Path) -> bytes:
     """Every process's metrics, aggregated, in the Prometheus text format."""
-    with _locked(directory, fcntl.LOCK_SH):
+    with directory_lock(directory, fcntl.LOCK_SH):
         return generate_latest(_registry(directory))
 
 
 def read_samples(directory: Path) -> list[MetricSample]:
     """The same aggregate as ``render``, as plain data."""
-    with _locked(directory, fcntl.LOCK_SH):
+    with directory_lock(directory, fcntl.LOCK_SH):
         return [MetricSample(sample.name, dict(sample.labels), sample.value)
                 for family in _registry(directory).collect() for sample in family.samples]

@@ -12,14 +12,22 @@ timestamp (always 0 here). Keys come from prometheus-client's ``mmap_key``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client.mmap_dict import mmap_key
 
-__all__ = ["Cell", "MetricFile"]
+__all__ = ["Cell", "MetricFile", "directory_lock"]
+
+# Taken shared by every reading of the directory, exclusively while a file's entries are rewritten or a dead
+# process's files are folded into the archive: a reader never sees a half-rewritten file, nor both a dead
+# process's file and the archive that already holds its totals. Not a *.db file: the collector skips it.
+_LOCK = ".lock"
 
 _INITIAL_SIZE = 1 << 16
 _USED = struct.Struct("i")
@@ -31,13 +39,14 @@ class MetricFile:
     """The entries of one kind (``counter``, ``histogram``, ``gauge_livesum``) for one process. Not thread
     safe: a process records from its event loop only."""
 
-    __slots__ = ("_file", "_maps", "_positions", "_used", "map", "path", "values")
+    __slots__ = ("_cells", "_file", "_maps", "_positions", "_used", "map", "path", "values")
 
     def __init__(self, directory: Path, kind: str, pid: int | str) -> None:
         self.path = directory / f"{kind}_{pid}.db"
         # every mapping made, kept open: a cell writes through the one it was made with, and a larger
         # mapping of the same file shares its pages
         self._maps: list[tuple[mmap.mmap, memoryview]] = []
+        self._cells: dict[str, Cell] = {}  # every cell handed out, by key: re-pointed when entries move
         self._open()
 
     def _open(self) -> None:
@@ -76,10 +85,31 @@ class MetricFile:
              documentation: str) -> Cell:
         """The cell of one sample, created (at zero) if this process never wrote it."""
         key = mmap_key(metric, sample, list(labelnames), list(labelvalues), documentation)
-        position = self._positions.get(key)
-        if position is None:
-            position = self._append(key)
-        return Cell(self.values, position // 8, self.values[position // 8])
+        cell = self._cells.get(key)
+        if cell is None:
+            position = self._positions.get(key)
+            if position is None:
+                position = self._append(key)
+            cell = self._cells[key] = Cell(self.values, position // 8, self.values[position // 8])
+        return cell
+
+    def remove(self, keys: set[str]) -> None:
+        """Drop these entries: the file is rewritten with the others, which keep their values, and every cell
+        handed out for them is pointed at its entry's new place. The caller holds ``directory_lock``
+        exclusively (a reader must not see the file half rewritten); a removed key's cell must not be used."""
+        kept = [(key, self.values[position // 8]) for key, position in self._positions.items() if key not in keys]
+        if len(kept) == len(self._positions):
+            return
+        self._used = 8
+        self._positions = {}
+        for key, value in kept:
+            self.values[self._append(key) // 8] = value
+        self._write_used()  # also when nothing is kept
+        for key in keys:
+            self._cells.pop(key, None)
+        for key, cell in self._cells.items():
+            cell.values = self.values  # the newest mapping covers every entry
+            cell.index = self._positions[key] // 8
 
     def add(self, key: str, amount: float) -> None:
         """Add ``amount`` to the entry ``key`` (made at zero if missing): how a dead process's totals are kept."""
@@ -116,6 +146,22 @@ class MetricFile:
             mapping.close()
         self._maps.clear()
         self._file.close()
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path, how: int) -> Iterator[bool]:
+    """The metrics directory's lock taken ``how`` (fcntl.LOCK_SH or LOCK_EX, maybe | LOCK_NB); yields whether
+    it was."""
+    with open(directory / _LOCK, "a+b") as lock:
+        try:
+            fcntl.flock(lock, how)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Cell:

@@ -221,3 +221,44 @@ async def test_with_metrics_off_both_paths_answer_404_saying_how_to_turn_them_on
     for path in ("/metrics", "/api/v1/admin/metrics"):
         status, body = await gateway.fetch_text(path)
         assert status == 404 and "metrics.enabled: true" in body, (path, status, body)
+
+
+async def test_a_backend_taken_out_of_the_config_leaves_no_gauges(launch_gateway, tmp_path: Path) -> None:
+    """backend_up and breaker_state of a removed backend (or replica) disappear from scrapes after the reload
+    that removes it, instead of showing its last health until the supervisor restarts."""
+    two = CONFIG.format(python=sys.executable, standby=0) + (
+        f"  - name: spare\n    command: {sys.executable}\n    args: [\"-m\", \"only1mcp.demo_server\"]\n"
+        f"    replicas: 2\n")
+    config = tmp_path / "only1mcp.yaml"
+    config.write_text(two)
+    gateway = await launch_gateway("--config", str(config))
+
+    def up(scraped: Scrape) -> dict[str, float]:
+        return {f"{dict(labels)['backend']}/{dict(labels)['replica']}": value
+                for labels, value in scraped.series("only1mcp_backend_up").items()}
+
+    async def spare_shown() -> Scrape | None:
+        scraped = await scrape(gateway)
+        return scraped if {"demo/0", "spare/0", "spare/1"} <= set(up(scraped)) else None
+
+    before = await eventually(spare_shown, 30, "every replica's backend_up")
+    assert before.series("only1mcp_breaker_state")
+    config.write_text(two.replace("replicas: 2", "replicas: 1"))
+    gateway.signal(signal.SIGHUP)
+
+    async def one_spare() -> Scrape | None:
+        scraped = await scrape(gateway)
+        return scraped if "spare/1" not in up(scraped) and "spare/0" in up(scraped) else None
+
+    await eventually(one_spare, 30, "the second replica's gauges to go")
+    config.write_text(CONFIG.format(python=sys.executable, standby=0))
+    gateway.signal(signal.SIGHUP)
+
+    async def spare_gone() -> Scrape | None:
+        scraped = await scrape(gateway)
+        return scraped if not any(key.startswith("spare/") for key in up(scraped)) else None
+
+    after = await eventually(spare_gone, 30, "the removed backend's gauges to go")
+    assert up(after) == {"demo/0": 1.0}
+    assert not [labels for labels in after.series("only1mcp_breaker_state") if dict(labels)["backend"] == "spare"]
+    assert promtool_check(after.text) == ""

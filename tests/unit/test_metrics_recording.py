@@ -4,6 +4,7 @@ and a reused pid."""
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from only1mcp.metrics import Metrics, RequestMetrics, prepare_dir, process_gone, read_samples
 from only1mcp.metrics.families import DURATION_BUCKETS
+from only1mcp.metrics.store import directory_lock
 
 
 @pytest.fixture
@@ -154,3 +156,41 @@ def test_a_reading_never_sees_a_total_go_down_while_processes_are_folded(directo
     assert not pending and not failed, (pending, failed)
     assert seen and all(total == 40 for total in seen), sorted(set(seen))
     assert _total(directory) == 40
+
+
+def test_a_forgotten_gauge_sample_is_gone_and_the_others_keep_writing_to_their_own(directory: Path) -> None:
+    metrics = Metrics(directory, pid=106)
+    up = metrics.backend_up
+    kept, dropped, later = up.labels("a", "0"), up.labels("b", "0"), up.labels("b", "1")
+    kept.set(1.0)
+    dropped.set(1.0)
+    later.set(0.0)
+    metrics.breaker_state.labels("b", "0").set(2.0)
+    for index in range(300):  # enough samples that the file has grown past its first mapping
+        metrics.backend_up.labels("c", str(index)).set(1.0)
+    assert metrics.forget([(up, ("b", "0")), (up, ("b", "1")), (metrics.breaker_state, ("b", "0"))])
+    samples = read_samples(directory)
+    assert not [s for s in samples if s.labels.get("backend") == "b"]
+    assert _value(directory, "only1mcp_backend_up", backend="a", replica="0") == 1.0
+    assert _value(directory, "only1mcp_backend_up", backend="c", replica="299") == 1.0
+    kept.set(0.0)  # a cell handed out before the rewrite writes to its own sample's new place
+    metrics.backend_up.labels("c", "299").set(0.0)
+    assert _value(directory, "only1mcp_backend_up", backend="a", replica="0") == 0.0
+    assert _value(directory, "only1mcp_backend_up", backend="c", replica="299") == 0.0
+    assert _value(directory, "only1mcp_backend_up", backend="c", replica="298") == 1.0
+    again = up.labels("b", "0")  # the backend comes back: a new sample, at zero
+    assert again is not dropped and again.value == 0.0
+    again.set(1.0)
+    assert _value(directory, "only1mcp_backend_up", backend="b", replica="0") == 1.0
+    metrics.close()
+
+
+def test_forgetting_waits_for_no_reading_and_can_leave_the_file_empty(directory: Path) -> None:
+    metrics = Metrics(directory, pid=107)
+    metrics.backend_up.labels("b", "0").set(1.0)
+    with directory_lock(directory, fcntl.LOCK_SH):  # a scrape is reading
+        assert not metrics.forget([(metrics.backend_up, ("b", "0"))])
+    assert _value(directory, "only1mcp_backend_up", backend="b", replica="0") == 1.0  # nothing changed
+    assert metrics.forget([(metrics.backend_up, ("b", "0"))])
+    assert not [s for s in read_samples(directory) if s.labels.get("backend") == "b"]
+    metrics.close()
