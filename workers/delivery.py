@@ -26,6 +26,7 @@ from only1mcp.bus.messages import SessionSend
 from only1mcp.protocol.codec import dumps
 
 from .calls import ClientCall
+from .log_levels import SessionLogLevels
 from .streams import SessionStreams
 
 __all__ = ["Attribution", "Delivery", "attribute"]
@@ -68,15 +69,21 @@ def attribute(session: BackendSession, related: Pending | None, caller: str | No
 
 
 class Delivery:
-    __slots__ = ("_reporter", "_streams", "mailed")
+    __slots__ = ("_levels", "_reporter", "_streams", "mailed")
 
-    def __init__(self, streams: SessionStreams, reporter: Reporter) -> None:
+    def __init__(self, streams: SessionStreams, reporter: Reporter, levels: SessionLogLevels) -> None:
         self._streams = streams
         self._reporter = reporter
+        self._levels = levels
         self.mailed = 0
 
     def deliver(self, sid: str, call: ClientCall | None, message: dict[str, Any]) -> None:
-        """To the client of session ``sid``, by the first way open (see the module's docstring)."""
+        """To the client of session ``sid``, by the first way open (see the module's docstring); a log
+        message below the level the session asked for is dropped."""
+        if message.get("method") == "notifications/message":
+            params = message.get("params")
+            if not self._levels.allows(sid, params.get("level") if isinstance(params, dict) else None):
+                return
         if call is not None and call.channel is not None and not call.channel.broken:
             call.channel.push(message)
             return

@@ -34,6 +34,7 @@ from . import tasks
 from .audited import Client, backend_of, outcome_of
 from .calls import Channel, ClientCall, ReplyChannel
 from .gateway import Gateway
+from .log_levels import checked_level
 from .params import text_param
 from .rate_limits import RateLimited
 from .task_calls import Handler, TaskCalls
@@ -627,7 +628,8 @@ class Dispatcher:
 
     async def _set_level(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                          channel: Channel | None) -> Any:
-        level = text_param(params, "level", "logging/setLevel")
+        level = checked_level(text_param(params, "level", "logging/setLevel"))
+        self._gateway.session_log_level(session.sid, level)
         view = self.view
         # A backend's level holds for every client sharing it: only those the caller can use something of
         # (through its endpoint's profile and its roles) are its to change.

@@ -24,6 +24,7 @@ from only1mcp.bus.messages import (
     Replay,
     ReplayRequest,
     SessionEvent,
+    SessionLogLevel,
     TaskOwned,
     ToolsFound,
     Unsubscribe,
@@ -53,6 +54,7 @@ from .calls import ClientCall, Outstanding
 from .delivery import Delivery, attribute
 from .found import FoundTools
 from .jwks import WorkerKeys
+from .log_levels import SessionLogLevels
 from .origins import OriginPolicy
 from .rate_limits import RateLimiter
 from .routing import OutcomeBatcher, Router
@@ -105,7 +107,8 @@ class Gateway:
         self.tasks = Background("gateway")
         self.outstanding = Outstanding(spec.slot, self.pid, self.tasks)
         self.streams = SessionStreams(self._replay)
-        self.delivery = Delivery(self.streams, reporter)
+        self.log_levels = SessionLogLevels()  # each session's logging/setLevel, as relayed to every worker
+        self.delivery = Delivery(self.streams, reporter, self.log_levels)
         # (session id, client request id) -> (backend session, call): where a client's cancel must go
         self.inflight: dict[tuple[str, Any], tuple[BackendSession, ClientCall]] = {}
         # (backend, backend's uri) -> sessions subscribed through this worker
@@ -132,6 +135,7 @@ class Gateway:
         self.limits.register(inbox)
         inbox.register(Kind.TOOLS_FOUND, self._relayed_found)
         inbox.register(Kind.TASK_OWNED, self._relayed_task)
+        inbox.register(Kind.LOG_LEVEL_SET, self._relayed_level)
 
     # ------------------------------------------------------------ shared state
 
@@ -359,6 +363,17 @@ class Gateway:
             # Through the mailbox, never straight to a stream held here: the supervisor publishes it after the
             # relay above, so every worker has been sent the names before the client can hear of the change.
             self.delivery.mail(sid, jsonrpc.notification("notifications/tools/list_changed"))
+
+    def _relayed_level(self, envelope: Envelope) -> None:
+        chosen = envelope.payload
+        assert isinstance(chosen, SessionLogLevel)
+        self.log_levels.set(chosen.sid, chosen.level)
+
+    def session_log_level(self, sid: str, level: str) -> None:
+        """Session ``sid`` asked for log messages of ``level`` and above: here at once, and on every other
+        worker through the relay."""
+        self.log_levels.set(sid, level)
+        self.relay(Kind.LOG_LEVEL_SET, SessionLogLevel(self.everyone, sid, level))
 
     def relay(self, kind: Kind, payload: Payload) -> None:
         """To another worker (or all) through the supervisor."""

@@ -66,6 +66,7 @@ __all__ = [
     "Role",
     "Sender",
     "SessionEvent",
+    "SessionLogLevel",
     "SessionRevoke",
     "SessionSend",
     "Snapshot",
@@ -121,6 +122,7 @@ class Kind(IntEnum):
     LEASE_GRANT = 39
     TOOLS_FOUND = 29  # relayed like 30-39, which are taken
     TASK_OWNED = 28
+    LOG_LEVEL_SET = 27
     # a connection to one shared stdio backend in the stdio host
     LINK_HELLO = 40
     LINK_SEND = 41
@@ -497,6 +499,16 @@ class TaskOwned(Payload):
 
 
 @payload
+class SessionLogLevel(Payload):
+    """A session's ``logging/setLevel``: every worker passes that session only the log messages of this
+    level and above, wherever its calls land (backends are shared, so they send what any client asked for)."""
+
+    to: Target
+    sid: str
+    level: str
+
+
+@payload
 class ToolsFound(Payload):
     """Tools a lazy session's search found (``proxy.lazy.expose_found``): every worker adds them to that
     session's tools/list, wherever its next request lands."""
@@ -659,6 +671,8 @@ SPECS: dict[Kind, MessageSpec] = {
                                  "a task and the session that created it, for its tasks/list"),
     Kind.TOOLS_FOUND: MessageSpec(Channel.RELAY, "worker → all", ToolsFound,
                                   "tools a lazy session found, for its tools/list (lazy.expose_found)"),
+    Kind.LOG_LEVEL_SET: MessageSpec(Channel.RELAY, "worker → all", SessionLogLevel,
+                                    "a session's logging/setLevel, for the log messages relayed to it"),
     Kind.LINK_HELLO: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkHello,
                                  "first frame: what the link is for"),
     Kind.LINK_SEND: MessageSpec(Channel.LINK, "worker, supervisor → stdio host", LinkSend,

@@ -22,6 +22,7 @@ __all__ = [
     "CACHEABLE",
     "CAPABILITIES_KEY",
     "CLIENT_INFO_KEY",
+    "LOG_LEVELS",
     "LOG_LEVEL_KEY",
     "REMOVED",
     "SERVER_INFO_KEY",
@@ -73,7 +74,8 @@ _STATUS = {int(Code.PARSE_ERROR): 400, int(Code.INVALID_REQUEST): 400, int(Code.
            int(Code.HEADER_MISMATCH): 400, int(Code.MISSING_CLIENT_CAPABILITY): 400,
            int(Code.UNSUPPORTED_VERSION): 400, int(Code.METHOD_NOT_FOUND): 404, int(Code.RATE_LIMITED): 429}
 
-_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+# RFC 5424's severities as MCP names them, least severe first
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _BASE64_VALUE = re.compile(r"^=\?base64\?(.*)\?=$")
 _DECIMAL = re.compile(r"^-?[0-9]+(\.0+)?$")
 _HEADER_TYPES = ("string", "integer", "boolean")  # the property types x-mcp-header may annotate
@@ -170,8 +172,8 @@ def classify(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:
         raise JsonRpcError(Code.INVALID_PARAMS, f"'{CAPABILITIES_KEY}' must be an object")
     client = meta.get(CLIENT_INFO_KEY)
     level = meta.get(LOG_LEVEL_KEY)
-    if level is not None and level not in _LEVELS:
-        raise JsonRpcError(Code.INVALID_PARAMS, f"'{LOG_LEVEL_KEY}' must be one of {', '.join(_LEVELS)}")
+    if level is not None and level not in LOG_LEVELS:
+        raise JsonRpcError(Code.INVALID_PARAMS, f"'{LOG_LEVEL_KEY}' must be one of {', '.join(LOG_LEVELS)}")
     return Envelope(version, capabilities, client if isinstance(client, dict) else {}, level)
 
 
@@ -184,7 +186,7 @@ def log_allowed(requested: str | None, level: Any) -> bool:
     if requested is None:
         return False
     try:
-        return _LEVELS.index(str(level)) >= _LEVELS.index(requested)
+        return LOG_LEVELS.index(str(level)) >= LOG_LEVELS.index(requested)
     except ValueError:
         return True  # a level we do not know is passed on rather than hidden
 

@@ -134,3 +134,30 @@ async def test_per_session_isolation_relays_every_request_to_its_own_client(gate
     status = await gateway.fetch_status()
     private = next(s for s in status["stdio"] if s["backend"] == "private")
     assert private["sessions"] == 2  # one child per client session (the gateway's own child besides)
+
+
+async def test_each_client_gets_the_log_levels_it_asked_for_on_a_shared_backend(gateway) -> None:
+    """logging/setLevel sets a level for the client that sent it. The backend is shared, so it sends at the
+    most verbose level any client asked for; the gateway passes each client only what its own level allows."""
+    heard: dict[str, list[str]] = {"alice": [], "bob": []}
+
+    def recorder(name: str) -> Any:
+        async def record(params: types.LoggingMessageNotificationParams) -> None:
+            heard[name].append(f"{params.level}:{params.data}")
+        return record
+
+    url = gateway.url + "/mcp"
+    http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120))
+    async with http, streamable_http_client(url, http_client=http) as (read, write), ClientSession(
+            read, write, logging_callback=recorder("alice")) as alice, streamable_http_client(
+            url, http_client=http) as (read2, write2), ClientSession(
+            read2, write2, logging_callback=recorder("bob")) as bob:
+        await alice.initialize()
+        await bob.initialize()
+        await alice.set_logging_level("warning")
+        await bob.set_logging_level("debug")  # the shared backend now sends everything
+        for level in ("debug", "info", "warning", "error"):
+            assert await _outcome(alice, "shared_log", {"message": f"a-{level}", "level": level}) == f"logged {level}"
+            assert await _outcome(bob, "shared_log", {"message": f"b-{level}", "level": level}) == f"logged {level}"
+    assert heard["alice"] == ["warning:a-warning", "error:a-error"]
+    assert heard["bob"] == ["debug:b-debug", "info:b-info", "warning:b-warning", "error:b-error"]

@@ -76,6 +76,7 @@ SAMPLES: dict[Kind, m.Payload] = {
     Kind.UNSUBSCRIBE: m.Unsubscribe(Target(m.ALL_WORKERS), "sid", "files", "file:///a"),
     Kind.TOOLS_FOUND: m.ToolsFound(Target(m.ALL_WORKERS), "sid", ("files_read", "files_write")),
     Kind.TASK_OWNED: m.TaskOwned(Target(m.ALL_WORKERS), "ev", "0:task-1", "sid"),
+    Kind.LOG_LEVEL_SET: m.SessionLogLevel(Target(m.ALL_WORKERS), "sid", "warning"),
     Kind.SESSION_EVENT: m.SessionEvent(Target(m.ALL_WORKERS), "sid", 4, b"{}"),
     Kind.ADOPT: m.Adopt(Target(m.STANDBYS, 88), 1, 77),
     Kind.LEASE_GRANT: m.LeaseGrants(ONE, (m.LeaseGrant(Limit.PER_PRINCIPAL, "anonymous:127.0.0.1", 8, 10, 11.5, 12.5,
