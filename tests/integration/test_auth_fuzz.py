@@ -45,7 +45,7 @@ from tests.support.doors import CredentialDoor, LegacySseDoor, exact, reply_of
 from tests.support.fuzzing import _answer_id, _key, bodies, problems, reference
 from tests.support.gateway import Gateway
 from tests.support.oidc import OidcProvider
-from tests.support.rawhttp import ACCEPT, RawResponse, connect
+from tests.support.rawhttp import ACCEPT, RawResponse, open_session
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -85,6 +85,11 @@ DOORS = ["mcp", "mcp-chunked", "mcp-2026", "mcp-get", "mcp-delete", "sse", "sse-
 POSTS_WITH_ID = ("mcp", "mcp-chunked", "mcp-2026")  # a refusal there carries the request's id
 
 
+# An initialize of the 2025-03-26 era
+_INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "authfuzz", "version": "1"}}}).encode()
+
+
 class AuthFuzz:
     """The provider, the gateway and its doors, on one event loop that the synchronous hypothesis test drives."""
 
@@ -118,7 +123,7 @@ class AuthFuzz:
                            {ADMIN_KEY: ("fuzz-admin", frozenset({"admin"})),
                             READER_KEY: ("fuzz-reader", frozenset({"reader"}))})
         credential = {"X-API-Key": ADMIN_KEY.decode()}
-        session = await _session(self.gateway.url, credential)
+        session = await open_session(self.gateway.url, _INITIALIZE, **credential)
         self._http = aiohttp.ClientSession()
         self._legacy = await LegacySseDoor(self._http, self.gateway.url, credential).open()
         with_session = (*JSON_POST, ("Mcp-Session-Id", session))
@@ -199,14 +204,6 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-async def _session(url: str, credential: dict[str, str]) -> str:
-    body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "authfuzz", "version": "1"}}})
-    async with connect(url) as connection:
-        await connection.send(connection.post_bytes(body.encode(), **credential))
-        response = await connection.response()
-    assert response.status == 200, response.body
-    return response.headers["mcp-session-id"]
 
 
 def _echoed(secrets: set[bytes], response: RawResponse) -> list[str]:

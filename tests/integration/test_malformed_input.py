@@ -19,7 +19,7 @@ import pytest
 from tests.support.doors import HttpDoor, LegacySseDoor, Reply, WebSocketDoor, exact
 from tests.support.gateway import Gateway
 from tests.support.processes import ROOT, FixtureServer
-from tests.support.rawhttp import INITIALIZE, connect
+from tests.support.rawhttp import connect, open_session
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -65,20 +65,12 @@ def _workers(gateway: Gateway) -> list[tuple[int, int]]:
     return sorted((w["pid"], w["restarts"]) for w in gateway.status()["workers"])
 
 
-async def _session(url: str) -> str:
-    async with connect(url) as connection:
-        await connection.send(connection.post_bytes(INITIALIZE))
-        response = await connection.response()
-    assert response.status == 200, response.body
-    return response.headers["mcp-session-id"]
-
-
 @pytest.fixture(params=DOORS)
 async def door(request: pytest.FixtureRequest, gateway: Gateway,
                workers_before: list[tuple[int, int]]) -> AsyncIterator[Any]:
     async with aiohttp.ClientSession() as http:
         if request.param in ("fast", "aiohttp"):
-            yield HttpDoor(gateway.url, await _session(gateway.url), chunked=request.param == "aiohttp")
+            yield HttpDoor(gateway.url, await open_session(gateway.url), chunked=request.param == "aiohttp")
         else:
             stream = WebSocketDoor(http, gateway.url) if request.param == "ws" else LegacySseDoor(http, gateway.url)
             await stream.open()
@@ -234,7 +226,7 @@ async def test_a_body_larger_than_one_socket_read_is_parsed(gateway: Gateway) ->
     """A body that reaches the fast path in several reads is handed to the door as a view of the read
     buffer, not as bytes (found by the SDK's client, which writes head and body separately). Bodies past
     256 KiB (the largest single read) always take that path: nested deep, with a huge id, and plain."""
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     door = HttpDoor(gateway.url, session)
     padding = "p" * 300_000
     reply = await door.send(json.dumps(_request(15, "tools/call", {

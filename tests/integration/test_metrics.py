@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.metrics import Scrape, counters, promtool_check, scrape
-from tests.support.rawhttp import INITIALIZE, connect, rpc
+from tests.support.rawhttp import connect, open_session, rpc
 from tests.support.spread import RequestCounts
 from tests.support.waiting import eventually
 
@@ -50,14 +50,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gateway
 
 
-async def _session(url: str) -> str:
-    async with connect(url) as connection:
-        await connection.send(connection.post_bytes(INITIALIZE))
-        response = await connection.response()
-        assert response.status == 200, response.body
-        return response.headers["mcp-session-id"]
-
-
 async def _call_on_new_connection(url: str, session: str, request_id: int) -> bool:
     """One tools/call on a connection of its own (so the kernel picks a worker for each); True when it
     succeeded."""
@@ -72,7 +64,7 @@ def _calls(scrape_: Scrape, outcome: str = "ok") -> float:
 
 
 async def test_calls_over_fresh_connections_add_up_exactly(gateway: Gateway) -> None:
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     counts = await RequestCounts.fetch(gateway)
     before = await scrape(gateway)
     calls = 240
@@ -117,7 +109,7 @@ async def test_requests_of_the_2026_07_28_era_are_counted_too(gateway: Gateway) 
 
 
 async def test_the_admin_path_serves_the_same_aggregate(gateway: Gateway) -> None:
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     assert await _call_on_new_connection(gateway.url, session, 1)
     public, admin = await scrape(gateway), await scrape(gateway, "/api/v1/admin/metrics")
     assert _calls(public) >= 1
@@ -125,7 +117,7 @@ async def test_the_admin_path_serves_the_same_aggregate(gateway: Gateway) -> Non
 
 
 async def test_histogram_buckets_are_cumulative_and_end_at_the_count(gateway: Gateway) -> None:
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     for n in range(20):
         assert await _call_on_new_connection(gateway.url, session, n)
     result = await scrape(gateway)
@@ -148,7 +140,7 @@ async def test_histogram_buckets_are_cumulative_and_end_at_the_count(gateway: Ga
 
 
 async def test_promtool_finds_nothing_to_fix(gateway: Gateway) -> None:
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     assert await _call_on_new_connection(gateway.url, session, 1)
     async with connect(gateway.url) as connection:  # an unknown tool: an error series too
         await connection.send(connection.post_bytes(rpc(2, "tools/call", {"name": "nope"}), session=session))
@@ -163,7 +155,7 @@ async def test_counters_never_go_down_when_a_worker_is_killed_mid_load(
         launch_gateway: Callable[..., object], tmp_path: Path) -> None:
     gateway = await launch_gateway("--config", str(_config(tmp_path, standby=1)))  # type: ignore[misc]
     assert isinstance(gateway, Gateway)
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     victim = (await gateway.fetch_worker_pids())[0]
     answered = 0
     stop = asyncio.Event()
@@ -216,7 +208,7 @@ async def test_with_metrics_off_both_paths_answer_404_saying_how_to_turn_them_on
     config.write_text(config.read_text() + "metrics:\n  enabled: false\n")
     gateway = await launch_gateway("--config", str(config))  # type: ignore[misc]
     assert isinstance(gateway, Gateway)
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url)
     assert await _call_on_new_connection(gateway.url, session, 1)
     for path in ("/metrics", "/api/v1/admin/metrics"):
         status, body = await gateway.fetch_text(path)

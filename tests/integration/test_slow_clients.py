@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import Gateway
-from tests.support.rawhttp import INITIALIZE, connect, rpc
+from tests.support.rawhttp import connect, open_session, rpc
 from tests.support.slowloris import Slowloris
 from tests.support.waiting import eventually
 
@@ -52,12 +52,6 @@ def _rss_mb(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-async def _session(url: str) -> str:
-    async with connect(url) as connection:
-        await connection.send(connection.post_bytes(INITIALIZE))
-        return (await connection.response(timeout=30)).headers["mcp-session-id"]
-
-
 async def _answered(url: str, session: str, text: str) -> bool:
     """One call on a new connection; True when the echo came back."""
     async with connect(url) as connection:
@@ -69,7 +63,7 @@ async def _answered(url: str, session: str, text: str) -> bool:
 async def test_slowloris_is_cut_off_and_a_client_is_answered_throughout(launch_gateway, tmp_path: Path) -> None:
     gateway = await _start(launch_gateway, tmp_path, TIMEOUT)
     (worker,) = await gateway.fetch_worker_pids()
-    session = await _session(gateway.url)
+    session = await open_session(gateway.url, timeout=30)
     assert await _answered(gateway.url, session, "warm")
     baseline = _rss_mb(worker)
 
@@ -106,7 +100,7 @@ async def test_at_the_connection_cap_the_attackers_make_room(launch_gateway, tmp
     try:
         await eventually(lambda: all(v.sent_at for v in attack.heads), 30, "every attacker to connect")
         await gateway.log_line(r"connection cap reached: 64 connections \(server\.max_connections\)")
-        assert await _answered(gateway.url, await _session(gateway.url), "made room")
+        assert await _answered(gateway.url, await open_session(gateway.url, timeout=30), "made room")
         await eventually(lambda: attack.open() <= 64, 30, "the gateway to close the oldest attackers")
         assert all(v.answer == b"" for v in attack.heads if v.closed_at)  # closed to make room, no 408
     finally:

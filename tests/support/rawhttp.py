@@ -108,3 +108,12 @@ def rpc(request_id: Any, method: str, params: dict[str, Any] | None = None) -> b
 
 INITIALIZE = rpc(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
                                    "clientInfo": {"name": "raw-http-test", "version": "1"}})
+
+
+async def open_session(url: str, body: bytes = INITIALIZE, timeout: float = 10.0, **headers: str) -> str:
+    """A session opened with ``body`` (an initialize request) on a connection of its own; its id."""
+    async with connect(url) as connection:
+        await connection.send(connection.post_bytes(body, **headers))
+        response = await connection.response(timeout=timeout)
+    assert response.status == 200, response.body
+    return response.headers["mcp-session-id"]
