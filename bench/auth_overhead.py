@@ -14,7 +14,6 @@ VM's speed. Target of issue 13: a cached JWT with rbac costs at most 5 us more p
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ import urllib.request
 from typing import Any
 
 from .proxy_overhead import HERE, _spawn, _wait_line
-from .side_by_side import compare, report
+from .side_by_side import arguments, compare, report
 from .stats import save
 
 RESOURCE = "http://bench.example.test/mcp"
@@ -91,11 +90,7 @@ def run(seconds: float, rounds: int, count_instructions: bool) -> dict[str, Any]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--instructions", action="store_true")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     result = run(args.seconds, args.rounds, args.instructions)
     path = save("auth_overhead", result)
     report(result["modes"])

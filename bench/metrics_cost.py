@@ -13,7 +13,6 @@ which does not move with the VM's speed. Target of issue 14: at most 3 us of rec
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from only1mcp.catalog.view import CatalogView
 from only1mcp.metrics import Metrics, RequestMetrics, prepare_dir
 
 from .proxy_overhead import HERE, _spawn, _wait_line
-from .side_by_side import compare, report
+from .side_by_side import arguments, compare, report
 from .stats import save
 
 MODES = {"off": "metrics: {enabled: false}\n", "on": ""}
@@ -86,11 +85,7 @@ def run(seconds: float, rounds: int, count_instructions: bool) -> dict[str, Any]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--instructions", action="store_true")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     result = run(args.seconds, args.rounds, args.instructions)
     path = save("metrics_cost", result)
     print(f"recording alone: {result['recording_us_per_call']:.2f} us per proxied call (target <= 3)")

@@ -9,6 +9,7 @@ does not move with the VM. bench.auth_overhead and bench.metrics_cost are its tw
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import statistics
@@ -22,7 +23,16 @@ from typing import Any
 from . import instructions
 from .proxy_overhead import _check_call, _drain, _gateway_cpu, _session, _spawn, _wait_line, _wrk
 
-__all__ = ["compare", "cpu_run", "report"]
+__all__ = ["arguments", "compare", "cpu_run", "report"]
+
+
+def arguments(description: str | None) -> argparse.Namespace:
+    """The command line every side-by-side bench takes: seconds per turn, rounds, and instruction counts."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--instructions", action="store_true")
+    return parser.parse_args()
 
 
 def cpu_run(backend_url: str, extra: str, seconds: float) -> dict[str, float]:
