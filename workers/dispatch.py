@@ -633,11 +633,10 @@ class Dispatcher:
         view = self.view
         # A backend's level holds for every client sharing it: only those the caller can use something of
         # (through its endpoint's profile and its roles) are its to change.
-        permissions = None if session.caller is None else self.permissions(session)
-        profile = None if permissions is None and session.catalog_profile is None else self._profile(
-            session, self.permissions(session))
+        permissions = self.permissions(session)
+        reachable = view.reachable_backends(self._profile(session, permissions), permissions)
         targets = [name for name, status in view.backends.items() if "logging" in (status.get("capabilities") or {})
-                   and view.reachable(name, profile, permissions)]
+                   and name in reachable]
         results = await asyncio.gather(*(self._forward(session, request_id, name, "logging/setLevel",
                                                        {"level": level}, None) for name in targets),
                                        return_exceptions=True)

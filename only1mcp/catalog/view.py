@@ -191,17 +191,17 @@ class CatalogView:
         compiled = self.profiles.get(profile)
         return compiled is not None and compiled.admits(backend, target)
 
-    def reachable(self, backend: str, profile: str | None, permissions: Permissions | None) -> bool:
-        """Whether the endpoint of ``profile`` shows anything of ``backend`` (a tool, prompt, resource or
+    def reachable_backends(self, profile: str | None, permissions: Permissions | None) -> set[str]:
+        """The backends of which the endpoint of ``profile`` shows something (a tool, prompt, resource or
         template) that ``permissions`` (None: anything) lets the caller use."""
         if profile is None and (permissions is None or permissions.unrestricted):
-            return backend in self.backends
+            return set(self.backends)
         items = [*((PolicyKind.TOOLS, name, route[0]) for name, route in self._tool_routes.items()),
                  *((PolicyKind.PROMPTS, name, route[0]) for name, route in self._prompt_routes.items()),
                  *((PolicyKind.RESOURCES, uri, route[0]) for uri, route in self._resource_routes.items()),
                  *((PolicyKind.RESOURCES, exposed, owner) for _, owner, _, exposed in self._templates)]
-        return any(owner == backend and self.admits(profile, owner, target)
-                   and (permissions is None or permissions.allows(kind, target)) for kind, target, owner in items)
+        return {owner for kind, target, owner in items if self.admits(profile, owner, target)
+                and (permissions is None or permissions.allows(kind, target))}
 
     def fixed(self, kind: PolicyKind, name: str) -> dict[str, Any] | None:
         """The arguments the gateway sends with the exposed tool or prompt ``name`` (None: it fixes none)."""

@@ -118,10 +118,10 @@ def test_a_profile_includes_by_backend_or_by_exposed_name_and_excludes_either() 
     assert not view.admits("nope", "git", "git_status")
     assert view.page("tools/list", None, 100, None, "coding") is view.page("tools/list", None, 100, None, "coding")
     # What a profile's endpoint reaches of each backend (logging/setLevel is sent to those only)
-    assert view.reachable("git", "coding", None) and view.reachable("fs", "coding", None)
-    assert not view.reachable("git", "safe", None) and view.reachable("fs", "safe", None)
+    assert {"git", "fs"} <= view.reachable_backends("coding", None)
+    assert "git" not in view.reachable_backends("safe", None) and "fs" in view.reachable_backends("safe", None)
     git_only = compile_profiles({"g": Profile.model_validate({"include": ["git"]})})
-    assert not CatalogView(view.catalog, 100, profiles=git_only).reachable("fs", "g", None)
+    assert "fs" not in CatalogView(view.catalog, 100, profiles=git_only).reachable_backends("g", None)
 
 
 def test_roles_that_pin_profiles_choose_the_endpoints_profile() -> None:
