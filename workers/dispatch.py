@@ -260,8 +260,7 @@ class Dispatcher:
         the tool it called, that tool's backend and arguments (a malformed one stays as it came)."""
         params = message.get("params")
         if session is None or message.get("method") != "tools/call" or not isinstance(params, dict) \
-                or params.get("name") != CALL_TOOL or not self.view.lazy(
-                    self._profile(session, self.permissions(session))):
+                or params.get("name") != CALL_TOOL or self._lazy(session) is None:
             return message
         try:
             return {**message, "params": unwrap_call(params)}
@@ -289,6 +288,13 @@ class Dispatcher:
         if profile is not None or permissions.profiles:
             profile = choose_profile(profile, permissions.profiles)
         return profile
+
+    def _lazy(self, session: SessionInfo) -> tuple[Permissions, str | None] | None:
+        """(the caller's permissions, the profile served) when the request's endpoint serves lazy mode, whose
+        meta-tools ``search_tools`` and ``call_tool`` then mean the gateway's own; None otherwise."""
+        permissions = self.permissions(session)
+        profile = self._profile(session, permissions)
+        return (permissions, profile) if self.view.lazy(profile) else None
 
     def permissions(self, session: SessionInfo) -> Permissions:
         """What the caller of the request being served may use (everything while rbac or auth is off)."""
@@ -486,8 +492,8 @@ class Dispatcher:
     async def _tools_call(self, session: SessionInfo, request_id: Any, params: dict[str, Any],
                           channel: Channel | None) -> Any:
         name = text_param(params, "name", "tools/call")
-        if name in (SEARCH_TOOLS, CALL_TOOL) and self.view.lazy(
-                profile := self._profile(session, permissions := self.permissions(session))):
+        if name in (SEARCH_TOOLS, CALL_TOOL) and (lazy := self._lazy(session)) is not None:
+            permissions, profile = lazy
             if name == SEARCH_TOOLS:
                 return self._search_tools(session, params, permissions, profile)
             # call_tool is a rename: from here on the named tool is called exactly as if called directly
